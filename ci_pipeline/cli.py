@@ -1,0 +1,493 @@
+"""The ``ci-pipeline`` command line (typer + rich).
+
+Core errors (:mod:`ci_pipeline.errors`) become messages and exit codes here and nowhere else.
+Every listing has ``--json`` for scripts. Prefect is imported only by the commands that run
+flows, so ``--help`` and the listings stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ci_pipeline import store
+from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.errors import DefinitionError, PipelineError
+from ci_pipeline.initiative import Initiative, load_initiative, measure_json_schema
+
+app = typer.Typer(
+    help="Shared measurement for a Collective Impact initiative: validate partner files, "
+    "store them, and (soon) roll them up into indicators and alerts.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+measures_app = typer.Typer(
+    help="List the shared measures, check a measures folder, print the JSON Schema."
+)
+app.add_typer(measures_app, name="measures")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+EXIT_REJECTED = 2
+
+
+def handle_errors(fn: F) -> F:
+    """Turn the pipeline's own errors into a red message and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DefinitionError as exc:
+            err.print(
+                f"[red]The initiative's definitions have {len(exc.problems)} problem(s):[/red]"
+            )
+            for problem in exc.problems:
+                err.print(f"  • {problem}", markup=False)
+            raise typer.Exit(1) from None
+        except PipelineError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    initiative: Annotated[
+        Path | None,
+        typer.Option(
+            "--initiative",
+            help="Initiative folder (default: CI_PIPELINE_INITIATIVE or the bundled Beit HaKerem).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs on the terminal.")
+    ] = False,
+) -> None:
+    """Settings come from CI_PIPELINE_* environment variables; see the README."""
+    if initiative is not None:
+        os.environ["CI_PIPELINE_INITIATIVE"] = str(initiative.resolve())
+    # Operators read run logs in the Prefect UI; the terminal shows results unless asked.
+    os.environ.setdefault(
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "WARNING"
+    )
+
+
+def _context() -> tuple[Settings, Initiative]:
+    settings = get_settings()
+    return settings, load_initiative(settings.initiative)
+
+
+def _engine(settings: Settings) -> Any:
+    engine = store.make_engine(settings.resolved_database_url)
+    store.create_schema(engine=engine)
+    return engine
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+    return table
+
+
+@app.command()
+@handle_errors
+def init(json_out: JsonOpt = False) -> None:
+    """Create the database and load the initiative's definitions into it (safe to run again)."""
+    from ci_pipeline.intake import prepare_database
+
+    settings, initiative = _context()
+    changes = prepare_database(initiative, engine=_engine(settings))
+    if json_out:
+        _print_json(
+            {
+                "database": settings.resolved_database_url,
+                "initiative": initiative.info.id,
+                "changes": changes,
+            }
+        )
+        return
+    out.print(f"Database: {settings.resolved_database_url}")
+    out.print(
+        f"Initiative: {initiative.info.name.en} ({initiative.info.id}, {len(initiative.measures)} measures, {len(initiative.partners)} partners)"
+    )
+    for change in changes or ["nothing changed"]:
+        out.print(f"  • {change}")
+
+
+@app.command()
+@handle_errors
+def partners(json_out: JsonOpt = False) -> None:
+    """List the partners: sector, localities, what they report and how often."""
+    _, initiative = _context()
+    rows = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "sector": p.sector,
+            "localities": p.localities,
+            "measures": p.measures,
+            "submits_every": p.submits_every,
+            "encoding": p.encoding,
+            "contact": p.contact.email,
+        }
+        for p in initiative.partners.values()
+    ]
+    if json_out:
+        _print_json(rows)
+        return
+    for r in rows:
+        r["localities"] = ", ".join(r["localities"])
+        r["measures"] = f"{len(r['measures'])} measures"
+    out.print(
+        _table(
+            "Partners",
+            rows,
+            [
+                "id",
+                "name",
+                "sector",
+                "localities",
+                "measures",
+                "submits_every",
+                "encoding",
+                "contact",
+            ],
+        )
+    )
+
+
+@measures_app.callback(invoke_without_command=True)
+@handle_errors
+def measures_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """List the shared measures (without a subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _, initiative = _context()
+    if json_out:
+        _print_json([m.model_dump(mode="json") for m in initiative.measures.values()])
+        return
+    rows = [
+        {
+            "id": m.id,
+            "v": m.version,
+            "title": m.title,
+            "unit": f"{m.unit} ({m.unit_label})",
+            "every": m.periodicity,
+            "direction": m.direction.replace("_is_better", ""),
+            "breakdowns": ", ".join(m.dimensions) or "-",
+        }
+        for m in initiative.measures.values()
+    ]
+    out.print(
+        _table(
+            "Shared measures",
+            rows,
+            ["id", "v", "title", "unit", "every", "direction", "breakdowns"],
+        )
+    )
+
+
+@measures_app.command("check")
+def measures_check(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Initiative folder to check (default: the configured one)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check an initiative folder and report every problem at once (exit 1 if any)."""
+    folder = folder or get_settings().initiative
+    try:
+        initiative = load_initiative(folder)
+    except DefinitionError as exc:
+        if json_out:
+            _print_json({"ok": False, "problems": exc.problems})
+        else:
+            err.print(f"[red]{folder}: {len(exc.problems)} problem(s)[/red]")
+            for problem in exc.problems:
+                err.print(f"  • {problem}", markup=False)
+        raise typer.Exit(1) from None
+    summary = {
+        "ok": True,
+        "initiative": initiative.info.id,
+        "measures": len(initiative.measures),
+        "partners": len(initiative.partners),
+        "geographies": len(initiative.geographies),
+    }
+    if json_out:
+        _print_json(summary)
+    else:
+        out.print(
+            f"[green]{folder}: OK[/green] — {summary['measures']} measures, {summary['partners']} partners, {summary['geographies']} geographies"
+        )
+
+
+@measures_app.command("schema")
+def measures_schema(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file instead of printing.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a measure file (for editors and CI of measure definitions)."""
+    text = measure_json_schema()
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@handle_errors
+def template(
+    partner: Annotated[str, typer.Option("--partner", "-p", help="Partner id.")],
+    period: Annotated[
+        str, typer.Option("--period", help="Submission period: 2025-09, 2025-Q3 or 2025.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv or xlsx (default: from the file name).")
+    ] = "",
+) -> None:
+    """Write the rows a partner is expected to fill for a period: a data-entry form as a file."""
+    from ci_pipeline.periods import parse_period
+    from ci_pipeline.template import template_frame, write_table
+
+    _, initiative = _context()
+    fmt = (fmt or output.suffix.lstrip(".") or "csv").lower()
+    if fmt not in ("csv", "xlsx"):
+        raise PipelineError(f"--format must be csv or xlsx, not {fmt!r}")
+    frame = template_frame(initiative, partner, parse_period(period))
+    path = write_table(frame, output.with_suffix(f".{fmt}"))
+    out.print(f"Wrote {frame.height} rows to {path}")
+
+
+def _print_receipt(receipt: Any) -> None:
+    colour = {"accepted": "green", "duplicate": "yellow", "rejected": "red"}.get(
+        receipt.status, "white"
+    )
+    out.print(
+        f"[{colour}]{receipt.status.upper()}[/{colour}] #{receipt.submission_id} {receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}",
+        highlight=False,
+    )
+    for warning in receipt.warnings:
+        out.print(f"  [yellow]warning:[/yellow] {warning}")
+    if receipt.first_issues:
+        out.print(
+            _table(
+                f"First {len(receipt.first_issues)} of {receipt.issues} problem(s)",
+                receipt.first_issues,
+                ["row", "column", "value", "rule", "message"],
+            )
+        )
+    if receipt.report_path:
+        out.print(f"Report: {receipt.report_path}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def submit(
+    file: Annotated[
+        Path, typer.Argument(help="CSV, XLSX or Parquet file.", exists=True, dir_okay=False)
+    ],
+    partner: Annotated[str, typer.Option("--partner", "-p", help="The submitting partner's id.")],
+    period: Annotated[
+        str, typer.Option("--period", help="The period the file reports: 2025-09, 2025-Q3 or 2025.")
+    ],
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="CSV text encoding, e.g. windows-1255 (Hebrew), windows-1256 (Arabic). Default: the partner's setting, else UTF-8.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
+    from ci_pipeline.intake import Receipt
+    from flows.ingest import ingest_submission
+    from flows.runtime import in_process
+
+    _, initiative = _context()
+    initiative.partner(partner)
+    with in_process():
+        receipt = Receipt(**ingest_submission(str(file.resolve()), partner, period, encoding))
+    if json_out:
+        _print_json(receipt.to_dict())
+    else:
+        _print_receipt(receipt)
+    if receipt.status == store.Status.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+SUBMISSION_COLUMNS = [
+    "id",
+    "partner_id",
+    "period",
+    "file_name",
+    "status",
+    "rows_total",
+    "rows_accepted",
+    "issues",
+    "received_at",
+    "message",
+]
+
+
+@app.command()
+@handle_errors
+def submissions(
+    partner: Annotated[
+        str | None, typer.Option("--partner", "-p", help="Only this partner.")
+    ] = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this period.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List submissions, newest first, with their status and outcome."""
+    settings = get_settings()
+    rows = [
+        store.submission_dict(s)
+        for s in store.list_submissions(
+            engine=_engine(settings), partner_id=partner, period=period, limit=limit
+        )
+    ]
+    if json_out:
+        _print_json(rows)
+    else:
+        out.print(_table(f"Submissions ({len(rows)})", rows, SUBMISSION_COLUMNS))
+
+
+@app.command()
+@handle_errors
+def observations(
+    measure: Annotated[
+        str | None, typer.Option("--measure", "-m", help="Only this measure.")
+    ] = None,
+    geo: Annotated[
+        str | None, typer.Option("--geo", "-g", help="Only this geography code.")
+    ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option("--period", help="Only this period (canonical: 2025-09, 2025-Q3, 2025)."),
+    ] = None,
+    partner: Annotated[
+        str | None, typer.Option("--partner", "-p", help="Only this partner.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the observations that count (from accepted submissions), as partners reported them."""
+    settings = get_settings()
+    frame = store.current_observations(
+        engine=_engine(settings),
+        measure_id=measure,
+        geo_code=geo,
+        period=period,
+        partner_id=partner,
+        limit=limit,
+    )
+    if json_out:
+        _print_json(frame.to_dicts())
+        return
+    cols = [
+        "partner_id",
+        "measure_id",
+        "geo_code",
+        "period",
+        "disaggregation",
+        "numerator",
+        "denominator",
+        "value",
+    ]
+    out.print(
+        _table(
+            f"Observations ({frame.height}{'+' if frame.height == limit else ''})",
+            frame.to_dicts(),
+            cols,
+        )
+    )
+
+
+@app.command()
+@handle_errors
+def demo(
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset/--no-reset",
+            help="Start from an empty database, reports and archive under CI_PIPELINE_HOME.",
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate the sample initiative's files for 24 months and ingest them through the flow."""
+    from ci_pipeline.demo import generate
+    from ci_pipeline.intake import Receipt, prepare_database
+
+    settings, initiative = _context()
+    if reset:
+        if settings.database_url is None:
+            Path(settings.resolved_database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        else:
+            store.drop_schema(engine=store.make_engine(settings.resolved_database_url))
+        for folder in (settings.reports_dir, settings.archive_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    prepare_database(initiative, engine=_engine(settings))
+    files = generate(initiative, settings.home / "demo-files")
+    from flows.ingest import ingest_submission
+    from flows.runtime import in_process
+
+    receipts: list[Receipt] = []
+    with out.status("Starting a local Prefect server…") as status, in_process():
+        for i, f in enumerate(files, 1):
+            status.update(f"Ingesting {i}/{len(files)}: {f.partner_id} {f.period} {f.path.name}")
+            receipts.append(Receipt(**ingest_submission(str(f.path), f.partner_id, f.period)))
+    if json_out:
+        _print_json([r.to_dict() for r in receipts])
+        return
+    counts = [
+        {
+            "status": status,
+            "files": sum(r.status == status for r in receipts),
+            "rows stored": sum(r.rows_accepted for r in receipts if r.status == status),
+        }
+        for status in sorted({r.status for r in receipts})
+    ]
+    out.print(_table("Demo: submissions by outcome", counts, ["status", "files", "rows stored"]))
+    notable = [
+        r
+        for r, f in zip(receipts, files, strict=True)
+        if f.note and not f.note.startswith("backbone")
+    ]
+    for r in notable:
+        _print_receipt(r)
+        out.print()
+    out.print(f"Data folder: {settings.home}")
+    out.print(
+        f"Explore it: CI_PIPELINE_HOME={settings.home} .venv/bin/ci-pipeline submissions",
+        highlight=False,
+    )

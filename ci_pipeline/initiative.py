@@ -1,0 +1,438 @@
+"""The initiative as data: geographies, partners and shared measures, loaded from a folder.
+
+A folder holds ``initiative.yaml``, ``geographies.yaml``, ``partners.yaml`` and one YAML file
+per shared measure under ``measures/``. Every definition is checked by a pydantic model, and
+:func:`load_initiative` reports every problem at once, each naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+import unicodedata
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ci_pipeline.errors import DefinitionError, InvalidPeriod
+from ci_pipeline.periods import Periodicity, parse_period
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+TOTAL = "total"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Unit(StrEnum):
+    """What a measure's value is."""
+
+    count = "count"  # type: ignore[assignment]  # shadows str.count; a number of people, businesses
+    proportion = "proportion"  # numerator / denominator, a share between 0 and 1
+    score = "score"  # a mean score on a scale (e.g. 1-5 survey agreement)
+    amount = "amount"  # money or another additive quantity
+
+
+class Combine(StrEnum):
+    """How values from several partners (or localities) combine into one."""
+
+    sum = "sum"  # counts and amounts
+    ratio_of_sums = "ratio_of_sums"  # proportions: sum of numerators / sum of denominators
+    weighted_mean = "weighted_mean"  # scores, weighted by the denominator (respondents)
+
+
+#: The only combination rule that is right for each unit; rates are never averaged.
+COMBINE_FOR_UNIT = {
+    Unit.count: Combine.sum,
+    Unit.amount: Combine.sum,
+    Unit.proportion: Combine.ratio_of_sums,
+    Unit.score: Combine.weighted_mean,
+}
+
+
+class Direction(StrEnum):
+    higher_is_better = "higher_is_better"
+    lower_is_better = "lower_is_better"
+
+
+class Sector(StrEnum):
+    local_government = "local_government"
+    central_government = "central_government"
+    civil_society = "civil_society"
+    business = "business"
+    academia = "academia"
+    philanthropy = "philanthropy"
+
+
+class GeoLevel(StrEnum):
+    cluster = "cluster"
+    locality = "locality"
+
+
+class Names(_Strict):
+    """A name in the initiative's three languages."""
+
+    en: str
+    he: str | None = None
+    ar: str | None = None
+
+
+class PeriodValue(_Strict):
+    """A value at a period: a measure's baseline or target."""
+
+    period: str
+    value: float
+
+    @field_validator("period")
+    @classmethod
+    def _canonical(cls, v: str) -> str:
+        try:
+            return parse_period(v).label
+        except InvalidPeriod as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ValueRange(_Strict):
+    """The values a partner may report; anything outside is rejected as a data-entry error."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class AlertParameters(_Strict):
+    """How regressions of this measure are judged (used by the detect stage)."""
+
+    min_history: int = Field(4, ge=2, description="Periods of history before judging a change.")
+    min_change: float = Field(
+        0.0, ge=0, description="Smallest change, in the measure's unit, worth an alert."
+    )
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of step tests.")
+    robust_z: float = Field(3.5, gt=0, description="Modified z-score limit for scores/amounts.")
+    drift_periods: int = Field(6, ge=3, description="Consecutive periods judged for drift.")
+    off_track_tolerance: float = Field(
+        0.1,
+        ge=0,
+        description="How far behind the baseline-to-target path, as a share, is off track.",
+    )
+    seasonal: bool = Field(False, description="Also compare with the same period a year before.")
+    min_coverage: float = Field(
+        1.0, gt=0, le=1, description="Share of expected partners that must report for a period."
+    )
+
+
+class Measure(_Strict):
+    """One shared measure: the agreed definition every partner reports against."""
+
+    id: Slug
+    version: int = Field(ge=1)
+    title: str = Field(min_length=1)
+    title_he: str | None = None
+    title_ar: str | None = None
+    description: str = Field(min_length=1)
+    unit: Unit
+    unit_label: str = Field(description="How a value is read: '%', 'people', 'NIS', '1-5'.")
+    numerator: str | None = Field(None, description="What is counted (proportions).")
+    denominator: str | None = Field(
+        None, description="What it is out of (proportions) or who answered (scores)."
+    )
+    combine: Combine
+    direction: Direction
+    geo_levels: list[GeoLevel] = Field(default_factory=lambda: [GeoLevel.locality], min_length=1)
+    dimensions: dict[Slug, list[Slug]] = Field(
+        default_factory=dict, description="Disaggregation dimensions and their allowed codes."
+    )
+    valid_range: ValueRange = ValueRange()
+    periodicity: Periodicity
+    deadline_days: int = Field(ge=0, description="Days after a period ends that data is due.")
+    baseline: PeriodValue | None = None
+    target: PeriodValue | None = None
+    min_cell_size: int = Field(10, ge=1, description="Smaller counts are never published.")
+    working_group: Slug | None = None
+    domain: str | None = None
+    alert: AlertParameters = AlertParameters()
+
+    @field_validator("dimensions")
+    @classmethod
+    def _total_code(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for dim, codes in v.items():
+            if TOTAL not in codes:
+                raise ValueError(f"dimension {dim!r} must list the code {TOTAL!r}")
+            if len(codes) < 2:
+                raise ValueError(f"dimension {dim!r} needs at least one code besides {TOTAL!r}")
+            if len(set(codes)) != len(codes):
+                raise ValueError(f"dimension {dim!r} lists a code twice")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Measure:
+        expected = COMBINE_FOR_UNIT[self.unit]
+        if self.combine is not expected:
+            raise ValueError(f"a {self.unit} measure combines by {expected}, not {self.combine}")
+        if self.unit is Unit.proportion:
+            if not (self.numerator and self.denominator):
+                raise ValueError("a proportion needs both 'numerator' and 'denominator'")
+            lo, hi = self.valid_range.min, self.valid_range.max
+            if (lo is not None and lo < 0) or (hi is not None and hi > 1):
+                raise ValueError("a proportion's valid_range must lie within [0, 1]")
+        if self.unit is Unit.score and not self.denominator:
+            raise ValueError("a score needs 'denominator': who answered (the weight)")
+        for name in ("baseline", "target"):
+            pv: PeriodValue | None = getattr(self, name)
+            if pv is not None and parse_period(pv.period).periodicity is not self.periodicity:
+                raise ValueError(f"{name} period {pv.period} is not a {self.periodicity}")
+        if (
+            self.baseline
+            and self.target
+            and parse_period(self.target.period) <= parse_period(self.baseline.period)
+        ):
+            raise ValueError("target period must come after the baseline period")
+        return self
+
+    @property
+    def title_in(self) -> dict[str, str]:
+        return {
+            k: v for k, v in (("en", self.title), ("he", self.title_he), ("ar", self.title_ar)) if v
+        }
+
+
+class Geography(_Strict):
+    code: Slug
+    level: GeoLevel
+    parent: Slug | None = None
+    name: Names
+    aliases: list[str] = Field(default_factory=list, description="Other spellings partners use.")
+
+
+class Contact(_Strict):
+    name: str
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class Partner(_Strict):
+    id: Slug
+    name: str
+    name_he: str | None = None
+    name_ar: str | None = None
+    sector: Sector
+    localities: list[Slug] = Field(min_length=1)
+    measures: list[Annotated[str, Field(pattern=r"^[a-z0-9*][a-z0-9_*-]*$")]] = Field(
+        min_length=1, description="Measures this partner reports: ids or patterns such as fsg-*."
+    )
+    submits_every: Periodicity = Field(
+        Periodicity.month, description="How often the partner sends a file."
+    )
+    encoding: str = Field("utf-8", description="The encoding the partner's files use.")
+    contact: Contact
+
+
+class InitiativeInfo(_Strict):
+    id: Slug
+    name: Names
+    description: str
+    version: str
+
+
+class Initiative(BaseModel):
+    """A loaded, cross-checked initiative folder."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    info: InitiativeInfo
+    geographies: dict[str, Geography]
+    partners: dict[str, Partner]
+    measures: dict[str, Measure]
+    digest: str = Field(description="Hash of the definitions, to tell versions apart.")
+
+    @cached_property
+    def dimension_names(self) -> list[str]:
+        """Every disaggregation dimension used by any measure, sorted: the submission columns."""
+        return sorted({d for m in self.measures.values() for d in m.dimensions})
+
+    def ancestors(self, code: str) -> list[str]:
+        """The geography's parents up to the root, nearest first."""
+        out: list[str] = []
+        parent = self.geographies[code].parent
+        while parent is not None:
+            out.append(parent)
+            parent = self.geographies[parent].parent
+        return out
+
+    def partner(self, partner_id: str) -> Partner:
+        from ci_pipeline.errors import UnknownPartner
+
+        try:
+            return self.partners[partner_id]
+        except KeyError:
+            known = ", ".join(sorted(self.partners))
+            raise UnknownPartner(
+                f"no partner {partner_id!r} in {self.info.id}; known: {known}"
+            ) from None
+
+    def partner_geographies(self, partner_id: str) -> list[str]:
+        """Geographies a partner may report for: its localities and their ancestors."""
+        partner = self.partner(partner_id)
+        codes = list(partner.localities)
+        for code in partner.localities:
+            codes += [a for a in self.ancestors(code) if a not in codes]
+        return codes
+
+    def geo_aliases(self) -> dict[str, str]:
+        """Every way a geography is written (code, names, aliases), normalised, to its code."""
+        out: dict[str, str] = {}
+        for g in self.geographies.values():
+            for name in (g.code, g.name.en, g.name.he, g.name.ar, *g.aliases):
+                if name:
+                    out[normalise_name(name)] = g.code
+        return out
+
+
+def normalise_name(text: str) -> str:
+    """Fold a place name for matching: case, accents, geresh/apostrophes, hyphens and spaces."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return re.sub(r"[\s\-_'`’׳״\"]+", "", text)
+
+
+MEASURE_DIR = "measures"
+# libyaml's loader is ~10x faster than the pure-Python one; both are safe loaders.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except FileNotFoundError:
+        problems.append(f"{path.name}: file is missing")
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: not valid YAML: {exc}")
+    return None
+
+
+def _explain(where: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        out.append(f"{where}: {loc}: {err['msg']}")
+    return out
+
+
+def _parse_list(path: Path, model: type[_Strict], problems: list[str], key: str) -> dict[str, Any]:
+    data = _read_yaml(path, problems)
+    if data is None:
+        return {}
+    if not isinstance(data, list):
+        problems.append(f"{path.name}: expected a list of entries")
+        return {}
+    out: dict[str, Any] = {}
+    for i, entry in enumerate(data):
+        label = entry.get(key, f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            item = model.model_validate(entry)
+        except ValidationError as exc:
+            problems += _explain(f"{path.name}[{label}]", exc)
+            continue
+        ident = getattr(item, key)
+        if ident in out:
+            problems.append(f"{path.name}[{ident}]: {key}: defined twice")
+        out[ident] = item
+    return out
+
+
+def load_measure(path: Path) -> Measure:
+    """Load one measure file; raise :class:`DefinitionError` naming the file and field."""
+    problems: list[str] = []
+    data = _read_yaml(path, problems)
+    if problems:
+        raise DefinitionError(problems)
+    try:
+        measure = Measure.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(_explain(f"{MEASURE_DIR}/{path.name}", exc)) from None
+    if measure.id != path.stem:
+        raise DefinitionError(
+            [f"{MEASURE_DIR}/{path.name}: id: {measure.id!r} differs from the file name"]
+        )
+    return measure
+
+
+def load_initiative(path: Path) -> Initiative:
+    """Load and cross-check an initiative folder, reporting every problem found at once."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DefinitionError([f"{path}: no such initiative folder"])
+    problems: list[str] = []
+    info_data = _read_yaml(path / "initiative.yaml", problems)
+    info: InitiativeInfo | None = None
+    if info_data is not None:
+        try:
+            info = InitiativeInfo.model_validate(info_data)
+        except ValidationError as exc:
+            problems += _explain("initiative.yaml", exc)
+    geos: dict[str, Geography] = _parse_list(path / "geographies.yaml", Geography, problems, "code")
+    partners: dict[str, Partner] = _parse_list(path / "partners.yaml", Partner, problems, "id")
+    measures: dict[str, Measure] = {}
+    files = sorted((path / MEASURE_DIR).glob("*.yaml"))
+    if not files:
+        problems.append(f"{MEASURE_DIR}/: no measure files")
+    for file in files:
+        try:
+            measures[file.stem] = load_measure(file)
+        except DefinitionError as exc:
+            problems += exc.problems
+
+    for g in geos.values():
+        if g.parent is not None and g.parent not in geos:
+            problems.append(f"geographies.yaml[{g.code}]: parent: unknown geography {g.parent!r}")
+        if (g.parent is None) != (g.level is GeoLevel.cluster):
+            problems.append(f"geographies.yaml[{g.code}]: parent: only a cluster has no parent")
+    for p in list(partners.values()):
+        for code in p.localities:
+            if code not in geos:
+                problems.append(f"partners.yaml[{p.id}]: localities: unknown geography {code!r}")
+        expanded: list[str] = []
+        for pattern in p.measures:
+            matched = sorted(fnmatch.filter(measures, pattern))
+            if not matched:
+                problems.append(f"partners.yaml[{p.id}]: measures: unknown measure {pattern!r}")
+            expanded += [m for m in matched if m not in expanded]
+        partners[p.id] = p.model_copy(update={"measures": expanded})
+        try:
+            "".encode(p.encoding)
+        except LookupError:
+            problems.append(f"partners.yaml[{p.id}]: encoding: unknown encoding {p.encoding!r}")
+    if problems or info is None:
+        raise DefinitionError(problems)
+
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.yaml")):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" + file.read_bytes())
+    return Initiative(
+        path=path,
+        info=info,
+        geographies=geos,
+        partners=partners,
+        measures=measures,
+        digest=digest.hexdigest()[:16],
+    )
+
+
+def measure_json_schema() -> str:
+    """The JSON Schema of a measure file, generated from :class:`Measure` (editors validate with it)."""
+    schema = Measure.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Shared measure"
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,262 @@
+"""One submission, end to end through read → validate → store: the steps the ingest flow runs.
+
+Each function is one step with its I/O at the edge (the settings, initiative and engine are
+passed in), so the Prefect flow in ``flows/ingest.py`` only wires them, and tests can call them
+directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+
+from ci_pipeline import read, report, store, validate
+from ci_pipeline.config import Settings
+from ci_pipeline.errors import SubmissionRefused
+from ci_pipeline.initiative import Initiative
+from ci_pipeline.periods import parse_period
+
+#: Issues shown in a receipt; the report file has them all.
+RECEIPT_ISSUES = 20
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a partner (and the CLI) is told about a submission."""
+
+    submission_id: int
+    status: str
+    partner_id: str
+    period: str
+    file_name: str
+    rows_total: int
+    rows_accepted: int
+    issues: int
+    message: str
+    report_path: str | None = None
+    duplicate_of: int | None = None
+    supersedes: int | None = None
+    rows_added: int | None = None
+    rows_removed: int | None = None
+    rows_changed: int | None = None
+    first_issues: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
+    """Create missing tables and store the initiative's definitions (idempotent)."""
+    store.create_schema(engine=engine)
+    return store.sync_initiative(initiative, engine=engine)
+
+
+def receive(
+    path: Path, partner_id: str, period: str, *, initiative: Initiative, settings: Settings
+) -> store.NewSubmission:
+    """Check who and when, fingerprint the bytes and keep a copy in the archive."""
+    initiative.partner(partner_id)  # raises UnknownPartner
+    canonical = parse_period(period).label  # raises InvalidPeriod
+    path = Path(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    content_hash = digest.hexdigest()
+    archive_path = None
+    if path.stat().st_size <= settings.max_file_bytes:
+        target = settings.archive_dir / partner_id / canonical / f"{content_hash[:12]}-{path.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(path, target)
+        archive_path = str(target)
+    return store.NewSubmission(
+        initiative_id=initiative.info.id,
+        partner_id=partner_id,
+        period=canonical,
+        content_hash=content_hash,
+        file_name=path.name,
+        file_format=read.FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip(".")),
+        encoding=None,
+        received_at=store.utcnow(),
+        archive_path=archive_path,
+    )
+
+
+def duplicate_receipt(new: store.NewSubmission, *, engine: Engine) -> Receipt | None:
+    """If these bytes were already accepted for this partner and period, say so and stop."""
+    original = store.find_duplicate(new, engine=engine)
+    if original is None:
+        return None
+    row = store.record_duplicate(new, original, engine=engine)
+    return _receipt(row)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    raw: read.RawSubmission
+    frame: pl.DataFrame
+    encoding: str | None
+
+
+def parse(
+    path: Path,
+    new: store.NewSubmission,
+    *,
+    encoding: str | None,
+    initiative: Initiative,
+    settings: Settings,
+) -> Parsed | str:
+    """Read the file into the long frame, or return why it was refused unread."""
+    encoding = encoding or initiative.partner(new.partner_id).encoding
+    try:
+        raw = read.read_submission(
+            Path(path),
+            encoding=encoding,
+            max_bytes=settings.max_file_bytes,
+            max_expanded_bytes=settings.max_xlsx_expanded_bytes,
+        )
+    except SubmissionRefused as exc:
+        return str(exc)
+    return Parsed(raw, read.to_long_frame(raw, initiative), raw.encoding)
+
+
+def check(
+    parsed: Parsed, new: store.NewSubmission, *, initiative: Initiative, engine: Engine
+) -> validate.ValidationResult:
+    """Validate the rows, then make sure none is already counted in another submission."""
+    result = validate.validate(
+        parsed.frame, parsed.raw, initiative, new.partner_id, parse_period(new.period)
+    )
+    if not result.accepted:
+        return result
+    assert result.observations is not None
+    observations = validate.to_observations(result.observations, initiative)
+    conflicts = store.find_conflicts(
+        new.initiative_id, new.partner_id, new.period, observations, engine=engine
+    )
+    if conflicts.is_empty():
+        return validate.ValidationResult(result.rows, result.issues, observations, result.warnings)
+    issues = conflicts.select(
+        pl.col("source_row").alias("row"),
+        pl.lit(parsed.raw.headers.get("period", "period").strip()).alias("column"),
+        pl.col("period").alias("value"),
+        pl.lit("already_reported").alias("rule"),
+        pl.concat_str(
+            pl.lit("this figure was already reported in submission #"),
+            pl.col("held_by").cast(pl.Utf8),
+            pl.lit(" for "),
+            pl.col("held_in"),
+            pl.lit("; resubmit that period to correct it, so it is not counted twice"),
+        ).alias("message"),
+    ).sort("row")
+    return validate.ValidationResult(result.rows, issues, None, result.warnings)
+
+
+def _report_folder(new: store.NewSubmission, settings: Settings) -> Path:
+    stamp = new.received_at.strftime("%Y%m%dT%H%M%S")
+    return settings.reports_dir / new.partner_id / new.period / f"{stamp}-{new.content_hash[:8]}"
+
+
+def record(
+    new: store.NewSubmission,
+    result: validate.ValidationResult,
+    *,
+    encoding: str | None,
+    settings: Settings,
+    engine: Engine,
+) -> Receipt:
+    """Store the outcome: all rows of an accepted file in one transaction, or a rejection report."""
+    new = store.NewSubmission(**{**vars(new), "encoding": encoding})
+    folder = _report_folder(new, settings)
+    summary = {
+        "partner_id": new.partner_id,
+        "period": new.period,
+        "file_name": new.file_name,
+        "content_hash": new.content_hash,
+        "rows": result.rows,
+        "warnings": result.warnings,
+    }
+    if not result.accepted:
+        rejected_rows = result.issues["row"].drop_nulls().n_unique()
+        message = f"rejected: {result.issues.height} problem(s) in {rejected_rows} row(s); nothing was stored"
+        path = report.write_report(
+            folder, result.issues, {**summary, "status": "rejected", "message": message}
+        )
+        row = store.record_rejected(
+            new,
+            rows_total=result.rows,
+            rows_rejected=rejected_rows,
+            issues=result.issues.height,
+            report_path=str(path),
+            message=message,
+            engine=engine,
+        )
+        return _receipt(row, result.issues, result.warnings)
+    assert result.observations is not None
+    outcome = store.store_accepted(
+        new, result.observations, rows_total=result.rows, report_path=None, engine=engine
+    )
+    row = outcome.submission
+    message = f"accepted: {row.rows_accepted} row(s) stored"
+    if outcome.superseded is not None and outcome.diff is not None:
+        d = outcome.diff
+        message += (
+            f"; replaces submission #{outcome.superseded.id} "
+            f"({d.added} added, {d.removed} removed, {d.changed} changed)"
+        )
+    path = report.write_report(
+        folder,
+        result.issues,
+        {**summary, "status": "accepted", "submission_id": row.id, "message": message},
+        outcome.diff.rows if outcome.diff else None,
+    )
+    row = store.set_report(row, str(path), message, engine=engine)
+    return _receipt(row, warnings=result.warnings)
+
+
+def refuse(new: store.NewSubmission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:
+    """Record a file that could not be read at all as rejected, with the reason as its report."""
+    issues = pl.DataFrame(
+        [(None, None, None, "file_refused", reason)], schema=validate.ISSUE_SCHEMA, orient="row"
+    )
+    return record(
+        new,
+        validate.ValidationResult(0, issues, None),
+        encoding=None,
+        settings=settings,
+        engine=engine,
+    )
+
+
+def _receipt(
+    row: store.Submission, issues: pl.DataFrame | None = None, warnings: list[str] | None = None
+) -> Receipt:
+    assert row.id is not None
+    first = report.safe_issues(issues.head(RECEIPT_ISSUES)).to_dicts() if issues is not None else []
+    return Receipt(
+        submission_id=row.id,
+        status=row.status,
+        partner_id=row.partner_id,
+        period=row.period,
+        file_name=row.file_name,
+        rows_total=row.rows_total,
+        rows_accepted=row.rows_accepted,
+        issues=row.issues,
+        message=row.message or "",
+        report_path=row.report_path,
+        duplicate_of=row.duplicate_of,
+        supersedes=row.supersedes,
+        rows_added=row.rows_added,
+        rows_removed=row.rows_removed,
+        rows_changed=row.rows_changed,
+        first_issues=first,
+        warnings=warnings or [],
+    )

@@ -1,0 +1,56 @@
+"""Error reports a partner can open: CSV (for a spreadsheet) and JSON (for a script).
+
+Every value echoed back is neutralised against spreadsheet formula injection: a cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'`` so a
+spreadsheet shows it as text instead of running it (OWASP's CSV-injection advice). A plain
+number such as ``-3`` is echoed as written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+FORMULA_PREFIX = r"^[=+\-@\t\r]"
+PLAIN_NUMBER = r"^[+-]?\d+([.,]\d+)?$"  # -3 or +0,5 is a number, not a formula
+TEXT_COLUMNS = ["column", "value", "message"]
+
+
+def neutralise(expr: pl.Expr) -> pl.Expr:
+    """Prefix text a spreadsheet would run as a formula with an apostrophe."""
+    risky = expr.str.contains(FORMULA_PREFIX) & ~expr.str.contains(PLAIN_NUMBER)
+    return pl.when(risky).then(pl.lit("'") + expr).otherwise(expr)
+
+
+def safe_issues(issues: pl.DataFrame) -> pl.DataFrame:
+    """The issues table with every echoed text cell neutralised."""
+    return issues.with_columns(
+        neutralise(pl.col(c)).alias(c) for c in TEXT_COLUMNS if c in issues.columns
+    )
+
+
+def write_report(
+    folder: Path, issues: pl.DataFrame, summary: dict[str, Any], diff: pl.DataFrame | None = None
+) -> Path:
+    """Write ``errors.csv``, ``report.json`` (and ``changes.csv`` for a replacement) to ``folder``.
+
+    Returns the path of the JSON report, which names the others.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = safe_issues(issues)
+    files = {}
+    if issues.height:
+        safe.write_csv(folder / "errors.csv")
+        files["errors_csv"] = "errors.csv"
+    if diff is not None and diff.height:
+        diff.write_csv(folder / "changes.csv")
+        files["changes_csv"] = "changes.csv"
+    report = {**summary, "files": files, "issues": safe.to_dicts()}
+    path = folder / "report.json"
+    path.write_text(
+        json.dumps(report, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return path

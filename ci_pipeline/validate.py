@@ -1,0 +1,584 @@
+"""Validate a submission against contracts generated from the shared-measure definitions.
+
+The contract is a pandera ``DataFrameSchema`` (polars backend) built by :func:`build_contract`
+from the initiative, the partner and the submission's period: nothing is written per measure.
+Every rule is named; :func:`validate` runs them all in one lazy pass over the collected frame
+and turns pandera's failure cases into issues a partner can act on: the row as they see it in
+their own file, the column as they named it, the value they wrote, the rule, and a sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.errors import SchemaErrors
+
+from ci_pipeline.initiative import TOTAL, Initiative, Unit
+from ci_pipeline.periods import CANONICAL_PATTERNS, Period, period_end, period_start
+from ci_pipeline.read import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW, RawSubmission
+
+#: Tolerance when a partner gives both a proportion's value and its numerator/denominator.
+RATIO_TOLERANCE = 0.0005
+ISSUE_SCHEMA = {
+    "row": pl.Int64,
+    "column": pl.Utf8,
+    "value": pl.Utf8,
+    "rule": pl.Utf8,
+    "message": pl.Utf8,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named rule: the column a failure is reported against, and how to say it.
+
+    ``message`` is an expression evaluated over the failing rows joined with their measure's
+    rules, so a sentence can name the row's own measure, bounds and values.
+    """
+
+    column: str
+    message: pl.Expr
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validating one submission."""
+
+    rows: int
+    issues: pl.DataFrame  # ISSUE_SCHEMA, one row per failing cell, sorted by row
+    observations: pl.DataFrame | None  # the validated frame when there are no issues
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.observations is not None
+
+    def summary(self) -> pl.DataFrame:
+        """Failures counted by rule and column: the table a run shows at a glance."""
+        return (
+            self.issues.group_by("rule", "column")
+            .agg(pl.len().alias("rows"), pl.col("row").min().alias("first_row"))
+            .sort(["rows", "rule"], descending=[True, False])
+        )
+
+
+def _rules_frame(initiative: Initiative) -> pl.DataFrame:
+    measures = list(initiative.measures.values())
+    return pl.DataFrame(
+        {
+            "measure_id": [m.id for m in measures],
+            "_unit": [str(m.unit) for m in measures],
+            "_periodicity": [str(m.periodicity) for m in measures],
+            "_min": [m.valid_range.min for m in measures],
+            "_max": [m.valid_range.max for m in measures],
+            "_geo_levels": [[str(g) for g in m.geo_levels] for m in measures],
+        },
+        schema_overrides={"_min": pl.Float64, "_max": pl.Float64},
+    )
+
+
+def _allowed_codes(initiative: Initiative, dim: str) -> pl.DataFrame:
+    """(measure_id, code) pairs a dimension may take; a measure without it allows only total."""
+    pairs = [
+        (m.id, code)
+        for m in initiative.measures.values()
+        for code in m.dimensions.get(dim, [TOTAL])
+    ]
+    return pl.DataFrame(pairs, schema=["measure_id", dim], orient="row").with_columns(
+        pl.lit(True).alias("_allowed")
+    )
+
+
+def _known_codes(initiative: Initiative, dim: str) -> list[str]:
+    """Every code any measure allows for a dimension."""
+    return sorted({c for m in initiative.measures.values() for c in m.dimensions.get(dim, [TOTAL])})
+
+
+def _fmt(expr: pl.Expr) -> pl.Expr:
+    """A number as text for a message: integers without a trailing .0."""
+    return (
+        pl.when(expr == expr.round(0))
+        .then(expr.cast(pl.Int64, strict=False).cast(pl.Utf8))
+        .otherwise(expr.round(4).cast(pl.Utf8))
+    )
+
+
+def _txt(*parts: str | pl.Expr) -> pl.Expr:
+    return pl.concat_str([p if isinstance(p, pl.Expr) else pl.lit(p) for p in parts])
+
+
+def _q(col: str) -> pl.Expr:
+    return _txt("'", pl.col(col).fill_null(""), "'")
+
+
+class _ContractBuilder:
+    """Builds the schema and the rule book together, so every check has a name and a sentence."""
+
+    def __init__(self, initiative: Initiative, partner_id: str, period: Period) -> None:
+        self.initiative = initiative
+        self.partner = initiative.partner(partner_id)
+        self.period = period
+        self.rules_lf = _rules_frame(initiative).lazy()
+        self.rules: dict[str, Rule] = {}
+        self.columns: dict[str, pa.Column] = {ROW: pa.Column(pl.Int64)}
+        self.frame_checks: list[pa.Check] = []
+        geos = initiative.geographies
+        self.geo_levels = pl.DataFrame(
+            {"geo_code": list(geos), "_geo_level": [str(g.level) for g in geos.values()]}
+        ).lazy()
+
+    def _with_rules(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.join(self.rules_lf, on="measure_id", how="left", maintain_order="left")
+
+    def row_rule(
+        self,
+        name: str,
+        column: str,
+        ok: pl.Expr,
+        message: pl.Expr,
+        *,
+        lookup: pl.LazyFrame | None = None,
+        on: list[str] | None = None,
+    ) -> None:
+        """A rule over each row joined with its measure's rules (and ``lookup``); null passes."""
+
+        def check(data: PolarsData) -> pl.LazyFrame:
+            lf = self._with_rules(data.lazyframe)
+            if lookup is not None:
+                lf = lf.join(lookup, on=on or [], how="left", maintain_order="left")
+            return lf.select(ok.fill_null(True).alias(name))
+
+        self.rules[name] = Rule(column, message)
+        self.frame_checks.append(pa.Check(check, name=name))
+
+    def column(
+        self,
+        column: str,
+        dtype: type[pl.DataType],
+        rules: dict[str, tuple[pl.Expr, pl.Expr]],
+        *,
+        nullable: bool = True,
+    ) -> None:
+        """A typed column with checks on its own values: ``{name: (ok, message)}``."""
+        checks = []
+        for name, (ok, message) in rules.items():
+            self.rules[name] = Rule(column, message)
+            checks.append(
+                pa.Check(lambda data, ok=ok: data.lazyframe.select(ok.fill_null(True)), name=name)
+            )
+        self.columns[column] = pa.Column(dtype, checks, nullable=nullable)
+
+    def build(self) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
+        self._key_columns()
+        for dim in self.initiative.dimension_names:
+            self._dimension_rules(dim)
+        for col in NUMBER_COLUMNS:
+            self._number_column(col)
+        self._period_rules()
+        self._unit_rules()
+        self._unique_rule()
+        schema = pa.DataFrameSchema(
+            self.columns, checks=self.frame_checks, strict=False, coerce=False
+        )
+        return schema, self.rules
+
+    def _key_columns(self) -> None:
+        ini, partner = self.initiative, self.partner
+        measure, geo, period = pl.col("measure_id"), pl.col("geo_code"), pl.col("period")
+        self.column(
+            "measure_id",
+            pl.Utf8,
+            {
+                "measure_reported": (
+                    measure.is_in(partner.measures),
+                    pl.when(measure.is_in(list(ini.measures)))
+                    .then(
+                        _txt(
+                            _q("measure_id"),
+                            f" is a shared measure, but not one {partner.id} reports",
+                        )
+                    )
+                    .otherwise(
+                        _txt(_q("measure_id"), " is not a shared measure of this initiative")
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        self.column(
+            "geo_code",
+            pl.Utf8,
+            {
+                "geography_served": (
+                    geo.is_in(ini.partner_geographies(partner.id)),
+                    pl.when(geo.is_in(list(ini.geographies)))
+                    .then(_txt(_q("geo_code"), f" is not a locality {partner.id} reports for"))
+                    .otherwise(
+                        _txt(
+                            _q("geo_code"),
+                            " is not a locality of this initiative (use its code or its name in English, Hebrew or Arabic)",
+                        )
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        self.column(
+            "period",
+            pl.Utf8,
+            {
+                "period_format": (
+                    period.str.contains("|".join(CANONICAL_PATTERNS.values())),
+                    _txt(
+                        _q("period"),
+                        " is not a period: write a month (2025-09), quarter (2025-Q3) or year (2025)",
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        known_level = ~geo.is_in(list(ini.geographies))  # unknown places fail geography_served
+        self.row_rule(
+            "geography_level",
+            "geo_code",
+            pl.col("_geo_levels").list.contains(pl.col("_geo_level")) | known_level,
+            _txt(
+                measure,
+                " is reported for a ",
+                pl.col("_geo_levels").list.join(" or "),
+                ", not for ",
+                _q("geo_code"),
+            ),
+            lookup=self.geo_levels,
+            on=["geo_code"],
+        )
+        if PARTNER_COLUMN in ini.dimension_names:  # pragma: no cover - a reserved name
+            raise ValueError(f"{PARTNER_COLUMN} cannot be a dimension")
+
+    def partner_rule(self) -> None:
+        pid = self.partner.id
+        self.row_rule(
+            "partner_matches",
+            PARTNER_COLUMN,
+            pl.col(PARTNER_COLUMN).str.strip_chars() == pid,
+            _txt(_q(PARTNER_COLUMN), f" differs from the submitting partner {pid!r}"),
+        )
+
+    def _dimension_rules(self, dim: str) -> None:
+        ini = self.initiative
+        codes = _known_codes(ini, dim)
+        code = pl.col(dim)
+        self.column(
+            dim,
+            pl.Utf8,
+            {
+                f"{dim}_code": (
+                    code.is_in(codes),
+                    _txt(
+                        _q(dim),
+                        f" is not a {dim} code; use one of: {', '.join(codes)} (blank means total)",
+                    ),
+                )
+            },
+        )
+        # Codes no measure knows are reported once, by the {dim}_code check above.
+        self.row_rule(
+            f"{dim}_allowed",
+            dim,
+            pl.col("_allowed").fill_null(False) | pl.col("_unit").is_null() | ~code.is_in(codes),
+            _txt(pl.col("measure_id"), f" is not broken down by {dim} code ", _q(dim)),
+            lookup=_allowed_codes(ini, dim).lazy(),
+            on=["measure_id", dim],
+        )
+        others = [c for c in ["measure_id", "geo_code", "period", *ini.dimension_names] if c != dim]
+        self.row_rule(
+            f"{dim}_mixed",
+            dim,
+            (code == TOTAL).n_unique().over(others) == 1,
+            pl.lit(
+                f"rows for the same measure, locality and period mix a {dim} total with a "
+                f"breakdown by {dim}; send either the total or the breakdown"
+            ),
+        )
+
+    def _number_column(self, col: str) -> None:
+        x = pl.col(col)
+        # A value's bounds come from its measure (value_in_range); the counts beneath a share
+        # or a mean are never negative.
+        rules = (
+            {}
+            if col == "value"
+            else {f"{col}_not_negative": (x >= 0, _txt(f"{col} ", _fmt(x), " is negative"))}
+        )
+        self.column(col, pl.Float64, rules)
+        self.row_rule(
+            f"{col}_is_number",
+            col,
+            pl.col(f"{col}_text").is_null() | x.is_not_null(),
+            _txt(_q(f"{col}_text"), f" is not a number ({col})"),
+        )
+
+    def _period_rules(self) -> None:
+        period, every = pl.col("period"), pl.col("_periodicity")
+        self.row_rule(
+            "period_matches_measure",
+            "period",
+            pl.coalesce(
+                pl.when(every == str(p)).then(period.str.contains(pattern))
+                for p, pattern in CANONICAL_PATTERNS.items()
+            ),
+            _txt(
+                pl.col("measure_id"),
+                " is reported per ",
+                every,
+                "; ",
+                _q("period"),
+                " is not a ",
+                every,
+            ),
+        )
+        span = self.period
+        self.row_rule(
+            "period_in_submission",
+            "period",
+            (period_start(period) >= span.start) & (period_end(period) <= span.end),
+            _txt(_q("period"), f" is outside this submission's period {span.label}"),
+        )
+
+    def _unit_rules(self) -> None:
+        unit, measure = pl.col("_unit"), pl.col("measure_id")
+        n, d, v = pl.col("numerator"), pl.col("denominator"), pl.col("value")
+        given = {
+            c: pl.col(c).is_not_null() | pl.col(f"{c}_text").is_not_null() for c in NUMBER_COLUMNS
+        }
+        self.row_rule(
+            "value_required",
+            "value",
+            ~unit.is_in([Unit.count, Unit.score, Unit.amount]) | given["value"],
+            _txt("value is required for ", measure, " (a ", unit, ")"),
+        )
+        self.row_rule(
+            "numerator_required",
+            "numerator",
+            (unit != Unit.proportion) | given["numerator"],
+            _txt("numerator is required for ", measure),
+        )
+        self.row_rule(
+            "denominator_required",
+            "denominator",
+            ~unit.is_in([Unit.proportion, Unit.score]) | given["denominator"],
+            _txt(
+                "denominator is required for ",
+                measure,
+                pl.when(unit == Unit.score)
+                .then(pl.lit(" (how many answered)"))
+                .otherwise(pl.lit("")),
+            ),
+        )
+        self.row_rule(
+            "denominator_positive",
+            "denominator",
+            ~unit.is_in([Unit.proportion, Unit.score]) | (d > 0),
+            _txt("denominator must be more than 0 for ", measure),
+        )
+        self.row_rule(
+            "numerator_within_denominator",
+            "numerator",
+            (unit != Unit.proportion) | (n <= d),
+            _txt(
+                "numerator ",
+                _fmt(n),
+                " is larger than denominator ",
+                _fmt(d),
+                "; a share cannot exceed 100%",
+            ),
+        )
+        self.row_rule(
+            "value_matches_ratio",
+            "value",
+            (unit != Unit.proportion) | v.is_null() | ((v - n / d).abs() <= RATIO_TOLERANCE),
+            _txt(
+                "value ",
+                _fmt(v),
+                " does not equal numerator/denominator (",
+                _fmt(n / d),
+                "); leave value blank to have it computed",
+            ),
+        )
+        self.row_rule(
+            "whole_number",
+            "value",
+            (unit != Unit.count) | (v == v.round(0)),
+            _txt(measure, " counts whole units; ", _fmt(v), " is not a whole number"),
+        )
+        effective = pl.when(unit == Unit.proportion).then(pl.coalesce(v, n / d)).otherwise(v)
+        lo, hi = pl.col("_min"), pl.col("_max")
+        self.row_rule(
+            "value_in_range",
+            "value",
+            effective.is_between(lo.fill_null(float("-inf")), hi.fill_null(float("inf"))),
+            _txt(
+                _fmt(effective),
+                " is outside the valid range for ",
+                measure,
+                " (",
+                _fmt(lo).fill_null("-∞"),
+                " to ",
+                _fmt(hi).fill_null("∞"),
+                ")",
+            ),
+        )
+
+    def _unique_rule(self) -> None:
+        key = ["measure_id", "geo_code", "period", *self.initiative.dimension_names]
+        self.row_rule(
+            "unique_row",
+            "measure_id",
+            ~pl.struct(key).is_duplicated(),
+            _txt(
+                "the same measure, locality, period and breakdown appear on more than one row (rows ",
+                pl.col(ROW).cast(pl.Utf8).implode().over(key).list.join(", "),
+                ")",
+            ),
+        )
+
+
+def build_contract(
+    initiative: Initiative, partner_id: str, period: Period, *, with_partner_column: bool = False
+) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
+    """Generate the pandera contract for one partner's submission for one period.
+
+    Returns the schema and its rule book (rule name → reported column and message).
+    """
+    builder = _ContractBuilder(initiative, partner_id, period)
+    if with_partner_column:
+        builder.partner_rule()
+    return builder.build()
+
+
+def _header_issues(raw: RawSubmission) -> pl.DataFrame:
+    problems: list[tuple[int | None, str | None, str | None, str, str]] = []
+    for col in KEY_COLUMNS:
+        if col not in raw.headers:
+            problems.append((None, col, None, "required_column", f"the file has no {col} column"))
+    if not any(c in raw.headers for c in NUMBER_COLUMNS):
+        problems.append(
+            (
+                None,
+                "value",
+                None,
+                "required_column",
+                "the file has no value, numerator or denominator column",
+            )
+        )
+    if not problems and raw.rows.height == 0:
+        problems.append((None, None, None, "no_rows", "the file has a header but no data rows"))
+    return pl.DataFrame(problems, schema=ISSUE_SCHEMA, orient="row")
+
+
+def validate(
+    frame: pl.DataFrame, raw: RawSubmission, initiative: Initiative, partner_id: str, period: Period
+) -> ValidationResult:
+    """Validate a long frame (from :func:`ci_pipeline.read.to_long_frame`) in one lazy pass."""
+    warnings = [
+        f"column {c!r} is not part of the submission format and was ignored"
+        for c in raw.ignored_columns
+    ]
+    header = _header_issues(raw)
+    if header.height:
+        return ValidationResult(raw.rows.height, header, None, warnings)
+    schema, rules = build_contract(
+        initiative, partner_id, period, with_partner_column=PARTNER_COLUMN in frame.columns
+    )
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        issues = _issues(exc.failure_cases, frame, raw, rules, initiative)
+        return ValidationResult(frame.height, issues, None, warnings)
+    return ValidationResult(frame.height, pl.DataFrame(schema=ISSUE_SCHEMA), frame, warnings)
+
+
+def _issues(
+    failures: pl.DataFrame,
+    frame: pl.DataFrame,
+    raw: RawSubmission,
+    rules: dict[str, Rule],
+    initiative: Initiative,
+) -> pl.DataFrame:
+    failures = failures.with_columns(
+        pl.col("check").replace({"not_nullable": "required"}),
+        pl.col("column").fill_null(""),
+    )
+    joined = (
+        frame.with_row_index("index")
+        .with_columns(pl.col("index").cast(pl.Int32))
+        .join(_rules_frame(initiative), on="measure_id", how="left")
+    )
+    parts = []
+    for (check, column), group in failures.group_by("check", "column"):
+        check, column = str(check), str(column)
+        rows = group.select("index").join(joined, on="index", how="inner")
+        if check == "required":
+            col, message = column, _txt(f"{column} is required")
+        elif check in rules:
+            col, message = rules[check].column, rules[check].message
+        else:  # a pandera built-in we did not name (e.g. a dtype check)
+            col, message = column or "", _txt(f"failed {check}")
+        text_col = f"{col}_text" if col in NUMBER_COLUMNS else None
+        parts.append(
+            rows.select(
+                pl.col(ROW).alias("row"),
+                pl.lit(raw.headers.get(col, col).strip()).alias("column"),
+                pl.lit(None, pl.Utf8).alias("value")
+                if text_col is None
+                else pl.col(text_col).alias("value"),
+                pl.lit(check).alias("rule"),
+                message.alias("message"),
+            )
+            .join(
+                raw.rows.select(pl.col(ROW).alias("row"), pl.col(col).alias("_raw"))
+                if col in raw.rows.columns
+                else pl.DataFrame(schema={"row": pl.Int64, "_raw": pl.Utf8}),
+                on="row",
+                how="left",
+            )
+            .select("row", "column", pl.coalesce("value", "_raw").alias("value"), "rule", "message")
+        )
+    issues = pl.concat(parts) if parts else pl.DataFrame(schema=ISSUE_SCHEMA)
+    return issues.cast(ISSUE_SCHEMA).unique().sort("row", "column", "rule", nulls_last=False)  # type: ignore[arg-type]
+
+
+def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
+    """A validated long frame as observations: proportions get their value, rows a breakdown key.
+
+    The ``disaggregation`` key names the measure's own dimensions in order, ``sex=female`` or
+    ``age_band=25-44;sex=total``; a measure without dimensions has the key ``total``.
+    """
+    dims = initiative.dimension_names
+    uses = {d: [m.id for m in initiative.measures.values() if d in m.dimensions] for d in dims}
+    versions = {m.id: m.version for m in initiative.measures.values()}
+    units = {m.id: str(m.unit) for m in initiative.measures.values()}
+    parts = [
+        pl.when(pl.col("measure_id").is_in(uses[d])).then(pl.lit(f"{d}=") + pl.col(d)) for d in dims
+    ]
+    key = pl.concat_str(parts, separator=";", ignore_nulls=True) if parts else pl.lit("")
+    unit = pl.col("measure_id").replace_strict(units)
+    return frame.select(
+        pl.col(ROW).alias("source_row"),
+        "measure_id",
+        pl.col("measure_id")
+        .replace_strict(versions, return_dtype=pl.Int64)
+        .alias("measure_version"),
+        "geo_code",
+        "period",
+        pl.when(key == "").then(pl.lit(TOTAL)).otherwise(key).alias("disaggregation"),
+        "numerator",
+        "denominator",
+        pl.when(unit == Unit.proportion)
+        .then(pl.coalesce(pl.col("value"), pl.col("numerator") / pl.col("denominator")))
+        .otherwise(pl.col("value"))
+        .alias("value"),
+    )
