@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +28,7 @@ from ci_pipeline.initiative import Initiative, load_initiative, measure_json_sch
 
 app = typer.Typer(
     help="Shared measurement for a Collective Impact initiative: validate partner files, "
-    "store them, and (soon) roll them up into indicators and alerts.",
+    "store them, roll them up into indicators, and alert the backbone team when one regresses.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -304,7 +305,8 @@ def _print_receipt(receipt: Any) -> None:
             )
         )
     if receipt.report_path:
-        out.print(f"Report: {receipt.report_path}", highlight=False)
+        # soft_wrap: a path is printed whole on one line, to be copied, whatever the width.
+        out.print(f"Report: {receipt.report_path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -444,8 +446,9 @@ def demo(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate the sample initiative's files for 24 months and ingest them through the flow."""
-    from ci_pipeline.demo import generate
+    """Generate the sample initiative's 24 months of files, ingest them, and process the period:
+    indicators, the quality gate, regression detection and alert delivery."""
+    from ci_pipeline.demo import DEMO_AS_OF, generate
     from ci_pipeline.intake import Receipt, prepare_database
 
     settings, initiative = _context()
@@ -454,11 +457,14 @@ def demo(
             Path(settings.resolved_database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
         else:
             store.drop_schema(engine=store.make_engine(settings.resolved_database_url))
-        for folder in (settings.reports_dir, settings.archive_dir):
+        for folder in (settings.reports_dir, settings.archive_dir, settings.gx_dir):
             shutil.rmtree(folder, ignore_errors=True)
+        for file in (settings.alerts_file, settings.engineers_file):
+            file.unlink(missing_ok=True)
     prepare_database(initiative, engine=_engine(settings))
     files = generate(initiative, settings.home / "demo-files")
     from flows.ingest import ingest_submission
+    from flows.process import process_period
     from flows.runtime import in_process
 
     receipts: list[Receipt] = []
@@ -466,8 +472,12 @@ def demo(
         for i, f in enumerate(files, 1):
             status.update(f"Ingesting {i}/{len(files)}: {f.partner_id} {f.period} {f.path.name}")
             receipts.append(Receipt(**ingest_submission(str(f.path), f.partner_id, f.period)))
+        status.update(
+            f"Processing: indicators, quality gate, regressions, alerts (as of {DEMO_AS_OF})"
+        )
+        processed = process_period(as_of=DEMO_AS_OF)
     if json_out:
-        _print_json([r.to_dict() for r in receipts])
+        _print_json({"submissions": [r.to_dict() for r in receipts], "process": processed})
         return
     counts = [
         {
@@ -486,8 +496,253 @@ def demo(
     for r in notable:
         _print_receipt(r)
         out.print()
-    out.print(f"Data folder: {settings.home}")
+    _print_demo_indicators(settings, initiative, processed["detected"]["judged"])
+    _print_process(processed)
+    from ci_pipeline.alert import alert_dict, list_alerts
+
+    open_alerts = [alert_dict(a) for a in list_alerts(engine=_engine(settings), status="open")]
     out.print(
-        f"Explore it: CI_PIPELINE_HOME={settings.home} .venv/bin/ci-pipeline submissions",
-        highlight=False,
+        _table(
+            f"Open alerts ({len(open_alerts)})",
+            open_alerts,
+            ["id", "kind", "measure_id", "geo_code", "period", "subject", "message"],
+        )
     )
+    out.print(f"Delivered to: {settings.alerts_file}", soft_wrap=True)
+    out.print(f"Data folder: {settings.home}", soft_wrap=True)
+    out.print(
+        f"Explore it: export CI_PIPELINE_HOME={settings.home}; .venv/bin/ci-pipeline submissions | indicators | alerts",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_demo_indicators(
+    settings: Settings, initiative: Initiative, judged: dict[str, str]
+) -> None:
+    """The cluster's headline indicators for the judged periods (domain measures only)."""
+    from ci_pipeline.process import headline
+
+    frame = store.read_indicators(initiative.info.id, engine=_engine(settings))
+    roots = [g.code for g in initiative.geographies.values() if g.parent is None]
+    table = headline(frame, initiative, judged).filter(
+        pl.col("geo_code").is_in(roots) & ~pl.col("measure_id").str.starts_with("fsg-")
+    )
+    rows = _indicator_rows(table.with_columns(pl.lit("").alias("disaggregation")), initiative)
+    out.print(
+        _table("Headline indicators (cluster)", rows, ["measure_id", "period", "shown", "coverage"])
+    )
+
+
+# --- indicators and alerts -----------------------------------------------------------------------
+
+alerts_app = typer.Typer(help="List alerts and acknowledge them.")
+app.add_typer(alerts_app, name="alerts")
+
+
+def _run_process(period: str | None, as_of: Any, full: bool) -> dict[str, Any]:
+    from flows.process import process_period
+    from flows.runtime import in_process
+
+    with in_process():
+        return process_period(period=period, as_of=as_of, full=full)
+
+
+def _print_process(result: dict[str, Any]) -> None:
+    aggregated, detected, delivered = result["aggregated"], result["detected"], result["delivered"]
+    out.print(
+        f"Indicators: {len(aggregated['slices'])} slice(s) recomputed, {aggregated['rows']} cells"
+    )
+    gate = (
+        "[green]passed[/green]"
+        if detected["gate_passed"]
+        else f"[red]failed[/red] ({len(detected['gate_failures'])} problem(s); alerts of those measures held)"
+    )
+    out.print(f"Quality gate: {gate}. Data Docs: {detected['data_docs']}", soft_wrap=True)
+    out.print(
+        f"Alerts: {detected['findings']} finding(s), {len(detected['new_alerts'])} new, {len(detected['resolved_alerts'])} resolved"
+    )
+    for d in delivered:
+        status = (
+            "[green]sent[/green]" if d["ok"] else f"[red]failed[/red]: {d['error']} (will retry)"
+        )
+        out.print(f"  {d['channel']}: {d['alerts']} alert(s) {status}", soft_wrap=True)
+    if not delivered:
+        out.print("  nothing new to deliver")
+
+
+def _parse_date(text: str | None) -> Any:
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PipelineError(f"--as-of must be a date such as 2026-03-15, not {text!r}") from None
+
+
+@app.command()
+@handle_errors
+def process(
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="Judge the latest period inside this one (default: each measure's latest).",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The date deadlines are judged against (default: today)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild every indicator slice, not only those touched.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Aggregate indicators, run the quality gate, detect regressions and deliver alerts."""
+    result = _run_process(period, _parse_date(as_of), full)
+    if json_out:
+        _print_json(result)
+    else:
+        _print_process(result)
+
+
+INDICATOR_COLUMNS = [
+    "measure_id",
+    "geo_code",
+    "period",
+    "disaggregation",
+    "value",
+    "numerator",
+    "denominator",
+    "partners_reported",
+    "partners_expected",
+    "suppressed",
+]
+
+
+def _indicator_rows(frame: Any, initiative: Initiative) -> list[dict[str, Any]]:
+    from ci_pipeline.detect import format_value
+    from ci_pipeline.privacy import mask
+
+    rows = mask(frame).to_dicts()
+    for r in rows:
+        m = initiative.measures.get(r["measure_id"])
+        r["shown"] = (
+            "suppressed" if r["suppressed"] else (format_value(m, r["value"]) if m else r["value"])
+        )
+        r["coverage"] = f"{r['partners_reported']}/{r['partners_expected']}"
+    return rows
+
+
+@app.command()
+@handle_errors
+def indicators(
+    measure: Annotated[
+        str | None, typer.Option("--measure", "-m", help="Only this measure.")
+    ] = None,
+    geo: Annotated[
+        str | None, typer.Option("--geo", "-g", help="Only this geography code.")
+    ] = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this period.")] = None,
+    breakdowns: Annotated[
+        bool,
+        typer.Option(
+            "--breakdowns/--totals", help="Show breakdown cells too (default: totals only)."
+        ),
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """Population-level indicators by geography and period; small cells are suppressed."""
+    from ci_pipeline.detect import _total_key
+    from ci_pipeline.privacy import mask
+
+    settings, initiative = _context()
+    frame = store.read_indicators(
+        initiative.info.id,
+        engine=_engine(settings),
+        measure_id=measure,
+        geo_code=geo,
+        period=period,
+    )
+    if not breakdowns:
+        totals = {m.id: _total_key(m) for m in initiative.measures.values()}
+        frame = frame.filter(
+            pl.col("disaggregation") == pl.col("measure_id").replace_strict(totals, default=None)
+        )
+    frame = frame.head(limit)
+    if json_out:
+        _print_json(mask(frame).drop("lineage").to_dicts())
+        return
+    out.print(
+        _table(
+            f"Indicators ({frame.height})",
+            _indicator_rows(frame, initiative),
+            ["measure_id", "geo_code", "period", "disaggregation", "shown", "coverage"],
+        )
+    )
+
+
+ALERT_COLUMNS = [
+    "id",
+    "status",
+    "kind",
+    "measure_id",
+    "geo_code",
+    "period",
+    "subject",
+    "verified",
+    "message",
+]
+
+
+@alerts_app.callback(invoke_without_command=True)
+@handle_errors
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="open, acknowledged or resolved.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """List alerts, newest first (without a subcommand)."""
+    from ci_pipeline.alert import alert_dict, list_alerts
+
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = [
+        alert_dict(a)
+        for a in list_alerts(engine=_engine(get_settings()), status=status, limit=limit)
+    ]
+    if json_out:
+        _print_json(rows)
+    else:
+        out.print(_table(f"Alerts ({len(rows)})", rows, ALERT_COLUMNS))
+
+
+@alerts_app.command("ack")
+@handle_errors
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id (see `ci-pipeline alerts`).")],
+    by: Annotated[str, typer.Option("--by", help="Who takes it.")] = os.environ.get(
+        "USER", "backbone"
+    ),
+    json_out: JsonOpt = False,
+) -> None:
+    """Acknowledge an alert: someone owns it, and it is not repeated any more."""
+    from ci_pipeline.alert import acknowledge, alert_dict
+
+    alert = acknowledge(alert_id, by, engine=_engine(get_settings()))
+    if alert is None:
+        raise PipelineError(f"no alert #{alert_id}")
+    if json_out:
+        _print_json(alert_dict(alert))
+    else:
+        out.print(
+            f"Alert #{alert.id} is {alert.status}"
+            + (f" (by {alert.acknowledged_by})" if alert.acknowledged_by else "")
+        )

@@ -38,6 +38,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description="apprise URLs alerts are delivered to; default: a local file under HOME.",
     )
+    alert_routes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Extra apprise URLs per working group or measure id (JSON object).",
+    )
+    engineer_urls: list[str] = Field(
+        default_factory=list,
+        description="apprise URLs for the data engineers: alerts the quality gate held; default: "
+        "a local file under HOME.",
+    )
+    alert_repeat_hours: float = Field(
+        24.0, gt=0, description="A still-open alert is repeated no more often than this."
+    )
     max_file_bytes: int = Field(
         default=256 * MIB, description="Submissions larger than this are refused unread."
     )
@@ -58,6 +70,20 @@ class Settings(BaseSettings):
     @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
+
+    @property
+    def alerts_file(self) -> Path:
+        """The default alert channel: a local file, so alerts work offline."""
+        return self.home / "alerts.log"
+
+    @property
+    def engineers_file(self) -> Path:
+        return self.home / "data-engineers.log"
+
+    @property
+    def gx_dir(self) -> Path:
+        """Great Expectations project folder; Data Docs are built inside it."""
+        return self.home / "gx"
 
 
 def get_settings(**overrides: object) -> Settings:

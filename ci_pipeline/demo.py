@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from ci_pipeline.initiative import TOTAL, Initiative, Unit
+from ci_pipeline.initiative import TOTAL, Initiative, Measure, Unit
 from ci_pipeline.periods import Period, Periodicity, parse_period, periods_in
 from ci_pipeline.template import expected_rows
 
@@ -39,11 +40,12 @@ ARAB = {"majd-al-krum", "biina", "deir-al-asad", "nahf", "rameh"}
 
 @dataclass(frozen=True)
 class ProportionModel:
-    base: float  # the share at the start
+    base: float  # the share at the start (a measure's baseline path takes precedence)
     trend_per_year: float
     share_of_population: float  # denominator as a share of residents
     codes: dict[str, float]  # per breakdown code: added to the share
     jewish_locality: float = 0.0  # added to the share in Karmiel and Misgav
+    weights: dict[str, float] | None = None  # per breakdown code: share of the denominator
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,17 @@ class CountModel:
 PROPORTIONS = {
     "arab-women-lfp": ProportionModel(0.26, 0.012, 0.12, {"25-44": 0.07, "45-64": -0.08}),
     "below-min-wage-share": ProportionModel(
-        0.49, -0.01, 0.30, {"female": 0.07, "male": -0.06}, jewish_locality=-0.14
+        0.49,
+        -0.01,
+        0.30,
+        {"female": 0.07, "male": -0.06},
+        jewish_locality=-0.14,
+        weights={"female": 0.45, "male": 0.55},
     ),
-    "part-time-share": ProportionModel(0.172, -0.004, 0.25, {"female": 0.17, "male": -0.08}),
+    # 35.1% of women and 9.4% of men, with women about 30% of Arab workers: 17.2% in all.
+    "part-time-share": ProportionModel(
+        0.172, -0.004, 0.25, {"female": 0.179, "male": -0.078}, weights={"female": 0.3, "male": 0.7}
+    ),
     "smb-digital-presence": ProportionModel(0.2, 0.08, 0.012, {}),
 }
 COUNTS = {
@@ -69,6 +79,23 @@ COUNTS = {
     "ecommerce-owners-served": CountModel(2.5, 0.3),
     "ecommerce-centre-employees": CountModel(4.0, 1.0, fixed=True),
 }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the demo injects for the detectors to find, and nothing else."""
+
+    #: A step regression: (measure, locality, period, change to the share).
+    step: tuple[str, str, str, float] = ("arab-women-lfp", "nahf", "2025-Q4", -0.08)
+    #: A slow drift: (measure, locality, periods, change per period), worsening each period.
+    drift: tuple[str, str, int, float] = ("below-min-wage-share", "karmiel", 6, 0.012)
+    #: A late partner: (partner, period whose file never arrives).
+    late: tuple[str, str] = ("kurkum", "2025-Q4")
+
+
+DEMO_SCENARIO = Scenario()
+#: The demo's "today": every deadline of 2025 has passed, none of 2026 has.
+DEMO_AS_OF = date(2026, 3, 15)
 
 
 @dataclass(frozen=True)
@@ -88,8 +115,48 @@ def _years(frame: pl.DataFrame) -> np.ndarray:
     return np.asarray(mid) / 12.0
 
 
-def simulate(rows: pl.DataFrame, initiative: Initiative, rng: np.random.Generator) -> pl.DataFrame:
-    """Fill numerator, denominator and value for the expected rows of one submission."""
+def _path(measure: Measure, frame: pl.DataFrame) -> np.ndarray | None:
+    """The straight path from the measure's baseline to its target, at each row's period."""
+    if measure.baseline is None or measure.target is None:
+        return None
+    b, t = parse_period(measure.baseline.period), parse_period(measure.target.period)
+    starts = np.array([parse_period(p).start for p in frame["period"]], dtype=float)
+    slope = (measure.target.value - measure.baseline.value) / (t.start - b.start)
+    return measure.baseline.value + slope * (starts - b.start)
+
+
+def _injected(measure: Measure, frame: pl.DataFrame, scenario: Scenario) -> np.ndarray:
+    """The scenario's change to each row's share: the step, and the drift's growing shift."""
+    shift_by = np.zeros(frame.height)
+    geo = frame["geo_code"].to_numpy()
+    periods = [parse_period(p) for p in frame["period"]]
+    s_measure, s_geo, s_period, s_change = scenario.step
+    if measure.id == s_measure:
+        shift_by += np.where(
+            (geo == s_geo) & np.array([p.label == s_period for p in periods]), s_change, 0.0
+        )
+    d_measure, d_geo, d_periods, d_change = scenario.drift
+    if measure.id == d_measure:
+        last = FIRST_MONTH.start + MONTHS - 1  # the drift ends in the demo's last period
+        steps = np.array([(p.end - (last - 3 * (d_periods - 1))) // 3 + 1 for p in periods])
+        shift_by += np.where(
+            (geo == d_geo) & (steps > 0), np.clip(steps, 0, d_periods) * d_change, 0.0
+        )
+    return shift_by
+
+
+def simulate(
+    rows: pl.DataFrame,
+    initiative: Initiative,
+    rng: np.random.Generator,
+    scenario: Scenario = DEMO_SCENARIO,
+) -> pl.DataFrame:
+    """Fill numerator, denominator and value for the expected rows of one submission.
+
+    Shares follow the measure's baseline-to-target path where it has one (breakdown and
+    locality offsets cancel out across the cluster), with binomial sampling noise only; the
+    scenario's step and drift are added on top.
+    """
     out = []
     for (measure_id,), part in rows.group_by("measure_id", maintain_order=True):
         m = initiative.measures[str(measure_id)]
@@ -100,25 +167,35 @@ def simulate(rows: pl.DataFrame, initiative: Initiative, rng: np.random.Generato
         num: np.ndarray | None = None
         den: np.ndarray | None = None
         val: np.ndarray | None = None
+        path = _path(m, part)
         if m.unit is Unit.proportion:
             model = PROPORTIONS.get(m.id, ProportionModel(0.3, 0.0, 0.1, {}))
-            share = np.full(n, model.base) + model.trend_per_year * years
+            offset = np.zeros(n)
             split = np.ones(n)
             for d in code_cols:
                 codes = part[d].to_list()
-                share += np.array([model.codes.get(c, 0.0) for c in codes])
-                split /= max(1, len(m.dimensions[d]) - 1)
+                offset += np.array([model.codes.get(c, 0.0) for c in codes])
+                weights = model.weights or {}
+                default = 1 / max(1, len(m.dimensions[d]) - 1)
+                split *= np.array([weights.get(c, default) for c in codes])
             jewish = ~np.isin(part["geo_code"].to_numpy(), list(ARAB))
-            share += model.jewish_locality * jewish
-            share = np.clip(share + rng.normal(0, 0.008, n), 0.01, 0.99)
+            offset += model.jewish_locality * jewish
             den = np.maximum(12, (pop * model.share_of_population * split).round()).astype(np.int64)
+            if path is not None:  # offsets average to zero over the cluster: it follows the path
+                offset -= np.average(offset, weights=den)
+                share = path + offset
+            else:
+                share = model.base + model.trend_per_year * years + offset
+            share = np.clip(share + _injected(m, part, scenario), 0.01, 0.99)
             num = rng.binomial(den, share)
         elif m.unit is Unit.count:
             c = COUNTS.get(m.id, CountModel(1.0, 0.0))
             split = np.ones(n)
             for d in code_cols:
                 split /= max(1, len(m.dimensions[d]) - 1)
-            if c.fixed:
+            if path is not None:  # a stock that keeps to its plan, a little ahead of it
+                val = np.ceil(path + 0.3)
+            elif c.fixed:
                 val = np.round(c.rate * (1 + c.growth_per_year * years) + rng.normal(0, 0.4, n))
             else:
                 lam = c.rate * pop / 10_000 * split * (1 + c.growth_per_year * years)
@@ -246,8 +323,13 @@ def _with_errors(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([bad, bad.slice(8, 1)])
 
 
-def generate(initiative: Initiative, folder: Path, seed: int = 2026) -> list[DemoFile]:
-    """Write the sample submissions for 24 months into ``folder``, in the order they arrive."""
+def generate(
+    initiative: Initiative, folder: Path, seed: int = 2026, scenario: Scenario = DEMO_SCENARIO
+) -> list[DemoFile]:
+    """Write the sample submissions for 24 months into ``folder``, in the order they arrive.
+
+    The scenario's late partner's file for its period is never written.
+    """
     rng = np.random.default_rng(seed)
     if folder.exists():
         shutil.rmtree(folder)
@@ -256,9 +338,9 @@ def generate(initiative: Initiative, folder: Path, seed: int = 2026) -> list[Dem
     for quarter in periods_in(span, Periodicity.quarter):
         for partner_id in initiative.partners:
             rows = expected_rows(initiative, partner_id, quarter)
-            if rows.is_empty():
+            if rows.is_empty() or (partner_id, quarter.label) == scenario.late:
                 continue
-            frame = simulate(rows, initiative, rng)
+            frame = simulate(rows, initiative, rng, scenario)
             out = folder / partner_id
             if partner_id == "online-commerce-centre" and quarter.label == "2025-Q2":
                 bad = out / f"{partner_id}_{quarter.label}_draft.tsv"
@@ -292,7 +374,7 @@ def generate(initiative: Initiative, folder: Path, seed: int = 2026) -> list[Dem
                 rows = rows.filter(pl.col("measure_id").str.starts_with("fsg-"))
                 if rows.is_empty():
                     continue
-                frame = simulate(rows, initiative, rng)
+                frame = simulate(rows, initiative, rng, scenario)
                 path = write_partner_file(
                     frame, initiative, partner_id, year.label, folder / partner_id / "survey"
                 )

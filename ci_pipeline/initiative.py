@@ -405,7 +405,9 @@ def load_initiative(path: Path) -> Initiative:
                 problems.append(f"partners.yaml[{p.id}]: localities: unknown geography {code!r}")
         expanded: list[str] = []
         for pattern in p.measures:
-            matched = sorted(fnmatch.filter(measures, pattern))
+            # Match the measure files, not only those that loaded: a broken measure is reported
+            # once, under its own file, and not again as unknown by every partner reporting it.
+            matched = sorted(fnmatch.filter((f.stem for f in files), pattern))
             if not matched:
                 problems.append(f"partners.yaml[{p.id}]: measures: unknown measure {pattern!r}")
             expanded += [m for m in matched if m not in expanded]

@@ -135,7 +135,7 @@ def canonical_period(raw: pl.Expr, periodicity: pl.Expr) -> pl.Expr:
 def period_start(label: pl.Expr) -> pl.Expr:
     """First month index of a canonical period label (null where the label is not canonical)."""
     year = label.str.slice(0, 4).cast(pl.Int32, strict=False)
-    month = label.str.extract(r"^\d{4}-(\d{2})$", 1).cast(pl.Int32, strict=False)
+    month = label.str.extract(r"^\d{4}-(0[1-9]|1[0-2])$", 1).cast(pl.Int32, strict=False)
     quarter = label.str.extract(r"^\d{4}-Q([1-4])$", 1).cast(pl.Int32, strict=False)
     return (
         pl.when(label.str.contains(r"^\d{4}$"))

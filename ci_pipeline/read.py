@@ -106,8 +106,10 @@ def decode(data: bytes, encoding: str) -> str:
     except LookupError:
         raise SubmissionRefused(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        bad = data[exc.start : exc.start + 8]
+        # utf-8-sig counts from after the byte-order mark; the partner counts from the file's start
+        start = exc.start + (3 if codec == "utf-8-sig" and data[:3] == b"\xef\xbb\xbf" else 0)
+        line = data[:start].count(b"\n") + 1
+        bad = data[start : start + 8]
         hint = (
             "If the file was saved from Excel in Hebrew or Arabic, submit it with "
             "--encoding windows-1255 (Hebrew) or --encoding windows-1256 (Arabic)."
@@ -115,7 +117,7 @@ def decode(data: bytes, encoding: str) -> str:
             else "Check the encoding the file was saved in."
         )
         raise SubmissionRefused(
-            f"line {line} (byte {exc.start}) is not valid {encoding}: {bad!r}. {hint}"
+            f"line {line} (byte {start}) is not valid {encoding}: {bad!r}. {hint}"
         ) from None
 
 
@@ -143,12 +145,18 @@ def _read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int]:
     text = decode(path.read_bytes(), encoding)
     if not text.strip():
         raise SubmissionRefused(f"{path.name} is empty")
-    frame = pl.read_csv(
-        io.BytesIO(text.encode("utf-8")),
-        separator=sniff_delimiter(text),
-        infer_schema=False,
-        truncate_ragged_lines=True,
-    )
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            separator=sniff_delimiter(text),
+            infer_schema=False,
+            truncate_ragged_lines=True,
+        )
+    except pl.exceptions.PolarsError:  # e.g. a quote that is never closed
+        raise SubmissionRefused(
+            f'{path.name} could not be read as CSV: check for a cell whose quote (") is never '
+            "closed, or save it from Excel again"
+        ) from None
     return frame, 2  # the header is line 1
 
 
@@ -169,10 +177,31 @@ def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
     import fastexcel
 
     try:
-        sheet = fastexcel.read_excel(path).load_sheet(0, dtypes="string")
+        # Every row from the sheet's row 1: by default calamine skips leading empty rows, and
+        # the partner's row numbers would shift with them. The first non-blank row is the header.
+        cells = (
+            fastexcel.read_excel(path)
+            .load_sheet(0, header_row=None, skip_rows=0, dtypes="string")
+            .to_polars()
+        )
     except Exception as exc:  # fastexcel raises its own error types for corrupt workbooks
         raise SubmissionRefused(f"{path.name} could not be read as a workbook: {exc}") from None
-    return sheet.to_polars(), 2  # the header is spreadsheet row 1
+    if cells.width == 0:
+        raise SubmissionRefused(f"{path.name} is empty")
+    filled = ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+    at = cells.select(filled.arg_true().first()).item()
+    if at is None:
+        raise SubmissionRefused(f"{path.name} is empty")
+    names: list[str] = []
+    for i, cell in enumerate(cells.row(at)):  # as fastexcel names them: __UNNAMED__1, value_1
+        name = cell if cell is not None and cell.strip() else f"__UNNAMED__{i}"
+        unique, n = name, 0
+        while unique in names:
+            n += 1
+            unique = f"{name}_{n}"
+        names.append(unique)
+    frame = cells.slice(at + 1).rename(dict(zip(cells.columns, names, strict=True)))
+    return frame, at + 2  # the header is spreadsheet row at + 1
 
 
 def _read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
@@ -226,10 +255,13 @@ def read_submission(
     frame = frame.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
     cells = [c for c in frame.columns if c != ROW]
     # Blank rows (trailing ones especially) are dropped; the numbering above is kept.
-    blank = pl.all_horizontal(
-        pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in cells
-    )
-    frame = frame.filter(~blank) if cells else frame.clear()
+    if cells:  # (all_horizontal over no columns is an error, so build it only when there are)
+        blank = pl.all_horizontal(
+            pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in cells
+        )
+        frame = frame.filter(~blank)
+    else:
+        frame = frame.clear()
     return RawSubmission(frame, headers, fmt, encoding if fmt == "csv" else None, ignored)
 
 
@@ -251,6 +283,7 @@ def parse_number(text: pl.Expr) -> pl.Expr:
         .otherwise(s)
     )
     number = s.cast(pl.Float64, strict=False)
+    number = pl.when(number.is_finite()).then(number)  # 'NaN', 'inf' are not numbers
     return pl.when(percent).then(number / 100).otherwise(number)
 
 
@@ -271,9 +304,16 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
     """Map text cells onto the canonical long frame, resolving names and parsing numbers.
 
     Keeps each number's text as ``<column>_text`` so the report can echo what was written.
-    Missing dimension columns and blank dimension cells mean ``total``.
+    Missing dimension columns and blank dimension cells mean ``total``. Columns the format does
+    not have (a partner's ``Notes``) are dropped and added to ``raw.ignored_columns``, as the
+    partner wrote them, so validation warns about them.
     """
     frame = raw.rows
+    known = {ROW, PARTNER_COLUMN, *KEY_COLUMNS, *NUMBER_COLUMNS, *initiative.dimension_names}
+    for name in frame.columns:
+        written = raw.headers.get(name, name)
+        if name not in known and written not in raw.ignored_columns:
+            raw.ignored_columns.append(written)
     for name in [*KEY_COLUMNS, *NUMBER_COLUMNS, *initiative.dimension_names]:
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name))

@@ -43,7 +43,8 @@ def write_report(
     safe = safe_issues(issues)
     files = {}
     if issues.height:
-        safe.write_csv(folder / "errors.csv")
+        # UTF-8 with a byte-order mark, as templates are, so Excel shows Hebrew and Arabic
+        (folder / "errors.csv").write_bytes(b"\xef\xbb\xbf" + safe.write_csv().encode("utf-8"))
         files["errors_csv"] = "errors.csv"
     if diff is not None and diff.height:
         diff.write_csv(folder / "changes.csv")

@@ -143,7 +143,8 @@ class Observation(SQLModel, table=True):
         Index("observation_slice", "measure_id", "period"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    submission_id: int = Field(foreign_key="submission.id", index=True)
+    # No index of its own: the unique key below starts with submission_id and serves lookups.
+    submission_id: int = Field(foreign_key="submission.id")
     partner_id: str
     measure_id: str
     measure_version: int
@@ -518,17 +519,17 @@ def store_accepted(
     if previous is not None:
         assert previous.id is not None
         diff = diff_observations(read_observations(previous.id, engine=engine), observations)
-    try:
-        with Session(engine) as session:
-            if previous is not None:
-                stale = session.get(Submission, previous.id)
-                if stale is None or stale.status != Status.accepted:
-                    raise ConcurrentSubmission(
-                        f"submission #{previous.id} changed while this file was being stored; submit again"
-                    )
-                stale.status = Status.superseded
-                session.add(stale)
-                session.flush()  # free the one-accepted-per-period slot before taking it
+    with Session(engine) as session:
+        if previous is not None:
+            stale = session.get(Submission, previous.id)
+            if stale is None or stale.status != Status.accepted:
+                raise ConcurrentSubmission(
+                    f"submission #{previous.id} changed while this file was being stored; submit again"
+                )
+            stale.status = Status.superseded
+            session.add(stale)
+            session.flush()  # free the one-accepted-per-period slot before taking it
+        try:
             row = _insert_submission(
                 session,
                 new,
@@ -542,26 +543,28 @@ def store_accepted(
                 rows_removed=diff.removed if diff else None,
                 rows_changed=diff.changed if diff else None,
             )
-            if stale is not None:
-                stale.superseded_by = row.id
-                session.add(stale)
-            _bulk_insert(
-                session.connection(),
-                observations.with_columns(
-                    pl.lit(row.id, pl.Int64).alias("submission_id"),
-                    pl.lit(new.partner_id).alias("partner_id"),
-                ),
-            )
-            session.commit()
-            session.refresh(row)
-            if stale is not None:
-                session.refresh(stale)
-            return Accepted(row, stale, diff)
-    except IntegrityError as exc:
-        raise ConcurrentSubmission(
-            f"another submission for {new.partner_id} {new.period} was accepted at the same time; "
-            "submit again to supersede it"
-        ) from exc
+        except IntegrityError as exc:  # the one-accepted-per-period index: another file won
+            raise ConcurrentSubmission(
+                f"another submission for {new.partner_id} {new.period} was accepted at the same time; "
+                "submit again to supersede it"
+            ) from exc
+        if stale is not None:
+            stale.superseded_by = row.id
+            session.add(stale)
+        # A failure here (a row breaking the observation key, a dropped connection) is not a
+        # concurrent submission: it propagates as itself, and the session rolls everything back.
+        _bulk_insert(
+            session.connection(),
+            observations.with_columns(
+                pl.lit(row.id, pl.Int64).alias("submission_id"),
+                pl.lit(new.partner_id).alias("partner_id"),
+            ),
+        )
+        session.commit()
+        session.refresh(row)
+        if stale is not None:
+            session.refresh(stale)
+        return Accepted(row, stale, diff)
 
 
 def list_submissions(
@@ -637,3 +640,268 @@ def set_report(row: Submission, report_path: str, message: str, *, engine: Engin
         session.commit()
         session.refresh(stored)
         return stored
+
+
+# --- indicators and alerts -----------------------------------------------------------------------
+
+
+class IndicatorValue(SQLModel, table=True):
+    """One population-level indicator cell; suppressed cells are stored, flagged, never shown."""
+
+    __tablename__ = "indicator_value"
+    initiative_id: str = Field(primary_key=True)
+    measure_id: str = Field(primary_key=True)
+    geo_code: str = Field(primary_key=True)
+    period: str = Field(primary_key=True)
+    disaggregation: str = Field(primary_key=True)
+    value: float | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    partners_reported: int
+    partners_expected: int
+    coverage: float | None = None
+    suppressed: bool = False
+    suppression: str | None = None
+    lineage: str = ""  # contributing submission ids, comma-separated
+    computed_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class Alert(SQLModel, table=True):
+    """One alert per (measure, geography, breakdown, period, kind[, partner]): never duplicated."""
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        UniqueConstraint(
+            "initiative_id",
+            "kind",
+            "measure_id",
+            "geo_code",
+            "disaggregation",
+            "period",
+            "subject",
+            name="alert_key",
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    initiative_id: str
+    kind: str
+    measure_id: str = Field(index=True)
+    geo_code: str
+    disaggregation: str
+    period: str
+    subject: str = ""  # the late partner, for missing data
+    working_group: str | None = None
+    status: str = Field(default=AlertStatus.open, index=True)
+    verified: bool = True  # False: held by the quality gate, not sent to the backbone
+    message: str
+    evidence: str = "{}"  # JSON
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    notifications: int = 0  # rounds queued so far (the first, then repeats)
+    last_notified_at: datetime | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One delivery of one alert to one channel; retried until sent, never sent twice."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("alert_id", "channel", "round", name="outbox_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    channel: str
+    round: int = 0
+    audience: str = "backbone"  # or "engineers", for alerts the gate held
+    status: str = Field(default="pending", index=True)  # pending | sent
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+INDICATOR_COLUMNS = [
+    "measure_id",
+    "geo_code",
+    "period",
+    "disaggregation",
+    "value",
+    "numerator",
+    "denominator",
+    "partners_reported",
+    "partners_expected",
+    "coverage",
+    "suppressed",
+    "suppression",
+    "lineage",
+]
+
+
+def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    counted = _frame(
+        conn,
+        "SELECT DISTINCT o.measure_id, o.period, o.submission_id FROM observation o "
+        "JOIN submission s ON s.id = o.submission_id "
+        "WHERE s.initiative_id = :ini AND s.status = 'accepted'",
+        {"ini": initiative_id},
+    )
+    stored = _frame(
+        conn,
+        "SELECT DISTINCT measure_id, period, lineage FROM indicator_value WHERE initiative_id = :ini",
+        {"ini": initiative_id},
+    )
+    return counted, stored
+
+
+def stale_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:
+    """(measure, period) slices whose indicators do not reflect the submissions that count.
+
+    Derived, not bookkept: a slice is stale when the set of accepted submissions behind its
+    observations differs from the lineage its stored indicators carry — after a new file, a
+    supersession, or for a slice whose last submission stopped counting.
+    """
+    with engine.connect() as conn:
+        counted, stored = _slice_lineage(conn, initiative_id)
+    now = (
+        counted.group_by("measure_id", "period").agg(
+            pl.col("submission_id").cast(pl.Int64).unique().sort().alias("ids")
+        )
+        if not counted.is_empty()
+        else pl.DataFrame(
+            schema={"measure_id": pl.Utf8, "period": pl.Utf8, "ids": pl.List(pl.Int64)}
+        )
+    )
+    before = (
+        stored.with_columns(pl.col("lineage").str.split(",").cast(pl.List(pl.Int64)))
+        .explode("lineage")
+        .group_by("measure_id", "period")
+        .agg(pl.col("lineage").drop_nulls().unique().sort().alias("ids_stored"))
+        if not stored.is_empty()
+        else pl.DataFrame(
+            schema={"measure_id": pl.Utf8, "period": pl.Utf8, "ids_stored": pl.List(pl.Int64)}
+        )
+    )
+    joined = now.join(before, on=["measure_id", "period"], how="full", coalesce=True)
+    stale = joined.filter(pl.col("ids").ne_missing(pl.col("ids_stored")))
+    return sorted(stale.select("measure_id", "period").iter_rows())
+
+
+def all_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:
+    """Every (measure, period) slice that has observations or indicators: a full rebuild."""
+    with engine.connect() as conn:
+        counted, stored = _slice_lineage(conn, initiative_id)
+    keys = {
+        *counted.select("measure_id", "period").iter_rows(),
+        *stored.select("measure_id", "period").iter_rows(),
+    }
+    return sorted(keys)
+
+
+def slice_observations(
+    initiative_id: str, slices: list[tuple[str, str]], *, engine: Engine
+) -> pl.DataFrame:
+    """The observations that count, for the given (measure, period) slices."""
+    if not slices:
+        return pl.DataFrame(schema={c: pl.Utf8 for c in OBSERVATION_COLUMNS})
+    wanted = pl.DataFrame(slices, schema=["measure_id", "period"], orient="row")
+    measures = sorted({m for m, _ in slices})
+    with engine.connect() as conn:
+        frame = _frame(
+            conn,
+            f"SELECT {', '.join('o.' + c for c in OBSERVATION_COLUMNS)} FROM observation o "
+            "JOIN submission s ON s.id = o.submission_id "
+            "WHERE s.initiative_id = :ini AND s.status = 'accepted' AND o.measure_id IN ("
+            + ", ".join(f":m{i}" for i in range(len(measures)))
+            + ")",
+            {"ini": initiative_id} | {f"m{i}": m for i, m in enumerate(measures)},
+        )
+    if frame.is_empty():
+        return frame
+    return frame.join(wanted, on=["measure_id", "period"], how="semi")
+
+
+def replace_indicators(
+    initiative_id: str, slices: list[tuple[str, str]], indicators: pl.DataFrame, *, engine: Engine
+) -> int:
+    """Replace the stored indicators of the given slices, in one transaction."""
+    rows = indicators.select(INDICATOR_COLUMNS).with_columns(
+        pl.lit(initiative_id).alias("initiative_id"), pl.lit(utcnow()).alias("computed_at")
+    )
+    with engine.begin() as conn:
+        for measure_id, period in slices:
+            conn.execute(
+                text(
+                    "DELETE FROM indicator_value WHERE initiative_id = :ini AND measure_id = :m AND period = :p"
+                ),
+                {"ini": initiative_id, "m": measure_id, "p": period},
+            )
+        if rows.height:
+            conn.execute(IndicatorValue.__table__.insert(), rows.to_dicts())  # type: ignore[attr-defined]
+    return rows.height
+
+
+def read_indicators(
+    initiative_id: str,
+    *,
+    engine: Engine,
+    measure_id: str | None = None,
+    geo_code: str | None = None,
+    period: str | None = None,
+) -> pl.DataFrame:
+    """Stored indicator cells (suppressed ones included, flagged): mask before showing."""
+    where = ["initiative_id = :ini"]
+    params: dict[str, Any] = {"ini": initiative_id}
+    for name, value in (("measure_id", measure_id), ("geo_code", geo_code), ("period", period)):
+        if value is not None:
+            where.append(f"{name} = :{name}")
+            params[name] = value
+    with engine.connect() as conn:
+        frame = _frame(
+            conn,
+            f"SELECT {', '.join(INDICATOR_COLUMNS)} FROM indicator_value WHERE {' AND '.join(where)} "
+            "ORDER BY measure_id, period, geo_code, disaggregation",
+            params,
+        )
+    schema = {
+        "measure_id": pl.Utf8,
+        "geo_code": pl.Utf8,
+        "period": pl.Utf8,
+        "disaggregation": pl.Utf8,
+        "value": pl.Float64,
+        "numerator": pl.Float64,
+        "denominator": pl.Float64,
+        "partners_reported": pl.Int64,
+        "partners_expected": pl.Int64,
+        "coverage": pl.Float64,
+        "suppressed": pl.Boolean,
+        "suppression": pl.Utf8,
+        "lineage": pl.Utf8,
+    }
+    if frame.is_empty():
+        return pl.DataFrame(schema=schema)
+    return frame.cast(schema)  # type: ignore[arg-type]
+
+
+def reported_cells(initiative_id: str, *, engine: Engine) -> pl.DataFrame:
+    """(partner_id, measure_id, period) that accepted submissions cover: who reported what."""
+    with engine.connect() as conn:
+        frame = _frame(
+            conn,
+            "SELECT DISTINCT o.partner_id, o.measure_id, o.period FROM observation o "
+            "JOIN submission s ON s.id = o.submission_id "
+            "WHERE s.initiative_id = :ini AND s.status = 'accepted'",
+            {"ini": initiative_id},
+        )
+    return (
+        frame
+        if not frame.is_empty()
+        else pl.DataFrame(schema={"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8})
+    )

@@ -99,10 +99,9 @@ def _known_codes(initiative: Initiative, dim: str) -> list[str]:
 
 def _fmt(expr: pl.Expr) -> pl.Expr:
     """A number as text for a message: integers without a trailing .0."""
-    return (
-        pl.when(expr == expr.round(0))
-        .then(expr.cast(pl.Int64, strict=False).cast(pl.Utf8))
-        .otherwise(expr.round(4).cast(pl.Utf8))
+    return pl.coalesce(
+        pl.when(expr == expr.round(0)).then(expr.cast(pl.Int64, strict=False).cast(pl.Utf8)),
+        expr.round(4).cast(pl.Utf8),
     )
 
 
@@ -197,12 +196,17 @@ class _ContractBuilder:
                     pl.when(measure.is_in(list(ini.measures)))
                     .then(
                         _txt(
+                            "measure ",
                             _q("measure_id"),
                             f" is a shared measure, but not one {partner.id} reports",
                         )
                     )
                     .otherwise(
-                        _txt(_q("measure_id"), " is not a shared measure of this initiative")
+                        _txt(
+                            "measure ",
+                            _q("measure_id"),
+                            " is not a shared measure of this initiative",
+                        )
                     ),
                 )
             },
@@ -215,9 +219,14 @@ class _ContractBuilder:
                 "geography_served": (
                     geo.is_in(ini.partner_geographies(partner.id)),
                     pl.when(geo.is_in(list(ini.geographies)))
-                    .then(_txt(_q("geo_code"), f" is not a locality {partner.id} reports for"))
+                    .then(
+                        _txt(
+                            "place ", _q("geo_code"), f" is not a locality {partner.id} reports for"
+                        )
+                    )
                     .otherwise(
                         _txt(
+                            "place ",
                             _q("geo_code"),
                             " is not a locality of this initiative (use its code or its name in English, Hebrew or Arabic)",
                         )
@@ -233,6 +242,7 @@ class _ContractBuilder:
                 "period_format": (
                     period.str.contains("|".join(CANONICAL_PATTERNS.values())),
                     _txt(
+                        "period ",
                         _q("period"),
                         " is not a period: write a month (2025-09), quarter (2025-Q3) or year (2025)",
                     ),
@@ -264,7 +274,11 @@ class _ContractBuilder:
             "partner_matches",
             PARTNER_COLUMN,
             pl.col(PARTNER_COLUMN).str.strip_chars() == pid,
-            _txt(_q(PARTNER_COLUMN), f" differs from the submitting partner {pid!r}"),
+            _txt(
+                f"{PARTNER_COLUMN} ",
+                _q(PARTNER_COLUMN),
+                f" differs from the submitting partner {pid!r}",
+            ),
         )
 
     def _dimension_rules(self, dim: str) -> None:
@@ -278,6 +292,7 @@ class _ContractBuilder:
                 f"{dim}_code": (
                     code.is_in(codes),
                     _txt(
+                        f"{dim} ",
                         _q(dim),
                         f" is not a {dim} code; use one of: {', '.join(codes)} (blank means total)",
                     ),
@@ -299,8 +314,8 @@ class _ContractBuilder:
             dim,
             (code == TOTAL).n_unique().over(others) == 1,
             pl.lit(
-                f"rows for the same measure, locality and period mix a {dim} total with a "
-                f"breakdown by {dim}; send either the total or the breakdown"
+                f"rows for the same measure, locality and period give both a total and a "
+                f"breakdown by {dim}; send either the total or the breakdown, not both"
             ),
         )
 
@@ -318,15 +333,18 @@ class _ContractBuilder:
             f"{col}_is_number",
             col,
             pl.col(f"{col}_text").is_null() | x.is_not_null(),
-            _txt(_q(f"{col}_text"), f" is not a number ({col})"),
+            _txt(f"{col} ", _q(f"{col}_text"), " is not a number"),
         )
 
     def _period_rules(self) -> None:
         period, every = pl.col("period"), pl.col("_periodicity")
+        # Text that is not a period at all is reported once, by period_format.
+        not_a_period = ~period.str.contains("|".join(CANONICAL_PATTERNS.values()))
         self.row_rule(
             "period_matches_measure",
             "period",
-            pl.coalesce(
+            not_a_period
+            | pl.coalesce(
                 pl.when(every == str(p)).then(period.str.contains(pattern))
                 for p, pattern in CANONICAL_PATTERNS.items()
             ),
@@ -344,13 +362,17 @@ class _ContractBuilder:
         self.row_rule(
             "period_in_submission",
             "period",
-            (period_start(period) >= span.start) & (period_end(period) <= span.end),
-            _txt(_q("period"), f" is outside this submission's period {span.label}"),
+            not_a_period
+            | ((period_start(period) >= span.start) & (period_end(period) <= span.end)),
+            _txt("period ", _q("period"), f" is outside this submission's period {span.label}"),
         )
 
     def _unit_rules(self) -> None:
         unit, measure = pl.col("_unit"), pl.col("measure_id")
         n, d, v = pl.col("numerator"), pl.col("denominator"), pl.col("value")
+        # n/d only where it is a share; a zero or negative denominator, or a numerator outside
+        # 0..denominator, is reported by its own rule rather than again as a bad ratio.
+        ratio = pl.when((d > 0) & (n >= 0) & (n <= d)).then(n / d)
         given = {
             c: pl.col(c).is_not_null() | pl.col(f"{c}_text").is_not_null() for c in NUMBER_COLUMNS
         }
@@ -381,13 +403,14 @@ class _ContractBuilder:
         self.row_rule(
             "denominator_positive",
             "denominator",
-            ~unit.is_in([Unit.proportion, Unit.score]) | (d > 0),
+            # a negative denominator is reported by denominator_not_negative
+            ~unit.is_in([Unit.proportion, Unit.score]) | (d != 0),
             _txt("denominator must be more than 0 for ", measure),
         )
         self.row_rule(
             "numerator_within_denominator",
             "numerator",
-            (unit != Unit.proportion) | (n <= d),
+            (unit != Unit.proportion) | (n <= d) | (d <= 0),
             _txt(
                 "numerator ",
                 _fmt(n),
@@ -399,12 +422,12 @@ class _ContractBuilder:
         self.row_rule(
             "value_matches_ratio",
             "value",
-            (unit != Unit.proportion) | v.is_null() | ((v - n / d).abs() <= RATIO_TOLERANCE),
+            (unit != Unit.proportion) | v.is_null() | ((v - ratio).abs() <= RATIO_TOLERANCE),
             _txt(
                 "value ",
                 _fmt(v),
                 " does not equal numerator/denominator (",
-                _fmt(n / d),
+                _fmt(ratio),
                 "); leave value blank to have it computed",
             ),
         )
@@ -414,13 +437,16 @@ class _ContractBuilder:
             (unit != Unit.count) | (v == v.round(0)),
             _txt(measure, " counts whole units; ", _fmt(v), " is not a whole number"),
         )
-        effective = pl.when(unit == Unit.proportion).then(pl.coalesce(v, n / d)).otherwise(v)
+        effective = pl.when(unit == Unit.proportion).then(pl.coalesce(v, ratio)).otherwise(v)
         lo, hi = pl.col("_min"), pl.col("_max")
         self.row_rule(
             "value_in_range",
             "value",
             effective.is_between(lo.fill_null(float("-inf")), hi.fill_null(float("inf"))),
             _txt(
+                pl.when(v.is_null())
+                .then(pl.lit("numerator/denominator "))
+                .otherwise(pl.lit("value ")),
                 _fmt(effective),
                 " is outside the valid range for ",
                 measure,

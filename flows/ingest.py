@@ -13,10 +13,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from sqlalchemy import Engine
 
 from ci_pipeline import intake
 from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.errors import DefinitionError, InvalidPeriod, UnknownPartner
 from ci_pipeline.initiative import Initiative, load_initiative
 from ci_pipeline.store import NewSubmission, make_engine
 from ci_pipeline.validate import ValidationResult
@@ -25,7 +27,21 @@ from flows.runtime import passthrough as quote
 RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
 
 
-@task(name="receive", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY)
+def _not_a_caller_mistake(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """Retry what may pass next time (the disk, the database), never an unknown partner, a bad
+    period or invalid definitions: those fail the same way again."""
+    return not isinstance(
+        state.result(raise_on_failure=False), UnknownPartner | InvalidPeriod | DefinitionError
+    )
+
+
+@task(
+    name="receive",
+    cache_policy=NO_CACHE,
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAY,
+    retry_condition_fn=_not_a_caller_mistake,
+)
 def receive(
     path: Path,
     partner_id: str,
@@ -55,7 +71,8 @@ refuse = task(
 
 def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:
     """A table of the validation result (failures by rule), or the receipt, for operators."""
-    key = f"validation-{receipt.partner_id}"
+    # Partner ids may hold underscores; Prefect artifact keys allow only a-z, 0-9 and dashes.
+    key = f"validation-{receipt.partner_id.replace('_', '-')}"
     if result is not None and result.issues.height:
         create_table_artifact(
             key=key,

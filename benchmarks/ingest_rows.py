@@ -1,0 +1,246 @@
+"""Rows per second for a 1,000,000-row CSV submission, stage by stage, on SQLite and PostgreSQL.
+
+Usage::
+
+    .venv/bin/python benchmarks/ingest_rows.py [--rows 1000000] [--postgres URL]
+
+It writes a synthetic initiative (500 localities; one quarterly count measure broken down by
+125 age bands and 4 sexes) and a CSV of that many valid rows to a temporary folder, then times
+read → validate → store through the same core functions the ingest flow calls. For scale it
+also times SQLModel's ``session.add_all`` on a sample, the per-object ORM path the store avoids.
+Prints figures and ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+import yaml
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from ci_pipeline import intake, store
+from ci_pipeline.config import get_settings
+from ci_pipeline.initiative import load_initiative
+
+T = TypeVar("T")
+AGES = [f"a{i:03d}" for i in range(125)]
+SEXES = ["female", "male", "other", "unknown"]
+QUARTERS = ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
+
+
+def write_initiative(folder: Path, localities: int) -> None:
+    (folder / "measures").mkdir(parents=True)
+    (folder / "initiative.yaml").write_text(
+        yaml.safe_dump(
+            {"id": "bench", "name": {"en": "Benchmark"}, "description": "synthetic", "version": "1"}
+        )
+    )
+    geos = [{"code": "region", "level": "cluster", "name": {"en": "Region"}}]
+    geos += [
+        {
+            "code": f"loc{i:04d}",
+            "level": "locality",
+            "parent": "region",
+            "name": {"en": f"Locality {i}"},
+        }
+        for i in range(localities)
+    ]
+    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    partner = {
+        "id": "bench-partner",
+        "name": "Bench",
+        "sector": "central_government",
+        "localities": [g["code"] for g in geos[1:]],
+        "measures": ["people-served"],
+        "submits_every": "year",
+        "contact": {"name": "x", "email": "x@example.org"},
+    }
+    (folder / "partners.yaml").write_text(yaml.safe_dump([partner]))
+    measure = {
+        "id": "people-served",
+        "version": 1,
+        "title": "People served",
+        "description": "synthetic",
+        "unit": "count",
+        "unit_label": "people",
+        "combine": "sum",
+        "direction": "higher_is_better",
+        "dimensions": {"age_band": ["total", *AGES], "sex": ["total", *SEXES]},
+        "valid_range": {"min": 0, "max": 100000},
+        "periodicity": "quarter",
+        "deadline_days": 30,
+    }
+    (folder / "measures" / "people-served.yaml").write_text(yaml.safe_dump(measure))
+
+
+def write_csv(path: Path, rows: int) -> int:
+    per_geo = len(QUARTERS) * len(AGES) * len(SEXES)
+    localities = -(-rows // per_geo)
+    combos = (
+        pl.DataFrame({"geo_code": [f"loc{i:04d}" for i in range(localities)]})
+        .join(pl.DataFrame({"period": QUARTERS}), how="cross")
+        .join(pl.DataFrame({"age_band": AGES}), how="cross")
+        .join(pl.DataFrame({"sex": SEXES}), how="cross")
+        .head(rows)
+    )
+    frame = combos.select(
+        pl.lit("people-served").alias("measure_id"),
+        "geo_code",
+        "period",
+        "age_band",
+        "sex",
+        (pl.int_range(pl.len()) % 97).alias("value"),
+    )
+    frame.write_csv(path)
+    return localities
+
+
+def timed(label: str, fn: Callable[[], T], rows: int, results: dict[str, float]) -> T:
+    start = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - start
+    results[label] = seconds
+    print(f"  {label:<28} {seconds:8.2f} s  {rows / seconds:>12,.0f} rows/s")
+    return value
+
+
+def run(
+    database_url: str, home: Path, initiative_dir: Path, csv: Path, rows: int
+) -> dict[str, float]:
+    os.environ["CI_PIPELINE_HOME"] = str(home)
+    settings = get_settings(
+        database_url=database_url, initiative=initiative_dir, max_file_bytes=2**31
+    )
+    initiative = load_initiative(initiative_dir)
+    engine = store.make_engine(settings.resolved_database_url)
+    store.drop_schema(engine=engine)
+    intake.prepare_database(initiative, engine=engine)
+    results: dict[str, float] = {}
+    total = time.perf_counter()
+    new = timed(
+        "receive (hash, archive)",
+        lambda: intake.receive(
+            csv, "bench-partner", "2025", initiative=initiative, settings=settings
+        ),
+        rows,
+        results,
+    )
+    parsed = timed(
+        "read + to_long_frame",
+        lambda: intake.parse(csv, new, encoding=None, initiative=initiative, settings=settings),
+        rows,
+        results,
+    )
+    assert isinstance(parsed, intake.Parsed), parsed
+    result = timed(
+        "validate (pandera) + conflicts",
+        lambda: intake.check(parsed, new, initiative=initiative, engine=engine),
+        rows,
+        results,
+    )
+    assert result.accepted, result.issues.head()
+    receipt = timed(
+        "store (one transaction)",
+        lambda: intake.record(new, result, encoding=None, settings=settings, engine=engine),
+        rows,
+        results,
+    )
+    results["total"] = time.perf_counter() - total
+    assert receipt.rows_accepted == rows, receipt
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM observation")).scalar()
+    assert stored == rows
+    print(
+        f"  {'end to end':<28} {results['total']:8.2f} s  {rows / results['total']:>12,.0f} rows/s"
+    )
+    results["orm_rows_per_s"] = orm_baseline(engine)
+    print(f"  {'ORM add_all (sample)':<28} {'':8}    {results['orm_rows_per_s']:>12,.0f} rows/s")
+    print(
+        f"  bulk store vs ORM add_all: {rows / results['store (one transaction)'] / results['orm_rows_per_s']:.1f}x"
+    )
+    engine.dispose()
+    return results
+
+
+def orm_baseline(engine: Engine, sample: int = 20_000) -> float:
+    """Rows/s of per-object ORM inserts, the path the store does not take."""
+    with Session(engine) as session:
+        sub = store.Submission(
+            initiative_id="bench",
+            partner_id="orm",
+            period="2025",
+            content_hash="x",
+            file_name="x",
+            file_format="csv",
+            status="rejected",
+            received_at=store.utcnow(),
+        )
+        session.add(sub)
+        session.flush()
+        assert sub.id is not None
+        objs = [
+            store.Observation(
+                submission_id=sub.id,
+                partner_id="orm",
+                measure_id="people-served",
+                measure_version=1,
+                geo_code="loc0000",
+                period="2025-Q1",
+                disaggregation=f"k{i}",
+                value=float(i),
+                source_row=i,
+            )
+            for i in range(sample)
+        ]
+        start = time.perf_counter()
+        session.add_all(objs)
+        session.commit()
+        return sample / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("CI_PIPELINE_TEST_POSTGRES_URL"),
+        help="PostgreSQL URL (default: CI_PIPELINE_TEST_POSTGRES_URL)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        write_initiative(
+            base / "initiative",
+            localities=-(-args.rows // (len(QUARTERS) * len(AGES) * len(SEXES))),
+        )
+        csv = base / "submission.csv"
+        write_csv(csv, args.rows)
+        print(f"{args.rows:,} rows, {csv.stat().st_size / 2**20:.0f} MiB CSV")
+        print("SQLite:")
+        lite = run(
+            f"sqlite:///{base / 'bench.db'}",
+            base / "home-sqlite",
+            base / "initiative",
+            csv,
+            args.rows,
+        )
+        if args.postgres:
+            print("PostgreSQL:")
+            pg = run(args.postgres, base / "home-pg", base / "initiative", csv, args.rows)
+            print(f"end to end, PostgreSQL vs SQLite: {lite['total'] / pg['total']:.2f}x")
+        else:
+            print("PostgreSQL: skipped (no --postgres URL and CI_PIPELINE_TEST_POSTGRES_URL unset)")
+
+
+if __name__ == "__main__":
+    main()

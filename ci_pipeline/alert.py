@@ -1,0 +1,369 @@
+"""Alerts: one record per finding, a lifecycle, and delivery through apprise via an outbox.
+
+- :func:`record_findings` turns a run's findings into alert records keyed by (kind, measure,
+  geography, breakdown, period, partner): re-running never duplicates one. Alerts the quality
+  gate held are stored as unverified. Open alerts a run no longer finds are resolved by
+  themselves (the indicator recovered; the late partner reported).
+- :func:`enqueue` adds an outbox row per (alert, channel, round): new verified alerts go to the
+  backbone's channels (routable per working group or measure), held ones to the data
+  engineers', and still-open alerts are repeated no more often than ``repeat_interval``.
+- :func:`deliver` sends what is due, grouped into one message per channel (Alertmanager's
+  grouping), records success per row, and schedules failures for a retry with exponential
+  backoff. A crash between sending and recording can repeat a message; nothing is lost, and a
+  row recorded as sent is never sent again.
+
+The default channel is a local file (``cifile://``, a small apprise plugin registered here), so
+the demo works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import apprise
+import polars as pl
+from apprise.decorators import notify
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from ci_pipeline.initiative import Initiative
+from ci_pipeline.store import Alert, AlertStatus, OutboxMessage, utcnow
+
+FILE_SCHEME = "cifile"
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=6)
+
+#: Sends one message to one channel; True when the channel accepted it.
+Sender = Callable[[str, str, str], bool]
+
+
+@notify(on=FILE_SCHEME, name="ci-pipeline local file")
+def _write_file(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
+    """``cifile:///abs/path.log``: append the message to a local file."""
+    path = Path("/" + str(meta.get("host", "")) + str(meta.get("fullpath", "")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"=== {utcnow().isoformat(timespec='seconds')} {title}\n{body}\n\n")
+    return True
+
+
+def file_channel(path: Path) -> str:
+    """The apprise URL of the local-file channel."""
+    return f"{FILE_SCHEME}://{path.resolve()}"
+
+
+def apprise_sender(url: str, title: str, body: str) -> bool:
+    """Deliver through apprise (email, Slack, Teams, a JSON webhook, a local file …)."""
+    client = apprise.Apprise()
+    if not client.add(url):
+        return False
+    return bool(client.notify(title=title, body=body))
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which channels an alert goes to."""
+
+    backbone: list[str]  # default channels of the backbone team
+    engineers: list[str]  # where held (unverified) alerts and gate failures go
+    routes: dict[str, list[str]]  # working group or measure id -> extra channels
+
+    def channels(self, alert: Alert) -> list[str]:
+        if not alert.verified:
+            return list(dict.fromkeys(self.engineers))
+        extra = self.routes.get(alert.measure_id, []) + self.routes.get(
+            alert.working_group or "", []
+        )
+        return list(dict.fromkeys([*self.backbone, *extra]))
+
+
+# --- the lifecycle ------------------------------------------------------------------------------
+
+ALERT_KEY = ("kind", "measure_id", "geo_code", "disaggregation", "period", "subject")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    new: list[int]
+    updated: list[int]
+    resolved: list[int]
+
+
+def record_findings(
+    findings: pl.DataFrame,
+    initiative: Initiative,
+    judged: dict[str, str],
+    *,
+    unverified_measures: set[str],
+    engine: Engine,
+) -> Recorded:
+    """Store a run's findings as alerts and resolve the open ones it no longer finds.
+
+    ``judged`` maps each measure to the period this run judged; an open alert of that measure
+    for that period or earlier whose finding is gone is resolved.
+    """
+    ini = initiative.info.id
+    seen: set[tuple[str, ...]] = set()
+    new: list[int] = []
+    updated: list[int] = []
+    resolved: list[int] = []
+    now = utcnow()
+    with Session(engine) as session:
+        for f in findings.iter_rows(named=True):
+            key = tuple(str(f[k] or "") for k in ALERT_KEY)
+            fields = dict(zip(ALERT_KEY, key, strict=True))
+            seen.add(key)
+            # Missing data needs no gate; a gate failure itself goes to the engineers.
+            verified = f["kind"] == "missing" or (
+                f["kind"] != "quality" and f["measure_id"] not in unverified_measures
+            )
+            evidence = json.dumps(
+                {k: v for k, v in f.items() if k != "message"}, default=str, ensure_ascii=False
+            )
+            existing = session.exec(
+                select(Alert).where(
+                    Alert.initiative_id == ini,
+                    *[getattr(Alert, k) == v for k, v in zip(ALERT_KEY, key, strict=True)],
+                )
+            ).first()
+            if existing is None:
+                row = Alert(
+                    initiative_id=ini,
+                    kind=fields["kind"],
+                    measure_id=fields["measure_id"],
+                    geo_code=fields["geo_code"],
+                    disaggregation=fields["disaggregation"],
+                    period=fields["period"],
+                    subject=fields["subject"],
+                    working_group=initiative.measures[f["measure_id"]].working_group,
+                    verified=verified,
+                    message=f["message"],
+                    evidence=evidence,
+                )
+                session.add(row)
+                session.flush()
+                assert row.id is not None
+                new.append(row.id)
+                continue
+            existing.last_seen_at = now
+            existing.message = f["message"]
+            existing.evidence = evidence
+            if existing.status == AlertStatus.resolved:  # it came back
+                existing.status, existing.resolved_at, existing.notifications = (
+                    AlertStatus.open,
+                    None,
+                    0,
+                )
+                new.append(_id(existing))
+            elif verified and not existing.verified:  # the gate passes now: send it
+                new.append(_id(existing))
+            else:
+                updated.append(_id(existing))
+            existing.verified = verified
+            session.add(existing)
+        for alert in session.exec(
+            select(Alert).where(
+                Alert.initiative_id == ini, col(Alert.status) != AlertStatus.resolved
+            )
+        ).all():
+            period = judged.get(alert.measure_id)
+            key = tuple(getattr(alert, k) for k in ALERT_KEY)
+            if (
+                period is None
+                or key in seen
+                or alert.period > period
+                or len(alert.period) != len(period)
+            ):
+                continue
+            alert.status, alert.resolved_at = AlertStatus.resolved, now
+            session.add(alert)
+            resolved.append(_id(alert))
+        session.commit()
+    return Recorded(new, updated, resolved)
+
+
+def _id(alert: Alert) -> int:
+    assert alert.id is not None
+    return alert.id
+
+
+def acknowledge(alert_id: int, by: str, *, engine: Engine) -> Alert | None:
+    """Mark an alert acknowledged: someone owns it; it is not repeated any more."""
+    with Session(engine) as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            return None
+        if alert.status == AlertStatus.open:
+            alert.status, alert.acknowledged_at, alert.acknowledged_by = (
+                AlertStatus.acknowledged,
+                utcnow(),
+                by,
+            )
+            session.add(alert)
+            session.commit()
+            session.refresh(alert)
+        return alert
+
+
+def list_alerts(*, engine: Engine, status: str | None = None, limit: int = 200) -> list[Alert]:
+    with Session(engine) as session:
+        query = select(Alert).order_by(col(Alert.id).desc()).limit(limit)
+        if status:
+            query = query.where(Alert.status == status)
+        return list(session.exec(query).all())
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def enqueue(
+    routing: Routing, *, repeat_interval: timedelta, engine: Engine, now: datetime | None = None
+) -> int:
+    """Queue deliveries: open alerts never notified, and open ones due for a repeat."""
+    now = now or utcnow()
+    queued = 0
+    with Session(engine) as session:
+        for alert in session.exec(select(Alert).where(Alert.status == AlertStatus.open)).all():
+            last = _aware(alert.last_notified_at)
+            due = alert.notifications == 0 or (last is not None and now - last >= repeat_interval)
+            if not due or _has_pending(session, alert.id):
+                continue
+            for channel in routing.channels(alert):
+                session.add(
+                    OutboxMessage(
+                        alert_id=_id(alert),
+                        channel=channel,
+                        round=alert.notifications,
+                        audience="backbone" if alert.verified else "engineers",
+                    )
+                )
+                queued += 1
+            alert.notifications += 1
+            alert.last_notified_at = now
+            session.add(alert)
+        session.commit()
+    return queued
+
+
+def _has_pending(session: Session, alert_id: int | None) -> bool:
+    return (
+        session.exec(
+            select(OutboxMessage.id).where(
+                OutboxMessage.alert_id == alert_id, OutboxMessage.status == "pending"
+            )
+        ).first()
+        is not None
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at six hours."""
+    return min(BACKOFF_BASE * (2 ** max(0, attempts - 1)), BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str
+    alerts: int
+    ok: bool
+    error: str | None = None
+
+
+def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
+    """One message for a channel: every alert of this delivery, most severe kinds first."""
+    order = {"quality": -1, "step": 0, "seasonal_step": 1, "drift": 2, "off_track": 3, "missing": 4}
+    items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
+    label = {
+        "quality": "Quality gate",
+        "step": "Regression",
+        "seasonal_step": "Regression (vs a year before)",
+        "drift": "Sustained drift",
+        "off_track": "Off track",
+        "missing": "Missing data",
+    }
+    if audience == "engineers":
+        title = f"ci-pipeline: {len(items)} alert(s) held by the data-quality gate (unverified)"
+        intro = "The quality gate failed for these measures, so their alerts were not sent to the backbone team. Check the Data Docs, fix the data, and re-run.\n\n"
+    else:
+        title = f"ci-pipeline: {len(items)} indicator alert(s)"
+        intro = ""
+    lines = [f"• [{label.get(a.kind, a.kind)}] #{a.id} {a.message}" for a in items]
+    footer = "\n\nAcknowledge with: ci-pipeline alerts ack ID"
+    return title, intro + "\n".join(lines) + footer
+
+
+def deliver(
+    *, engine: Engine, sender: Sender = apprise_sender, now: datetime | None = None
+) -> list[Delivery]:
+    """Send every due outbox row, one message per (channel, audience); record each outcome."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        due = [
+            m
+            for m in session.exec(
+                select(OutboxMessage).where(OutboxMessage.status == "pending")
+            ).all()
+            if (_aware(m.next_attempt_at) or now) <= now
+        ]
+        groups: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for m in due:
+            groups.setdefault((m.channel, m.audience), []).append(m)
+        results = []
+        for (channel, audience), messages in sorted(groups.items()):
+            alerts = [
+                a for a in (session.get(Alert, m.alert_id) for m in messages) if a is not None
+            ]
+            title, body = compose(alerts, audience)
+            try:
+                ok, error = sender(channel, title, body), None
+            except Exception as exc:  # a channel's failure must not stop the others
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            for m in messages:
+                m.attempts += 1
+                if ok:
+                    m.status, m.sent_at, m.last_error = "sent", now, None
+                else:
+                    m.last_error = error or "the channel did not accept the message"
+                    m.next_attempt_at = now + backoff(m.attempts)
+                session.add(m)
+            # Recorded per channel, so a crash later in this loop cannot re-send this one.
+            session.commit()
+            results.append(
+                Delivery(channel, len(alerts), ok, None if ok else (error or "not accepted"))
+            )
+        return results
+
+
+def redact_channel(url: str) -> str:
+    """A channel URL safe to print: credentials and tokens hidden."""
+    scheme, _, rest = url.partition("://")
+    if scheme == FILE_SCHEME:
+        return url
+    host = rest.split("/")[0].split("@")[-1]
+    return f"{scheme}://{host}/…" if rest else url
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    out = alert.model_dump()
+    out["evidence"] = json.loads(alert.evidence)
+    for key, value in list(out.items()):
+        if isinstance(value, datetime):
+            out[key] = value.isoformat(timespec="seconds")
+        elif isinstance(value, float) and math.isnan(value):
+            out[key] = None
+    return out

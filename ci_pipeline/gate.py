@@ -1,0 +1,271 @@
+"""The data-quality gate: Great Expectations 1.x on the aggregated indicators of a run.
+
+The suite is generated from the measure definitions: values within each measure's valid range,
+proportions within [0, 1], coverage at or above each measure's minimum, every expected
+indicator present, and no impossible jump from the previous period. The indicator table is
+small, so it crosses into pandas here, at this one boundary; the per-row validation of partner
+files stays on pandera. A failing expectation holds that measure's regression alerts for the
+period as *unverified* and tells the data engineers; GX Data Docs (HTML) are built under the
+data folder so they can see why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from ci_pipeline.initiative import Initiative, Unit
+from ci_pipeline.periods import Period, shift
+
+#: A cell that moves by more than this factor from one period to the next is a likely
+#: data-entry error (a figure typed in the wrong unit, a misplaced digit), not a trend.
+MAX_JUMP = 10.0
+SUITE = "indicator-quality"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    success: bool
+    failed_measures: set[str]
+    failures: list[dict[str, Any]] = field(default_factory=list)  # expectation, measure, details
+    docs_path: str | None = None
+
+
+def gate_frame(
+    indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
+) -> pl.DataFrame:
+    """The judged period's indicator cells, with the unit and the jump from the period before."""
+    units = {m.id: str(m.unit) for m in initiative.measures.values()}
+    judged = pl.DataFrame(
+        {
+            "measure_id": list(periods),
+            "period": [p.label for p in periods.values()],
+            "previous": [shift(p, -1).label for p in periods.values()],
+        }
+    )
+    now = indicators.join(judged, on=["measure_id", "period"], how="inner")
+    before = indicators.select(
+        "measure_id",
+        "geo_code",
+        "disaggregation",
+        pl.col("period").alias("previous"),
+        pl.col("value").alias("previous_value"),
+        pl.col("suppressed").alias("previous_suppressed"),
+    )
+    return now.join(
+        before, on=["measure_id", "geo_code", "disaggregation", "previous"], how="left"
+    ).with_columns(
+        pl.col("measure_id").replace_strict(units, default=None).alias("unit"),
+        pl.concat_str(["measure_id", "geo_code", "period"], separator="|").alias("cell"),
+        pl.when(
+            ~pl.col("suppressed")
+            & ~pl.col("previous_suppressed").fill_null(True)
+            & (pl.col("previous_value") > 0)
+            & (pl.col("value") > 0)
+        )
+        .then(
+            pl.max_horizontal(
+                pl.col("value") / pl.col("previous_value"),
+                pl.col("previous_value") / pl.col("value"),
+            )
+        )
+        .alias("jump"),
+    )
+
+
+def expected_cells(initiative: Initiative, periods: dict[str, Period]) -> dict[str, list[str]]:
+    """Per measure, the (measure|geography|period) cells that must exist for the judged period."""
+    from ci_pipeline.aggregate import expected_partners
+
+    expected = expected_partners(initiative).select("measure_id", "geo_code").unique()
+    out: dict[str, list[str]] = {}
+    for measure_id, geo in expected.sort("measure_id", "geo_code").iter_rows():
+        if measure_id in periods:
+            out.setdefault(measure_id, []).append(f"{measure_id}|{geo}|{periods[measure_id].label}")
+    return out
+
+
+def _bounds(initiative: Initiative) -> pl.DataFrame:
+    """Per measure: the value range a cell must lie in, and the coverage it must reach."""
+    rows = []
+    for m in initiative.measures.values():
+        lo, hi = m.valid_range.min, m.valid_range.max
+        if m.unit is Unit.proportion:
+            lo, hi = max(lo or 0.0, 0.0), min(hi if hi is not None else 1.0, 1.0)
+        rows.append((m.id, lo, hi, m.alert.min_coverage))
+    return pl.DataFrame(
+        rows, schema=["measure_id", "value_min", "value_max", "min_coverage"], orient="row"
+    )
+
+
+def _suite(expected: list[str]) -> Any:
+    """Five expectations, generated from the definitions through the per-measure bound columns."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    skip: Literal["either_value_is_missing"] = "either_value_is_missing"
+    return gx.ExpectationSuite(
+        name=SUITE,
+        expectations=[
+            e.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="value",
+                column_B="value_min",
+                or_equal=True,
+                ignore_row_if=skip,
+                meta={"rule": "value at or above the measure's minimum"},
+            ),
+            e.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="value_max",
+                column_B="value",
+                or_equal=True,
+                ignore_row_if=skip,
+                meta={
+                    "rule": "value at or below the measure's maximum (proportions within [0, 1])"
+                },
+            ),
+            e.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="coverage",
+                column_B="min_coverage",
+                or_equal=True,
+                ignore_row_if=skip,
+                meta={"rule": "coverage at or above the measure's minimum"},
+            ),
+            e.ExpectColumnValuesToBeBetween(
+                column="jump",
+                max_value=MAX_JUMP,
+                meta={"rule": f"no jump of more than {MAX_JUMP:g}x from the period before"},
+            ),
+            e.ExpectColumnDistinctValuesToContainSet(
+                column="cell", value_set=expected, meta={"rule": "every expected indicator present"}
+            ),
+        ],
+    )
+
+
+def run_gate(
+    indicators: pl.DataFrame,
+    initiative: Initiative,
+    periods: dict[str, Period],
+    *,
+    project_dir: Path,
+) -> GateResult:
+    """Validate the judged period's indicators; build Data Docs under ``project_dir``."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    frame = gate_frame(indicators, initiative, periods).join(
+        _bounds(initiative), on="measure_id", how="left"
+    )
+    if frame.is_empty():
+        return GateResult(True, set())
+    expected = sorted(c for cells in expected_cells(initiative, periods).values() for c in cells)
+    project_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=project_dir)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_or_update_pandas("indicators")
+    asset = next(
+        (a for a in source.assets if a.name == "judged"), None
+    ) or source.add_dataframe_asset("judged")
+    batch = next(
+        (b for b in asset.batch_definitions if b.name == "all"), None
+    ) or asset.add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add_or_update(_suite(expected))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=SUITE, data=batch, suite=suite)
+    )
+    # COMPLETE lists every failing row's index, so each failure names its measure.
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=SUITE,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs")],
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+    pandas_frame = frame.drop("lineage").to_pandas()
+    result = checkpoint.run(
+        batch_parameters={"dataframe": pandas_frame},
+        expectation_parameters=None,
+        run_id=None,
+    )
+    failures: list[dict[str, Any]] = []
+    present = set(frame["cell"].to_list())
+    for run in result.run_results.values():
+        for r in run.results:
+            if r.success:
+                continue
+            config = r.expectation_config
+            assert config is not None
+            rule = (config.meta or {}).get("rule", config.type)
+            if config.type == "expect_column_distinct_values_to_contain_set":
+                for cell in sorted(set(expected) - present):
+                    failures.append({"measure_id": cell.split("|")[0], "rule": rule, "cell": cell})
+                continue
+            rows = r.result.get("unexpected_index_list") or []
+            for index in rows:
+                row = pandas_frame.iloc[int(index)] if not isinstance(index, dict) else None
+                if row is None:
+                    continue
+                failures.append(
+                    {
+                        "measure_id": row["measure_id"],
+                        "rule": rule,
+                        "cell": f"{row['cell']}|{row['disaggregation']}",
+                    }
+                )
+    sites = context.get_docs_sites_urls()
+    docs = sites[0]["site_url"] if sites else None
+    return GateResult(bool(result.success), {f["measure_id"] for f in failures}, failures, docs)
+
+
+PRESENT_RULE = "every expected indicator present"
+
+
+def explain_missing(result: GateResult, late_measures: set[str]) -> GateResult:
+    """Cells absent because a partner is late are a missing-data alert already, not a data fault."""
+    failures = [
+        f
+        for f in result.failures
+        if not (f["rule"] == PRESENT_RULE and f["measure_id"] in late_measures)
+    ]
+    failed = {f["measure_id"] for f in failures}
+    return GateResult(not failures, failed, failures, result.docs_path)
+
+
+def findings(
+    result: GateResult, initiative: Initiative, periods: dict[str, Period]
+) -> pl.DataFrame:
+    """One ``quality`` finding per failing measure, for the data engineers."""
+    from ci_pipeline.detect import FINDING_SCHEMA, _total_key
+
+    rows = []
+    for measure_id in sorted(result.failed_measures):
+        m = initiative.measures[measure_id]
+        mine = [f for f in result.failures if f["measure_id"] == measure_id]
+        rules = sorted({f["rule"] for f in mine})
+        cells = ", ".join(f["cell"] for f in mine[:5]) + (" …" if len(mine) > 5 else "")
+        rows.append(
+            {
+                "kind": "quality",
+                "measure_id": measure_id,
+                "geo_code": "*",
+                "disaggregation": _total_key(m),
+                "period": periods[measure_id].label,
+                "subject": "",
+                "folded": len(mine),
+                "coverage_note": "",
+                "message": (
+                    f"The data-quality gate failed for {m.title} {periods[measure_id].label}: "
+                    f"{'; '.join(rules)} ({len(mine)} cell(s): {cells}). Its regression alerts are "
+                    f"held as unverified. Data Docs: {result.docs_path}"
+                ),
+            }
+        )
+    return (
+        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
+    )

@@ -1,0 +1,127 @@
+"""A period's processing, step by step: aggregate → gate and detect → alert → deliver.
+
+Each function is one step with its I/O at the edge (settings, initiative and engine passed in),
+for the flows in ``flows/process.py`` to wire and for tests to call directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+from sqlalchemy import Engine
+
+from ci_pipeline import aggregate, alert, detect, gate, privacy, store
+from ci_pipeline.config import Settings
+from ci_pipeline.initiative import Initiative
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    slices: list[tuple[str, str]]
+    rows: int
+
+
+def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = False) -> Refreshed:
+    """Recompute the indicator slices that new or superseded submissions touched (or all)."""
+    ini = initiative.info.id
+    slices = (
+        store.all_slices(ini, engine=engine) if full else store.stale_slices(ini, engine=engine)
+    )
+    if not slices:
+        return Refreshed([], 0)
+    observations = store.slice_observations(ini, slices, engine=engine)
+    indicators = privacy.suppress(aggregate.aggregate(observations, initiative), initiative)
+    rows = store.replace_indicators(ini, slices, indicators, engine=engine)
+    return Refreshed(slices, rows)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    judged: dict[str, str]  # measure -> period judged
+    findings: pl.DataFrame
+    gate: gate.GateResult
+
+
+def judge(
+    initiative: Initiative,
+    *,
+    engine: Engine,
+    settings: Settings,
+    period: str | None = None,
+    as_of: date | None = None,
+) -> Judgement:
+    """Run the quality gate and every detector on the judged period of each measure."""
+    ini = initiative.info.id
+    indicators = store.read_indicators(ini, engine=engine)
+    periods = detect.judged_periods(indicators, initiative, period)
+    result = gate.run_gate(indicators, initiative, periods, project_dir=settings.gx_dir)
+    findings = detect.detect(indicators, initiative, periods)
+    missing = detect.missing_data(
+        store.reported_cells(ini, engine=engine), initiative, periods, as_of or date.today()
+    )
+    result = gate.explain_missing(result, set(missing["measure_id"].to_list()))
+    quality = gate.findings(result, initiative, periods)
+    return Judgement(
+        {m: p.label for m, p in periods.items()},
+        pl.concat([findings, missing, quality], how="diagonal_relaxed"),
+        result,
+    )
+
+
+def routing(settings: Settings) -> alert.Routing:
+    return alert.Routing(
+        backbone=settings.alert_urls or [alert.file_channel(settings.alerts_file)],
+        engineers=settings.engineer_urls or [alert.file_channel(settings.engineers_file)],
+        routes=settings.alert_routes,
+    )
+
+
+def record_alerts(
+    judgement: Judgement, initiative: Initiative, *, settings: Settings, engine: Engine
+) -> tuple[alert.Recorded, int]:
+    """Store the findings as alerts and queue what is due for delivery."""
+    recorded = alert.record_findings(
+        judgement.findings,
+        initiative,
+        judgement.judged,
+        unverified_measures=judgement.gate.failed_measures,
+        engine=engine,
+    )
+    queued = alert.enqueue(
+        routing(settings),
+        repeat_interval=timedelta(hours=settings.alert_repeat_hours),
+        engine=engine,
+    )
+    return recorded, queued
+
+
+def headline(
+    indicators: pl.DataFrame, initiative: Initiative, judged: dict[str, str]
+) -> pl.DataFrame:
+    """The judged period's totals per geography, masked: the table a run shows."""
+    totals = {m.id: detect._total_key(m) for m in initiative.measures.values()}
+    wanted = pl.DataFrame(
+        {
+            "measure_id": list(judged),
+            "period": list(judged.values()),
+            "disaggregation": [totals[m] for m in judged],
+        }
+    )
+    rows = indicators.join(wanted, on=["measure_id", "period", "disaggregation"], how="semi")
+    return (
+        privacy.mask(rows)
+        .select(
+            "measure_id",
+            "geo_code",
+            "period",
+            "value",
+            "numerator",
+            "denominator",
+            "partners_reported",
+            "partners_expected",
+            "suppressed",
+        )
+        .sort("measure_id", "geo_code")
+    )

@@ -1,0 +1,230 @@
+"""The ingest flow on a temporary Prefect server: its receipt, its name, its tasks, its artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.states import State
+
+from ci_pipeline import intake, store
+from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
+from ci_pipeline.errors import InvalidPeriod
+from flows.ingest import ingest_submission
+from flows.runtime import in_process
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+FUND, QUARTER = "galilee-foundation", "2025-Q1"
+GOOD = "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"
+BAD = (
+    "measure_id,geo_code,period,value\n"
+    "new-resources-nis,beit-hakerem,2025-Q1,lots\n"
+    "new-resources-nis,Haifa,2025-Q1,-5\n"
+)
+
+
+def run(path: Path, partner_id: str = FUND, period: str = QUARTER) -> tuple[dict[str, Any], UUID]:
+    """Run the flow as the command line does; return its receipt and its run id."""
+    with in_process():
+        state: State[Any] = ingest_submission(str(path), partner_id, period, return_state=True)
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return state.result(), flow_run_id
+
+
+def flow_run(flow_run_id: UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
+        )
+
+
+def task_names(flow_run_id: UUID) -> list[str]:
+    """The tasks the run ran, in order, by task name (a run's name is ``<task>-<key>``)."""
+    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
+    return [t.name.rsplit("-", 1)[0] for t in runs]
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "fund.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    return path
+
+
+def test_an_accepted_file_returns_the_receipt(good: Path, settings: Settings) -> None:
+    receipt, flow_run_id = run(good)
+
+    assert receipt["status"] == "accepted"
+    assert (receipt["partner_id"], receipt["period"], receipt["file_name"]) == (
+        FUND,
+        QUARTER,
+        "fund.csv",
+    )
+    assert (receipt["rows_total"], receipt["rows_accepted"], receipt["issues"]) == (1, 1, 0)
+    assert receipt["message"] == "accepted: 1 row(s) stored"
+    # It was stored where the settings point.
+    engine = store.make_engine(settings.resolved_database_url)
+    try:
+        stored = store.get_submission(receipt["submission_id"], engine=engine)
+        assert stored is not None and stored.status == "accepted"
+        values = store.current_observations(engine=engine, partner_id=FUND)["value"].to_list()
+        assert values == [250000.0]
+    finally:
+        engine.dispose()
+
+    run_ = flow_run(flow_run_id)
+    assert run_.name == f"ingest {FUND} {QUARTER}"
+    assert run_.parameters["partner_id"] == FUND
+    assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
+    assert all(t.state is not None and t.state.is_completed() for t in task_runs(flow_run_id))
+
+
+def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: Settings) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(BAD, encoding="utf-8")
+
+    receipt, flow_run_id = run(bad)
+
+    assert receipt["status"] == "rejected"
+    assert receipt["issues"] == 3
+    assert {i["rule"] for i in receipt["first_issues"]} == {
+        "value_is_number",
+        "geography_served",
+        "value_in_range",
+    }
+    assert Path(receipt["report_path"]).is_file()
+    assert flow_run(flow_run_id).name == f"ingest {FUND} {QUARTER}"
+    assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"validation-{FUND}"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            ),
+            limit=10,
+        )
+    assert len(artifacts) == 1
+    artifact = artifacts[0]
+    assert artifact.type == "table"
+    assert receipt["report_path"] in (artifact.description or "")
+    assert isinstance(artifact.data, str)
+    assert sorted((r["rule"], r["rows"], r["first_row"]) for r in json.loads(artifact.data)) == [
+        ("geography_served", 1, 3),
+        ("value_in_range", 1, 3),
+        ("value_is_number", 1, 2),
+    ]
+
+
+def test_a_duplicate_stops_after_receive(good: Path, settings: Settings) -> None:
+    first, _ = run(good)
+
+    receipt, flow_run_id = run(good)
+
+    assert receipt["status"] == "duplicate"
+    assert receipt["duplicate_of"] == first["submission_id"]
+    assert task_names(flow_run_id) == ["receive"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])),
+            limit=10,
+        )
+    assert [(a.key, a.type) for a in artifacts] == [(f"validation-{FUND}", "markdown")]
+
+
+def test_an_unreadable_file_is_stored_as_a_refusal(tmp_path: Path, settings: Settings) -> None:
+    odd = tmp_path / "fund.docx"
+    odd.write_bytes(b"not a spreadsheet")
+
+    receipt, flow_run_id = run(odd)
+
+    assert receipt["status"] == "rejected"
+    assert [i["rule"] for i in receipt["first_issues"]] == ["file_refused"]
+    assert task_names(flow_run_id) == ["receive", "read", "store-refusal"]
+
+
+def test_a_partner_id_with_an_underscore_still_gets_its_artifact(
+    good: Path, tmp_path: Path, settings: Settings
+) -> None:
+    """Partner ids may hold underscores; Prefect artifact keys may not."""
+    folder = tmp_path / "initiative"
+    shutil.copytree(DEFAULT_INITIATIVE, folder)
+    partners = folder / "partners.yaml"
+    partners.write_text(
+        partners.read_text(encoding="utf-8").replace("id: galilee-foundation", "id: galilee_fund"),
+        encoding="utf-8",
+    )
+
+    with in_process():
+        state: State[Any] = ingest_submission(
+            str(good), "galilee_fund", QUARTER, initiative_dir=str(folder), return_state=True
+        )
+
+    assert state.is_completed(), state.message
+    receipt = state.result()
+    assert receipt["status"] == "accepted"
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])),
+            limit=10,
+        )
+    assert [a.key for a in artifacts] == ["validation-galilee-fund"]
+
+
+def test_a_bad_period_fails_at_once_without_retries(good: Path, settings: Settings) -> None:
+    with in_process(), pytest.raises(InvalidPeriod, match="'2025-13' is not a period"):
+        ingest_submission(str(good), FUND, "2025-13")
+
+    with get_client(sync_client=True) as client:
+        [failed] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"ingest {FUND} 2025-13"])),
+            limit=5,
+        )
+    assert failed.state is not None and failed.state.is_failed()
+    [receive] = task_runs(failed.id)
+    assert receive.state is not None and receive.state.is_failed()
+    assert receive.run_count == 1  # a caller's mistake is not retried
+
+
+def test_a_passing_disk_error_is_retried(
+    good: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = intake.receive
+    calls: list[str] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> store.NewSubmission:
+        calls.append("receive")
+        if len(calls) == 1:
+            raise OSError("the archive disk was busy")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "receive", flaky)
+
+    receipt, flow_run_id = run(good)
+
+    assert receipt["status"] == "accepted"
+    assert calls == ["receive", "receive"]
+    [receive] = [t for t in task_runs(flow_run_id) if t.name.startswith("receive-")]
+    assert receive.run_count == 2

@@ -1,0 +1,406 @@
+"""The core path without Prefect: receive → duplicate_receipt → parse → check → record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine, text
+
+from ci_pipeline import demo, intake, store
+from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.errors import InvalidPeriod, UnknownPartner
+from ci_pipeline.initiative import Initiative
+
+HEADER = "measure_id,geo_code,period,value"
+FUND, QUARTER = "galilee-foundation", "2025-Q1"
+STARTER = "braude-college"
+
+
+def write_csv(path: Path, *rows: str, header: str = HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def ingest(
+    path: Path,
+    partner_id: str,
+    period: str,
+    *,
+    initiative: Initiative,
+    settings: Settings,
+    engine: Engine,
+) -> intake.Receipt:
+    """What the ingest flow does, step by step, without Prefect."""
+    new = intake.receive(path, partner_id, period, initiative=initiative, settings=settings)
+    duplicate = intake.duplicate_receipt(new, engine=engine)
+    if duplicate is not None:
+        return duplicate
+    parsed = intake.parse(path, new, encoding=None, initiative=initiative, settings=settings)
+    if isinstance(parsed, str):
+        return intake.refuse(new, parsed, settings=settings, engine=engine)
+    result = intake.check(parsed, new, initiative=initiative, engine=engine)
+    return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
+
+
+def count(engine: Engine, sql: str, **params: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+@pytest.fixture
+def db(engine: Engine, initiative: Initiative) -> Engine:
+    assert intake.prepare_database(initiative, engine=engine)  # definitions were loaded
+    assert intake.prepare_database(initiative, engine=engine) == []  # and only once
+    return engine
+
+
+@pytest.fixture
+def fund_file(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "fund_2025-Q1.csv", "new-resources-nis,beit-hakerem,2025-Q1,250000")
+
+
+def test_an_accepted_file(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    receipt = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+
+    assert receipt.status == "accepted"
+    assert (receipt.partner_id, receipt.period, receipt.file_name) == (
+        FUND,
+        QUARTER,
+        "fund_2025-Q1.csv",
+    )
+    assert (receipt.rows_total, receipt.rows_accepted, receipt.issues) == (1, 1, 0)
+    assert receipt.message == "accepted: 1 row(s) stored"
+    assert receipt.first_issues == []
+    assert receipt.supersedes is None and receipt.duplicate_of is None
+    stored = store.current_observations(engine=db, partner_id=FUND).row(0, named=True)
+    assert stored["submission_id"] == receipt.submission_id
+    assert (stored["measure_id"], stored["geo_code"], stored["period"]) == (
+        "new-resources-nis",
+        "beit-hakerem",
+        QUARTER,
+    )
+    assert (stored["disaggregation"], stored["value"], stored["source_row"]) == ("total", 250000, 2)
+    assert stored["measure_version"] == 1
+    row = store.get_submission(receipt.submission_id, engine=db)
+    assert row is not None
+    assert (row.status, row.file_format, row.encoding) == ("accepted", "csv", "utf-8")
+    assert row.report_path == receipt.report_path
+    assert receipt.report_path is not None
+    report = json.loads(Path(receipt.report_path).read_text(encoding="utf-8"))
+    assert report["status"] == "accepted"
+    assert report["submission_id"] == receipt.submission_id
+    assert report["issues"] == []
+    assert Path(receipt.report_path).is_relative_to(settings.reports_dir / FUND / QUARTER)
+    json.dumps(receipt.to_dict())  # the flow returns it as plain data
+
+
+def test_the_period_is_made_canonical(
+    fund_file: Path, initiative: Initiative, settings: Settings
+) -> None:
+    new = intake.receive(fund_file, FUND, "2025q1", initiative=initiative, settings=settings)
+    assert new.period == QUARTER
+    assert new.content_hash == hashlib.sha256(fund_file.read_bytes()).hexdigest()
+
+
+def test_the_archive_keeps_a_copy(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    original = fund_file.read_bytes()
+    receipt = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    fund_file.unlink()  # the partner's copy is gone; ours is not
+
+    row = store.get_submission(receipt.submission_id, engine=db)
+    assert row is not None and row.archive_path is not None
+    archived = Path(row.archive_path)
+    assert archived.read_bytes() == original
+    assert archived.parent == settings.archive_dir / FUND / QUARTER
+    assert archived.name == f"{row.content_hash[:12]}-fund_2025-Q1.csv"
+
+
+BAD_ROWS = (
+    "new-resources-nis,beit-hakerem,2025-Q1,250000",  # fine, but the file is rejected whole
+    "new-resources-nis,beit-hakerem,2025-Q2,lots",
+    "new-resources-nis,Haifa,2025-Q1,-5",
+)
+
+
+def test_a_rejected_file_stores_no_observation_and_writes_a_report(
+    tmp_path: Path, fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    before = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    bad = write_csv(tmp_path / "bad.csv", *BAD_ROWS)
+
+    receipt = ingest(bad, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+
+    assert receipt.status == "rejected"
+    assert receipt.rows_total == 3 and receipt.rows_accepted == 0
+    rules = Counter(i["rule"] for i in receipt.first_issues)
+    assert rules["value_is_number"] == 1
+    assert rules["geography_served"] == 1
+    assert rules["period_in_submission"] == 1
+    assert rules["value_in_range"] == 1
+    assert receipt.issues == len(receipt.first_issues) == 4
+    assert {i["row"] for i in receipt.first_issues} == {3, 4}
+    assert receipt.message == (
+        f"rejected: {receipt.issues} problem(s) in 2 row(s); nothing was stored"
+    )
+    # Nothing of it was stored, and the earlier accepted file still counts.
+    assert (
+        count(
+            db,
+            "SELECT count(*) FROM observation WHERE submission_id = :id",
+            id=receipt.submission_id,
+        )
+        == 0
+    )
+    assert count(db, "SELECT count(*) FROM observation") == 1
+    current = store.current_submission("beit-hakerem", FUND, QUARTER, engine=db)
+    assert current is not None and current.id == before.submission_id
+    row = store.get_submission(receipt.submission_id, engine=db)
+    assert row is not None
+    assert (row.status, row.rows_rejected, row.issues) == ("rejected", 2, receipt.issues)
+
+    assert receipt.report_path is not None
+    report_path = Path(receipt.report_path)
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["status"] == "rejected"
+    assert report["files"] == {"errors_csv": "errors.csv"}
+    assert len(report["issues"]) == receipt.issues
+    errors = pl.read_csv(report_path.parent / "errors.csv", infer_schema_length=0)
+    assert errors.columns == ["row", "column", "value", "rule", "message"]
+    assert errors.height == receipt.issues
+    assert set(errors["rule"]) == set(rules)
+    haifa = errors.filter(pl.col("rule") == "geography_served").row(0, named=True)
+    assert (haifa["row"], haifa["column"], haifa["value"]) == ("4", "geo_code", "Haifa")
+
+
+def test_the_same_bytes_again_are_a_duplicate(
+    tmp_path: Path, fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    first = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    reports = sorted(settings.reports_dir.rglob("*"))
+    again = tmp_path / "resent" / fund_file.name
+    again.parent.mkdir()
+    again.write_bytes(fund_file.read_bytes())
+
+    receipt = ingest(again, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+
+    assert receipt.status == "duplicate"
+    assert receipt.duplicate_of == first.submission_id
+    assert receipt.submission_id != first.submission_id
+    assert receipt.message == f"identical to submission #{first.submission_id}; nothing was written"
+    assert receipt.report_path == first.report_path  # points to the original's report
+    assert receipt.rows_accepted == 0
+    assert count(db, "SELECT count(*) FROM observation") == 1
+    assert sorted(settings.reports_dir.rglob("*")) == reports
+    original = store.get_submission(first.submission_id, engine=db)
+    assert original is not None and original.status == "accepted"
+    # The same bytes for another period are not a duplicate: they are checked (and rejected).
+    other = ingest(again, FUND, "2025-Q2", initiative=initiative, settings=settings, engine=db)
+    assert other.status == "rejected"
+    assert {i["rule"] for i in other.first_issues} == {"period_in_submission"}
+
+
+def write_starter(path: Path, *rows: tuple[str, str, int]) -> Path:
+    return write_csv(
+        path,
+        *(f"starter-students-trained,{geo},{p},{value}" for geo, p, value in rows),
+    )
+
+
+def test_a_corrected_file_supersedes_with_its_changes(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    first = ingest(
+        write_starter(
+            tmp_path / "jan.csv",
+            ("karmiel", "2025-01", 4),
+            ("misgav", "2025-01", 2),
+            ("nahf", "2025-01", 7),
+        ),
+        STARTER,
+        "2025-01",
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+    assert first.status == "accepted"
+
+    receipt = ingest(
+        write_starter(
+            tmp_path / "jan-corrected.csv",
+            ("karmiel", "2025-01", 5),  # changed
+            ("misgav", "2025-01", 2),  # the same
+            ("rameh", "2025-01", 1),  # added; nahf removed
+        ),
+        STARTER,
+        "2025-01",
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+
+    assert receipt.status == "accepted"
+    assert receipt.supersedes == first.submission_id
+    assert (receipt.rows_added, receipt.rows_removed, receipt.rows_changed) == (1, 1, 1)
+    assert receipt.message == (
+        f"accepted: 3 row(s) stored; replaces submission #{first.submission_id} "
+        "(1 added, 1 removed, 1 changed)"
+    )
+    old = store.get_submission(first.submission_id, engine=db)
+    assert old is not None
+    assert (old.status, old.superseded_by) == ("superseded", receipt.submission_id)
+    counted = store.current_observations(engine=db, partner_id=STARTER)
+    assert dict(zip(counted["geo_code"], counted["value"], strict=True)) == {
+        "karmiel": 5,
+        "misgav": 2,
+        "rameh": 1,
+    }
+    assert receipt.report_path is not None
+    changes = pl.read_csv(Path(receipt.report_path).parent / "changes.csv")
+    assert sorted(zip(changes["geo_code"], changes["change"], strict=True)) == [
+        ("karmiel", "changed"),
+        ("nahf", "removed"),
+        ("rameh", "added"),
+    ]
+
+
+def test_a_figure_already_reported_in_another_period_is_rejected(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    january = ingest(
+        write_starter(tmp_path / "jan.csv", ("karmiel", "2025-01", 4)),
+        STARTER,
+        "2025-01",
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+    assert january.status == "accepted"
+
+    receipt = ingest(
+        write_starter(
+            tmp_path / "q1.csv",
+            ("misgav", "2025-01", 3),  # not sent before: fine
+            ("karmiel", "2025-02", 6),
+            ("karmiel", "2025-01", 4),  # sent in January's file already
+        ),
+        STARTER,
+        QUARTER,
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+
+    assert receipt.status == "rejected"
+    assert receipt.issues == 1
+    [issue] = receipt.first_issues
+    assert (issue["row"], issue["column"], issue["value"], issue["rule"]) == (
+        4,
+        "period",
+        "2025-01",
+        "already_reported",
+    )
+    assert f"submission #{january.submission_id} for 2025-01" in issue["message"]
+    assert count(db, "SELECT count(*) FROM observation") == 1
+    assert store.current_submission("beit-hakerem", STARTER, QUARTER, engine=db) is None
+
+
+def test_a_file_over_the_size_limit_is_refused_and_recorded(
+    fund_file: Path, initiative: Initiative, home: Path, db: Engine
+) -> None:
+    small = get_settings(max_file_bytes=20)
+    assert fund_file.stat().st_size > 20
+
+    receipt = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=small, engine=db)
+
+    assert receipt.status == "rejected"
+    assert receipt.rows_total == 0 and receipt.issues == 1
+    [issue] = receipt.first_issues
+    assert issue["rule"] == "file_refused"
+    assert issue["row"] is None
+    assert "fund_2025-Q1.csv" in issue["message"]
+    assert receipt.message == "rejected: 1 problem(s) in 0 row(s); nothing was stored"
+    assert count(db, "SELECT count(*) FROM observation") == 0
+    row = store.get_submission(receipt.submission_id, engine=db)
+    assert row is not None
+    assert row.status == "rejected"
+    assert row.archive_path is None  # too large to keep
+    assert not small.archive_dir.exists()
+    assert receipt.report_path is not None
+    report = json.loads(Path(receipt.report_path).read_text(encoding="utf-8"))
+    assert [i["rule"] for i in report["issues"]] == ["file_refused"]
+
+
+def test_an_unknown_partner_is_refused(
+    fund_file: Path, initiative: Initiative, settings: Settings
+) -> None:
+    with pytest.raises(UnknownPartner, match="no partner 'galilee-fund'"):
+        intake.receive(fund_file, "galilee-fund", QUARTER, initiative=initiative, settings=settings)
+    assert not settings.archive_dir.exists()
+
+
+@pytest.mark.parametrize("period", ["2025-13", "Q1", "2025-Q5", "last quarter", ""])
+def test_a_bad_period_is_refused(
+    period: str, fund_file: Path, initiative: Initiative, settings: Settings
+) -> None:
+    with pytest.raises(InvalidPeriod, match="is not a period"):
+        intake.receive(fund_file, FUND, period, initiative=initiative, settings=settings)
+    assert not settings.archive_dir.exists()
+
+
+def test_every_demo_file_in_order(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    files = demo.generate(initiative, tmp_path / "demo")
+    assert len(files) > 100
+
+    receipts = [
+        ingest(f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=db)
+        for f in files
+    ]
+
+    by_note = {f.note: r for f, r in zip(files, receipts, strict=True) if f.note}
+    draft = by_note["a draft with errors"]
+    assert draft.status == "rejected"
+    assert draft.issues > 0
+    duplicate = by_note["sent twice: a duplicate"]
+    assert duplicate.status == "duplicate"
+    revision = by_note["a revision: supersedes the first"]
+    assert revision.status == "accepted"
+    assert revision.supersedes is not None
+    assert revision.rows_changed is not None and revision.rows_changed > 0
+    assert (revision.rows_added, revision.rows_removed) == (0, 0)
+    special = {id(draft), id(duplicate)}
+    others = [(f, r) for f, r in zip(files, receipts, strict=True) if id(r) not in special]
+    not_accepted = [(f.path.name, r.message) for f, r in others if r.status != "accepted"]
+    assert not_accepted == []
+    # The original of the duplicate is the file just before it; the revision's is the one
+    # it replaces, now superseded; and only accepted files count.
+    sent_twice = next(i for i, f in enumerate(files) if f.note == "sent twice: a duplicate")
+    assert files[sent_twice - 1].path == files[sent_twice].path
+    assert duplicate.duplicate_of == receipts[sent_twice - 1].submission_id
+    replaced = store.get_submission(revision.supersedes, engine=db)
+    assert replaced is not None
+    assert (replaced.status, replaced.superseded_by) == ("superseded", revision.submission_id)
+    accepted = [r for r in receipts if r.status == "accepted"]
+    stored = count(db, "SELECT count(*) FROM observation")
+    assert stored == sum(r.rows_accepted for r in accepted)
+    counted = store.current_observations(engine=db).height
+    assert counted == stored - replaced.rows_accepted
+    # Every one of those files was a new fact: no figure is counted twice.
+    assert (
+        store.current_observations(engine=db)
+        .select([*store.NATURAL_KEY, "partner_id"])
+        .is_duplicated()
+        .sum()
+        == 0
+    )

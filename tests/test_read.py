@@ -1,0 +1,497 @@
+"""Reading partners' files: the encodings, delimiters and spreadsheets they really send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from ci_pipeline import read
+from ci_pipeline.errors import SubmissionRefused
+from ci_pipeline.initiative import Initiative
+from ci_pipeline.read import (
+    ROW,
+    RawSubmission,
+    canonical_header,
+    parse_number,
+    read_submission,
+    to_long_frame,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LIMITS: dict[str, Any] = {"max_bytes": 1_000_000, "max_expanded_bytes": 10_000_000}
+
+
+def load(path: Path | str, encoding: str | None = None, **limits: int) -> RawSubmission:
+    path = FIXTURES / path if isinstance(path, str) else path
+    return read_submission(path, encoding=encoding, **{**LIMITS, **limits})
+
+
+def column(frame: pl.DataFrame, name: str) -> list[Any]:
+    return frame[name].to_list()
+
+
+# --- files partners send ------------------------------------------------------------------------
+
+
+def test_utf8_csv(initiative: Initiative) -> None:
+    raw = load("utf8.csv")
+    assert (raw.file_format, raw.encoding, raw.ignored_columns) == ("csv", "utf-8", [])
+    assert list(raw.headers) == [
+        "measure_id", "geo_code", "period", "numerator", "denominator", "value"
+    ]  # fmt: skip
+    assert column(raw.rows, ROW) == [2, 3]  # the header is line 1
+    assert column(raw.rows, "value") == ["0.26", "0.25"]  # cells stay text until to_long_frame
+
+    frame = to_long_frame(raw, initiative)
+    assert frame.columns == [
+        ROW, "measure_id", "geo_code", "period", "age_band", "sex",
+        "numerator", "denominator", "value", "numerator_text", "denominator_text", "value_text",
+    ]  # fmt: skip
+    assert frame.row(0, named=True) == {
+        ROW: 2,
+        "measure_id": "smb-digital-presence",
+        "geo_code": "karmiel",
+        "period": "2025-Q3",
+        "age_band": "total",  # missing dimension columns mean total
+        "sex": "total",
+        "numerator": 52.0,
+        "denominator": 200.0,
+        "value": 0.26,
+        "numerator_text": "52",
+        "denominator_text": "200",
+        "value_text": "0.26",
+    }
+    assert column(frame, "geo_code") == ["karmiel", "misgav"]
+
+
+def test_utf8_with_bom_and_crlf(initiative: Initiative) -> None:
+    assert (FIXTURES / "utf8_bom.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    raw = load("utf8_bom.csv")
+    assert list(raw.headers) == ["measure_id", "geo_code", "period", "value"]  # no BOM in a name
+    assert raw.rows.row(0) == (2, "kurkum-women-employed", "מג'ד אל-כרום", "09/2025", "14")
+    frame = to_long_frame(raw, initiative)
+    assert frame.select("geo_code", "period", "value").row(0) == ("majd-al-krum", "2025-09", 14.0)
+
+
+def test_windows_1255_hebrew_semicolons_and_decimal_commas(initiative: Initiative) -> None:
+    raw = load("hebrew_windows1255.csv", encoding="windows-1255")
+    assert raw.encoding == "windows-1255"
+    assert raw.headers == {
+        "measure_id": "מדד",
+        "geo_code": "יישוב",
+        "period": "תקופה",
+        "age_band": "קבוצת גיל",
+        "numerator": "מונה",
+        "denominator": "מכנה",
+        "value": "ערך",
+    }
+    assert column(raw.rows, "value") == ["0,26", "0,31"]  # ';' split the row, not the comma
+    frame = to_long_frame(raw, initiative)
+    assert frame.select(
+        ROW, "measure_id", "geo_code", "age_band", "value", "value_text"
+    ).rows() == [
+        (2, "arab-women-lfp", "majd-al-krum", "total", 0.26, "0,26"),
+        (3, "arab-women-lfp", "biina", "25-44", 0.31, "0,31"),
+    ]
+    assert column(frame, "numerator") == [1040.0, 310.0]
+
+
+def test_windows_1256_arabic_locality_names(initiative: Initiative) -> None:
+    raw = load("arabic_windows1256.csv", encoding="windows-1256")
+    assert raw.headers == {
+        "measure_id": "measure_id",
+        "geo_code": "البلدة",
+        "period": "الفترة",
+        "value": "القيمة",
+    }
+    assert column(raw.rows, "geo_code") == ["مجد الكروم", "كرميئيل"]
+    frame = to_long_frame(raw, initiative)
+    assert frame.select("geo_code", "period", "value").rows() == [
+        ("majd-al-krum", "2025-09", 12.0),
+        ("karmiel", "2025-09", 3.0),
+    ]
+
+
+def test_tab_delimited(initiative: Initiative) -> None:
+    raw = load("tab_delimited.tsv")
+    assert list(raw.headers) == ["measure_id", "geo_code", "period", "sex", "value"]
+    frame = to_long_frame(raw, initiative)
+    assert frame.select(ROW, "sex", "age_band", "value").rows() == [
+        (2, "female", "total", 7.0),
+        (3, "male", "total", 5.0),
+    ]
+
+
+def test_header_spellings_helper_and_extra_columns(initiative: Initiative) -> None:
+    raw = load("messy_headers.csv")
+    assert raw.headers == {
+        "measure_id": " Measure ID ",
+        "geo_code": "GEO_CODE",
+        "period": " Period",
+        "value": "Value ",
+        "notes": "Notes",
+    }
+    # Template helper columns are dropped silently: not read, not warned about.
+    assert not {"measure_title", "geo_name", "unit"} & set(raw.rows.columns)
+    frame = to_long_frame(raw, initiative)
+    assert "notes" not in frame.columns
+    assert raw.ignored_columns == ["Notes"]  # listed as the partner wrote it
+    to_long_frame(raw, initiative)
+    assert raw.ignored_columns == ["Notes"]  # and only once
+    assert frame.select("measure_id", "geo_code", "period", "value").row(0) == (
+        "new-resources-nis",
+        "karmiel",
+        "2025-Q3",
+        1234.5,
+    )
+
+
+def test_duplicate_and_blank_headers_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("measure_id,value,,Value ,_internal\nm,1,x,2,y\n", encoding="utf-8")
+    raw = load(path)
+    assert raw.headers == {"measure_id": "measure_id", "value": "value"}
+    assert raw.ignored_columns == ["", "Value ", "_internal"]
+    assert raw.rows.row(0) == (2, "m", "1")  # the first 'value' column is the one read
+
+
+def test_blank_rows_keep_the_partners_line_numbers() -> None:
+    text = (FIXTURES / "blank_rows.csv").read_text(encoding="utf-8").splitlines()
+    assert text[2] == "" and text[3].endswith(",2025-08,3")  # the fixture: line 3 blank
+    raw = load("blank_rows.csv")
+    assert raw.rows.select(ROW, "period", "value").rows() == [
+        (2, "2025-09", "4"),
+        (4, "2025-08", "3"),  # after the blank line 3, still line 4
+    ]  # blank and whitespace-only trailing rows are dropped
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ("measure_id,value\r\nm,1\r\n\r\nm,2\r\n\r\n", [2, 4]),  # Windows line ends
+        ("measure_id,value\nm,1\n,\n\n , \nm,2", [2, 6]),  # no final newline
+        ("measure_id,value\n\nm,1\n", [3]),
+    ],
+)
+def test_blank_rows_numbering(tmp_path: Path, text: str, rows: list[int]) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode())
+    assert column(load(path).rows, ROW) == rows
+
+
+@pytest.mark.parametrize(
+    ("row", "written", "code"),
+    [
+        (2, "karmiel", "karmiel"),  # the code
+        (3, "Karmiel", "karmiel"),  # English
+        (4, "כרמיאל", "karmiel"),  # Hebrew
+        (5, "كرميئيل", "karmiel"),  # Arabic
+        (6, "Atlantis", "Atlantis"),  # unknown: left as written, for the contract to report
+    ],
+)
+def test_locality_by_code_or_name(
+    initiative: Initiative, row: int, written: str, code: str
+) -> None:
+    raw = load("localities.csv")
+    assert raw.rows.filter(pl.col(ROW) == row)["geo_code"].to_list() == [written]
+    frame = to_long_frame(raw, initiative)
+    assert frame.filter(pl.col(ROW) == row)["geo_code"].to_list() == [code]
+
+
+def test_xlsx_with_excel_date_cells(initiative: Initiative) -> None:
+    raw = load("dates.xlsx")
+    assert (raw.file_format, raw.encoding) == ("xlsx", None)
+    # Header in row 1, data from row 2; the blank row 3 is dropped but row 4 stays row 4.
+    assert raw.rows.select(ROW, "period").rows() == [
+        (2, "2025-09-30 00:00:00"),
+        (4, "2025-08-31 00:00:00"),
+    ]
+    frame = to_long_frame(raw, initiative)
+    assert frame.select(ROW, "measure_id", "period", "numerator", "value").rows() == [
+        (2, "smb-digital-presence", "2025-Q3", 52.0, 0.26),  # a quarterly measure
+        (4, "kurkum-women-employed", "2025-08", None, 12.0),  # a monthly one
+    ]
+
+
+def test_xlsx_rows_numbered_as_the_sheet_shows_them(tmp_path: Path) -> None:
+    """A sheet whose table starts lower down keeps the row numbers the partner sees."""
+    path = tmp_path / "lower.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    sheet.write_row(2, 0, ["measure_id", "geo_code", "period", "value"])  # header in row 3
+    sheet.write_row(3, 0, ["kurkum-women-employed", "karmiel", "2025-09", 1])
+    sheet.write_row(5, 0, ["kurkum-women-employed", "misgav"])  # row 6, after a blank row 5
+    sheet.write_datetime(5, 2, dt.datetime(2025, 9, 1))
+    sheet.write_number(5, 3, 2)
+    workbook.close()
+    raw = load(path)
+    assert list(raw.headers) == ["measure_id", "geo_code", "period", "value"]
+    assert raw.rows.select(ROW, "geo_code", "value").rows() == [
+        (4, "karmiel", "1"),
+        (6, "misgav", "2"),
+    ]
+
+
+def test_xlsx_duplicate_and_blank_header_cells(tmp_path: Path) -> None:
+    path = tmp_path / "dups.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    sheet.write_row(0, 0, ["measure_id", None, "value", " Value", "Notes"])
+    sheet.write_row(1, 0, ["m", "x", 1, 2, "n"])
+    workbook.close()
+    raw = load(path)
+    assert raw.headers == {"measure_id": "measure_id", "value": "value", "notes": "Notes"}
+    assert raw.ignored_columns == ["__UNNAMED__1", " Value"]
+    assert raw.rows.row(0) == (2, "m", "1", "n")
+
+
+def test_parquet(initiative: Initiative) -> None:
+    assert pl.read_parquet(FIXTURES / "typed.parquet")["value"].dtype == pl.Int64
+    raw = load("typed.parquet")
+    assert (raw.file_format, raw.encoding) == ("parquet", None)
+    assert raw.rows.schema[ROW] == pl.Int64
+    assert all(raw.rows.schema[c] == pl.Utf8 for c in raw.rows.columns if c != ROW)
+    assert raw.rows.select(ROW, "value").rows() == [(1, "12"), (2, "3")]  # records count from 1
+    frame = to_long_frame(raw, initiative)
+    assert frame.select("geo_code", "value").rows() == [("majd-al-krum", 12.0), ("karmiel", 3.0)]
+
+
+def test_partner_column_is_kept(tmp_path: Path, initiative: Initiative) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("Partner,measure_id,geo_code,period,value\nkurkum,x,y,2025,1\n")
+    raw = load(path)
+    frame = to_long_frame(raw, initiative)
+    assert frame["partner_id"].to_list() == ["kurkum"]
+    assert raw.ignored_columns == []
+
+
+def test_to_long_frame_normalises_keys_and_dimensions(
+    tmp_path: Path, initiative: Initiative
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text(
+        "measure_id,geo_code,period,sex,age_band,value\n"
+        " Starter-Students-Trained ,karmiel,30/09/2025, Female ,,3\n"
+        "no-such-measure,karmiel,30/09/2025,,,4\n"
+    )
+    frame = to_long_frame(load(path), initiative)
+    assert frame.select("measure_id", "period", "sex", "age_band").rows() == [
+        ("starter-students-trained", "2025-09", "female", "total"),
+        ("no-such-measure", "30/09/2025", "total", "total"),  # no periodicity: left as written
+    ]
+
+
+# --- files refused before their rows are parsed -------------------------------------------------
+
+
+def test_bytes_that_are_not_utf8_are_refused_naming_the_line() -> None:
+    with pytest.raises(SubmissionRefused) as exc:
+        load("not_utf8.csv")
+    message = str(exc.value)
+    first_bad = (FIXTURES / "not_utf8.csv").read_bytes().index("כ".encode("windows-1255"))
+    assert first_bad == 95
+    assert message.startswith("line 3 (byte 95) is not valid utf-8: b'\\xeb\\xf8")
+    assert "--encoding windows-1255" in message
+
+
+def test_the_same_file_reads_with_its_encoding(initiative: Initiative) -> None:
+    frame = to_long_frame(load("not_utf8.csv", encoding="windows-1255"), initiative)
+    assert column(frame, "geo_code") == ["karmiel", "karmiel"]
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [("hebrew_windows1255.csv", None), ("arabic_windows1256.csv", "utf-8")],
+)
+def test_legacy_code_page_undeclared_is_refused(name: str, encoding: str | None) -> None:
+    with pytest.raises(SubmissionRefused, match=r"^line 1 .*--encoding windows-1255 \(Hebrew\)"):
+        load(name, encoding=encoding)
+
+
+def test_bad_byte_after_a_bom_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    data = b"\xef\xbb\xbfmeasure_id,value\nm,1\n\nm,\xff\n"
+    path.write_bytes(data)
+    with pytest.raises(SubmissionRefused) as exc:
+        load(path)
+    assert data.index(b"\xff") == 27  # counted from the file's first byte, the BOM included
+    assert str(exc.value).startswith("line 4 (byte 27) is not valid utf-8: b'\\xff\\n'")
+
+
+@pytest.mark.parametrize("name", ["localities.csv", "utf8_bom.csv", "hebrew_windows1255.csv"])
+def test_utf8_declared_as_a_code_page_is_refused(tmp_path: Path, name: str) -> None:
+    source = FIXTURES / name
+    if name == "hebrew_windows1255.csv":  # the same file saved as UTF-8
+        source = tmp_path / name
+        source.write_text((FIXTURES / name).read_text(encoding="windows-1255"), encoding="utf-8")
+    with pytest.raises(SubmissionRefused, match="is UTF-8 text but was declared windows-1255"):
+        load(source, encoding="windows-1255")
+
+
+def test_ascii_declared_as_a_code_page_reads() -> None:
+    raw = load("utf8.csv", encoding="windows-1255")  # plain ASCII is the same in both
+    assert raw.encoding == "windows-1255"
+    assert raw.rows.height == 2
+
+
+def test_unknown_encoding_is_refused() -> None:
+    with pytest.raises(SubmissionRefused, match="unknown encoding 'klingon'"):
+        load("utf8.csv", encoding="klingon")
+
+
+def _unread(*_: object, **__: object) -> Any:
+    raise AssertionError("the file was read")
+
+
+def test_file_over_max_bytes_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    size = (FIXTURES / "utf8.csv").stat().st_size
+    assert load("utf8.csv", max_bytes=size).rows.height == 2  # at the limit: read
+    for name in ("_read_csv", "_read_xlsx", "_read_parquet", "_check_xlsx_expansion", "decode"):
+        monkeypatch.setattr(read, name, _unread)
+    with pytest.raises(SubmissionRefused) as exc:
+        load("utf8.csv", max_bytes=size - 1)
+    assert str(exc.value).startswith(f"utf8.csv is {size:,} bytes; the limit is {size - 1:,}")
+    with pytest.raises(SubmissionRefused, match="the limit is 100"):
+        load("dates.xlsx", max_bytes=100)
+
+
+def test_xlsx_expanding_past_the_limit_is_refused_unparsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with zipfile.ZipFile(FIXTURES / "dates.xlsx") as archive:
+        expanded = sum(i.file_size for i in archive.infolist())
+    assert load("dates.xlsx", max_expanded_bytes=expanded).rows.height == 2
+    monkeypatch.setattr(read, "_read_xlsx", _unread)
+    with pytest.raises(SubmissionRefused) as exc:
+        load("dates.xlsx", max_expanded_bytes=expanded - 1)
+    assert str(exc.value) == (
+        f"dates.xlsx expands to {expanded:,} bytes, past the limit of {expanded - 1:,}; "
+        "it is refused unparsed"
+    )
+
+
+def test_xlsx_bomb_is_refused_unparsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 2_000_000)
+    assert path.stat().st_size < 10_000  # small on disk
+    monkeypatch.setattr(read, "_read_xlsx", _unread)
+    with pytest.raises(SubmissionRefused, match="refused unparsed"):
+        load(path, max_expanded_bytes=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("report.xlsx", b"measure_id,value\nm,1\n", "report.xlsx is not an XLSX workbook"),
+        ("report.xlsx", b"", "report.xlsx is not an XLSX workbook"),
+        ("report.parquet", b"PAR1 not really", "report.parquet could not be read as Parquet"),
+        ("report.json", b"[]", "report.json: unsupported file type '.json'"),
+        ("report.xls", b"\xd0\xcf\x11\xe0", "report.xls: unsupported file type '.xls'"),
+        ("report", b"measure_id\n", "report: unsupported file type ''"),
+        ("empty.csv", b"", "empty.csv is empty"),
+        ("blank.csv", b" \r\n\n\t\n", "blank.csv is empty"),
+        ("bom.csv", b"\xef\xbb\xbf", "bom.csv is empty"),
+        ("quote.csv", b'measure_id,value\nm,"1\nm,2\n', "quote.csv could not be read as CSV"),
+    ],
+)
+def test_unreadable_files_are_refused(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SubmissionRefused) as exc:
+        load(path)
+    assert str(exc.value).startswith(message)
+
+
+def test_zip_that_is_not_a_workbook_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "archive.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(SubmissionRefused, match=r"archive\.xlsx could not be read as a workbook"):
+        load(path)
+
+
+def test_empty_workbook_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.xlsx"
+    xlsxwriter.Workbook(str(path)).close()
+    with pytest.raises(SubmissionRefused, match=r"^empty\.xlsx is empty$"):
+        load(path)
+
+
+def test_header_only_and_helper_only_files_have_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("measure_id,geo_code,period,value\n")
+    assert load(path).rows.columns == [ROW, "measure_id", "geo_code", "period", "value"]
+    assert load(path).rows.height == 0
+    path.write_text("measure_title,unit\nx,y\n")
+    raw = load(path)
+    assert (raw.rows.columns, raw.rows.height, raw.headers) == ([ROW], 0, {})
+
+
+# --- header names and numbers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        (" Measure ID ", "measure_id"),
+        ("GEO_CODE", "geo_code"),
+        ("Geo-Code", "geo_code"),
+        ("Locality", "geo_code"),
+        ("Reporting Period", "period"),
+        ("Age group", "age_band"),
+        ("Gender", "sex"),
+        ("מדד", "measure_id"),
+        (" יישוב ", "geo_code"),
+        ("البلدة", "geo_code"),
+        ("ＶＡＬＵＥ", "value"),  # full-width letters, NFKC-folded
+        ("Notes", "notes"),
+    ],
+)
+def test_canonical_header(written: str, name: str) -> None:
+    assert canonical_header(written) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("1,234.5", 1234.5),
+        ("1,234,567.5", 1234567.5),
+        ("0,26", 0.26),
+        (" 12 ", 12.0),
+        ("26%", 0.26),
+        ("12,5%", 0.125),
+        ("1 234,5", 1234.5),
+        ("1\u00a0234", 1234.0),  # a no-break space groups thousands
+        ("-3", -3.0),
+        ("0.5", 0.5),
+        ("abc", None),
+        ("", None),
+        ("1,2,3", None),
+        ("NaN", None),
+        ("inf", None),
+        (None, None),
+    ],
+)
+def test_parse_number(text: str | None, number: float | None) -> None:
+    frame = pl.DataFrame({"text": [text]}, schema={"text": pl.Utf8})
+    value = frame.select(parse_number(pl.col("text"))).item()
+    assert value == (pytest.approx(number) if number is not None else None)
+
+
+def test_parquet_nan_is_not_a_number(tmp_path: Path, initiative: Initiative) -> None:
+    path = tmp_path / "nan.parquet"
+    pl.DataFrame(
+        {"measure_id": ["kurkum-women-employed"], "geo_code": ["karmiel"], "period": ["2025-09"],
+         "value": [float("nan")]}
+    ).write_parquet(path)  # fmt: skip
+    frame = to_long_frame(load(path), initiative)
+    assert frame.select("value", "value_text").row(0) == (None, "NaN")  # reported, not summed
