@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import apprise
 import polars as pl
@@ -48,7 +50,8 @@ def _write_file(
     body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
 ) -> bool:
     """``cifile:///abs/path.log``: append the message to a local file."""
-    path = Path("/" + str(meta.get("host", "")) + str(meta.get("fullpath", "")))
+    # apprise splits the path into a host and the rest, percent-encoded (see file_channel).
+    path = Path(unquote("/" + str(meta.get("host") or "") + str(meta.get("fullpath") or "")))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(f"=== {utcnow().isoformat(timespec='seconds')} {title}\n{body}\n\n")
@@ -56,8 +59,9 @@ def _write_file(
 
 
 def file_channel(path: Path) -> str:
-    """The apprise URL of the local-file channel."""
-    return f"{FILE_SCHEME}://{path.resolve()}"
+    """The apprise URL of the local-file channel; the path percent-encoded, so a folder with a
+    space, ``#`` or ``?`` in its name is not cut or mangled by URL parsing."""
+    return f"{FILE_SCHEME}://{quote(str(path.resolve()))}"
 
 
 def apprise_sender(url: str, title: str, body: str) -> bool:
@@ -126,7 +130,10 @@ def record_findings(
                 f["kind"] != "quality" and f["measure_id"] not in unverified_measures
             )
             evidence = json.dumps(
-                {k: v for k, v in f.items() if k != "message"}, default=str, ensure_ascii=False
+                {k: _finite(v) for k, v in f.items() if k != "message"},
+                default=str,
+                ensure_ascii=False,
+                allow_nan=False,
             )
             existing = session.exec(
                 select(Alert).where(
@@ -156,14 +163,13 @@ def record_findings(
             existing.last_seen_at = now
             existing.message = f["message"]
             existing.evidence = evidence
-            if existing.status == AlertStatus.resolved:  # it came back
-                existing.status, existing.resolved_at, existing.notifications = (
-                    AlertStatus.open,
-                    None,
-                    0,
-                )
+            if existing.status == AlertStatus.resolved:  # it came back: notify again now
+                existing.status, existing.resolved_at = AlertStatus.open, None
+                # Rounds keep counting (each is an outbox key); no last round makes it due.
+                existing.last_notified_at = None
                 new.append(_id(existing))
             elif verified and not existing.verified:  # the gate passes now: send it
+                existing.last_notified_at = None
                 new.append(_id(existing))
             else:
                 updated.append(_id(existing))
@@ -188,6 +194,12 @@ def record_findings(
             resolved.append(_id(alert))
         session.commit()
     return Recorded(new, updated, resolved)
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an off-track finding's progress when the target equals the baseline) and infinities
+    become null: the evidence is JSON that every reader accepts."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _id(alert: Alert) -> int:
@@ -233,7 +245,7 @@ def enqueue(
     with Session(engine) as session:
         for alert in session.exec(select(Alert).where(Alert.status == AlertStatus.open)).all():
             last = _aware(alert.last_notified_at)
-            due = alert.notifications == 0 or (last is not None and now - last >= repeat_interval)
+            due = last is None or now - last >= repeat_interval
             if not due or _has_pending(session, alert.id):
                 continue
             for channel in routing.channels(alert):
@@ -243,6 +255,8 @@ def enqueue(
                         channel=channel,
                         round=alert.notifications,
                         audience="backbone" if alert.verified else "engineers",
+                        next_attempt_at=now,
+                        created_at=now,
                     )
                 )
                 queued += 1
@@ -272,8 +286,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, … capped at six hours."""
-    return min(BACKOFF_BASE * (2 ** max(0, attempts - 1)), BACKOFF_MAX)
+    """30 s, 1 min, 2 min, … capped at six hours (however many attempts failed)."""
+    doublings = min(max(0, attempts - 1), 20)  # 30 s × 2**20 is far past the cap
+    return min(BACKOFF_BASE * 2**doublings, BACKOFF_MAX)
 
 
 @dataclass(frozen=True)
@@ -350,12 +365,22 @@ def deliver(
 
 
 def redact_channel(url: str) -> str:
-    """A channel URL safe to print: credentials and tokens hidden."""
+    """A channel URL safe to print: credentials and tokens hidden.
+
+    Only a host name (and port) is kept. Many apprise URLs carry a token where a host would be
+    (``tgram://BOT_TOKEN/…``, ``slack://TokenA/…``, ``pover://user@token``), so anything
+    that does not look like a host name is hidden too.
+    """
     scheme, _, rest = url.partition("://")
     if scheme == FILE_SCHEME:
         return url
-    host = rest.split("/")[0].split("@")[-1]
-    return f"{scheme}://{host}/…" if rest else url
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host = netloc.rpartition("@")[2]
+    return f"{scheme}://{host}/…" if _HOST.fullmatch(host) else f"{scheme}://…"
+
+
+#: A DNS name with at least one dot, or localhost, with an optional port.
+_HOST = re.compile(r"(?:localhost|[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+)(?::\d{1,5})?")
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:

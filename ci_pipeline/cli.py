@@ -609,20 +609,6 @@ def process(
         _print_process(result)
 
 
-INDICATOR_COLUMNS = [
-    "measure_id",
-    "geo_code",
-    "period",
-    "disaggregation",
-    "value",
-    "numerator",
-    "denominator",
-    "partners_reported",
-    "partners_expected",
-    "suppressed",
-]
-
-
 def _indicator_rows(frame: Any, initiative: Initiative) -> list[dict[str, Any]]:
     from ci_pipeline.detect import format_value
     from ci_pipeline.privacy import mask

@@ -7,8 +7,9 @@ period). For each series, direction-aware and with each measure's own ``alert`` 
   the same period a year before), by a test that fits the unit: a two-proportion z-test for
   proportions; an exact conditional (binomial) test for counts, which are Poisson; robust
   control limits (median and MAD, modified z-score) over trailing history for scores and
-  amounts. A minimum history comes first, and a minimum practical change keeps
-  significant-but-trivial moves quiet.
+  amounts, where a value beyond the limit also needs the prediction t-test's p-value (so alpha
+  and the run-wide adjustment apply to them too). A minimum history comes first, and a minimum
+  practical change keeps significant-but-trivial moves quiet.
 - **drift** — a sustained worsening over the last ``drift_periods`` periods that no single step
   flags: Mann–Kendall's trend test with Sen's slope.
 - **off_track** — the cluster's headline value is behind the straight path from the measure's
@@ -126,6 +127,19 @@ def robust_z(history: np.ndarray, x: float) -> float | None:
     return None
 
 
+def prediction_p(history: np.ndarray, x: float, direction: Direction) -> float:
+    """One-sided p-value that ``x`` is worse than a new draw from the history's population:
+    the prediction-interval t-test, exact for normal noise (``t = (x - mean) / (s * sqrt(1 +
+    1/n))`` on ``n - 1`` degrees of freedom)."""
+    n = len(history)
+    sd = float(np.std(history, ddof=1)) if n > 1 else 0.0
+    if sd == 0:
+        return 0.0 if worse(direction, x - float(np.mean(history))) else 1.0
+    t = (x - float(np.mean(history))) / (sd * math.sqrt(1 + 1 / n))
+    tail = stats.t.cdf if direction is Direction.higher_is_better else stats.t.sf
+    return float(tail(t, n - 1))
+
+
 def mann_kendall(values: np.ndarray) -> tuple[float, float]:
     """Mann–Kendall S statistic's z-score and Sen's slope, for a short series without ties
     correction (ties only lower |z|)."""
@@ -162,13 +176,14 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
         return []
     a = measure.alert
     direction = measure.direction
-    history = [
-        by_period[p.label]
-        for p in (shift(judged, -k) for k in range(1, 13))
+    lagged = [  # (periods back, row) of the usable trailing history
+        (k, by_period[p.label])
+        for k, p in ((k, shift(judged, -k)) for k in range(1, 13))
         if p.label in by_period
         and not by_period[p.label]["suppressed"]
         and by_period[p.label]["value"] is not None
     ]
+    history = [row for _, row in lagged]
     usual = (
         float(np.median([h["partners_reported"] for h in history]))
         if history
@@ -186,9 +201,9 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
     out: list[Candidate] = []
     if len(history) < a.min_history:
         return out
+    per_year = {"month": 12, "quarter": 4, "year": 1}[str(measure.periodicity)]
     comparisons = [("step", shift(judged, -1))]
-    if a.seasonal:
-        per_year = {"month": 12, "quarter": 4, "year": 1}[str(measure.periodicity)]
+    if a.seasonal and per_year > 1:  # for a yearly measure a year before is the step itself
         comparisons.append(("seasonal_step", shift(judged, -per_year)))
     for kind, ref_period in comparisons:
         ref = by_period.get(ref_period.label)
@@ -207,15 +222,20 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
         elif measure.unit is Unit.count:
             z, p = poisson_p(ref["value"], now["value"], direction)
         else:
-            values = np.array([h["value"] for h in history], dtype=float)
+            # The step against the trailing history; the seasonal step against the same
+            # period of the earlier years in it (not the same history again).
+            pool = history if kind == "step" else [h for k, h in lagged if k % per_year == 0]
+            values = np.array([h["value"] for h in pool], dtype=float)
             rz = robust_z(values, now["value"])
             if rz is None:
                 continue
             z = rz
-            # Control limits, not a p-value: report the normal tail of the modified z-score
-            # and let the limit decide (beyond the limit counts as p = 0 for the run-wide step).
+            # Beyond the robust control limit is necessary; the p-value the run-wide adjustment
+            # and alpha act on is the prediction t-test's (a bare p = 0 beyond the limit would
+            # escape both: with a few periods of history the limit alone fires far more often
+            # than alpha, and more series would mean more false alarms).
             beyond = abs(rz) >= a.robust_z and worse(direction, rz)
-            p = 0.0 if beyond else 1.0
+            p = prediction_p(values, now["value"], direction) if beyond else 1.0
             change = now["value"] - float(np.median(values))
             practical = worse(direction, change) and abs(change) >= a.min_change
             out.append(
@@ -223,7 +243,11 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
                     kind=kind,
                     value=now["value"],
                     reference=float(np.median(values)),
-                    reference_period=f"median of {len(values)} periods",
+                    reference_period=(
+                        f"median of {len(values)} periods"
+                        if kind == "step"
+                        else f"median of the same {measure.periodicity} in {len(values)} earlier years"
+                    ),
                     statistic=z,
                     p_value=p,
                     practical=practical,
@@ -428,8 +452,7 @@ def _fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
     keys = set(
         findings.select("kind", "measure_id", "geo_code", "disaggregation", "period").iter_rows()
     )
-    keep: list[bool] = []
-    folded_into: dict[tuple[str, ...], int] = {}
+    explains: dict[tuple[str, ...], tuple[str, ...]] = {}  # folded finding -> the one above it
     for row in findings.iter_rows(named=True):
         k, m, g, d, p = (
             row["kind"],
@@ -445,6 +468,11 @@ def _fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             ]
             if causes:
                 explained_by = sorted(causes)[0]
+        elif k == "drift" and any((s, m, g, d, p) in keys for s in ("step", "seasonal_step")):
+            # The same series stepped this period: the step says it, with its evidence.
+            explained_by = next(
+                (s, m, g, d, p) for s in ("step", "seasonal_step") if (s, m, g, d, p) in keys
+            )
         elif d != totals[m] and (k, m, g, totals[m], p) in keys:
             explained_by = (k, m, g, totals[m], p)
         else:
@@ -452,11 +480,23 @@ def _fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             hits = [(k, m, c, d, p) for c in children if (k, m, c, d, p) in keys]
             if hits:
                 explained_by = hits[0]
-        if explained_by is None:
-            keep.append(True)
-        else:
-            keep.append(False)
-            folded_into[explained_by] = folded_into.get(explained_by, 0) + 1
+        if explained_by is not None:
+            explains[(k, m, g, d, p)] = explained_by
+    # Count each folded finding once, on the finding that is kept at the end of its chain (a
+    # cluster's breakdown folds into the cluster, which folds into the locality).
+    folded_into: dict[tuple[str, ...], int] = {}
+    for key in explains:
+        top, seen = key, {key}
+        while top in explains and explains[top] not in seen:
+            top = explains[top]
+            seen.add(top)
+        folded_into[top] = folded_into.get(top, 0) + 1
+    keep = [
+        key not in explains
+        for key in findings.select(
+            "kind", "measure_id", "geo_code", "disaggregation", "period"
+        ).iter_rows()
+    ]
     kept = findings.filter(pl.Series(keep))
     counts = [
         folded_into.get(key, 0)
@@ -558,7 +598,7 @@ def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
         verb = "rose" if (f["change"] or 0) > 0 else "fell"
         if f["kind"] in ("step", "seasonal_step"):
             if f["reference_period"].startswith("median"):
-                evidence = f"{f['period']} vs the {f['reference_period']}, modified z = {f['statistic']:.1f}, limit {m.alert.robust_z:g}"
+                evidence = f"{f['period']} vs the {f['reference_period']}, modified z = {f['statistic']:.1f}, limit {m.alert.robust_z:g}, adjusted p = {f['p_value']:.2g}"
                 text = f"{m.title} in {where}{breakdown} {verb} to {format_value(m, f['value'])} from a usual {format_value(m, f['reference'])}"
             else:
                 evidence = (
@@ -583,6 +623,6 @@ def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
             partner = initiative.partners[f["subject"]]
             out.append(
                 f"{partner.name} has not reported {m.title} for {f['period']}; it was due on "
-                f"{f['reference_period']} ({int(f['statistic'])} days ago)"
+                f"{f['reference_period']} ({int(f['statistic'])} day{'' if int(f['statistic']) == 1 else 's'} ago)"
             )
     return pl.Series("message", out, dtype=pl.Utf8)

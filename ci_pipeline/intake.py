@@ -143,7 +143,14 @@ def check(
         new.initiative_id, new.partner_id, new.period, observations, engine=engine
     )
     if conflicts.is_empty():
-        return validate.ValidationResult(result.rows, result.issues, observations, result.warnings)
+        warnings = list(result.warnings)
+        old = store.find_duplicate(new, engine=engine, status=store.Status.superseded)
+        if old is not None:  # a revert is allowed, but never silently
+            warnings.append(
+                f"these are the same bytes as submission #{old.id}, which #{old.superseded_by} "
+                "replaced; accepting them undoes that correction"
+            )
+        return validate.ValidationResult(result.rows, result.issues, observations, warnings)
     issues = conflicts.select(
         pl.col("source_row").alias("row"),
         pl.lit(parsed.raw.headers.get("period", "period").strip()).alias("column"),

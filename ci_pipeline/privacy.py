@@ -6,7 +6,8 @@ breakdown codes, a cluster the sum of its localities — a lone suppressed cell 
 recovered by subtracting published cells from a published total; *complementary* suppression
 hides one more cell (the smallest) in every such equation that would otherwise have exactly one
 hidden cell, until none has. :func:`audit` then checks each table exactly (linear algebra over
-all of its equations at once) and suppresses more where a hidden cell is still determined.
+all of its equations at once, and a linear program for hidden cells that must be 0 because no
+count is negative) and suppresses more where a hidden cell is still determined.
 
 Suppressed values stay stored and flagged; every output masks them with :func:`mask`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from scipy.optimize import linprog
 
 from ci_pipeline.aggregate import KEY, split_disaggregation
 from ci_pipeline.initiative import TOTAL, Initiative, Unit
@@ -86,7 +88,13 @@ def equations(cells: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             pl.lit(True).alias("is_total"),
         )
     )
-    return pl.concat(parts)
+    # A total with no codes beneath it (a partner sent only totals for the dimension) is no
+    # equation: it does not say the total is 0.
+    out = pl.concat(parts)
+    return out.filter(
+        (pl.col("is_total").sum().over("eq") == 1)
+        & (pl.col("is_total").not_().sum().over("eq") >= 1)
+    )
 
 
 def suppress(indicators: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
@@ -96,9 +104,11 @@ def suppress(indicators: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             pl.lit(False).alias("suppressed"), pl.lit(None, pl.Utf8).alias("suppression")
         )
     minimum = {m.id: m.min_cell_size for m in initiative.measures.values()}
+    units = {m.id: str(m.unit) for m in initiative.measures.values()}
     cells = indicators.with_row_index("cell").with_columns(
         _size(initiative).alias("_size"),
         pl.col("measure_id").replace_strict(minimum, default=None).alias("_min"),
+        pl.col("measure_id").replace_strict(units, default=None).alias("_unit"),
     )
     cells = cells.with_columns(
         (pl.col("_size") < pl.col("_min")).fill_null(False).alias("suppressed")
@@ -113,7 +123,7 @@ def suppress(indicators: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
         .when(pl.col("suppressed"))
         .then(pl.lit(COMPLEMENTARY))
         .alias("suppression")
-    ).drop("cell", "_size", "_min")
+    ).drop("cell", "_size", "_min", "_unit")
 
 
 def _complement(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
@@ -144,10 +154,17 @@ def _complement(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
         )
 
 
-def determined(matrix: np.ndarray, hidden: list[int]) -> list[int]:
-    """Hidden cells (column indexes) whose value the equations fix, given every other cell."""
+def determined(matrix: np.ndarray, hidden: list[int], zeros: list[int] | None = None) -> list[int]:
+    """Hidden cells (column indexes) whose value the equations fix, given every other cell.
+
+    ``zeros`` are hidden cells known to be 0 (see :func:`forced_zeros`): they are determined,
+    and may determine others.
+    """
     sub = matrix[:, hidden]
     sub = sub[np.any(sub != 0, axis=1)]
+    pinned = [hidden.index(z) for z in zeros or [] if z in hidden]
+    if pinned:
+        sub = np.vstack([sub, np.eye(len(hidden))[pinned]])
     if sub.size == 0:
         return []
     rank = np.linalg.matrix_rank(sub)
@@ -160,8 +177,73 @@ def determined(matrix: np.ndarray, hidden: list[int]) -> list[int]:
     return out
 
 
+def forced_zeros(matrix: np.ndarray, hidden: list[int], values: np.ndarray) -> list[int]:
+    """Hidden cells that must be 0 because no cell is negative (column indexes).
+
+    Two hidden cells that a published total and published codes say add up to 0 are each 0,
+    though no equation fixes either alone. ``values`` are the cells' true (additive) values:
+    only a hidden 0 can be forced. Equations the values do not satisfy exactly (a total that
+    holds more than its codes, when a partner sent only the total) are slack at the true values,
+    so they cannot force anything and are left out. One linear program finds every hidden cell
+    that can be positive at once (Freund, Roundy and Todd's test for implicit equalities):
+    maximise Σ t with t_j ≤ x_j, t_j ≤ 1, over the cone A x = λ b, λ ≥ 1; the candidates left
+    with t_j = 0 can never be positive.
+    """
+    candidates = [j for j in hidden if values[j] == 0]
+    if not candidates or np.isnan(values).any():
+        return []
+    shown = [j for j in range(matrix.shape[1]) if j not in hidden]
+    exact = np.abs(matrix @ values) <= 1e-9 * (1.0 + np.abs(matrix) @ np.abs(values))
+    a = matrix[exact][:, hidden]
+    b = -matrix[exact][:, shown] @ values[shown]
+    n, k = len(hidden), len(candidates)
+    # Variables: x (the hidden cells), t (the candidates), λ.
+    pick = np.zeros((k, n))
+    pick[np.arange(k), [hidden.index(j) for j in candidates]] = 1.0
+    lp = linprog(
+        np.concatenate([np.zeros(n), -np.ones(k), [0.0]]),
+        A_ub=np.hstack([-pick, np.eye(k), np.zeros((k, 1))]),
+        b_ub=np.zeros(k),
+        A_eq=np.hstack([a, np.zeros((a.shape[0], k)), -b[:, None]]) if a.size else None,
+        b_eq=np.zeros(a.shape[0]) if a.size else None,
+        bounds=[(0, None)] * n + [(0, 1)] * k + [(1, None)],
+        method="highs",
+    )
+    if lp.status != 0:  # not expected (the true values are feasible): assume nothing is forced
+        return []
+    t = lp.x[n : n + k]
+    return [j for j, tj in zip(candidates, t, strict=True) if tj < 0.5]
+
+
+def _nearest_visible(matrix: np.ndarray, cell: int, hidden_mask: list[bool]) -> list[int]:
+    """The visible cells fewest equations away from ``cell``, going through hidden cells."""
+    seen_rows: set[int] = set()
+    seen = {cell}
+    frontier = [cell]
+    while frontier:
+        rows = {int(r) for c in frontier for r in np.nonzero(matrix[:, c])[0]} - seen_rows
+        seen_rows |= rows
+        reached = {int(j) for r in rows for j in np.nonzero(matrix[r])[0]} - seen
+        seen |= reached
+        visible = [j for j in reached if not hidden_mask[j]]
+        if visible:
+            return visible
+        frontier = list(reached)
+    return []
+
+
+#: The additive quantities of a cell, by unit: what the equations hold for.
+ADDITIVE = {
+    Unit.count: ["value"],
+    Unit.amount: ["value"],
+    Unit.proportion: ["numerator", "denominator"],
+    Unit.score: ["denominator"],
+}
+
+
 def audit(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
-    """Exact check per (measure, period) table: suppress more while a hidden cell is determined."""
+    """Exact check per (measure, period) table: suppress more while a hidden cell is determined
+    — by the equations, or because a hidden count cannot be negative."""
     slices = cells.select("measure_id", "period").unique()
     for measure_id, period in slices.iter_rows():
         table = cells.filter((pl.col("measure_id") == measure_id) & (pl.col("period") == period))
@@ -173,19 +255,31 @@ def audit(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
         matrix = np.zeros((len(names), len(index)))
         for eq, cell, is_total in members.iter_rows():
             matrix[names[eq], index[cell]] = -1.0 if is_total else 1.0
+        unit = table["_unit"][0] if "_unit" in table.columns else Unit.count
+        quantities = [
+            table[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+            for c in ADDITIVE.get(unit, [])
+            if c in table.columns
+        ]
         hidden_mask = table["suppressed"].to_list()
         size = table["_size"].fill_null(float("inf")).to_list()
         while True:
             hidden = [i for i, h in enumerate(hidden_mask) if h]
             leaks = determined(matrix, hidden)
-            if not leaks:
+            for values in quantities:
+                zeros = forced_zeros(matrix, hidden, values)
+                if zeros:
+                    leaks += [j for j in determined(matrix, hidden, zeros) if j not in leaks]
+            # Hide the smallest visible cell nearest a leak: in an equation with it, else in
+            # one with a hidden cell linked to it (what the leak was recovered through).
+            pick = None
+            for leak in leaks:
+                near = _nearest_visible(matrix, leak, hidden_mask)
+                if near:
+                    pick = min(near, key=lambda j: (size[j], j))
+                    break
+            if pick is None:
                 break
-            # Hide the smallest visible cell that shares an equation with the first leak.
-            rows = np.nonzero(matrix[:, leaks[0]])[0]
-            partners = {j for r in rows for j in np.nonzero(matrix[r])[0] if not hidden_mask[j]}
-            if not partners:
-                break
-            pick = min(partners, key=lambda j: (size[j], j))
             hidden_mask[pick] = True
         newly = [c for c, i in index.items() if hidden_mask[i]]
         cells = cells.with_columns(pl.col("suppressed") | pl.col("cell").is_in(newly))
@@ -209,6 +303,7 @@ __all__ = [
     "audit",
     "determined",
     "equations",
+    "forced_zeros",
     "mask",
     "suppress",
 ]

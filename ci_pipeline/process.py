@@ -56,12 +56,20 @@ def judge(
     ini = initiative.info.id
     indicators = store.read_indicators(ini, engine=engine)
     periods = detect.judged_periods(indicators, initiative, period)
+    if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
+        return Judgement(
+            {}, pl.DataFrame(schema=detect.FINDING_SCHEMA), gate.GateResult(True, set())
+        )
     result = gate.run_gate(indicators, initiative, periods, project_dir=settings.gx_dir)
     findings = detect.detect(indicators, initiative, periods)
+    today = as_of or date.today()
     missing = detect.missing_data(
-        store.reported_cells(ini, engine=engine), initiative, periods, as_of or date.today()
+        store.reported_cells(ini, engine=engine), initiative, periods, today
     )
-    result = gate.explain_missing(result, set(missing["measure_id"].to_list()))
+    # Cells absent because a partner is late (a missing-data alert already) or not yet due are
+    # not a data fault.
+    not_due = {m for m, p in periods.items() if today <= detect.due_date(initiative.measures[m], p)}
+    result = gate.explain_missing(result, set(missing["measure_id"].to_list()) | not_due)
     quality = gate.findings(result, initiative, periods)
     return Judgement(
         {m: p.label for m, p in periods.items()},
@@ -107,7 +115,8 @@ def headline(
             "measure_id": list(judged),
             "period": list(judged.values()),
             "disaggregation": [totals[m] for m in judged],
-        }
+        },
+        schema={"measure_id": pl.Utf8, "period": pl.Utf8, "disaggregation": pl.Utf8},
     )
     rows = indicators.join(wanted, on=["measure_id", "period", "disaggregation"], how="semi")
     return (

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from ci_pipeline.aggregate import INDICATOR_SCHEMA as AGGREGATE_SCHEMA
 from ci_pipeline.errors import ConcurrentSubmission, DefinitionError
 from ci_pipeline.initiative import Initiative
 
@@ -301,17 +302,22 @@ class NewSubmission:
     archive_path: str | None = None
 
 
-def find_duplicate(new: NewSubmission, *, engine: Engine) -> Submission | None:
-    """The accepted submission with the same bytes from the same partner for the same period."""
+def find_duplicate(
+    new: NewSubmission, *, engine: Engine, status: Status = Status.accepted
+) -> Submission | None:
+    """The submission (accepted, by default) with the same bytes from the same partner for the
+    same period."""
     with Session(engine) as session:
         return session.exec(
-            select(Submission).where(
+            select(Submission)
+            .where(
                 Submission.initiative_id == new.initiative_id,
                 Submission.partner_id == new.partner_id,
                 Submission.period == new.period,
                 Submission.content_hash == new.content_hash,
-                Submission.status == Status.accepted,
+                Submission.status == status,
             )
+            .order_by(col(Submission.id).desc())
         ).first()
 
 
@@ -728,21 +734,13 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
-INDICATOR_COLUMNS = [
-    "measure_id",
-    "geo_code",
-    "period",
-    "disaggregation",
-    "value",
-    "numerator",
-    "denominator",
-    "partners_reported",
-    "partners_expected",
-    "coverage",
-    "suppressed",
-    "suppression",
-    "lineage",
-]
+#: Indicator cells as stored: the aggregate's columns plus the suppression flags.
+INDICATOR_SCHEMA: dict[str, Any] = {
+    **AGGREGATE_SCHEMA,
+    "suppressed": pl.Boolean,
+    "suppression": pl.Utf8,
+}
+INDICATOR_COLUMNS = list(INDICATOR_SCHEMA)
 
 
 def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -870,24 +868,9 @@ def read_indicators(
             "ORDER BY measure_id, period, geo_code, disaggregation",
             params,
         )
-    schema = {
-        "measure_id": pl.Utf8,
-        "geo_code": pl.Utf8,
-        "period": pl.Utf8,
-        "disaggregation": pl.Utf8,
-        "value": pl.Float64,
-        "numerator": pl.Float64,
-        "denominator": pl.Float64,
-        "partners_reported": pl.Int64,
-        "partners_expected": pl.Int64,
-        "coverage": pl.Float64,
-        "suppressed": pl.Boolean,
-        "suppression": pl.Utf8,
-        "lineage": pl.Utf8,
-    }
     if frame.is_empty():
-        return pl.DataFrame(schema=schema)
-    return frame.cast(schema)  # type: ignore[arg-type]
+        return pl.DataFrame(schema=INDICATOR_SCHEMA)
+    return frame.cast(INDICATOR_SCHEMA)  # type: ignore[arg-type]
 
 
 def reported_cells(initiative_id: str, *, engine: Engine) -> pl.DataFrame:

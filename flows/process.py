@@ -14,9 +14,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import State
 
 from ci_pipeline import alert, process, store
 from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.errors import PipelineError
 from ci_pipeline.initiative import Initiative, load_initiative
 from flows.runtime import passthrough as quote
 
@@ -31,18 +34,21 @@ def _context(initiative_dir: str | None) -> tuple[Settings, Initiative, Any]:
     return settings, initiative, engine
 
 
-refresh = task(
-    name="refresh-indicators",
-    cache_policy=NO_CACHE,
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAY,
-)(process.refresh_indicators)
-judge = task(
-    name="gate-and-detect", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY
-)(process.judge)
-record = task(
-    name="record-alerts", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY
-)(process.record_alerts)
+def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """Retry what may pass next time (the database, the disk), never the pipeline's own errors
+    (a bad period, invalid definitions): those fail the same way again."""
+    return not isinstance(state.result(raise_on_failure=False), PipelineError)
+
+
+RETRYING: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": RETRIES,
+    "retry_delay_seconds": RETRY_DELAY,
+    "retry_condition_fn": _worth_retrying,
+}
+refresh = task(name="refresh-indicators", **RETRYING)(process.refresh_indicators)
+judge = task(name="gate-and-detect", **RETRYING)(process.judge)
+record = task(name="record-alerts", **RETRYING)(process.record_alerts)
 send = task(name="deliver", cache_policy=NO_CACHE)(
     alert.deliver
 )  # the outbox retries, not the task
@@ -130,7 +136,12 @@ def deliver_alerts(initiative_dir: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
-@flow(name="process-period", flow_run_name="process {period}", log_prints=True)
+def _process_run_name() -> str:
+    """``process 2025-Q4``, or ``process latest`` without a period (not ``process None``)."""
+    return f"process {flow_run.parameters.get('period') or 'latest'}"
+
+
+@flow(name="process-period", flow_run_name=_process_run_name, log_prints=True)
 def process_period(
     period: str | None = None,
     as_of: date | None = None,

@@ -28,8 +28,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data folder; the environment points every setting at it."""
     folder = tmp_path / "home"
     monkeypatch.setenv("CI_PIPELINE_HOME", str(folder))
-    monkeypatch.delenv("CI_PIPELINE_DATABASE_URL", raising=False)
-    monkeypatch.delenv("CI_PIPELINE_INITIATIVE", raising=False)
+    # setenv first, so monkeypatch restores these even when they were unset (the CLI sets them).
+    for name in (
+        "CI_PIPELINE_DATABASE_URL",
+        "CI_PIPELINE_INITIATIVE",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+    ):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return folder
 
 

@@ -16,7 +16,6 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
-    FlowRunFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.states import State
@@ -195,15 +194,17 @@ def test_a_partner_id_with_an_underscore_still_gets_its_artifact(
 
 def test_a_bad_period_fails_at_once_without_retries(good: Path, settings: Settings) -> None:
     with in_process(), pytest.raises(InvalidPeriod, match="'2025-13' is not a period"):
-        ingest_submission(str(good), FUND, "2025-13")
+        ingest_submission(str(good), FUND, "2025-13")  # called plainly, it raises the error
 
-    with get_client(sync_client=True) as client:
-        [failed] = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"ingest {FUND} 2025-13"])),
-            limit=5,
-        )
-    assert failed.state is not None and failed.state.is_failed()
-    [receive] = task_runs(failed.id)
+    with in_process():
+        state: State[Any] = ingest_submission(str(good), FUND, "2025-13", return_state=True)
+
+    assert state.is_failed()
+    assert isinstance(state.result(raise_on_failure=False), InvalidPeriod)
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    assert flow_run(flow_run_id).name == f"ingest {FUND} 2025-13"
+    [receive] = task_runs(flow_run_id)
     assert receive.state is not None and receive.state.is_failed()
     assert receive.run_count == 1  # a caller's mistake is not retried
 

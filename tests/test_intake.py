@@ -404,3 +404,25 @@ def test_every_demo_file_in_order(
         .sum()
         == 0
     )
+
+
+def test_sending_back_a_superseded_file_is_accepted_with_a_warning(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    first = write_csv(tmp_path / "v1" / "fund.csv", "new-resources-nis,beit-hakerem,2025-Q1,250000")
+    second = write_csv(
+        tmp_path / "v2" / "fund.csv", "new-resources-nis,beit-hakerem,2025-Q1,260000"
+    )
+    original = ingest(first, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    correction = ingest(second, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    assert correction.warnings == []
+
+    reverted = ingest(first, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+
+    assert reverted.status == "accepted"  # a partner may revert, but never silently
+    assert reverted.supersedes == correction.submission_id
+    assert reverted.warnings == [
+        f"these are the same bytes as submission #{original.submission_id}, which "
+        f"#{correction.submission_id} replaced; accepting them undoes that correction"
+    ]
+    assert store.current_observations(engine=db, partner_id=FUND)["value"].to_list() == [250000]

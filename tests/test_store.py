@@ -131,7 +131,9 @@ def test_sync_initiative_stores_definitions_and_is_idempotent(
     changes = store.sync_initiative(initiative, engine=engine)
 
     assert changes[0] == "initiative beit-hakerem loaded"
-    assert sorted(changes[1:]) == sorted(f"measure {m} v1 added" for m in initiative.measures)
+    assert sorted(changes[1:]) == sorted(
+        f"measure {m.id} v{m.version} added" for m in initiative.measures.values()
+    )
     assert count(engine, "SELECT count(*) FROM measure") == len(initiative.measures) == 38
     assert count(engine, "SELECT count(*) FROM partner") == len(initiative.partners) == 13
     assert count(engine, "SELECT count(*) FROM geography") == len(initiative.geographies)

@@ -1,0 +1,810 @@
+"""Regression detection on synthetic series whose answers are known by hand."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from ci_pipeline import detect
+from ci_pipeline.detect import (
+    benjamini_hochberg,
+    due_date,
+    judged_periods,
+    mann_kendall,
+    missing_data,
+    poisson_p,
+    robust_z,
+    two_proportion_p,
+    worse,
+)
+from ci_pipeline.initiative import Direction, Initiative, Measure
+from ci_pipeline.periods import Period, parse_period, shift
+
+HIGHER = Direction.higher_is_better
+LOWER = Direction.lower_is_better
+LFP = "arab-women-lfp"  # proportion, quarterly, higher is better, age_band breakdown
+WAGE = "below-min-wage-share"  # proportion, quarterly, lower is better, sex breakdown
+STUDENTS = "starter-students-trained"  # count, monthly, min_history 6
+MONEY = "new-resources-nis"  # amount, quarterly, cluster only, no baseline
+SCORE = "fsg-vision-work-aligns"  # score 1-5, yearly, min_history 2
+KURKUM = "kurkum-women-employed"  # count, monthly, reported by kurkum only
+CLUSTER = "beit-hakerem"
+Q4 = "2025-Q4"
+
+INDICATOR_SCHEMA: dict[str, Any] = {
+    "measure_id": pl.Utf8,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+    "value": pl.Float64,
+    "numerator": pl.Float64,
+    "denominator": pl.Float64,
+    "partners_reported": pl.Int64,
+    "partners_expected": pl.Int64,
+    "coverage": pl.Float64,
+    "suppressed": pl.Boolean,
+    "suppression": pl.Utf8,
+    "lineage": pl.Utf8,
+}
+
+
+def phi(z: float) -> float:
+    return NormalDist().cdf(z)
+
+
+def binom_cdf(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), by hand."""
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+
+
+# --- building indicator frames ------------------------------------------------------------------
+
+
+def series(
+    initiative: Initiative,
+    measure_id: str,
+    values: list[float],
+    *,
+    geo: str = "nahf",
+    end: str | None = None,
+    disaggregation: str | None = None,
+    denominator: float = 1000.0,
+    reported: list[int] | None = None,
+    expected: int | None = None,
+    suppressed: dict[int, bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Indicator rows of one series, oldest first, ending at ``end`` (the judged period)."""
+    m = initiative.measures[measure_id]
+    last = parse_period(end or {"month": "2025-12", "quarter": Q4, "year": "2025"}[m.periodicity])
+    n = len(values)
+    rows = []
+    for i, value in enumerate(values):
+        partners = reported[i] if reported else 1
+        proportion = str(m.unit) == "proportion"
+        rows.append(
+            {
+                "measure_id": measure_id,
+                "geo_code": geo,
+                "period": shift(last, i - n + 1).label,
+                "disaggregation": disaggregation or detect._total_key(m),
+                "value": value,
+                "numerator": value * denominator if proportion else None,
+                "denominator": denominator if proportion or str(m.unit) == "score" else None,
+                "partners_reported": partners,
+                "partners_expected": expected or max(partners, 1),
+                "coverage": partners / (expected or max(partners, 1)),
+                "suppressed": bool((suppressed or {}).get(i - n + 1, False)),
+                "suppression": "primary" if (suppressed or {}).get(i - n + 1) else None,
+                "lineage": "1",
+            }
+        )
+    return rows
+
+
+def frame(*parts: list[dict[str, Any]]) -> pl.DataFrame:
+    rows = [row for part in parts for row in part]
+    return pl.DataFrame(rows, schema=INDICATOR_SCHEMA, orient="row")
+
+
+def judged(initiative: Initiative, *measure_ids: str) -> dict[str, Period]:
+    default = {"month": "2025-12", "quarter": Q4, "year": "2025"}
+    return {m: parse_period(default[initiative.measures[m].periodicity]) for m in measure_ids}
+
+
+def run(initiative: Initiative, indicators: pl.DataFrame, *measure_ids: str) -> pl.DataFrame:
+    return detect.detect(indicators, initiative, judged(initiative, *measure_ids))
+
+
+def kinds(findings: pl.DataFrame) -> list[tuple[str, str, str]]:
+    return sorted(findings.select("kind", "geo_code", "disaggregation").iter_rows())
+
+
+def with_measure(initiative: Initiative, measure_id: str, **changes: Any) -> Initiative:
+    """The initiative with one measure's fields (``alert`` fields as ``alert_<name>``) changed."""
+    m = initiative.measures[measure_id]
+    alert = {k.removeprefix("alert_"): v for k, v in changes.items() if k.startswith("alert_")}
+    fields = {k: v for k, v in changes.items() if not k.startswith("alert_")}
+    if alert:
+        fields["alert"] = m.alert.model_copy(update=alert)
+    measures = {**initiative.measures, measure_id: m.model_copy(update=fields)}
+    return initiative.model_copy(update={"measures": measures})
+
+
+FLAT = [0.312] * 7  # seven quarters of history at 31.2%
+STEP = 0.25  # from FLAT: z = -3.08, p = 0.001 (0.26: p = 0.005)
+
+
+# --- the pure tests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n1", "d1", "n2", "d2", "direction", "z", "p"),
+    [
+        # pooled 0.275, se = sqrt(0.275 * 0.725 * 2 / 1000) = 0.0199687; z = -0.05 / se
+        (300, 1000, 250, 1000, HIGHER, -2.503915, phi(-2.503915)),
+        (300, 1000, 250, 1000, LOWER, -2.503915, 1 - phi(-2.503915)),
+        (250, 1000, 300, 1000, LOWER, 2.503915, phi(-2.503915)),
+        # unequal denominators: pooled 0.3, se = sqrt(0.21 * (1/200 + 1/800)) = 0.0362284
+        (60, 200, 240, 800, HIGHER, 0.0, 0.5),
+        (50, 200, 250, 800, HIGHER, 1.725164, phi(1.725164)),  # a rise: no evidence of a fall
+        (50, 200, 250, 800, LOWER, 1.725164, 1 - phi(1.725164)),
+    ],
+)
+def test_two_proportion_p(
+    n1: float, d1: float, n2: float, d2: float, direction: Direction, z: float, p: float
+) -> None:
+    got_z, got_p = two_proportion_p(n1, d1, n2, d2, direction)
+    assert got_z == pytest.approx(z, abs=1e-4)
+    assert got_p == pytest.approx(p, abs=1e-5)
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(0, 0), (100, 100)])
+def test_two_proportion_p_without_variance_is_no_evidence(n1: float, n2: float) -> None:
+    assert two_proportion_p(n1, 100, n2, 100, HIGHER) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("c1", "c2", "direction", "p"),
+    [
+        (30, 10, HIGHER, binom_cdf(10, 40)),  # a fall from 30 to 10: P(X <= 10 | 40)
+        (10, 30, LOWER, binom_cdf(10, 40)),  # a rise, for lower-is-better: P(X >= 30 | 40)
+        (30, 10, LOWER, 1 - binom_cdf(9, 40)),  # a fall is good news for lower-is-better
+        (10, 10, HIGHER, binom_cdf(10, 20)),
+        (5, 0, HIGHER, 1 / 32),
+    ],
+)
+def test_poisson_p(c1: float, c2: float, direction: Direction, p: float) -> None:
+    z, got = poisson_p(c1, c2, direction)
+    assert got == pytest.approx(p, rel=1e-9)
+    n = c1 + c2
+    assert z == pytest.approx((c2 - n / 2) / math.sqrt(n / 4))
+
+
+def test_poisson_p_of_nothing_is_no_evidence() -> None:
+    assert poisson_p(0, 0, HIGHER) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("history", "x", "z"),
+    [
+        # median 11, |deviations| 1 1 0 2 2: MAD 1
+        ([10, 12, 11, 13, 9], 15, 0.6745 * 4),
+        ([10, 12, 11, 13, 9], 7, -0.6745 * 4),
+        ([10, 12, 11, 13, 9], 11, 0.0),
+        # MAD 0 (four of five equal): mean |deviation| 0.8, z = 2 / (1.253314 * 0.8)
+        ([5, 5, 5, 5, 9], 7, 2 / (1.253314 * 0.8)),
+        ([5, 5, 5, 5, 1], 3, -2 / (1.253314 * 0.8)),
+    ],
+)
+def test_robust_z(history: list[float], x: float, z: float) -> None:
+    assert robust_z(np.array(history, dtype=float), x) == pytest.approx(z)
+
+
+def test_robust_z_without_spread_is_none() -> None:
+    assert robust_z(np.array([4.0, 4.0, 4.0]), 9.0) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "z", "slope"),
+    [
+        # monotone over six periods: S = 15, var = 6*5*17/18, z = (15 - 1) / sqrt(var)
+        ([1, 3, 5, 7, 9, 11], 14 / math.sqrt(85 / 3), 2.0),
+        ([11, 9, 7, 5, 3, 1], -14 / math.sqrt(85 / 3), -2.0),
+        # one discordant pair: S = 13; pairwise slopes' median is 1
+        ([1, 2, 4, 3, 5, 6], 12 / math.sqrt(85 / 3), 1.0),
+        # noise: S = 0; slopes -3 -0.5 -0.5 1/3 2 2, median -1/12
+        ([2, 4, 1, 3], 0.0, -1 / 12),
+        # S = 1 is within the continuity correction; slopes 2, 0.5, -1
+        ([1, 3, 2], 0.0, 0.5),
+        # flat: no trend at all
+        ([5, 5, 5, 5, 5, 5], 0.0, 0.0),
+    ],
+)
+def test_mann_kendall(values: list[float], z: float, slope: float) -> None:
+    got_z, got_slope = mann_kendall(np.array(values, dtype=float))
+    assert got_z == pytest.approx(z)
+    assert got_slope == pytest.approx(slope)
+
+
+def test_mann_kendall_monotone_run_of_six_is_the_only_way_below_one_percent() -> None:
+    """What the unadjusted drift test relies on: at six periods only S = 15 reaches p < 0.01."""
+    assert 1 - phi(mann_kendall(np.arange(6.0))[0]) < 0.01
+    assert 1 - phi(mann_kendall(np.array([0, 1, 3, 2, 4, 5.0]))[0]) > 0.01
+
+
+@pytest.mark.parametrize(
+    ("p", "q"),
+    [
+        # ranks 1..4 of 0.005 0.01 0.03 0.04: p*4/rank = .02 .02 .04 .04
+        ([0.01, 0.04, 0.03, 0.005], [0.02, 0.04, 0.04, 0.02]),
+        # the step-up: 0.02*3/1 = .06 is lowered to the next rank's .03*3/2 = .045
+        ([0.02, 0.03, 0.9], [0.045, 0.045, 0.9]),
+        ([0.5, 0.8], [0.8, 0.8]),
+        ([0.6], [0.6]),
+        ([], []),
+    ],
+)
+def test_benjamini_hochberg_by_hand(p: list[float], q: list[float]) -> None:
+    assert benjamini_hochberg(np.array(p, dtype=float)).tolist() == pytest.approx(q)
+
+
+def test_benjamini_hochberg_agrees_with_scipy() -> None:
+    p = np.random.default_rng(7).uniform(0, 0.2, 50) ** 2
+    assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p))
+
+
+@pytest.mark.parametrize(
+    ("direction", "change", "bad"),
+    [
+        (HIGHER, -0.1, True),
+        (HIGHER, 0.1, False),
+        (LOWER, 0.1, True),
+        (LOWER, -0.1, False),
+        (HIGHER, 0.0, False),
+        (LOWER, 0.0, False),
+    ],
+)
+def test_worse(direction: Direction, change: float, bad: bool) -> None:
+    assert worse(direction, change) is bad
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+
+def test_a_clear_step_down_is_found_with_its_sentence(initiative: Initiative) -> None:
+    found = run(initiative, frame(series(initiative, LFP, [*FLAT, 0.26])), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=total")]
+    f = found.row(0, named=True)
+    # pooled 0.286; z = -0.052 / sqrt(0.286 * 0.714 * 2 / 1000); one test, so adjusted = raw
+    p = phi(-0.052 / math.sqrt(0.286 * 0.714 * 2 / 1000))
+    assert f["p_value"] == pytest.approx(p)
+    assert (f["value"], f["reference"], f["reference_period"]) == (0.26, 0.312, "2025-Q3")
+    assert f["change"] == pytest.approx(-0.052)
+    assert f["message"] == (
+        "Arab women's labour-force participation in Nahf fell from 31.2% to 26.0% "
+        f"(2025-Q4 vs 2025-Q3, adjusted p = {p:.2g}; 1 of 1 partners reported)"
+    )
+    assert f["coverage_note"] == ""
+    assert f["folded"] == 0
+
+
+@pytest.mark.parametrize(
+    ("measure_id", "after", "flagged"),
+    [
+        (LFP, 0.26, True),  # higher is better: a fall is a regression
+        (LFP, 0.364, False),  # the same step, up
+        (WAGE, 0.364, True),  # lower is better: a rise is a regression
+        (WAGE, 0.26, False),
+    ],
+)
+def test_a_step_counts_only_in_the_bad_direction(
+    initiative: Initiative, measure_id: str, after: float, flagged: bool
+) -> None:
+    found = run(initiative, frame(series(initiative, measure_id, [*FLAT, after])), measure_id)
+    assert found["kind"].to_list() == (["step"] if flagged else [])
+
+
+@pytest.mark.parametrize(("after", "flagged"), [(0.297, False), (0.290, True)])
+def test_a_significant_change_below_min_change_is_quiet(
+    initiative: Initiative, after: float, flagged: bool
+) -> None:
+    """With a million in the denominator even 1.5 points is certain, but min_change is 2."""
+    rows = series(initiative, LFP, [*FLAT, after], denominator=1_000_000)
+    assert two_proportion_p(312_000, 1e6, after * 1e6, 1e6, HIGHER)[1] < 1e-10
+    assert run(initiative, frame(rows), LFP)["kind"].to_list() == (["step"] if flagged else [])
+
+
+@pytest.mark.parametrize(
+    ("measure_id", "level", "fall", "min_history"),
+    [(LFP, 0.312, 0.26, 4), (STUDENTS, 40.0, 10.0, 6), (MONEY, 1e6, 2e5, 4), (SCORE, 4.0, 3.0, 2)],
+)
+@pytest.mark.parametrize("extra", [-1, 0])
+def test_a_series_shorter_than_min_history_is_not_judged(
+    initiative: Initiative,
+    measure_id: str,
+    level: float,
+    fall: float,
+    min_history: int,
+    extra: int,
+) -> None:
+    assert initiative.measures[measure_id].alert.min_history == min_history
+    wobble = [level * (1 + 0.001 * ((i % 3) - 1)) for i in range(min_history + extra)]
+    geo = CLUSTER if measure_id in (MONEY, SCORE) else "nahf"
+    found = run(
+        initiative, frame(series(initiative, measure_id, [*wobble, fall], geo=geo)), measure_id
+    )
+    assert found["kind"].to_list() == ([] if extra < 0 else ["step"])
+
+
+@pytest.mark.parametrize(("judged_hidden", "previous_hidden"), [(True, False), (False, True)])
+def test_suppressed_cells_are_not_judged(
+    initiative: Initiative, judged_hidden: bool, previous_hidden: bool
+) -> None:
+    rows = series(
+        initiative, LFP, [*FLAT, 0.26], suppressed={0: judged_hidden, -1: previous_hidden}
+    )
+    assert run(initiative, frame(rows), LFP).is_empty()
+    assert not run(initiative, frame(series(initiative, LFP, [*FLAT, 0.26])), LFP).is_empty()
+
+
+def test_a_count_step_uses_the_exact_poisson_test(initiative: Initiative) -> None:
+    found = run(initiative, frame(series(initiative, STUDENTS, [30.0] * 7 + [12.0])), STUDENTS)
+    assert kinds(found) == [("step", "nahf", "sex=total")]
+    f = found.row(0, named=True)
+    assert f["p_value"] == pytest.approx(binom_cdf(12, 42))
+    assert f["message"].startswith(
+        "Students trained by Galilee Starter in Nahf fell from 30 to 12 ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("measure_id", "history", "now", "flagged"),
+    [
+        # money: median 1,000,000 and MAD 10,000 over eight quarters; 900,000 is far beyond
+        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 0.90e6, True),
+        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 1.10e6, False),
+        # within the limit: modified z = 0.6745 * -20,000 / 10,000 = -1.35
+        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 0.98e6, False),
+        # the survey score: far beyond the limit, and 0.5 > min_change 0.3
+        (SCORE, [4.0, 4.1, 3.9, 4.0], 3.5, True),
+        # beyond the limit, but 0.2 < min_change 0.3
+        (SCORE, [4.0, 4.01, 3.99, 4.0], 3.8, False),
+    ],
+)
+def test_scores_and_amounts_use_robust_control_limits(
+    initiative: Initiative, measure_id: str, history: list[float], now: float, flagged: bool
+) -> None:
+    found = run(
+        initiative, frame(series(initiative, measure_id, [*history, now], geo=CLUSTER)), measure_id
+    )
+    assert found["kind"].to_list() == (["step"] if flagged else [])
+    if flagged:
+        f = found.row(0, named=True)
+        assert f["reference"] == pytest.approx(float(np.median(history)))
+        assert f["reference_period"] == f"median of {len(history)} periods"
+        assert f["statistic"] <= -initiative.measures[measure_id].alert.robust_z
+        assert "modified z = " in f["message"]
+        assert f"limit {initiative.measures[measure_id].alert.robust_z:g}" in f["message"]
+        assert f"adjusted p = {f['p_value']:.2g}" in f["message"]
+        assert f["p_value"] < 0.01
+
+
+def test_the_sentence_of_an_amount(initiative: Initiative) -> None:
+    history = [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6]
+    found = run(initiative, frame(series(initiative, MONEY, [*history, 0.9e6], geo=CLUSTER)), MONEY)
+    p = found["p_value"][0]
+    assert p == pytest.approx(detect.prediction_p(np.array(history), 0.9e6, HIGHER))
+    assert found["message"].to_list() == [
+        "New resources mobilised for the initiative in Beit HaKerem cluster fell to 900,000 NIS "
+        "from a usual 1,000,000 NIS (2025-Q4 vs the median of 8 periods, modified z = -6.7, "
+        f"limit 3.5, adjusted p = {p:.2g}; 1 of 1 partners reported)"
+    ]
+
+
+def test_beyond_the_limit_is_not_enough_when_the_history_is_too_noisy(
+    initiative: Initiative,
+) -> None:
+    """Four quarters of history: the limit alone fires far more often than alpha (see the
+    simulation); the prediction t-test's p-value has to be significant too."""
+    history = [1.00e6, 1.01e6, 0.99e6, 1.00e6, 2.00e6]  # MAD 10,000, but one lumpy quarter
+    now = 0.90e6
+    assert robust_z(np.array(history), now) == pytest.approx(0.6745 * -10)  # beyond 3.5
+    assert detect.prediction_p(np.array(history), now, HIGHER) > 0.2
+    assert run(
+        initiative, frame(series(initiative, MONEY, [*history, now], geo=CLUSTER)), MONEY
+    ).is_empty()
+
+
+def test_prediction_p_is_the_prediction_t_test() -> None:
+    history = np.array([10.0, 12.0, 11.0, 13.0, 9.0])  # mean 11, sd sqrt(2.5)
+    t = (6 - 11) / (math.sqrt(2.5) * math.sqrt(1 + 1 / 5))
+    assert detect.prediction_p(history, 6.0, HIGHER) == pytest.approx(stats.t.cdf(t, 4))
+    assert detect.prediction_p(history, 6.0, LOWER) == pytest.approx(stats.t.sf(t, 4))
+
+
+def test_step_p_values_are_adjusted_across_the_run(initiative: Initiative) -> None:
+    """A step at p ~ 0.005 is an alert alone, and not among 19 quiet series (q ~ 0.1)."""
+    step = series(initiative, LFP, [*FLAT, 0.26])
+    alone = run(initiative, frame(step), LFP)
+    assert alone["kind"].to_list() == ["step"]
+    quiet = [series(initiative, LFP, [*FLAT, 0.312], geo=f"x{i}") for i in range(19)]
+    assert run(initiative, frame(step, *quiet), LFP).is_empty()
+
+
+def test_a_seasonal_measure_is_also_compared_with_a_year_before(initiative: Initiative) -> None:
+    seasonal = with_measure(initiative, LFP, alert_seasonal=True)
+    # Q4 is usually high (36%); this Q4 is 31.2%, no lower than Q3
+    values = [0.30, 0.30, 0.30, 0.36, 0.30, 0.30, 0.30, 0.36, 0.30, 0.30, 0.312, 0.312]
+    found = run(seasonal, frame(series(seasonal, LFP, values, denominator=5000)), LFP)
+    assert kinds(found) == [("seasonal_step", "nahf", "age_band=total")]
+    assert found["reference_period"].to_list() == ["2024-Q4"]
+    assert run(initiative, frame(series(initiative, LFP, values, denominator=5000)), LFP).is_empty()
+
+
+def test_a_seasonal_amount_is_compared_with_the_same_quarter_of_earlier_years(
+    initiative: Initiative,
+) -> None:
+    """Q4 brings the year-end grants (about 3M against 1M): a 1.5M Q4 is a seasonal fall, and
+    the step against the trailing median is not the same finding twice."""
+    seasonal = with_measure(initiative, MONEY, alert_seasonal=True)
+    year = [1.00e6, 1.01e6, 0.99e6]
+    values = [*year, 2.9e6, *year, 3.1e6, *year, 3.0e6, *year, 1.5e6]
+    found = run(seasonal, frame(series(seasonal, MONEY, values, geo=CLUSTER)), MONEY)
+    assert found["kind"].to_list() == ["seasonal_step"]
+    f = found.row(0, named=True)
+    assert f["reference"] == pytest.approx(3.0e6)
+    assert f["reference_period"] == "median of the same quarter in 3 earlier years"
+    # below the usual quarter too: still the seasonal finding, against the Q4s (the trailing
+    # history, with its year-end grants, is too variable for the step's t-test), and not one
+    # finding twice under two names
+    values[-1] = 0.5e6
+    found = run(seasonal, frame(series(seasonal, MONEY, values, geo=CLUSTER)), MONEY)
+    assert found["kind"].to_list() == ["seasonal_step"]
+    assert found["reference"].to_list() == pytest.approx([3.0e6])
+
+
+def test_a_seasonal_yearly_measure_has_no_second_identical_step(initiative: Initiative) -> None:
+    seasonal = with_measure(initiative, SCORE, alert_seasonal=True)
+    found = run(
+        seasonal, frame(series(seasonal, SCORE, [4.0, 4.1, 3.9, 4.0, 3.5], geo=CLUSTER)), SCORE
+    )
+    assert found["kind"].to_list() == ["step"]
+
+
+# --- drift --------------------------------------------------------------------------------------
+
+
+def test_drift_is_found_on_a_monotone_slide_no_step_flags(initiative: Initiative) -> None:
+    """One point a quarter for six quarters: each step is under min_change (2 points), the
+    run is perfectly monotone (p = 0.0043) and the total change is 5 points."""
+    values = [0.40, 0.40, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45]
+    found = run(initiative, frame(series(initiative, WAGE, values, denominator=100_000)), WAGE)
+    assert kinds(found) == [("drift", "nahf", "sex=total")]
+    f = found.row(0, named=True)
+    assert (f["reference"], f["reference_period"], f["value"]) == (0.40, "2024-Q3", 0.45)
+    assert f["p_value"] == pytest.approx(1 - phi(14 / math.sqrt(85 / 3)))
+    assert f["message"] == (
+        "Employed earning below the minimum wage in Nahf has worsened steadily from 40.0% "
+        f"(2024-Q3) to 45.0% (2025-Q4) (Mann–Kendall z = 2.63, p = {f['p_value']:.2g}; "
+        "1 of 1 partners reported)"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.40, 0.40, 0.45, 0.44, 0.43, 0.42, 0.41, 0.40],  # improving (lower is better)
+        [0.40, 0.40, 0.40, 0.41, 0.43, 0.42, 0.44, 0.45],  # one reversal: S = 13, p = 0.012
+        [0.40, 0.40, 0.400, 0.402, 0.404, 0.406, 0.408, 0.41],  # monotone, 1 point in total
+    ],
+)
+def test_no_drift_without_a_monotone_worsening_of_min_change(
+    initiative: Initiative, values: list[float]
+) -> None:
+    found = run(initiative, frame(series(initiative, WAGE, values, denominator=100_000)), WAGE)
+    assert found.is_empty()
+
+
+def test_drift_needs_every_period_of_its_window(initiative: Initiative) -> None:
+    values = [0.40, 0.40, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45]
+    rows = series(initiative, WAGE, values, denominator=100_000, suppressed={-3: True})
+    assert run(initiative, frame(rows), WAGE).is_empty()
+
+
+# --- off track ----------------------------------------------------------------------------------
+
+
+# arab-women-lfp: 26% in 2024-Q1 to 40% in 2030-Q4; 2025-Q4 is 21 of 81 months along, so the
+# path expects 0.26 + 0.14 * 21/81 = 29.63%, and 10% of the 14-point change is 1.4 points.
+LFP_PATH = 0.26 + 0.14 * 21 / 81
+# below-min-wage-share: 47% to 35%, expects 0.47 - 0.12 * 21/81 = 43.89%, tolerance 1.2 points
+WAGE_PATH = 0.47 - 0.12 * 21 / 81
+
+
+@pytest.mark.parametrize(
+    ("measure_id", "value", "off"),
+    [
+        (LFP, 0.27, True),
+        (LFP, LFP_PATH - 0.0145, True),
+        (LFP, LFP_PATH - 0.0135, False),
+        (LFP, 0.29, False),
+        (LFP, 0.33, False),  # ahead of the path
+        (WAGE, 0.46, True),
+        (WAGE, WAGE_PATH + 0.0125, True),
+        (WAGE, WAGE_PATH + 0.0115, False),
+        (WAGE, 0.40, False),
+    ],
+)
+def test_off_track_when_the_cluster_is_behind_the_path_beyond_tolerance(
+    initiative: Initiative, measure_id: str, value: float, off: bool
+) -> None:
+    rows = series(initiative, measure_id, [value] * 8, geo=CLUSTER, denominator=10_000)
+    found = run(initiative, frame(rows), measure_id)
+    assert found["kind"].to_list() == (["off_track"] if off else [])
+    if off:
+        f = found.row(0, named=True)
+        path = LFP_PATH if measure_id == LFP else WAGE_PATH
+        assert f["reference"] == pytest.approx(path)
+        assert f["reference_period"] == "path 2024-Q1→2030-Q4"
+        m = initiative.measures[measure_id]
+        assert m.baseline is not None
+        assert f["statistic"] == pytest.approx(
+            (value - m.baseline.value) / (path - m.baseline.value)
+        )
+
+
+def test_off_track_is_the_cluster_headline_only(initiative: Initiative) -> None:
+    """A locality, or a breakdown of the cluster, below the path is not off track."""
+    rows = [
+        series(initiative, LFP, [0.27] * 8, geo="nahf"),
+        series(initiative, LFP, [0.27] * 8, geo=CLUSTER, disaggregation="age_band=25-44"),
+    ]
+    assert run(initiative, frame(*rows), LFP).is_empty()
+
+
+@pytest.mark.parametrize("end", ["2024-Q1", "2031-Q1"])
+def test_no_off_track_outside_baseline_to_target(initiative: Initiative, end: str) -> None:
+    rows = series(initiative, LFP, [0.20] * 8, geo=CLUSTER, end=end)
+    found = detect.detect(frame(rows), initiative, {LFP: parse_period(end)})
+    assert found.is_empty()
+
+
+# --- folding ------------------------------------------------------------------------------------
+
+
+def test_a_localitys_breakdown_cells_fold_into_its_total(initiative: Initiative) -> None:
+    rows = [
+        series(initiative, LFP, [*FLAT, STEP], disaggregation=d)
+        for d in ("age_band=total", "age_band=25-44", "age_band=45-64")
+    ]
+    found = run(initiative, frame(*rows), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=total")]
+    assert found["folded"].to_list() == [2]
+
+
+def test_a_breakdown_alone_is_kept(initiative: Initiative) -> None:
+    rows = [
+        series(initiative, LFP, [*FLAT, 0.312]),
+        series(initiative, LFP, [*FLAT, STEP], disaggregation="age_band=25-44"),
+    ]
+    found = run(initiative, frame(*rows), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=25-44")]
+    assert found["message"][0].startswith(
+        "Arab women's labour-force participation in Nahf (age_band=25-44) fell"
+    )
+
+
+def test_the_cluster_folds_into_the_locality_that_regressed(initiative: Initiative) -> None:
+    rows = [
+        series(initiative, LFP, [*FLAT, STEP], geo="nahf"),
+        series(initiative, LFP, [*FLAT, 0.312], geo="rameh"),
+        series(initiative, LFP, [0.312] * 7 + [0.29], geo=CLUSTER, denominator=20_000),
+    ]
+    found = run(initiative, frame(*rows), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=total")]
+    assert found["folded"].to_list() == [1]
+
+
+def test_off_track_folds_into_the_step_that_explains_it(initiative: Initiative) -> None:
+    rows = [
+        series(initiative, LFP, [*FLAT, STEP], geo="nahf"),
+        series(initiative, LFP, [0.27] * 8, geo=CLUSTER),  # behind the path, but no step
+    ]
+    assert run(initiative, frame(rows[1]), LFP)["kind"].to_list() == ["off_track"]
+    found = run(initiative, frame(*rows), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=total")]
+    assert found["folded"].to_list() == [1]
+
+
+def test_off_track_folds_into_a_drift(initiative: Initiative) -> None:
+    slide = [0.46, 0.46, 0.46, 0.47, 0.48, 0.49, 0.50, 0.51]
+    rows = [series(initiative, WAGE, slide, geo=CLUSTER, denominator=100_000)]
+    found = run(initiative, frame(*rows), WAGE)
+    assert kinds(found) == [("drift", CLUSTER, "sex=total")]
+    assert found["folded"].to_list() == [1]
+
+
+def test_folding_counts_everything_the_kept_finding_explains(initiative: Initiative) -> None:
+    """Nahf's total explains its breakdown, the cluster's step (whose own breakdown folds into
+    it first) and the cluster being off track: four findings, one alert."""
+    rows = [
+        series(initiative, LFP, [*FLAT, STEP], geo="nahf"),
+        series(initiative, LFP, [*FLAT, STEP], geo="nahf", disaggregation="age_band=25-44"),
+        series(initiative, LFP, [0.312] * 7 + [0.27], geo=CLUSTER, denominator=20_000),
+        series(
+            initiative,
+            LFP,
+            [0.312] * 7 + [0.27],
+            geo=CLUSTER,
+            disaggregation="age_band=25-44",
+            denominator=20_000,
+        ),
+    ]
+    found = run(initiative, frame(*rows), LFP)
+    assert kinds(found) == [("step", "nahf", "age_band=total")]
+    assert found["folded"].to_list() == [4]
+
+
+def test_different_measures_do_not_fold_into_each_other(initiative: Initiative) -> None:
+    rows = [
+        series(initiative, LFP, [*FLAT, STEP], geo="nahf"),
+        series(initiative, WAGE, [0.47] * 8, geo=CLUSTER, denominator=10_000),  # off track
+    ]
+    found = run(initiative, frame(*rows), LFP, WAGE)
+    assert sorted(found["kind"].to_list()) == ["off_track", "step"]
+    assert found["folded"].to_list() == [0, 0]
+
+
+# --- coverage -----------------------------------------------------------------------------------
+
+
+def test_lower_coverage_than_usual_is_noted(initiative: Initiative) -> None:
+    rows = series(initiative, LFP, [*FLAT, 0.26], reported=[5] * 7 + [3], expected=5)
+    f = run(initiative, frame(rows), LFP).row(0, named=True)
+    assert f["coverage_note"] == "judged on lower coverage than usual (3 partners; usually 5)"
+    assert f["message"].endswith(
+        "; 3 of 5 partners reported; judged on lower coverage than usual (3 partners; usually 5))"
+    )
+
+
+@pytest.mark.parametrize("reported", [[5] * 8, [4] * 7 + [5], [4, 4, 4, 5, 5, 5, 5, 5]])
+def test_no_coverage_note_at_the_usual_coverage(
+    initiative: Initiative, reported: list[int]
+) -> None:
+    rows = series(initiative, LFP, [*FLAT, 0.26], reported=reported, expected=5)
+    assert run(initiative, frame(rows), LFP)["coverage_note"].to_list() == [""]
+
+
+# --- names in three languages -------------------------------------------------------------------
+
+
+def test_hebrew_and_arabic_names_survive_in_the_sentences(initiative: Initiative) -> None:
+    geos = dict(initiative.geographies)
+    nahf = geos["nahf"]
+    geos["nahf"] = nahf.model_copy(
+        update={"name": nahf.name.model_copy(update={"en": "נחף / نحف"})}
+    )
+    partners = dict(initiative.partners)
+    partners["kurkum"] = partners["kurkum"].model_copy(update={"name": "مطبخ كركم — קורכום"})
+    named = with_measure(initiative, LFP, title="השתתפות نساء")
+    named = named.model_copy(update={"geographies": geos, "partners": partners})
+    step = run(named, frame(series(named, LFP, [*FLAT, 0.26])), LFP)
+    assert step["message"][0].startswith("השתתפות نساء in נחף / نحف fell from 31.2% to 26.0%")
+    missing = missing_data(
+        pl.DataFrame(schema={"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8}),
+        named,
+        {KURKUM: parse_period("2025-11")},
+        date(2026, 1, 1),
+    )
+    assert missing["message"][0].startswith("مطبخ كركم — קורכום has not reported")
+
+
+# --- missing data -------------------------------------------------------------------------------
+
+REPORTED_SCHEMA = {"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8}
+
+
+@pytest.mark.parametrize(
+    ("as_of", "reported", "late"),
+    [
+        (date(2025, 12, 16), [], True),  # the day after the due date
+        (date(2026, 3, 1), [], True),
+        (date(2025, 12, 15), [], False),  # due today: not late yet
+        (date(2025, 12, 1), [], False),
+        (date(2026, 3, 1), [("kurkum", KURKUM, "2025-11")], False),
+        (date(2026, 3, 1), [("kurkum", KURKUM, "2025-10")], True),  # an earlier month only
+        (date(2026, 3, 1), [("braude-college", KURKUM, "2025-11")], True),  # someone else
+    ],
+)
+def test_missing_data_after_the_due_date(
+    initiative: Initiative, as_of: date, reported: list[tuple[str, str, str]], late: bool
+) -> None:
+    seen = pl.DataFrame(reported, schema=REPORTED_SCHEMA, orient="row")
+    found = missing_data(seen, initiative, {KURKUM: parse_period("2025-11")}, as_of)
+    if not late:
+        assert found.is_empty()
+        return
+    f = found.row(0, named=True)
+    assert found.height == 1
+    assert (f["kind"], f["subject"], f["measure_id"], f["geo_code"], f["period"]) == (
+        "missing",
+        "kurkum",
+        KURKUM,
+        "majd-al-krum",
+        "2025-11",
+    )
+    days = (as_of - date(2025, 12, 15)).days
+    assert (f["reference_period"], f["statistic"]) == ("2025-12-15", float(days))
+    assert f["message"] == (
+        "Kurkum social catering has not reported Women employed by Kurkum catering for "
+        f"2025-11; it was due on 2025-12-15 ({days} day{'' if days == 1 else 's'} ago)"
+    )
+
+
+def test_missing_data_names_every_late_partner_of_a_measure(initiative: Initiative) -> None:
+    seen = pl.DataFrame(
+        [("employment-service", "fsg-vision-work-aligns", "2025")],
+        schema=REPORTED_SCHEMA,
+        orient="row",
+    )
+    found = missing_data(seen, initiative, {SCORE: parse_period("2025")}, date(2026, 6, 1))
+    late = set(found["subject"].to_list())
+    assert late == set(initiative.partners) - {"employment-service"}
+    assert found.filter(pl.col("subject") == "national-insurance")["geo_code"].to_list() == [
+        "karmiel,misgav,majd-al-krum,biina,deir-al-asad,nahf,rameh"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("measure_id", "deadline", "period", "due"),
+    [
+        (LFP, 45, "2025-Q4", date(2026, 2, 14)),
+        (LFP, 45, "2025-Q1", date(2025, 5, 15)),
+        (KURKUM, 15, "2025-11", date(2025, 12, 15)),
+        (KURKUM, 15, "2024-02", date(2024, 3, 15)),  # a leap February ends on the 29th
+        (KURKUM, 0, "2025-12", date(2025, 12, 31)),
+        (SCORE, 60, "2025", date(2026, 3, 1)),
+        (KURKUM, 30, "2024-01", date(2024, 3, 1)),
+    ],
+)
+def test_due_date(
+    initiative: Initiative, measure_id: str, deadline: int, period: str, due: date
+) -> None:
+    m: Measure = initiative.measures[measure_id].model_copy(update={"deadline_days": deadline})
+    assert due_date(m, parse_period(period)) == due
+
+
+# --- judged periods -----------------------------------------------------------------------------
+
+
+def test_judged_periods(initiative: Initiative) -> None:
+    rows = [
+        *series(initiative, LFP, [0.3, 0.3, 0.3], end="2025-Q4"),
+        *series(initiative, STUDENTS, [5.0, 5.0, 5.0, 5.0, 5.0], end="2025-12"),
+        *series(initiative, SCORE, [4.0, 4.0], geo=CLUSTER, end="2025"),
+    ]
+    indicators = frame(rows)
+    latest = judged_periods(indicators, initiative)
+    labels = {m: p.label for m, p in latest.items()}
+    assert labels[LFP] == labels[WAGE] == "2025-Q4"  # nobody reported WAGE: still judged
+    assert labels[STUDENTS] == labels[KURKUM] == "2025-12"
+    assert labels[SCORE] == "2025"
+    assert set(labels) == set(initiative.measures)
+    inside = {m: p.label for m, p in judged_periods(indicators, initiative, "2025-Q3").items()}
+    assert inside[LFP] == "2025-Q3"
+    assert inside[STUDENTS] == "2025-09"
+    assert SCORE not in inside  # no year lies inside a quarter
+    year = {m: p.label for m, p in judged_periods(indicators, initiative, "2025").items()}
+    assert (year[LFP], year[STUDENTS], year[SCORE]) == ("2025-Q4", "2025-12", "2025")
+    assert judged_periods(indicators, initiative, "2023") == {}
+
+
+def test_detect_on_nothing_finds_nothing(initiative: Initiative) -> None:
+    assert detect.detect(frame([]), initiative, judged(initiative, LFP)).is_empty()

@@ -1,0 +1,232 @@
+"""The processing flows on a temporary Prefect server: results, run names, tasks, artifacts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterName,
+    FlowRunFilterParentFlowRunId,
+)
+from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
+from prefect.states import State
+from sqlalchemy import Engine
+
+from ci_pipeline import alert, store
+from ci_pipeline.config import Settings
+from ci_pipeline.errors import InvalidPeriod
+from ci_pipeline.initiative import Initiative
+from flows.process import process_period
+from flows.runtime import in_process
+from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+CHILDREN = ["aggregate-indicators", "detect-regressions", "deliver-alerts"]
+
+
+@pytest.fixture(autouse=True)
+def default_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts go to the default local files, whatever the environment configures."""
+    for name in ALERT_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def small(
+    tmp_path: Path, initiative: Initiative, settings: Settings, sqlite_engine: Engine
+) -> Settings:
+    """The small dataset stored where the settings (and so the flows) point."""
+    ingest_small(tmp_path / "files", initiative=initiative, settings=settings, engine=sqlite_engine)
+    return settings
+
+
+def run(**parameters: Any) -> tuple[dict[str, Any], UUID]:
+    """Run ``process_period`` as the command line does; return its result and its run id."""
+    with in_process():
+        state: State[Any] = process_period(**parameters, return_state=True)
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return state.result(), flow_run_id
+
+
+def flow_run(flow_run_id: UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def children(flow_run_id: UUID) -> dict[str, FlowRun]:
+    """The subflow runs of a run, by flow name."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            ),
+            limit=20,
+        )
+        return {client.read_flow(r.flow_id).name: r for r in runs}
+
+
+def task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
+        )
+
+
+def task_names(flow_run_id: UUID) -> list[str]:
+    """The tasks a run ran, in order (a task run is named ``<task>-<key>``); subflows excluded."""
+    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
+    return [t.name.rsplit("-", 1)[0] for t in runs if t.name.rsplit("-", 1)[0] not in CHILDREN]
+
+
+def artifact(key: str, flow_run_id: UUID) -> Artifact:
+    with get_client(sync_client=True) as client:
+        [found] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            ),
+            limit=10,
+        )
+    return found
+
+
+def test_process_period_aggregates_detects_and_delivers(
+    small: Settings, initiative: Initiative
+) -> None:
+    result, flow_run_id = run(as_of=SMALL_AS_OF)
+
+    assert set(result) == {"aggregated", "detected", "delivered"}
+    aggregated, detected, delivered = result["aggregated"], result["detected"], result["delivered"]
+    assert len(aggregated["slices"]) == 5
+    engine = store.make_engine(small.resolved_database_url)
+    try:
+        indicators = store.read_indicators(initiative.info.id, engine=engine)
+        stored_alerts = alert.list_alerts(engine=engine)
+    finally:
+        engine.dispose()
+    assert aggregated["rows"] == indicators.height > 0
+    assert detected["judged"]["starter-students-trained"] == "2025-03"
+    assert detected["judged"]["new-resources-nis"] == "2025-Q2"
+    assert detected["gate_passed"] is False  # Braude College reported 2 of its 7 localities
+    assert {f["measure_id"] for f in detected["gate_failures"]} == {"starter-students-trained"}
+    assert detected["data_docs"]
+    assert detected["findings"] == len(stored_alerts) == len(detected["new_alerts"])
+    assert sorted(detected["new_alerts"]) == sorted(alert._id(a) for a in stored_alerts)
+    assert detected["resolved_alerts"] == []
+    assert detected["queued"] == len(stored_alerts)
+    assert sorted((d["channel"], d["ok"], d["error"]) for d in delivered) == sorted(
+        [
+            (alert.file_channel(small.alerts_file), True, None),
+            (alert.file_channel(small.engineers_file), True, None),
+        ]
+    )
+    assert sum(d["alerts"] for d in delivered) == len(stored_alerts)
+    quality = next(a for a in stored_alerts if a.kind == "quality")
+    assert quality.message in small.engineers_file.read_text(encoding="utf-8")
+    kurkum = next(a for a in stored_alerts if a.subject == "kurkum")
+    assert kurkum.message in small.alerts_file.read_text(encoding="utf-8")
+
+    # The runs are named as declared, the subflows and their tasks ran.
+    parent = flow_run(flow_run_id)
+    assert parent.name == "process latest"
+    assert parent.parameters["as_of"] == SMALL_AS_OF.isoformat()
+    subflows = children(flow_run_id)
+    assert sorted(subflows) == sorted(CHILDREN)
+    assert all(r.state is not None and r.state.is_completed() for r in subflows.values())
+    assert task_names(subflows["aggregate-indicators"].id) == ["refresh-indicators"]
+    assert task_names(subflows["detect-regressions"].id) == ["gate-and-detect", "record-alerts"]
+    assert task_names(subflows["deliver-alerts"].id) == ["deliver"]
+
+    # The headline table: judged periods' totals, suppressed cells blank.
+    table = artifact("indicators", subflows["detect-regressions"].id)
+    assert table.type == "table"
+    assert isinstance(table.data, str)
+    rows = json.loads(table.data)
+    students = {r["geo_code"]: r for r in rows if r["measure_id"] == "starter-students-trained"}
+    assert set(students) == {"beit-hakerem", "karmiel", "misgav"}
+    assert {r["period"] for r in students.values()} == {"2025-03"}
+    assert students["misgav"]["suppressed"] is True
+    assert students["misgav"]["value"] is None  # 3 students: never shown
+    assert students["beit-hakerem"]["value"] == 40.0
+    assert [r["value"] for r in rows if r["measure_id"] == "new-resources-nis"] == [260000.0]
+    assert all(r["value"] is None for r in rows if r["suppressed"])
+
+    notes = artifact("alerts", subflows["detect-regressions"].id)
+    assert notes.type == "markdown"
+    assert isinstance(notes.data, str)
+    assert "Quality gate **failed** for starter-students-trained" in notes.data
+    for a in stored_alerts:
+        assert f"- {a.message}" in notes.data
+
+
+def test_a_second_run_sends_nothing_new(small: Settings) -> None:
+    first, _ = run(period="2025-Q2", as_of=SMALL_AS_OF)
+    assert first["detected"]["new_alerts"]
+
+    again, flow_run_id = run(period="2025-Q2", as_of=SMALL_AS_OF)
+
+    assert flow_run(flow_run_id).name == "process 2025-Q2"
+    assert again["aggregated"] == {"slices": [], "rows": 0}
+    assert again["detected"]["new_alerts"] == []
+    assert again["detected"]["resolved_alerts"] == []
+    assert again["detected"]["queued"] == 0
+    assert again["delivered"] == []
+
+
+def test_an_empty_database_is_processed_without_findings(settings: Settings) -> None:
+    result, flow_run_id = run(as_of=SMALL_AS_OF)
+
+    assert result["aggregated"] == {"slices": [], "rows": 0}
+    assert result["detected"]["judged"] == {}
+    assert result["detected"]["findings"] == 0
+    assert result["detected"]["gate_passed"] is True
+    assert result["delivered"] == []
+    notes = artifact("alerts", children(flow_run_id)["detect-regressions"].id)
+    assert isinstance(notes.data, str) and "No findings." in notes.data
+
+
+def test_a_failing_channel_is_reported_redacted(
+    small: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 9: the channel refuses, the flow completes, the row waits.
+    monkeypatch.setenv("CI_PIPELINE_ALERT_URLS", '["json://dana:hunter2@127.0.0.1:9/hook"]')
+
+    result, _ = run(as_of=SMALL_AS_OF)
+
+    failed = [d for d in result["delivered"] if not d["ok"]]
+    assert [d["channel"] for d in failed] == ["json://127.0.0.1:9/…"]
+    assert failed[0]["error"] == "not accepted"
+    assert "hunter2" not in json.dumps(result)
+
+
+def test_a_bad_period_fails_at_once_without_retries(small: Settings) -> None:
+    started = time.monotonic()
+    with in_process(), pytest.raises(InvalidPeriod, match="'2025-13' is not a period"):
+        process_period(period="2025-13", as_of=SMALL_AS_OF)
+    assert (
+        time.monotonic() - started < 8
+    )  # 2 retries would add 10 s; a caller's mistake is not retried
+
+    with get_client(sync_client=True) as client:
+        [failed] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["process 2025-13"])),
+            limit=5,
+        )
+    detect = children(failed.id)["detect-regressions"]
+    [judge] = [t for t in task_runs(detect.id) if t.name.startswith("gate-and-detect")]
+    assert judge.state is not None and judge.state.is_failed()
+    assert judge.run_count == 1

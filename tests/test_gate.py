@@ -1,0 +1,259 @@
+"""The Great Expectations quality gate on small indicator frames.
+
+GX is slow to start, so the gate runs twice in all: once on a clean frame, once on a frame
+with one fault in each of five measures (and a sixth measure left clean).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import polars as pl
+import pytest
+
+from ci_pipeline import gate
+from ci_pipeline.aggregate import expected_partners
+from ci_pipeline.detect import FINDING_SCHEMA, _total_key
+from ci_pipeline.initiative import Initiative, Unit
+from ci_pipeline.periods import Period, parse_period, shift
+
+LFP = "arab-women-lfp"  # proportion: a cell above 1
+STUDENTS = "starter-students-trained"  # count, max 200: cells above and below the range
+SCORE = "fsg-vision-work-aligns"  # score: coverage below min_coverage (1.0)
+MONEY = "new-resources-nis"  # amount: a 20x jump from the period before
+KURKUM = "kurkum-women-employed"  # count: an expected cell missing
+WAGE = "below-min-wage-share"  # proportion: clean
+JUDGED = {
+    LFP: "2025-Q4",
+    STUDENTS: "2025-12",
+    SCORE: "2025",
+    MONEY: "2025-Q4",
+    KURKUM: "2025-12",
+    WAGE: "2025-Q4",
+}
+MAX_RULE = "value at or below the measure's maximum (proportions within [0, 1])"
+MIN_RULE = "value at or above the measure's minimum"
+COVERAGE_RULE = "coverage at or above the measure's minimum"
+JUMP_RULE = "no jump of more than 10x from the period before"
+SCHEMA: dict[str, Any] = {
+    "measure_id": pl.Utf8,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+    "value": pl.Float64,
+    "numerator": pl.Float64,
+    "denominator": pl.Float64,
+    "partners_reported": pl.Int64,
+    "partners_expected": pl.Int64,
+    "coverage": pl.Float64,
+    "suppressed": pl.Boolean,
+    "suppression": pl.Utf8,
+    "lineage": pl.Utf8,
+}
+USUAL = {Unit.proportion: 0.3, Unit.count: 20.0, Unit.amount: 1_000_000.0, Unit.score: 3.8}
+
+
+def periods() -> dict[str, Period]:
+    return {m: parse_period(p) for m, p in JUDGED.items()}
+
+
+def row(
+    initiative: Initiative,
+    measure_id: str,
+    geo: str,
+    period: str,
+    value: float,
+    *,
+    disaggregation: str | None = None,
+    reported: int | None = None,
+) -> dict[str, Any]:
+    m = initiative.measures[measure_id]
+    partners = expected_partners(initiative).filter(
+        (pl.col("measure_id") == measure_id) & (pl.col("geo_code") == geo)
+    )
+    expected = partners.height
+    reported = expected if reported is None else reported
+    return {
+        "measure_id": measure_id,
+        "geo_code": geo,
+        "period": period,
+        "disaggregation": disaggregation or _total_key(m),
+        "value": value,
+        "numerator": value * 1000 if m.unit is Unit.proportion else None,
+        "denominator": 1000.0 if m.unit in (Unit.proportion, Unit.score) else None,
+        "partners_reported": reported,
+        "partners_expected": expected,
+        "coverage": reported / expected,
+        "suppressed": False,
+        "suppression": None,
+        "lineage": "1,2",
+    }
+
+
+def clean_rows(initiative: Initiative) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """Every expected cell of the judged measures, this period and the one before, usual values."""
+    rows = {}
+    geos = expected_partners(initiative).select("measure_id", "geo_code").unique()
+    for measure_id, geo in geos.filter(pl.col("measure_id").is_in(list(JUDGED))).iter_rows():
+        m = initiative.measures[measure_id]
+        now = parse_period(JUDGED[measure_id])
+        for p in (shift(now, -1), now):
+            r = row(initiative, measure_id, geo, p.label, USUAL[m.unit])
+            rows[measure_id, geo, p.label, r["disaggregation"]] = r
+    return rows
+
+
+def as_frame(rows: dict[tuple[str, str, str, str], dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows.values()), schema=SCHEMA, orient="row")
+
+
+@pytest.fixture(scope="module")
+def clean(initiative: Initiative, tmp_path_factory: pytest.TempPathFactory) -> gate.GateResult:
+    project = tmp_path_factory.mktemp("gx-clean")
+    return gate.run_gate(
+        as_frame(clean_rows(initiative)), initiative, periods(), project_dir=project
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gx-faulty")
+
+
+@pytest.fixture(scope="module")
+def faulty(initiative: Initiative, project: Path) -> gate.GateResult:
+    rows = clean_rows(initiative)
+    # a proportion above 1, on a breakdown cell
+    rows[LFP, "nahf", "2025-Q4", "age_band=25-44"] = row(
+        initiative, LFP, "nahf", "2025-Q4", 1.2, disaggregation="age_band=25-44"
+    )
+    # counts outside the measure's valid range (0 to 200)
+    rows[STUDENTS, "karmiel", "2025-11", "sex=total"]["value"] = 100.0  # (no jump: 2.5x)
+    rows[STUDENTS, "karmiel", "2025-12", "sex=total"]["value"] = 250.0
+    rows[STUDENTS, "rameh", "2025-12", "sex=total"]["value"] = -3.0
+    # 10 of the 13 partners answered the survey: coverage 0.77 < 1.0
+    rows[SCORE, "beit-hakerem", "2025", "total"] = row(
+        initiative, SCORE, "beit-hakerem", "2025", 3.8, reported=10
+    )
+    # 50,000 NIS last quarter, 1,000,000 now: 20x
+    rows[MONEY, "beit-hakerem", "2025-Q3", "total"]["value"] = 50_000.0
+    # Kurkum's locality missing this month (the cluster cell is there)
+    del rows[KURKUM, "majd-al-krum", "2025-12", "total"]
+    return gate.run_gate(as_frame(rows), initiative, periods(), project_dir=project)
+
+
+def by_measure(result: gate.GateResult) -> dict[str, set[tuple[str, str]]]:
+    out: dict[str, set[tuple[str, str]]] = {}
+    for f in result.failures:
+        out.setdefault(f["measure_id"], set()).add((f["rule"], f["cell"]))
+    return out
+
+
+def test_a_clean_frame_passes(clean: gate.GateResult) -> None:
+    assert clean.success
+    assert clean.failed_measures == set()
+    assert clean.failures == []
+
+
+def test_each_fault_fails_and_names_its_measure(faulty: gate.GateResult) -> None:
+    assert not faulty.success
+    assert faulty.failed_measures == {LFP, STUDENTS, SCORE, MONEY, KURKUM}  # not WAGE
+    assert by_measure(faulty) == {
+        LFP: {(MAX_RULE, "arab-women-lfp|nahf|2025-Q4|age_band=25-44")},
+        STUDENTS: {
+            (MAX_RULE, "starter-students-trained|karmiel|2025-12|sex=total"),
+            (MIN_RULE, "starter-students-trained|rameh|2025-12|sex=total"),
+        },
+        SCORE: {(COVERAGE_RULE, "fsg-vision-work-aligns|beit-hakerem|2025|total")},
+        MONEY: {(JUMP_RULE, "new-resources-nis|beit-hakerem|2025-Q4|total")},
+        KURKUM: {(gate.PRESENT_RULE, "kurkum-women-employed|majd-al-krum|2025-12")},
+    }
+
+
+def test_only_the_judged_period_is_checked(initiative: Initiative) -> None:
+    """A fault in the period before is history, not this run's gate (no GX run needed)."""
+    rows = clean_rows(initiative)
+    rows[LFP, "nahf", "2025-Q3", "age_band=total"]["value"] = 1.5
+    judged = gate.gate_frame(as_frame(rows), initiative, periods())
+    assert judged["period"].unique().sort().to_list() == ["2025", "2025-12", "2025-Q4"]
+    nahf = judged.filter((pl.col("measure_id") == LFP) & (pl.col("geo_code") == "nahf"))
+    assert nahf["jump"].to_list() == pytest.approx([1.5 / 0.3])
+
+
+def test_expected_cells(initiative: Initiative) -> None:
+    cells = gate.expected_cells(initiative, {KURKUM: parse_period("2025-12")})
+    assert cells == {
+        KURKUM: [
+            "kurkum-women-employed|beit-hakerem|2025-12",
+            "kurkum-women-employed|majd-al-krum|2025-12",
+        ]
+    }
+
+
+def test_explain_missing_drops_cells_of_late_partners(faulty: gate.GateResult) -> None:
+    explained = gate.explain_missing(faulty, {KURKUM})
+    assert explained.failed_measures == {LFP, STUDENTS, SCORE, MONEY}
+    assert not explained.success
+    assert all(f["measure_id"] != KURKUM for f in explained.failures)
+    assert explained.docs_path == faulty.docs_path
+    # a late partner explains only "expected present", and only for its own measures
+    assert gate.explain_missing(faulty, {LFP, MONEY}).failed_measures == faulty.failed_measures
+
+
+def test_explain_missing_passes_a_gate_that_failed_only_for_lateness() -> None:
+    result = gate.GateResult(
+        False,
+        {KURKUM},
+        [{"measure_id": KURKUM, "rule": gate.PRESENT_RULE, "cell": "kurkum|majd-al-krum|2025-12"}],
+        "file:///docs/index.html",
+    )
+    explained = gate.explain_missing(result, {KURKUM})
+    assert (explained.success, explained.failed_measures, explained.failures) == (True, set(), [])
+    assert gate.explain_missing(result, set()) == result
+
+
+def test_findings_are_one_quality_finding_per_failing_measure(
+    initiative: Initiative, faulty: gate.GateResult
+) -> None:
+    found = gate.findings(faulty, initiative, periods())
+    assert found.schema == pl.Schema(FINDING_SCHEMA)
+    assert found["kind"].to_list() == ["quality"] * 5
+    assert found["measure_id"].to_list() == sorted([LFP, STUDENTS, SCORE, MONEY, KURKUM])
+    assert found["geo_code"].unique().to_list() == ["*"]
+    students = found.filter(pl.col("measure_id") == STUDENTS).row(0, named=True)
+    assert (students["period"], students["disaggregation"], students["folded"]) == (
+        "2025-12",
+        "sex=total",
+        2,
+    )
+    assert students["message"] == (
+        "The data-quality gate failed for Students trained by Galilee Starter 2025-12: "
+        f"{MIN_RULE}; {MAX_RULE} (2 cell(s): "
+        + ", ".join(f["cell"] for f in faulty.failures if f["measure_id"] == STUDENTS)
+        + "). Its regression alerts are held as unverified. "
+        f"Data Docs: {faulty.docs_path}"
+    )
+    assert gate.findings(gate.GateResult(True, set()), initiative, periods()).is_empty()
+
+
+def test_findings_list_five_cells_at_most(initiative: Initiative) -> None:
+    failures = [
+        {"measure_id": LFP, "rule": MAX_RULE, "cell": f"arab-women-lfp|x{i}|2025-Q4|total"}
+        for i in range(7)
+    ]
+    found = gate.findings(gate.GateResult(False, {LFP}, failures, None), initiative, periods())
+    message = found["message"][0]
+    assert "(7 cell(s): arab-women-lfp|x0|2025-Q4|total, " in message
+    assert "x4|2025-Q4|total …)" in message
+    assert "x5" not in message
+
+
+def test_data_docs_are_built_under_the_project_dir(faulty: gate.GateResult, project: Path) -> None:
+    assert faulty.docs_path is not None
+    index = Path(unquote(urlparse(faulty.docs_path).path))
+    assert index.is_file()
+    assert index.is_relative_to(project)
+    assert "<html" in index.read_text(encoding="utf-8").lower()
+    assert list(project.rglob("validations/**/*.html")), "no validation result page"
