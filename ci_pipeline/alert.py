@@ -108,11 +108,15 @@ def record_findings(
     *,
     unverified_measures: set[str],
     engine: Engine,
+    current: pl.DataFrame | None = None,
+    reported: pl.DataFrame | None = None,
 ) -> Recorded:
-    """Store a run's findings as alerts and resolve the open ones it no longer finds.
+    """Store a run's findings as alerts and resolve the open ones that no longer hold.
 
-    ``judged`` maps each measure to the period this run judged; an open alert of that measure
-    for that period or earlier whose finding is gone is resolved.
+    ``judged`` maps each measure to the period this run judged. An open alert resolves itself
+    (see :func:`recovered`) when, for the judged period, its finding is gone; for an earlier
+    period, when the indicator is back (``current``: indicator cells of the judged periods) or
+    the late partner has reported (``reported``: partner, measure, period that count).
     """
     ini = initiative.info.id
     seen: set[tuple[str, ...]] = set()
@@ -180,14 +184,8 @@ def record_findings(
                 Alert.initiative_id == ini, col(Alert.status) != AlertStatus.resolved
             )
         ).all():
-            period = judged.get(alert.measure_id)
             key = tuple(getattr(alert, k) for k in ALERT_KEY)
-            if (
-                period is None
-                or key in seen
-                or alert.period > period
-                or len(alert.period) != len(period)
-            ):
+            if key in seen or not recovered(alert, initiative, judged, seen, current, reported):
                 continue
             alert.status, alert.resolved_at = AlertStatus.resolved, now
             session.add(alert)
@@ -200,6 +198,65 @@ def _finite(value: Any) -> Any:
     """NaN (an off-track finding's progress when the target equals the baseline) and infinities
     become null: the evidence is JSON that every reader accepts."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def recovered(
+    alert: Alert,
+    initiative: Initiative,
+    judged: dict[str, str],
+    seen: set[tuple[str, ...]],
+    current: pl.DataFrame | None,
+    reported: pl.DataFrame | None,
+) -> bool:
+    """Whether an open alert no longer holds, given what this run judged and found."""
+    from ci_pipeline.periods import parse_period
+
+    period = judged.get(alert.measure_id)
+    if period is None:
+        return False
+    now_p, then_p = parse_period(period), parse_period(alert.period)
+    if then_p.periodicity is not now_p.periodicity or then_p > now_p:
+        return False
+    if then_p == now_p:  # judged again: the finding is gone (data revised, partner reported)
+        return True
+    if alert.kind == "missing":
+        return (
+            reported is not None
+            and not reported.filter(
+                (pl.col("partner_id") == alert.subject)
+                & (pl.col("measure_id") == alert.measure_id)
+                & (pl.col("period") == alert.period)
+            ).is_empty()
+        )
+    series_found = any(
+        k[1:4] == (alert.measure_id, alert.geo_code, alert.disaggregation) and k[4] == period
+        for k in seen
+    )
+    if alert.kind in ("step", "seasonal_step"):
+        # Recovered when the series is back to where it was before the fall.
+        if current is None or series_found:
+            return False
+        cell = current.filter(
+            (pl.col("measure_id") == alert.measure_id)
+            & (pl.col("geo_code") == alert.geo_code)
+            & (pl.col("disaggregation") == alert.disaggregation)
+            & (pl.col("period") == period)
+        )
+        reference = json.loads(alert.evidence).get("reference")
+        if (
+            cell.is_empty()
+            or cell["suppressed"][0]
+            or cell["value"][0] is None
+            or reference is None
+        ):
+            return False
+        m = initiative.measures[alert.measure_id]
+        from ci_pipeline.detect import worse
+
+        gap = float(cell["value"][0]) - float(reference)
+        return not (worse(m.direction, gap) and abs(gap) >= m.alert.min_change)
+    # drift, off track, quality: the condition is not found in the later period.
+    return not series_found
 
 
 def _id(alert: Alert) -> int:

@@ -330,11 +330,13 @@ def submit(
 ) -> None:
     """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
     from ci_pipeline.intake import Receipt
+    from ci_pipeline.periods import parse_period
     from flows.ingest import ingest_submission
     from flows.runtime import in_process
 
     _, initiative = _context()
-    initiative.partner(partner)
+    initiative.partner(partner)  # the caller's mistakes are told before a flow starts
+    parse_period(period)
     with in_process():
         receipt = Receipt(**ingest_submission(str(file.resolve()), partner, period, encoding))
     if json_out:
@@ -501,13 +503,15 @@ def demo(
     from ci_pipeline.alert import alert_dict, list_alerts
 
     open_alerts = [alert_dict(a) for a in list_alerts(engine=_engine(settings), status="open")]
-    out.print(
-        _table(
-            f"Open alerts ({len(open_alerts)})",
-            open_alerts,
-            ["id", "kind", "measure_id", "geo_code", "period", "subject", "message"],
+    out.print(f"[bold]Open alerts ({len(open_alerts)})[/bold]")
+    for a in sorted(open_alerts, key=lambda a: a["id"]):
+        # One line each, unwrapped: the sentence is the alert, and a table would cut it.
+        out.print(
+            f"  #{a['id']} [{a['kind']}] {a['message']}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
         )
-    )
     out.print(f"Delivered to: {settings.alerts_file}", soft_wrap=True)
     out.print(f"Data folder: {settings.home}", soft_wrap=True)
     out.print(
@@ -602,6 +606,10 @@ def process(
     json_out: JsonOpt = False,
 ) -> None:
     """Aggregate indicators, run the quality gate, detect regressions and deliver alerts."""
+    from ci_pipeline.periods import parse_period
+
+    if period is not None:
+        parse_period(period)  # told before a flow starts
     result = _run_process(period, _parse_date(as_of), full)
     if json_out:
         _print_json(result)

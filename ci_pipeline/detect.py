@@ -463,8 +463,15 @@ def _fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
         )
         explained_by = None
         if k == "off_track":  # a regression below the headline explains why it is off track
+            # Only a headline-level regression: the cluster's or one of its localities' total.
             causes = [
-                key for key in keys if key[0] in ("step", "drift") and key[1] == m and key[4] == p
+                key
+                for key in keys
+                if key[0] in ("step", "seasonal_step", "drift")
+                and key[1] == m
+                and key[4] == p
+                and key[3] == totals[m]
+                and (key[2] == g or parent.get(key[2]) == g)
             ]
             if causes:
                 explained_by = sorted(causes)[0]

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linprog
 
-from ci_pipeline.aggregate import KEY, split_disaggregation
+from ci_pipeline.aggregate import split_disaggregation
 from ci_pipeline.initiative import TOTAL, Initiative, Unit
 
 PRIMARY = "small_cell"
@@ -294,16 +294,3 @@ def mask(frame: pl.DataFrame) -> pl.DataFrame:
         for c in ("value", "numerator", "denominator")
         if c in frame.columns
     )
-
-
-__all__ = [
-    "COMPLEMENTARY",
-    "KEY",
-    "PRIMARY",
-    "audit",
-    "determined",
-    "equations",
-    "forced_zeros",
-    "mask",
-    "suppress",
-]

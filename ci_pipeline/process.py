@@ -24,16 +24,22 @@ class Refreshed:
 
 
 def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = False) -> Refreshed:
-    """Recompute the indicator slices that new or superseded submissions touched (or all)."""
+    """Recompute the indicator slices that new or superseded submissions touched (or all).
+
+    Every slice is recomputed when asked (``full``) and when the definitions changed since the
+    stored indicators were computed (a cell size, a partner's localities, a measure).
+    """
     ini = initiative.info.id
+    full = full or store.indicators_digest(ini, engine=engine) != initiative.digest
     slices = (
         store.all_slices(ini, engine=engine) if full else store.stale_slices(ini, engine=engine)
     )
-    if not slices:
-        return Refreshed([], 0)
-    observations = store.slice_observations(ini, slices, engine=engine)
-    indicators = privacy.suppress(aggregate.aggregate(observations, initiative), initiative)
-    rows = store.replace_indicators(ini, slices, indicators, engine=engine)
+    rows = 0
+    if slices:
+        observations = store.slice_observations(ini, slices, engine=engine)
+        indicators = privacy.suppress(aggregate.aggregate(observations, initiative), initiative)
+        rows = store.replace_indicators(ini, slices, indicators, engine=engine)
+    store.set_indicators_digest(ini, initiative.digest, engine=engine)
     return Refreshed(slices, rows)
 
 
@@ -90,12 +96,15 @@ def record_alerts(
     judgement: Judgement, initiative: Initiative, *, settings: Settings, engine: Engine
 ) -> tuple[alert.Recorded, int]:
     """Store the findings as alerts and queue what is due for delivery."""
+    ini = initiative.info.id
     recorded = alert.record_findings(
         judgement.findings,
         initiative,
         judgement.judged,
         unverified_measures=judgement.gate.failed_measures,
         engine=engine,
+        current=store.read_indicators(ini, engine=engine),
+        reported=store.reported_cells(ini, engine=engine),
     )
     queued = alert.enqueue(
         routing(settings),

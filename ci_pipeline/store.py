@@ -47,6 +47,9 @@ class InitiativeRow(SQLModel, table=True):
     version: str
     digest: str
     loaded_at: datetime = Field(default_factory=utcnow)
+    # The definitions the stored indicators were computed with: when they change (a cell size,
+    # a partner's localities), every slice is recomputed, not only the ones with new files.
+    indicators_digest: str | None = None
 
 
 class GeographyRow(SQLModel, table=True):
@@ -757,6 +760,22 @@ def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, 
         {"ini": initiative_id},
     )
     return counted, stored
+
+
+def indicators_digest(initiative_id: str, *, engine: Engine) -> str | None:
+    """The definitions' digest the stored indicators were computed with."""
+    with Session(engine) as session:
+        row = session.get(InitiativeRow, initiative_id)
+        return row.indicators_digest if row is not None else None
+
+
+def set_indicators_digest(initiative_id: str, digest: str, *, engine: Engine) -> None:
+    with Session(engine) as session:
+        row = session.get(InitiativeRow, initiative_id)
+        if row is not None:
+            row.indicators_digest = digest
+            session.add(row)
+            session.commit()
 
 
 def stale_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:

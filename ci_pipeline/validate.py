@@ -308,11 +308,13 @@ class _ContractBuilder:
             lookup=_allowed_codes(ini, dim).lazy(),
             on=["measure_id", dim],
         )
-        others = [c for c in ["measure_id", "geo_code", "period", *ini.dimension_names] if c != dim]
+        # Every row of one cell (measure, place, period) breaks down by the same dimensions:
+        # a total beside a breakdown, or a breakdown by age beside one by sex, would count the
+        # same people twice when rolled up.
         self.row_rule(
             f"{dim}_mixed",
             dim,
-            (code == TOTAL).n_unique().over(others) == 1,
+            (code == TOTAL).n_unique().over(["measure_id", "geo_code", "period"]) == 1,
             pl.lit(
                 f"rows for the same measure, locality and period give both a total and a "
                 f"breakdown by {dim}; send either the total or the breakdown, not both"

@@ -13,26 +13,17 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
 from sqlalchemy import Engine
 
 from ci_pipeline import intake
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.errors import DefinitionError, InvalidPeriod, UnknownPartner
 from ci_pipeline.initiative import Initiative, load_initiative
 from ci_pipeline.store import NewSubmission, make_engine
 from ci_pipeline.validate import ValidationResult
 from flows.runtime import passthrough as quote
+from flows.runtime import worth_retrying
 
 RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
-
-
-def _not_a_caller_mistake(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry what may pass next time (the disk, the database), never an unknown partner, a bad
-    period or invalid definitions: those fail the same way again."""
-    return not isinstance(
-        state.result(raise_on_failure=False), UnknownPartner | InvalidPeriod | DefinitionError
-    )
 
 
 @task(
@@ -40,7 +31,7 @@ def _not_a_caller_mistake(task: Any, task_run: Any, state: State[Any]) -> bool:
     cache_policy=NO_CACHE,
     retries=RETRIES,
     retry_delay_seconds=RETRY_DELAY,
-    retry_condition_fn=_not_a_caller_mistake,
+    retry_condition_fn=worth_retrying,
 )
 def receive(
     path: Path,

@@ -15,13 +15,12 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import State
 
 from ci_pipeline import alert, process, store
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.errors import PipelineError
 from ci_pipeline.initiative import Initiative, load_initiative
 from flows.runtime import passthrough as quote
+from flows.runtime import worth_retrying
 
 RETRIES, RETRY_DELAY = 2, 5
 
@@ -34,17 +33,11 @@ def _context(initiative_dir: str | None) -> tuple[Settings, Initiative, Any]:
     return settings, initiative, engine
 
 
-def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry what may pass next time (the database, the disk), never the pipeline's own errors
-    (a bad period, invalid definitions): those fail the same way again."""
-    return not isinstance(state.result(raise_on_failure=False), PipelineError)
-
-
 RETRYING: dict[str, Any] = {
     "cache_policy": NO_CACHE,
     "retries": RETRIES,
     "retry_delay_seconds": RETRY_DELAY,
-    "retry_condition_fn": _worth_retrying,
+    "retry_condition_fn": worth_retrying,
 }
 refresh = task(name="refresh-indicators", **RETRYING)(process.refresh_indicators)
 judge = task(name="gate-and-detect", **RETRYING)(process.judge)

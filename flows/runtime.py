@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.states import State
 from prefect.utilities.annotations import quote
 
+from ci_pipeline.errors import ConcurrentSubmission, PipelineError
+
 T = TypeVar("T")
+
+
+def worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """A task's retry condition: retry what may pass next time (the disk, the database, a
+    submission accepted at the same moment), never the pipeline's own verdicts (an unknown
+    partner, a bad period, invalid definitions): those fail the same way again."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, ConcurrentSubmission) or not isinstance(error, PipelineError)
 
 
 def passthrough(value: T) -> T:

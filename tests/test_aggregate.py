@@ -281,13 +281,15 @@ def test_codes_and_their_total_with_a_partner_that_reports_only_the_total(
 
 
 def test_two_dimensions_each_code_and_each_total(tiny: Initiative) -> None:
+    # Each partner breaks its cell down one way (validation's <dim>_mixed rule sees to that):
+    # a by both dimensions, b by age only, c by sex only.
     rows: list[Row] = [
         ("a", 1, "people", "north", "age_band=young;sex=female", None, None, 1.0),
         ("a", 1, "people", "north", "age_band=young;sex=male", None, None, 2.0),
         ("a", 1, "people", "north", "age_band=old;sex=female", None, None, 3.0),
         ("a", 1, "people", "north", "age_band=old;sex=male", None, None, 4.0),
         ("b", 2, "people", "north", "age_band=young;sex=total", None, None, 10.0),  # by age only
-        ("b", 2, "people", "north", "age_band=total;sex=female", None, None, 100.0),  # by sex
+        ("c", 3, "people", "north", "age_band=total;sex=female", None, None, 100.0),  # by sex
     ]
     got = cells(aggregate.aggregate(observations(rows), tiny), "people")
 

@@ -684,3 +684,57 @@ def test_evidence_is_strict_json(engine: Engine, initiative: Initiative) -> None
     assert (data["evidence"]["statistic"], data["evidence"]["change"]) == (None, None)
     assert data["evidence"]["value"] == 0.2
     json.loads(json.dumps(data, allow_nan=False))
+
+
+def test_a_later_period_resolves_only_what_recovered(
+    engine: Engine, initiative: Initiative
+) -> None:
+    """Moving on to the next period is not recovery: a fallen indicator that stays low, and a
+    partner still missing, stay open; one that is back, and one that reported, resolve."""
+    lfp = initiative.measures["arab-women-lfp"]
+    record(initiative, engine, STEP, LATE)  # the step fell from 0.3 (reference) to 0.2
+    judged = {"arab-women-lfp": "2026-Q1", "kurkum-women-employed": "2026-01"}
+
+    def current(value: float) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "measure_id": ["arab-women-lfp"],
+                "geo_code": [STEP[2]],
+                "disaggregation": [_total_key(lfp)],
+                "period": ["2026-Q1"],
+                "value": [value],
+                "suppressed": [False],
+            }
+        )
+
+    nobody = pl.DataFrame(schema={"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8})
+    still = alert.record_findings(
+        findings(initiative),
+        initiative,
+        judged,
+        unverified_measures=set(),
+        engine=engine,
+        current=current(0.21),
+        reported=nobody,
+    )
+    assert still.resolved == []
+
+    kurkum = pl.DataFrame(
+        [("kurkum", LATE[1], LATE[3])], schema=["partner_id", "measure_id", "period"], orient="row"
+    )
+    back = alert.record_findings(
+        findings(initiative),
+        initiative,
+        judged,
+        unverified_measures=set(),
+        engine=engine,
+        current=current(0.295),
+        reported=kurkum,
+    )
+    stored = by_key(engine)
+    assert sorted(back.resolved) == sorted([_id_of(stored[STEP]), _id_of(stored[LATE])])
+
+
+def _id_of(a: Alert) -> int:
+    assert a.id is not None
+    return a.id

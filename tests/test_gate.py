@@ -257,3 +257,19 @@ def test_data_docs_are_built_under_the_project_dir(faulty: gate.GateResult, proj
     assert index.is_relative_to(project)
     assert "<html" in index.read_text(encoding="utf-8").lower()
     assert list(project.rglob("validations/**/*.html")), "no validation result page"
+
+
+def test_suppressed_values_never_reach_great_expectations(
+    initiative: Initiative, tmp_path: Path
+) -> None:
+    """A hidden cell's value must not surface in Data Docs or GX's result files, even when it
+    would fail a check."""
+    rows = clean_rows(initiative)
+    hidden = rows[STUDENTS, "rameh", "2025-12", "sex=total"]
+    hidden.update(value=98765.4321, suppressed=True, suppression="small_cell")
+
+    result = gate.run_gate(as_frame(rows), initiative, periods(), project_dir=tmp_path)
+
+    assert result.success  # the hidden value is not checked, so it cannot fail
+    written = [p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not any("98765" in text for text in written)

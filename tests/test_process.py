@@ -371,3 +371,28 @@ def test_headline_masks_suppressed_cells(initiative: Initiative) -> None:
         ("starter-students-trained", "misgav", None, None, True),
     ]
     assert table.filter(pl.col("suppressed"))["denominator"].null_count() == 2
+
+
+def test_changed_definitions_recompute_every_slice(
+    small: Engine, initiative: Initiative, settings: Settings
+) -> None:
+    """A larger minimum cell size must reach cells already published, not only new files."""
+    process.refresh_indicators(initiative, engine=small)
+    assert process.refresh_indicators(initiative, engine=small).slices == []
+    starter = initiative.measures["starter-students-trained"]
+    stricter = initiative.model_copy(
+        update={
+            "digest": "changed",
+            "measures": {
+                **initiative.measures,
+                starter.id: starter.model_copy(update={"min_cell_size": 10_000}),
+            },
+        }
+    )
+
+    again = process.refresh_indicators(stricter, engine=small)
+
+    assert len(again.slices) == 5  # every slice, though no file changed
+    cells = store.read_indicators(initiative.info.id, engine=small, measure_id=starter.id)
+    assert cells.height > 0 and cells["suppressed"].all()
+    assert process.refresh_indicators(stricter, engine=small).slices == []

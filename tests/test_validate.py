@@ -504,3 +504,33 @@ def test_to_observations(
         "value",
     ]
     assert obs.rows() == [(2, *expected)]
+
+
+def test_a_cell_broken_down_by_two_dimensions_separately_is_rejected(tmp_path: Path) -> None:
+    """By age on one row and by sex on another, the same people would be counted twice."""
+    from benchmarks.ingest_rows import write_initiative
+    from ci_pipeline.initiative import load_initiative
+
+    write_initiative(tmp_path / "ini", localities=1)
+    two_dims = load_initiative(tmp_path / "ini")
+    path = tmp_path / "f.csv"
+    path.write_text(
+        "measure_id,geo_code,period,age_band,sex,value\n"
+        "people-served,loc0000,2025-Q1,a000,,10\n"
+        "people-served,loc0000,2025-Q1,,female,6\n"
+        "people-served,loc0000,2025-Q2,a000,male,3\n",
+        encoding="utf-8",
+    )
+    raw = read.read_submission(path, max_bytes=10**8, max_expanded_bytes=10**8)
+    result = validate.validate(
+        read.to_long_frame(raw, two_dims), raw, two_dims, "bench-partner", parse_period("2025")
+    )
+
+    assert not result.accepted
+    found = sorted(result.issues.select("row", "rule").iter_rows())
+    assert found == [
+        (2, "age_band_mixed"),
+        (2, "sex_mixed"),
+        (3, "age_band_mixed"),
+        (3, "sex_mixed"),
+    ]
