@@ -88,6 +88,9 @@ def main(
     os.environ.setdefault(
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "WARNING"
     )
+    # The temporary local server would try to send usage telemetry: the machine may well be
+    # offline, and an ERROR line about it would only confuse.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _context() -> tuple[Settings, Initiative]:

@@ -33,6 +33,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "CI_PIPELINE_DATABASE_URL",
         "CI_PIPELINE_INITIATIVE",
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+        "PREFECT_SERVER_ANALYTICS_ENABLED",
     ):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)

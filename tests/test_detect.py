@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from ci_pipeline import detect
+from ci_pipeline import detect, store
 from ci_pipeline.detect import (
     benjamini_hochberg,
     due_date,
@@ -38,21 +38,7 @@ KURKUM = "kurkum-women-employed"  # count, monthly, reported by kurkum only
 CLUSTER = "beit-hakerem"
 Q4 = "2025-Q4"
 
-INDICATOR_SCHEMA: dict[str, Any] = {
-    "measure_id": pl.Utf8,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-    "value": pl.Float64,
-    "numerator": pl.Float64,
-    "denominator": pl.Float64,
-    "partners_reported": pl.Int64,
-    "partners_expected": pl.Int64,
-    "coverage": pl.Float64,
-    "suppressed": pl.Boolean,
-    "suppression": pl.Utf8,
-    "lineage": pl.Utf8,
-}
+INDICATOR_SCHEMA = store.INDICATOR_SCHEMA  # the stored indicator table's columns
 
 
 def phi(z: float) -> float:

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import polars as pl
 import pytest
 
-from ci_pipeline import gate
+from ci_pipeline import gate, store
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.detect import FINDING_SCHEMA, _total_key
 from ci_pipeline.initiative import Initiative, Unit
@@ -37,21 +37,7 @@ MAX_RULE = "value at or below the measure's maximum (proportions within [0, 1])"
 MIN_RULE = "value at or above the measure's minimum"
 COVERAGE_RULE = "coverage at or above the measure's minimum"
 JUMP_RULE = "no jump of more than 10x from the period before"
-SCHEMA: dict[str, Any] = {
-    "measure_id": pl.Utf8,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-    "value": pl.Float64,
-    "numerator": pl.Float64,
-    "denominator": pl.Float64,
-    "partners_reported": pl.Int64,
-    "partners_expected": pl.Int64,
-    "coverage": pl.Float64,
-    "suppressed": pl.Boolean,
-    "suppression": pl.Utf8,
-    "lineage": pl.Utf8,
-}
+SCHEMA = store.INDICATOR_SCHEMA  # the stored indicator table's columns
 USUAL = {Unit.proportion: 0.3, Unit.count: 20.0, Unit.amount: 1_000_000.0, Unit.score: 3.8}
 
 

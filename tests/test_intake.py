@@ -15,6 +15,7 @@ from ci_pipeline import demo, intake, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import InvalidPeriod, UnknownPartner
 from ci_pipeline.initiative import Initiative
+from tests.helpers import ingest
 
 HEADER = "measure_id,geo_code,period,value"
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -25,27 +26,6 @@ def write_csv(path: Path, *rows: str, header: str = HEADER) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     return path
-
-
-def ingest(
-    path: Path,
-    partner_id: str,
-    period: str,
-    *,
-    initiative: Initiative,
-    settings: Settings,
-    engine: Engine,
-) -> intake.Receipt:
-    """What the ingest flow does, step by step, without Prefect."""
-    new = intake.receive(path, partner_id, period, initiative=initiative, settings=settings)
-    duplicate = intake.duplicate_receipt(new, engine=engine)
-    if duplicate is not None:
-        return duplicate
-    parsed = intake.parse(path, new, encoding=None, initiative=initiative, settings=settings)
-    if isinstance(parsed, str):
-        return intake.refuse(new, parsed, settings=settings, engine=engine)
-    result = intake.check(parsed, new, initiative=initiative, engine=engine)
-    return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
 
 
 def count(engine: Engine, sql: str, **params: object) -> int:

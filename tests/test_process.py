@@ -21,6 +21,7 @@ from ci_pipeline import alert, demo, intake, process, store
 from ci_pipeline.config import Settings
 from ci_pipeline.initiative import Initiative
 from ci_pipeline.store import AlertStatus
+from tests.helpers import ingest
 
 ALERT_SETTINGS = (
     "CI_PIPELINE_ALERT_URLS",
@@ -66,27 +67,6 @@ def small_dataset(folder: Path) -> list[tuple[str, str, Path]]:
         )
         files.append(("galilee-foundation", quarter, path))
     return files
-
-
-def ingest(
-    path: Path,
-    partner_id: str,
-    period: str,
-    *,
-    initiative: Initiative,
-    settings: Settings,
-    engine: Engine,
-) -> intake.Receipt:
-    """One file through the intake steps, as the ingest flow runs them."""
-    new = intake.receive(path, partner_id, period, initiative=initiative, settings=settings)
-    duplicate = intake.duplicate_receipt(new, engine=engine)
-    if duplicate is not None:
-        return duplicate
-    parsed = intake.parse(path, new, encoding=None, initiative=initiative, settings=settings)
-    if isinstance(parsed, str):
-        return intake.refuse(new, parsed, settings=settings, engine=engine)
-    result = intake.check(parsed, new, initiative=initiative, engine=engine)
-    return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
 
 
 def ingest_small(
