@@ -40,7 +40,7 @@ import polars as pl
 
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.config import DEFAULT_INITIATIVE
-from ci_pipeline.detect import _total_key, detect
+from ci_pipeline.detect import detect
 from ci_pipeline.initiative import Direction, Initiative, Measure, Unit, load_initiative
 from ci_pipeline.periods import Period, parse_period, shift
 
@@ -164,7 +164,7 @@ def indicator_frame(
             "measure_id": [measure.id] * cells,
             "geo_code": [_geo(i) for i in range(len(series)) for _ in range(n)],
             "period": labels * len(series),
-            "disaggregation": [_total_key(measure)] * cells,
+            "disaggregation": [measure.total_key] * cells,
             "value": np.concatenate([s["value"] for s in series]),
             "numerator": np.concatenate([s["numerator"] for s in series]),
             "denominator": np.concatenate([s["denominator"] for s in series]),

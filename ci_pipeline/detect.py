@@ -394,7 +394,7 @@ def off_track(
                 (pl.col("measure_id") == measure_id)
                 & (pl.col("geo_code") == geo)
                 & (pl.col("period") == judged.label)
-                & (pl.col("disaggregation") == _total_key(m))
+                & (pl.col("disaggregation") == m.total_key)
             )
             if cell.is_empty() or cell["suppressed"][0] or cell["value"][0] is None:
                 continue
@@ -416,7 +416,7 @@ def off_track(
                     "kind": "off_track",
                     "measure_id": measure_id,
                     "geo_code": geo,
-                    "disaggregation": _total_key(m),
+                    "disaggregation": m.total_key,
                     "period": judged.label,
                     "subject": "",
                     "value": value,
@@ -438,16 +438,12 @@ def off_track(
     return frame.with_columns(message=describe(frame, initiative))
 
 
-def _total_key(m: Measure) -> str:
-    return ";".join(f"{d}={TOTAL}" for d in sorted(m.dimensions)) or TOTAL
-
-
 def _fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
     """Keep the alert that explains the others: a locality's total over its breakdown codes,
     a locality over the cluster it belongs to."""
     if findings.is_empty():
         return findings
-    totals = {m.id: _total_key(m) for m in initiative.measures.values()}
+    totals = {m.id: m.total_key for m in initiative.measures.values()}
     parent = {g.code: g.parent for g in initiative.geographies.values()}
     keys = set(
         findings.select("kind", "measure_id", "geo_code", "disaggregation", "period").iter_rows()
@@ -546,7 +542,7 @@ def missing_data(
                     "kind": "missing",
                     "measure_id": measure_id,
                     "geo_code": ",".join(p.localities),
-                    "disaggregation": _total_key(m),
+                    "disaggregation": m.total_key,
                     "period": judged.label,
                     "subject": p.id,
                     "value": None,
@@ -593,7 +589,7 @@ def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
         where = names.get(f["geo_code"], f["geo_code"])
         breakdown = (
             ""
-            if f["disaggregation"] in (TOTAL, _total_key(m))
+            if f["disaggregation"] in (TOTAL, m.total_key)
             else f" ({f['disaggregation'].replace(';', ', ')})"
         )
         coverage = (

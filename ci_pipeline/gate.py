@@ -244,7 +244,7 @@ def findings(
     result: GateResult, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
     """One ``quality`` finding per failing measure, for the data engineers."""
-    from ci_pipeline.detect import FINDING_SCHEMA, _total_key
+    from ci_pipeline.detect import FINDING_SCHEMA
 
     rows = []
     for measure_id in sorted(result.failed_measures):
@@ -257,7 +257,7 @@ def findings(
                 "kind": "quality",
                 "measure_id": measure_id,
                 "geo_code": "*",
-                "disaggregation": _total_key(m),
+                "disaggregation": m.total_key,
                 "period": periods[measure_id].label,
                 "subject": "",
                 "folded": len(mine),

@@ -202,6 +202,11 @@ class Measure(_Strict):
         return self
 
     @property
+    def total_key(self) -> str:
+        """The breakdown key of the measure's headline cell: every dimension at ``total``."""
+        return ";".join(f"{d}={TOTAL}" for d in sorted(self.dimensions)) or TOTAL
+
+    @property
     def title_in(self) -> dict[str, str]:
         return {
             k: v for k, v in (("en", self.title), ("he", self.title_he), ("ar", self.title_ar)) if v

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from ci_pipeline import alert
 from ci_pipeline.alert import Routing
-from ci_pipeline.detect import FINDING_SCHEMA, _total_key
+from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
 
@@ -51,7 +51,7 @@ def finding(initiative: Initiative, key: Key, message: str | None = None) -> dic
         "kind": kind,
         "measure_id": measure_id,
         "geo_code": geo_code,
-        "disaggregation": _total_key(initiative.measures[measure_id]),
+        "disaggregation": initiative.measures[measure_id].total_key,
         "period": period,
         "subject": subject,
         "value": 0.2,
@@ -700,7 +700,7 @@ def test_a_later_period_resolves_only_what_recovered(
             {
                 "measure_id": ["arab-women-lfp"],
                 "geo_code": [STEP[2]],
-                "disaggregation": [_total_key(lfp)],
+                "disaggregation": [lfp.total_key],
                 "period": ["2026-Q1"],
                 "value": [value],
                 "suppressed": [False],

@@ -79,7 +79,7 @@ def series(
                 "measure_id": measure_id,
                 "geo_code": geo,
                 "period": shift(last, i - n + 1).label,
-                "disaggregation": disaggregation or detect._total_key(m),
+                "disaggregation": disaggregation or m.total_key,
                 "value": value,
                 "numerator": value * denominator if proportion else None,
                 "denominator": denominator if proportion or str(m.unit) == "score" else None,

@@ -15,7 +15,7 @@ import pytest
 
 from ci_pipeline import gate, store
 from ci_pipeline.aggregate import expected_partners
-from ci_pipeline.detect import FINDING_SCHEMA, _total_key
+from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.initiative import Initiative, Unit
 from ci_pipeline.periods import Period, parse_period, shift
 
@@ -65,7 +65,7 @@ def row(
         "measure_id": measure_id,
         "geo_code": geo,
         "period": period,
-        "disaggregation": disaggregation or _total_key(m),
+        "disaggregation": disaggregation or m.total_key,
         "value": value,
         "numerator": value * 1000 if m.unit is Unit.proportion else None,
         "denominator": 1000.0 if m.unit in (Unit.proportion, Unit.score) else None,
