@@ -42,6 +42,14 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+# Filters shared by the listings, declared once so every command spells them the same way.
+MeasureFilter = Annotated[str | None, typer.Option("--measure", "-m", help="Only this measure.")]
+GeoFilter = Annotated[str | None, typer.Option("--geo", "-g", help="Only this geography code.")]
+PartnerFilter = Annotated[str | None, typer.Option("--partner", "-p", help="Only this partner.")]
+PeriodFilter = Annotated[
+    str | None,
+    typer.Option("--period", help="Only this period (canonical: 2025-09, 2025-Q3, 2025)."),
+]
 EXIT_REJECTED = 2
 
 
@@ -367,10 +375,8 @@ SUBMISSION_COLUMNS = [
 @app.command()
 @handle_errors
 def submissions(
-    partner: Annotated[
-        str | None, typer.Option("--partner", "-p", help="Only this partner.")
-    ] = None,
-    period: Annotated[str | None, typer.Option("--period", help="Only this period.")] = None,
+    partner: PartnerFilter = None,
+    period: PeriodFilter = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
@@ -391,19 +397,10 @@ def submissions(
 @app.command()
 @handle_errors
 def observations(
-    measure: Annotated[
-        str | None, typer.Option("--measure", "-m", help="Only this measure.")
-    ] = None,
-    geo: Annotated[
-        str | None, typer.Option("--geo", "-g", help="Only this geography code.")
-    ] = None,
-    period: Annotated[
-        str | None,
-        typer.Option("--period", help="Only this period (canonical: 2025-09, 2025-Q3, 2025)."),
-    ] = None,
-    partner: Annotated[
-        str | None, typer.Option("--partner", "-p", help="Only this partner.")
-    ] = None,
+    measure: MeasureFilter = None,
+    geo: GeoFilter = None,
+    period: PeriodFilter = None,
+    partner: PartnerFilter = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 200,
     json_out: JsonOpt = False,
 ) -> None:
@@ -501,7 +498,7 @@ def demo(
     for r in notable:
         _print_receipt(r)
         out.print()
-    _print_demo_indicators(settings, initiative, processed["detected"]["judged"])
+    _print_demo_indicators(initiative, processed["detected"]["headline"])
     _print_process(processed)
     from ci_pipeline.alert import alert_dict, list_alerts
 
@@ -524,18 +521,17 @@ def demo(
     )
 
 
-def _print_demo_indicators(
-    settings: Settings, initiative: Initiative, judged: dict[str, str]
-) -> None:
-    """The cluster's headline indicators for the judged periods (domain measures only)."""
-    from ci_pipeline.process import headline
-
-    frame = store.read_indicators(initiative.info.id, engine=_engine(settings))
-    roots = [g.code for g in initiative.geographies.values() if g.parent is None]
-    table = headline(frame, initiative, judged).filter(
-        pl.col("geo_code").is_in(roots) & ~pl.col("measure_id").str.starts_with("fsg-")
+def _print_demo_indicators(initiative: Initiative, headline: list[dict[str, Any]]) -> None:
+    """The cluster's headline indicators (domain measures only), from the run's own headline."""
+    roots = {g.code for g in initiative.geographies.values() if g.parent is None}
+    cells = [
+        r for r in headline if r["geo_code"] in roots and not r["measure_id"].startswith("fsg-")
+    ]
+    if not cells:
+        return
+    rows = _indicator_rows(
+        pl.DataFrame(cells).with_columns(pl.lit("").alias("disaggregation")), initiative
     )
-    rows = _indicator_rows(table.with_columns(pl.lit("").alias("disaggregation")), initiative)
     out.print(
         _table("Headline indicators (cluster)", rows, ["measure_id", "period", "shown", "coverage"])
     )
@@ -637,13 +633,9 @@ def _indicator_rows(frame: Any, initiative: Initiative) -> list[dict[str, Any]]:
 @app.command()
 @handle_errors
 def indicators(
-    measure: Annotated[
-        str | None, typer.Option("--measure", "-m", help="Only this measure.")
-    ] = None,
-    geo: Annotated[
-        str | None, typer.Option("--geo", "-g", help="Only this geography code.")
-    ] = None,
-    period: Annotated[str | None, typer.Option("--period", help="Only this period.")] = None,
+    measure: MeasureFilter = None,
+    geo: GeoFilter = None,
+    period: PeriodFilter = None,
     breakdowns: Annotated[
         bool,
         typer.Option(
@@ -654,7 +646,6 @@ def indicators(
     json_out: JsonOpt = False,
 ) -> None:
     """Population-level indicators by geography and period; small cells are suppressed."""
-    from ci_pipeline.detect import _total_key
     from ci_pipeline.privacy import mask
 
     settings, initiative = _context()
@@ -666,7 +657,7 @@ def indicators(
         period=period,
     )
     if not breakdowns:
-        totals = {m.id: _total_key(m) for m in initiative.measures.values()}
+        totals = {m.id: m.total_key for m in initiative.measures.values()}
         frame = frame.filter(
             pl.col("disaggregation") == pl.col("measure_id").replace_strict(totals, default=None)
         )

@@ -48,6 +48,9 @@ class Judgement:
     judged: dict[str, str]  # measure -> period judged
     findings: pl.DataFrame
     gate: gate.GateResult
+    # What the judgement was made on, read once and reused by the steps after it.
+    indicators: pl.DataFrame
+    reported: pl.DataFrame  # (partner_id, measure_id, period) that count
 
 
 def judge(
@@ -61,17 +64,20 @@ def judge(
     """Run the quality gate and every detector on the judged period of each measure."""
     ini = initiative.info.id
     indicators = store.read_indicators(ini, engine=engine)
+    reported = store.reported_cells(ini, engine=engine)
     periods = detect.judged_periods(indicators, initiative, period)
     if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
         return Judgement(
-            {}, pl.DataFrame(schema=detect.FINDING_SCHEMA), gate.GateResult(True, set())
+            {},
+            pl.DataFrame(schema=detect.FINDING_SCHEMA),
+            gate.GateResult(True, set()),
+            indicators,
+            reported,
         )
     result = gate.run_gate(indicators, initiative, periods, project_dir=settings.gx_dir)
     findings = detect.detect(indicators, initiative, periods)
     today = as_of or date.today()
-    missing = detect.missing_data(
-        store.reported_cells(ini, engine=engine), initiative, periods, today
-    )
+    missing = detect.missing_data(reported, initiative, periods, today)
     # Cells absent because a partner is late (a missing-data alert already) or not yet due are
     # not a data fault.
     not_due = {m for m, p in periods.items() if today <= detect.due_date(initiative.measures[m], p)}
@@ -81,6 +87,8 @@ def judge(
         {m: p.label for m, p in periods.items()},
         pl.concat([findings, missing, quality], how="diagonal_relaxed"),
         result,
+        indicators,
+        reported,
     )
 
 
@@ -96,15 +104,14 @@ def record_alerts(
     judgement: Judgement, initiative: Initiative, *, settings: Settings, engine: Engine
 ) -> tuple[alert.Recorded, int]:
     """Store the findings as alerts and queue what is due for delivery."""
-    ini = initiative.info.id
     recorded = alert.record_findings(
         judgement.findings,
         initiative,
         judgement.judged,
         unverified_measures=judgement.gate.failed_measures,
         engine=engine,
-        current=store.read_indicators(ini, engine=engine),
-        reported=store.reported_cells(ini, engine=engine),
+        current=judgement.indicators,
+        reported=judgement.reported,
     )
     queued = alert.enqueue(
         routing(settings),
@@ -118,7 +125,7 @@ def headline(
     indicators: pl.DataFrame, initiative: Initiative, judged: dict[str, str]
 ) -> pl.DataFrame:
     """The judged period's totals per geography, masked: the table a run shows."""
-    totals = {m.id: detect._total_key(m) for m in initiative.measures.values()}
+    totals = {m.id: m.total_key for m in initiative.measures.values()}
     wanted = pl.DataFrame(
         {
             "measure_id": list(judged),

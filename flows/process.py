@@ -72,11 +72,10 @@ def detect_regressions(
     recorded, queued = record(
         quote(judgement), quote(initiative), settings=quote(settings), engine=quote(engine)
     )
-    indicators = store.read_indicators(initiative.info.id, engine=engine)
-    table = process.headline(indicators, initiative, judgement.judged)
+    table = process.headline(judgement.indicators, initiative, judgement.judged).to_dicts()
     create_table_artifact(
         key="indicators",
-        table=table.with_columns(*[]).to_dicts(),
+        table=table,
         description="Headline indicators of the judged periods (suppressed cells blank).",
     )
     gate_text = (
@@ -106,6 +105,7 @@ def detect_regressions(
         "new_alerts": recorded.new,
         "resolved_alerts": recorded.resolved,
         "queued": queued,
+        "headline": table,
     }
 
 
