@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
 from sqlalchemy import Engine
+from typer.testing import CliRunner, Result
 
-from ci_pipeline import intake
+from ci_pipeline import cli, intake
 from ci_pipeline.config import Settings
 from ci_pipeline.initiative import Initiative
 
@@ -30,3 +38,35 @@ def ingest(
         return intake.refuse(new, parsed, settings=settings, engine=engine)
     result = intake.check(parsed, new, initiative=initiative, engine=engine)
     return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
+
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> Result:
+    """Run the command line as a user would."""
+    return runner.invoke(cli.app, list(args), prog_name="ci-pipeline")
+
+
+def flat(text: str) -> str:
+    """Help text without rich's boxes and line wrapping."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+def as_json(result: Result) -> Any:
+    """A command's JSON output, whatever its exit code."""
+    return json.loads(result.stdout)
+
+
+def ok_json(result: Result) -> Any:
+    """The JSON output of a command that must have succeeded."""
+    assert result.exit_code == 0, result.output
+    return as_json(result)
+
+
+def task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    """The task runs of one flow run (at most 50), read back from the Prefect API."""
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
+        )

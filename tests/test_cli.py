@@ -14,38 +14,24 @@ import polars as pl
 import pytest
 import yaml
 from rich.console import Console
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from ci_pipeline import cli, demo
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
 from ci_pipeline.initiative import Initiative, load_initiative
 from ci_pipeline.periods import parse_period
 from ci_pipeline.template import template_frame
+from tests.helpers import as_json, flat, invoke
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
 GOOD = "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"
 BAD = "measure_id,geo_code,period,value\nnew-resources-nis,Haifa,2025-Q1,lots\n"
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
 def quiet_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app sets this for its own process; keep it from leaking into other tests."""
     monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-
-
-def invoke(*args: str) -> Result:
-    return runner.invoke(cli.app, list(args), prog_name="ci-pipeline")
-
-
-def flat(text: str) -> str:
-    """Help text without rich's boxes and line wrapping."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(result.stdout)
 
 
 # --- help ----------------------------------------------------------------------------------------

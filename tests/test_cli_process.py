@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
 
 from ci_pipeline import cli, process, store
 from ci_pipeline.config import Settings
 from ci_pipeline.initiative import Initiative
+from tests.helpers import flat, invoke, ok_json
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +26,6 @@ def default_channels(monkeypatch: pytest.MonkeyPatch) -> None:
 def quiet_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app sets this for its own process; keep it from leaking into other tests."""
     monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-
-
-def invoke(*args: str) -> Result:
-    return runner.invoke(cli.app, list(args), prog_name="ci-pipeline")
-
-
-def flat(text: str) -> str:
-    """Help text without rich's boxes and line wrapping."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 @pytest.fixture
@@ -104,7 +86,7 @@ def test_help(command: str, doc: Any, options: list[str]) -> None:
 def test_process_json(small: Engine, settings: Settings) -> None:
     result = invoke("process", "--as-of", SMALL_AS_OF.isoformat(), "--json")
 
-    data = as_json(result)
+    data = ok_json(result)
     assert set(data) == {"aggregated", "detected", "delivered"}
     assert len(data["aggregated"]["slices"]) == 5
     assert data["detected"]["judged"]["new-resources-nis"] == "2025-Q2"
@@ -113,7 +95,7 @@ def test_process_json(small: Engine, settings: Settings) -> None:
     assert {d["ok"] for d in data["delivered"]} == {True}
     assert settings.alerts_file.is_file()
 
-    again = as_json(invoke("process", "--as-of", SMALL_AS_OF.isoformat(), "--json"))
+    again = ok_json(invoke("process", "--as-of", SMALL_AS_OF.isoformat(), "--json"))
     assert again["aggregated"] == {"slices": [], "rows": 0}
     assert again["detected"]["new_alerts"] == [] and again["delivered"] == []
 
@@ -139,7 +121,7 @@ def test_process_with_a_bad_date_is_a_clear_error(home: Path, bad: str) -> None:
 
 
 def test_indicators_json_masks_suppressed_cells(computed: Engine, initiative: Initiative) -> None:
-    rows = as_json(invoke("indicators", "--json"))
+    rows = ok_json(invoke("indicators", "--json"))
 
     stored = store.read_indicators(initiative.info.id, engine=computed)
     assert len(rows) == stored.filter(stored["disaggregation"].is_in(["total", "sex=total"])).height
@@ -165,8 +147,8 @@ def test_indicators_json_masks_suppressed_cells(computed: Engine, initiative: In
 
 
 def test_indicators_breakdowns_and_filters(computed: Engine) -> None:
-    totals = as_json(invoke("indicators", "--json"))
-    everything = as_json(invoke("indicators", "--json", "--breakdowns"))
+    totals = ok_json(invoke("indicators", "--json"))
+    everything = ok_json(invoke("indicators", "--json", "--breakdowns"))
 
     breakdown_rows = [r for r in everything if r["disaggregation"] not in ("total", "sex=total")]
     assert len(everything) == len(totals) + len(breakdown_rows)
@@ -179,18 +161,18 @@ def test_indicators_breakdowns_and_filters(computed: Engine) -> None:
     ]
     assert len(misgav_female) == 3 and all(r["value"] is None for r in misgav_female)
 
-    march = as_json(
+    march = ok_json(
         invoke("indicators", "--json", "-m", "starter-students-trained", "--period", "2025-03")
     )
     assert sorted(r["geo_code"] for r in march) == ["beit-hakerem", "karmiel", "misgav"]
-    fund = as_json(
+    fund = ok_json(
         invoke("indicators", "--json", "--geo", "beit-hakerem", "-m", "new-resources-nis")
     )
     assert [(r["period"], r["value"]) for r in fund] == [
         ("2025-Q1", 250000.0),
         ("2025-Q2", 260000.0),
     ]
-    assert len(as_json(invoke("indicators", "--json", "--limit", "2"))) == 2
+    assert len(ok_json(invoke("indicators", "--json", "--limit", "2"))) == 2
 
     table = invoke("indicators", "-m", "starter-students-trained", "--period", "2025-03")
     assert table.exit_code == 0, table.output
@@ -199,14 +181,14 @@ def test_indicators_breakdowns_and_filters(computed: Engine) -> None:
 
 
 def test_indicators_of_an_empty_database(home: Path) -> None:
-    assert as_json(invoke("indicators", "--json")) == []
+    assert ok_json(invoke("indicators", "--json")) == []
 
 
 # --- alerts --------------------------------------------------------------------------------------
 
 
 def test_alerts_list_ack_and_status(alerted: Engine) -> None:
-    everything = as_json(invoke("alerts", "--json"))
+    everything = ok_json(invoke("alerts", "--json"))
     assert everything
     ids = [a["id"] for a in everything]
     assert ids == sorted(ids, reverse=True)  # newest first
@@ -217,21 +199,21 @@ def test_alerts_list_ack_and_status(alerted: Engine) -> None:
     assert kurkum["evidence"]["reference_period"]  # the due date
     quality = next(a for a in everything if a["kind"] == "quality")
     assert quality["verified"] is False
-    assert len(as_json(invoke("alerts", "--json", "--limit", "2"))) == 2
+    assert len(ok_json(invoke("alerts", "--json", "--limit", "2"))) == 2
 
-    acked = as_json(invoke("alerts", "ack", str(kurkum["id"]), "--by", "dana", "--json"))
+    acked = ok_json(invoke("alerts", "ack", str(kurkum["id"]), "--by", "dana", "--json"))
     assert (acked["id"], acked["status"], acked["acknowledged_by"]) == (
         kurkum["id"],
         "acknowledged",
         "dana",
     )
 
-    open_ids = [a["id"] for a in as_json(invoke("alerts", "--json", "--status", "open"))]
+    open_ids = [a["id"] for a in ok_json(invoke("alerts", "--json", "--status", "open"))]
     assert kurkum["id"] not in open_ids
     assert len(open_ids) == len(everything) - 1
-    [only] = as_json(invoke("alerts", "--json", "--status", "acknowledged"))
+    [only] = ok_json(invoke("alerts", "--json", "--status", "acknowledged"))
     assert (only["id"], only["status"]) == (kurkum["id"], "acknowledged")
-    assert as_json(invoke("alerts", "--json", "--status", "resolved")) == []
+    assert ok_json(invoke("alerts", "--json", "--status", "resolved")) == []
 
     again = invoke("alerts", "ack", str(kurkum["id"]))
     assert again.exit_code == 0, again.output
@@ -257,6 +239,6 @@ def test_ack_needs_a_number(home: Path) -> None:
 
 
 def test_alerts_of_an_empty_database(home: Path) -> None:
-    assert as_json(invoke("alerts", "--json")) == []
+    assert ok_json(invoke("alerts", "--json")) == []
     table = invoke("alerts")
     assert table.exit_code == 0 and "Alerts (0)" in flat(table.stdout)

@@ -14,10 +14,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
-    FlowRunFilter,
-    FlowRunFilterId,
 )
-from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
 from ci_pipeline import intake, store
@@ -25,6 +23,7 @@ from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
 from ci_pipeline.errors import InvalidPeriod
 from flows.ingest import ingest_submission
 from flows.runtime import in_process
+from tests.helpers import task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -50,13 +49,6 @@ def run(path: Path, partner_id: str = FUND, period: str = QUARTER) -> tuple[dict
 def flow_run(flow_run_id: UUID) -> FlowRun:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(flow_run_id)
-
-
-def task_runs(flow_run_id: UUID) -> list[TaskRun]:
-    with get_client(sync_client=True) as client:
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
-        )
 
 
 def task_names(flow_run_id: UUID) -> list[str]:

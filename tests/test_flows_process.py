@@ -15,11 +15,10 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     FlowRunFilter,
-    FlowRunFilterId,
     FlowRunFilterName,
     FlowRunFilterParentFlowRunId,
 )
-from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
+from prefect.client.schemas.objects import Artifact, FlowRun
 from prefect.states import State
 from sqlalchemy import Engine
 
@@ -29,6 +28,7 @@ from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.initiative import Initiative
 from flows.process import process_period
 from flows.runtime import in_process
+from tests.helpers import task_runs
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -77,13 +77,6 @@ def children(flow_run_id: UUID) -> dict[str, FlowRun]:
             limit=20,
         )
         return {client.read_flow(r.flow_id).name: r for r in runs}
-
-
-def task_runs(flow_run_id: UUID) -> list[TaskRun]:
-    with get_client(sync_client=True) as client:
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
-        )
 
 
 def task_names(flow_run_id: UUID) -> list[str]:
