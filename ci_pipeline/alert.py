@@ -282,6 +282,16 @@ def acknowledge(alert_id: int, by: str, *, engine: Engine) -> Alert | None:
         return alert
 
 
+def read_alerts(ids: Iterable[int], *, engine: Engine) -> list[dict[str, Any]]:
+    """These alerts as plain dicts (for events and artifacts), in id order."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    with Session(engine) as session:
+        rows = session.exec(select(Alert).where(col(Alert.id).in_(wanted))).all()
+        return [alert_dict(a) for a in sorted(rows, key=_id)]
+
+
 def list_alerts(*, engine: Engine, status: str | None = None, limit: int = 200) -> list[Alert]:
     with Session(engine) as session:
         query = select(Alert).order_by(col(Alert.id).desc()).limit(limit)
@@ -354,6 +364,7 @@ class Delivery:
     alerts: int
     ok: bool
     error: str | None = None
+    alert_ids: tuple[int, ...] = ()
 
 
 def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
@@ -416,7 +427,13 @@ def deliver(
             # Recorded per channel, so a crash later in this loop cannot re-send this one.
             session.commit()
             results.append(
-                Delivery(channel, len(alerts), ok, None if ok else (error or "not accepted"))
+                Delivery(
+                    channel,
+                    len(alerts),
+                    ok,
+                    None if ok else (error or "not accepted"),
+                    tuple(_id(a) for a in alerts),
+                )
             )
         return results
 

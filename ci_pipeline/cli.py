@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ci_pipeline import store
+from ci_pipeline.cli_tokens import tokens_app
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import DefinitionError, PipelineError
 from ci_pipeline.initiative import Initiative, load_initiative, measure_json_schema
@@ -36,6 +37,7 @@ measures_app = typer.Typer(
     help="List the shared measures, check a measures folder, print the JSON Schema."
 )
 app.add_typer(measures_app, name="measures")
+app.add_typer(tokens_app, name="tokens")
 
 out = Console()
 err = Console(stderr=True)
@@ -340,6 +342,7 @@ def submit(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
+
     from ci_pipeline.intake import Receipt
     from ci_pipeline.periods import parse_period
     from flows.ingest import ingest_submission
@@ -446,6 +449,15 @@ def demo(
             help="Start from an empty database, reports and archive under CI_PIPELINE_HOME.",
         ),
     ] = False,
+    hold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hold",
+            metavar="PARTNER:PERIOD",
+            help="Generate this file but do not ingest it: drop it into the inbox while "
+            "`ci-pipeline serve` runs (e.g. employment-service:2025-Q4, the regressing file).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate the sample initiative's 24 months of files, ingest them, and process the period:
@@ -454,6 +466,9 @@ def demo(
     from ci_pipeline.intake import Receipt, prepare_database
 
     settings, initiative = _context()
+    held_keys = {tuple(h.split(":", 1)) for h in hold or []}
+    if any(len(k) != 2 for k in held_keys):
+        raise PipelineError("--hold takes PARTNER:PERIOD, e.g. employment-service:2025-Q4")
     if reset:
         if settings.database_url is None:
             Path(settings.resolved_database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
@@ -464,7 +479,14 @@ def demo(
         for file in (settings.alerts_file, settings.engineers_file):
             file.unlink(missing_ok=True)
     prepare_database(initiative, engine=_engine(settings))
-    files = generate(initiative, settings.home / "demo-files")
+    generated = generate(initiative, settings.home / "demo-files")
+    files = [f for f in generated if (f.partner_id, f.period) not in held_keys]
+    held = [f for f in generated if (f.partner_id, f.period) in held_keys]
+    if len(held) != len(held_keys):
+        missing = held_keys - {(f.partner_id, f.period) for f in held}
+        raise PipelineError(
+            f"--hold: the demo has no file for {', '.join(':'.join(k) for k in sorted(missing))}"
+        )
     from flows.ingest import ingest_submission
     from flows.process import process_period
     from flows.runtime import in_process
@@ -479,7 +501,13 @@ def demo(
         )
         processed = process_period(as_of=DEMO_AS_OF)
     if json_out:
-        _print_json({"submissions": [r.to_dict() for r in receipts], "process": processed})
+        _print_json(
+            {
+                "submissions": [r.to_dict() for r in receipts],
+                "process": processed,
+                "held": [str(f.path) for f in held],
+            }
+        )
         return
     counts = [
         {
@@ -513,6 +541,13 @@ def demo(
             markup=False,
         )
     out.print(f"Delivered to: {settings.alerts_file}", soft_wrap=True)
+    for f in held:
+        out.print(
+            f"Held back, not ingested: {f.path}\n  while `ci-pipeline serve` runs, drop it into "
+            f"{settings.inbox_dir / f.partner_id / f.period}/",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(f"Data folder: {settings.home}", soft_wrap=True)
     out.print(
         f"Explore it: export CI_PIPELINE_HOME={settings.home}; .venv/bin/ci-pipeline submissions | indicators | alerts",
@@ -734,3 +769,65 @@ def alerts_ack(
             f"Alert #{alert.id} is {alert.status}"
             + (f" (by {alert.acknowledged_by})" if alert.acknowledged_by else "")
         )
+
+
+@app.command()
+@handle_errors
+def serve(
+    no_api: Annotated[
+        bool, typer.Option("--no-api", help="Do not start the HTTP intake API.")
+    ] = False,
+    no_inbox: Annotated[bool, typer.Option("--no-inbox", help="Do not watch the inbox.")] = False,
+) -> None:
+    """Run the pipeline on this machine until Ctrl-C: a local Prefect server (or the one in
+    PREFECT_API_URL), every deployment of deployments/prefect.yaml with its triggers and
+    schedules, the inbox watcher and the intake API."""
+    from deployments.serve import Addresses
+    from deployments.serve import serve as run
+
+    settings, initiative = _context()
+
+    def ready(addresses: Addresses) -> None:
+        out.print("[bold green]ci-pipeline is serving[/bold green] (Ctrl-C stops everything)")
+        out.print(f"  Prefect UI   {addresses.prefect_ui}", soft_wrap=True)
+        out.print(
+            f"  Intake API   {addresses.intake_api}  (docs: {addresses.intake_api}/docs)",
+            soft_wrap=True,
+        )
+        out.print(f"  Inbox        {addresses.inbox}/<partner>/<period>/<file>", soft_wrap=True)
+        out.print(f"  Alerts       {settings.alerts_file}", soft_wrap=True)
+
+    out.print("Starting: the Prefect server takes 10–20 s on first start …")
+    run(settings, initiative, on_ready=ready, with_api=not no_api, with_inbox=not no_inbox)
+    out.print("Stopped.")
+
+
+@app.command()
+@handle_errors
+def status(
+    limit: Annotated[int, typer.Option(help="How many of each to show.")] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent submissions, recent flow runs (from the Prefect API) and open alerts."""
+    from dataclasses import asdict
+
+    from ci_pipeline.status import snapshot
+
+    settings = get_settings()
+    snap = snapshot(settings, engine=_engine(settings), limit=limit)
+    if json_out:
+        _print_json(asdict(snap))
+        return
+    out.print(_table("Recent submissions", snap.submissions, STATUS_SUBMISSION_COLUMNS))
+    if snap.runs_note:
+        out.print(f"[yellow]Runs:[/yellow] {snap.runs_note}", soft_wrap=True)
+    else:
+        out.print(_table(f"Recent runs ({snap.prefect_api})", snap.runs, RUN_COLUMNS))
+    out.print(
+        _table(f"Open alerts ({len(snap.open_alerts)})", snap.open_alerts, STATUS_ALERT_COLUMNS)
+    )
+
+
+STATUS_SUBMISSION_COLUMNS = ["id", "partner_id", "period", "status", "received_at", "message"]
+RUN_COLUMNS = ["name", "state", "expected_start", "seconds", "message"]
+STATUS_ALERT_COLUMNS = ["id", "kind", "measure_id", "geo_code", "period", "message"]

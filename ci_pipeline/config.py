@@ -57,6 +57,27 @@ class Settings(BaseSettings):
         default=512 * MIB,
         description="XLSX archives whose contents expand past this are refused unparsed.",
     )
+    reminder_url: str | None = Field(
+        default=None,
+        description="apprise URL template for reminders to a late partner's contact; "
+        "{email} and {partner} are filled in (e.g. mailtos://user:pass@smtp.example.org?to={email}). "
+        "Default: a local file under HOME.",
+    )
+    quiet_days: int = Field(
+        14, gt=0, description="No submission at all for this many days notifies the data engineers."
+    )
+    settle_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A file in the inbox is read only once its size and mtime have not changed "
+        "for this long (a file still being written is never read half-way).",
+    )
+    api_host: str = Field("127.0.0.1", description="Address the intake API listens on.")
+    api_port: int = Field(8420, description="Port the intake API listens on.")
+    prefect_port: int = Field(
+        4200,
+        description="Port of the local Prefect server `serve` starts (without PREFECT_API_URL).",
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -79,6 +100,21 @@ class Settings(BaseSettings):
     @property
     def engineers_file(self) -> Path:
         return self.home / "data-engineers.log"
+
+    @property
+    def partner_reminders_file(self) -> Path:
+        """The default channel for reminders to late partners: a local file."""
+        return self.home / "partner-reminders.log"
+
+    @property
+    def inbox_dir(self) -> Path:
+        """Partners (or a sync job) drop files here: ``inbox/<partner>/<period>/<file>``."""
+        return self.home / "inbox"
+
+    @property
+    def received_dir(self) -> Path:
+        """Files taken from the inbox or uploaded, where the ingest run reads them from."""
+        return self.home / "received"
 
     @property
     def gx_dir(self) -> Path:

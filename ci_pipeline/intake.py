@@ -59,9 +59,19 @@ def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
 
 
 def receive(
-    path: Path, partner_id: str, period: str, *, initiative: Initiative, settings: Settings
+    path: Path,
+    partner_id: str,
+    period: str,
+    *,
+    initiative: Initiative,
+    settings: Settings,
+    file_name: str | None = None,
 ) -> store.NewSubmission:
-    """Check who and when, fingerprint the bytes and keep a copy in the archive."""
+    """Check who and when, fingerprint the bytes and keep a copy in the archive.
+
+    ``file_name`` is the name the partner gave the file, when ``path`` is a copy under another
+    name (the inbox and the intake API keep received files under a stamped name).
+    """
     initiative.partner(partner_id)  # raises UnknownPartner
     canonical = parse_period(period).label  # raises InvalidPeriod
     path = Path(path)
@@ -70,9 +80,10 @@ def receive(
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     content_hash = digest.hexdigest()
+    name = file_name or path.name
     archive_path = None
     if path.stat().st_size <= settings.max_file_bytes:
-        target = settings.archive_dir / partner_id / canonical / f"{content_hash[:12]}-{path.name}"
+        target = settings.archive_dir / partner_id / canonical / f"{content_hash[:12]}-{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             shutil.copy2(path, target)
@@ -82,7 +93,7 @@ def receive(
         partner_id=partner_id,
         period=canonical,
         content_hash=content_hash,
-        file_name=path.name,
+        file_name=name,
         file_format=read.FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip(".")),
         encoding=None,
         received_at=store.utcnow(),
@@ -165,6 +176,17 @@ def check(
         ).alias("message"),
     ).sort("row")
     return validate.ValidationResult(result.rows, issues, None, result.warnings)
+
+
+def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[str]]:
+    """The measures and geographies an accepted file reports: its events' related resources."""
+    if result is None or result.observations is None:
+        return [], []
+    obs = result.observations
+    return (
+        sorted(obs["measure_id"].unique().to_list()),
+        sorted(obs["geo_code"].unique().to_list()),
+    )
 
 
 def _report_folder(new: store.NewSubmission, settings: Settings) -> Path:

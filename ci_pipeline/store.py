@@ -200,6 +200,8 @@ def make_engine(url: str) -> Engine:
 
 def create_schema(*, engine: Engine) -> None:
     """Create the tables that do not exist yet."""
+    from ci_pipeline import tokens  # noqa: F401  (registers api_token; tokens imports store)
+
     SQLModel.metadata.create_all(engine)
 
 

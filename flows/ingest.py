@@ -15,13 +15,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from ci_pipeline import intake
+from ci_pipeline import events, intake
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.initiative import Initiative, load_initiative
 from ci_pipeline.store import NewSubmission, make_engine
 from ci_pipeline.validate import ValidationResult
 from flows.runtime import passthrough as quote
-from flows.runtime import worth_retrying
+from flows.runtime import tag_run, worth_retrying
 
 RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
 
@@ -41,10 +41,13 @@ def receive(
     initiative: Initiative,
     settings: Settings,
     engine: Engine,
+    file_name: str | None = None,
 ) -> tuple[NewSubmission, intake.Receipt | None]:
     """Prepare the database, fingerprint and archive the file, and spot a duplicate."""
     intake.prepare_database(initiative, engine=engine)
-    new = intake.receive(path, partner_id, period, initiative=initiative, settings=settings)
+    new = intake.receive(
+        path, partner_id, period, initiative=initiative, settings=settings, file_name=file_name
+    )
     return new, intake.duplicate_receipt(new, engine=engine)
 
 
@@ -87,8 +90,13 @@ def ingest_submission(
     period: str,
     encoding: str | None = None,
     initiative_dir: str | None = None,
+    file_name: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest one partner's file for one period and return the receipt."""
+    """Ingest one partner's file for one period and return the receipt.
+
+    ``file_name``: the name the partner gave the file, when ``path`` is the inbox's or the
+    intake API's stamped copy of it (receipts and reports use the partner's name).
+    """
     settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
     initiative = load_initiative(settings.initiative)
     engine = make_engine(settings.resolved_database_url)
@@ -96,7 +104,9 @@ def ingest_submission(
     # quote(): these are plain values, not futures; Prefect need not walk through them.
     ini, cfg, db = quote(initiative), quote(settings), quote(engine)
 
-    new, receipt = receive(Path(path), partner_id, period, initiative=ini, settings=cfg, engine=db)
+    new, receipt = receive(
+        Path(path), partner_id, period, initiative=ini, settings=cfg, engine=db, file_name=file_name
+    )
     result = None
     if receipt is None:
         parsed = read(Path(path), new, encoding=encoding, initiative=ini, settings=cfg)
@@ -106,5 +116,16 @@ def ingest_submission(
             result = validate(quote(parsed), new, initiative=ini, engine=db)
             receipt = store(new, quote(result), encoding=parsed.encoding, settings=cfg, engine=db)
     publish(receipt, result)
+    measures, geographies = intake.touched(result)
+    tag_run(
+        f"partner:{receipt.partner_id}",
+        f"period:{receipt.period}",
+        f"status:{receipt.status}",
+        *(f"measure:{m}" for m in measures),
+    )
+    events.emit(
+        events.submission_outcome(receipt.to_dict(), measures=measures, geographies=geographies),
+        emitter=events.prefect_emitter,
+    )
     print(f"{receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}")
     return receipt.to_dict()

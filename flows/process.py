@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -16,29 +15,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ci_pipeline import alert, process, store
-from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.initiative import Initiative, load_initiative
+from ci_pipeline import alert, events, process
+from flows.runtime import RETRYING, context, tag_run
 from flows.runtime import passthrough as quote
-from flows.runtime import worth_retrying
 
-RETRIES, RETRY_DELAY = 2, 5
-
-
-def _context(initiative_dir: str | None) -> tuple[Settings, Initiative, Any]:
-    settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
-    initiative = load_initiative(settings.initiative)
-    engine = store.make_engine(settings.resolved_database_url)
-    store.create_schema(engine=engine)
-    return settings, initiative, engine
-
-
-RETRYING: dict[str, Any] = {
-    "cache_policy": NO_CACHE,
-    "retries": RETRIES,
-    "retry_delay_seconds": RETRY_DELAY,
-    "retry_condition_fn": worth_retrying,
-}
 refresh = task(name="refresh-indicators", **RETRYING)(process.refresh_indicators)
 judge = task(name="gate-and-detect", **RETRYING)(process.judge)
 record = task(name="record-alerts", **RETRYING)(process.record_alerts)
@@ -47,21 +27,39 @@ send = task(name="deliver", cache_policy=NO_CACHE)(
 )  # the outbox retries, not the task
 
 
-@flow(name="aggregate-indicators", log_prints=True)
+def _detect_run_name() -> str:
+    return f"detect {flow_run.parameters.get('period') or 'latest'}"
+
+
+def _process_run_name() -> str:
+    """``process 2025-Q4``, or ``process latest`` without a period (not ``process None``)."""
+    return f"process {flow_run.parameters.get('period') or 'latest'}"
+
+
+@flow(name="aggregate-indicators", flow_run_name="aggregate indicators", log_prints=True)
 def aggregate_indicators(full: bool = False, initiative_dir: str | None = None) -> dict[str, Any]:
     """Recompute the indicator slices touched since the last run (``full``: all of them)."""
-    _, initiative, engine = _context(initiative_dir)
+    _, initiative, engine = context(initiative_dir)
     result = refresh(quote(initiative), engine=quote(engine), full=full)
+    if result.slices:
+        create_table_artifact(
+            key="indicator-changes",
+            table=[{"measure_id": m, "period": p} for m, p in result.slices],
+            description=f"Indicator slices recomputed ({result.rows} cells written).",
+        )
+    events.emit(
+        events.indicators_updated(result.slices, result.rows), emitter=events.prefect_emitter
+    )
     print(f"recomputed {len(result.slices)} slice(s), {result.rows} indicator cells")
     return {"slices": [list(s) for s in result.slices], "rows": result.rows}
 
 
-@flow(name="detect-regressions", log_prints=True)
+@flow(name="detect-regressions", flow_run_name=_detect_run_name, log_prints=True)
 def detect_regressions(
     period: str | None = None, as_of: date | None = None, initiative_dir: str | None = None
 ) -> dict[str, Any]:
     """Gate the judged period's indicators, detect regressions and missing data, record alerts."""
-    settings, initiative, engine = _context(initiative_dir)
+    settings, initiative, engine = context(initiative_dir)
     judgement = judge(
         quote(initiative),
         engine=quote(engine),
@@ -93,6 +91,16 @@ def detect_regressions(
             )
         ),
     )
+    events.emit(
+        [
+            *(events.alert_event(a) for a in alert.read_alerts(recorded.new, engine=engine)),
+            *(
+                events.alert_event(a, resolved=True)
+                for a in alert.read_alerts(recorded.resolved, engine=engine)
+            ),
+        ],
+        emitter=events.prefect_emitter,
+    )
     print(
         f"{judgement.findings.height} finding(s): {len(recorded.new)} new, {len(recorded.updated)} still open, {len(recorded.resolved)} resolved; {queued} deliveries queued"
     )
@@ -109,11 +117,18 @@ def detect_regressions(
     }
 
 
-@flow(name="deliver-alerts", log_prints=True)
+@flow(name="deliver-alerts", flow_run_name="deliver alerts", log_prints=True)
 def deliver_alerts(initiative_dir: str | None = None) -> list[dict[str, Any]]:
     """Send every due outbox message, grouped per channel; failures wait for their backoff."""
-    _, _, engine = _context(initiative_dir)
+    _, _, engine = context(initiative_dir)
     results = send(engine=quote(engine))
+    events.emit(
+        [
+            events.delivered(alert.redact_channel(d.channel), d.alert_ids, ok=d.ok, error=d.error)
+            for d in results
+        ],
+        emitter=events.prefect_emitter,
+    )
     for d in results:
         print(
             f"{alert.redact_channel(d.channel)}: {d.alerts} alert(s) {'sent' if d.ok else 'FAILED: ' + str(d.error)}"
@@ -129,20 +144,28 @@ def deliver_alerts(initiative_dir: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def _process_run_name() -> str:
-    """``process 2025-Q4``, or ``process latest`` without a period (not ``process None``)."""
-    return f"process {flow_run.parameters.get('period') or 'latest'}"
-
-
 @flow(name="process-period", flow_run_name=_process_run_name, log_prints=True)
 def process_period(
     period: str | None = None,
     as_of: date | None = None,
     full: bool = False,
     initiative_dir: str | None = None,
+    deliver: bool = True,
+    only_if_new: bool = False,
 ) -> dict[str, Any]:
-    """Aggregate, gate and detect, then deliver: everything after submissions are stored."""
+    """Aggregate, gate and detect, then deliver: everything after submissions are stored.
+
+    ``deliver=False`` leaves delivery to the ``deliver-alerts`` deployment, which the new
+    alerts' events start. ``only_if_new`` stops after aggregation when no slice was stale: the
+    run an event burst queues behind another finds its work already done.
+    """
+    if period:
+        tag_run(f"period:{period}")
     aggregated = aggregate_indicators(full=full, initiative_dir=initiative_dir)
+    tag_run(*sorted({f"measure:{m}" for m, _ in aggregated["slices"]}))
+    if only_if_new and not aggregated["slices"]:
+        print("nothing new since the last run: indicators and alerts are current")
+        return {"aggregated": aggregated, "detected": None, "delivered": None}
     detected = detect_regressions(period=period, as_of=as_of, initiative_dir=initiative_dir)
-    delivered = deliver_alerts(initiative_dir=initiative_dir)
+    delivered = deliver_alerts(initiative_dir=initiative_dir) if deliver else None
     return {"aggregated": aggregated, "detected": detected, "delivered": delivered}

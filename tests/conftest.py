@@ -88,8 +88,13 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server for every test that runs a flow."""
+    """One temporary Prefect server for every test that runs a flow.
+
+    It evaluates proactive triggers every second (as `ci-pipeline serve`'s server does), so the
+    coalescing window of a burst closes on time.
+    """
     from prefect.testing.utilities import prefect_test_harness
 
+    os.environ.setdefault("PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", "PT1S")
     with prefect_test_harness(server_startup_timeout=120):
         yield

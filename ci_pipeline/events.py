@@ -1,0 +1,228 @@
+"""The pipeline's events: a stable vocabulary other systems (and Prefect triggers) can rely on.
+
+Every stage announces what it did as a Prefect event. Triggers match an event's *name* and its
+resource *labels*, never payload values, so everything a trigger may need to select on is a
+label (``ci.partner``, ``ci.period``, ``ci.measure``, ``ci.geography`` …) and everything else
+is in the payload. The builders here are pure: they return :class:`EventSpec` values, and only
+:func:`emit` (given an emitter) sends them, so tests collect specs with a list.
+
+============================  =======================================  ===========================
+event                         resource (labels)                        payload
+============================  =======================================  ===========================
+``ci.submission.received``    ``ci.upload.<partner>.<period>.<sha12>``  path, file name, encoding,
+                              ci.partner, ci.period, ci.source          content hash, size, source
+``ci.submission.accepted``    ``ci.submission.<id>``                    the receipt
+``ci.submission.rejected``    ci.partner, ci.period, ci.status; related
+``ci.submission.duplicate``   measure and geography resources
+``ci.indicators.updated``     ``ci.indicators.<measure>.<period>``      cells written
+                              ci.measure, ci.period
+``ci.indicator.regressed``    ``ci.alert.<id>``: ci.measure,            sentence and evidence
+``ci.partner.late``           ci.geography, ci.period, ci.kind,
+``ci.quality.failed``         ci.initiative, ci.verified, ci.partner
+                              (late partner only)
+``ci.alert.resolved``
+``ci.alert.delivered``        ``ci.channel.<redacted url>``: ci.channel alerts sent, their ids
+``ci.alert.delivery-failed``  related: the alerts                       and the error
+============================  =======================================  ===========================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "ci"
+SUBMISSION_RECEIVED = "ci.submission.received"
+SUBMISSION_ACCEPTED = "ci.submission.accepted"
+SUBMISSION_REJECTED = "ci.submission.rejected"
+SUBMISSION_DUPLICATE = "ci.submission.duplicate"
+INDICATORS_UPDATED = "ci.indicators.updated"
+INDICATOR_REGRESSED = "ci.indicator.regressed"
+PARTNER_LATE = "ci.partner.late"
+QUALITY_FAILED = "ci.quality.failed"
+ALERT_RESOLVED = "ci.alert.resolved"
+ALERT_DELIVERED = "ci.alert.delivered"
+ALERT_DELIVERY_FAILED = "ci.alert.delivery-failed"
+
+#: The events that open an alert: alert delivery runs on any of them.
+ALERT_OPENED = (INDICATOR_REGRESSED, PARTNER_LATE, QUALITY_FAILED)
+
+#: Alert kinds and the event that announces a new alert of that kind.
+KIND_EVENTS = {
+    "step": INDICATOR_REGRESSED,
+    "seasonal_step": INDICATOR_REGRESSED,
+    "drift": INDICATOR_REGRESSED,
+    "off_track": INDICATOR_REGRESSED,
+    "missing": PARTNER_LATE,
+    "quality": QUALITY_FAILED,
+}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event, ready to emit: its name, the resource it is about, related resources, details."""
+
+    event: str
+    resource: dict[str, str]
+    payload: dict[str, Any] = field(default_factory=dict)
+    related: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {k: v for k, v in self.resource.items() if not k.startswith("prefect.")}
+
+
+Emitter = Callable[[EventSpec], Any]
+
+
+def _resource(resource_id: str, name: str | None = None, **labels: str | None) -> dict[str, str]:
+    out = {"prefect.resource.id": resource_id}
+    if name:
+        out["prefect.resource.name"] = name
+    out.update({f"ci.{k}": str(v) for k, v in labels.items() if v is not None and v != ""})
+    return out
+
+
+def _related(role: str, values: Iterable[str]) -> list[dict[str, str]]:
+    return [
+        {"prefect.resource.id": f"ci.{role}.{v}", "prefect.resource.role": role, f"ci.{role}": v}
+        for v in sorted(set(values))
+    ]
+
+
+def submission_received(
+    *,
+    partner_id: str,
+    period: str,
+    path: str,
+    file_name: str,
+    content_hash: str,
+    size_bytes: int,
+    source: str,
+    encoding: str | None = None,
+) -> EventSpec:
+    """A file has landed (inbox or upload) and waits to be ingested."""
+    return EventSpec(
+        SUBMISSION_RECEIVED,
+        _resource(
+            f"ci.upload.{partner_id}.{period}.{content_hash[:12]}",
+            file_name,
+            partner=partner_id,
+            period=period,
+            source=source,
+        ),
+        {
+            "path": path,
+            "partner_id": partner_id,
+            "period": period,
+            "file_name": file_name,
+            "content_hash": content_hash,
+            "size_bytes": size_bytes,
+            "encoding": encoding,
+            "source": source,
+        },
+    )
+
+
+def submission_outcome(
+    receipt: Mapping[str, Any], *, measures: Iterable[str] = (), geographies: Iterable[str] = ()
+) -> EventSpec:
+    """A file's verdict: accepted, rejected or a duplicate, with the receipt as the payload."""
+    status = str(receipt["status"])
+    name = {
+        "accepted": SUBMISSION_ACCEPTED,
+        "rejected": SUBMISSION_REJECTED,
+        "duplicate": SUBMISSION_DUPLICATE,
+    }[status]
+    return EventSpec(
+        name,
+        _resource(
+            f"ci.submission.{receipt['submission_id']}",
+            str(receipt["file_name"]),
+            partner=str(receipt["partner_id"]),
+            period=str(receipt["period"]),
+            status=status,
+        ),
+        dict(receipt),
+        [*_related("measure", measures), *_related("geography", geographies)],
+    )
+
+
+def indicators_updated(slices: Iterable[tuple[str, str]], rows: int) -> list[EventSpec]:
+    """One event per recomputed (measure, period) slice."""
+    return [
+        EventSpec(
+            INDICATORS_UPDATED,
+            _resource(f"ci.indicators.{m}.{p}", f"{m} {p}", measure=m, period=p),
+            {"measure_id": m, "period": p, "cells_in_run": rows},
+        )
+        for m, p in slices
+    ]
+
+
+def alert_event(alert: Mapping[str, Any], *, resolved: bool = False) -> EventSpec:
+    """A new alert (by its kind: regressed, late, quality) or a resolved one."""
+    name = ALERT_RESOLVED if resolved else KIND_EVENTS.get(str(alert["kind"]), INDICATOR_REGRESSED)
+    kind = str(alert["kind"])
+    return EventSpec(
+        name,
+        _resource(
+            f"ci.alert.{alert['id']}",
+            f"{kind} {alert['measure_id']} {alert['geo_code']} {alert['period']}",
+            measure=str(alert["measure_id"]),
+            geography=str(alert["geo_code"]),
+            period=str(alert["period"]),
+            kind=kind,
+            partner=str(alert.get("subject") or "") if kind == "missing" else None,
+            verified=str(bool(alert.get("verified", True))).lower(),
+            initiative=alert.get("initiative_id"),
+        ),
+        {
+            k: alert.get(k)
+            for k in ("id", "kind", "measure_id", "geo_code", "disaggregation", "period")
+        }
+        | {"message": alert.get("message"), "evidence": alert.get("evidence")},
+    )
+
+
+def delivered(
+    channel: str, alert_ids: Iterable[int], *, ok: bool, error: str | None = None
+) -> EventSpec:
+    """A channel took (or refused) one message carrying these alerts. ``channel`` is redacted."""
+    ids = sorted(set(alert_ids))
+    return EventSpec(
+        ALERT_DELIVERED if ok else ALERT_DELIVERY_FAILED,
+        _resource(f"ci.channel.{channel}", channel, channel=channel),
+        {"channel": channel, "alerts": len(ids), "alert_ids": ids, "error": error},
+        [{"prefect.resource.id": f"ci.alert.{i}", "prefect.resource.role": "alert"} for i in ids],
+    )
+
+
+def emit(specs: EventSpec | Iterable[EventSpec], *, emitter: Emitter) -> int:
+    """Send events through ``emitter``; return how many were sent.
+
+    An event that cannot be sent is logged and skipped: the data is already committed, and the
+    periodic schedules catch up on whatever an event would have started.
+    """
+    batch = [specs] if isinstance(specs, EventSpec) else list(specs)
+    sent = 0
+    for spec in batch:
+        try:
+            emitter(spec)
+            sent += 1
+        except Exception:  # an events outage must not undo or fail committed work
+            logger.exception("could not emit %s for %s", spec.event, spec.resource)
+    return sent
+
+
+def prefect_emitter(spec: EventSpec) -> Any:
+    """Emit through Prefect (the API in ``PREFECT_API_URL``, or the run's own server)."""
+    from prefect.events import emit_event
+
+    return emit_event(
+        event=spec.event, resource=spec.resource, payload=spec.payload, related=spec.related
+    )

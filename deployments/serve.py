@@ -1,0 +1,315 @@
+"""Serve the whole pipeline from one process: the single-machine default.
+
+``ci-pipeline serve`` calls :func:`serve`. It starts (or finds) a Prefect server, serves every
+deployment of ``deployments/prefect.yaml`` with its triggers and schedules from a Prefect
+runner, watches the inbox, and answers the intake API, until Ctrl-C stops all of it.
+
+The deployments are *declared* once, in ``prefect.yaml``; :func:`runner_deployments` reads that
+file, so ``serve`` and ``prefect deploy`` can never disagree about a trigger or a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentTriggerTypes
+from prefect.schedules import Cron, Interval, Schedule
+from pydantic import TypeAdapter
+
+from ci_pipeline.config import Settings
+from ci_pipeline.initiative import Initiative
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
+
+#: How often the runner asks the server for runs to start: every hop of an event-driven chain
+#: waits up to this long (Prefect's default is 10 s).
+POLL_SECONDS = 1.0
+#: How often the local server evaluates proactive triggers (the quiet window of a coalesced
+#: burst): Prefect's default is 5 s.
+PROACTIVE_GRANULARITY = "PT1S"
+
+logger = logging.getLogger(__name__)
+
+
+def declarations(path: Path = PREFECT_FILE) -> list[dict[str, Any]]:
+    """The ``deployments`` section of ``prefect.yaml``, anchors and merge keys resolved."""
+    with path.open(encoding="utf-8") as fh:
+        return list(yaml.safe_load(fh)["deployments"])
+
+
+def schedule(spec: dict[str, Any]) -> Schedule:
+    """One ``schedules:`` entry of ``prefect.yaml`` (``cron`` or ``interval``) as a Schedule."""
+    options = {k: spec[k] for k in ("timezone", "parameters", "active") if k in spec}
+    if "cron" in spec:
+        return Cron(spec["cron"], **options)
+    if "interval" in spec:
+        return Interval(spec["interval"], **options)
+    raise ValueError(f"unsupported schedule (use cron or interval): {spec}")
+
+
+TRIGGERS: TypeAdapter[Any] = TypeAdapter(DeploymentTriggerTypes)
+
+
+def runner_deployment(declaration: dict[str, Any], root: Path = ROOT) -> RunnerDeployment:
+    """A deployment of ``prefect.yaml`` as the runner serves it (same triggers, schedules,
+    parameters, tags and concurrency limit; the flow loaded from its entrypoint)."""
+    file, _, function = declaration["entrypoint"].partition(":")
+    limit = declaration.get("concurrency_limit")
+    return RunnerDeployment.from_entrypoint(
+        f"{root / file}:{function}",
+        name=declaration["name"],
+        description=declaration.get("description"),
+        tags=declaration.get("tags"),
+        parameters=declaration.get("parameters"),
+        triggers=[TRIGGERS.validate_python(t) for t in declaration.get("triggers", [])],
+        schedules=[schedule(s) for s in declaration.get("schedules", [])],
+        concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
+    )
+
+
+def runner_deployments(path: Path = PREFECT_FILE, root: Path = ROOT) -> list[RunnerDeployment]:
+    """Every deployment declared in ``prefect.yaml``."""
+    return [runner_deployment(d, root) for d in declarations(path)]
+
+
+# --- the Prefect server ---------------------------------------------------------------------
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """Whether a Prefect API answers at ``api_url``."""
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _use_api(api_url: str) -> None:
+    """Point this process, its threads and the runs it starts at ``api_url``."""
+    from prefect.context import refresh_global_settings_context
+
+    os.environ["PREFECT_API_URL"] = api_url
+    refresh_global_settings_context()
+
+
+@contextmanager
+def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iterator[str]:
+    """The Prefect API to use: ``PREFECT_API_URL`` if set, else a local server started here.
+
+    The local server keeps its database in the pipeline's home (``prefect.db``), evaluates
+    proactive triggers every second, and is stopped on exit.
+    """
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    if configured:
+        if not healthy(configured):
+            raise RuntimeError(f"no Prefect API answers at PREFECT_API_URL={configured}")
+        _use_api(configured)
+        yield configured
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{settings.prefect_port}/api"
+    if healthy(url):
+        raise RuntimeError(
+            f"a Prefect server already answers at {url}: set PREFECT_API_URL={url} to use it, "
+            "or CI_PIPELINE_PREFECT_PORT to start another"
+        )
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": os.environ.get(
+            "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", PROACTIVE_GRANULARITY
+        ),
+    }
+    if not any(
+        k in os.environ
+        for k in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+    ):
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = (
+            f"sqlite+aiosqlite:///{settings.home.resolve() / 'prefect.db'}"
+        )
+    log = (settings.home / "prefect-server.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.prefect_port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not healthy(url, timeout=1.0):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the local Prefect server did not start; see {settings.home / 'prefect-server.log'}"
+                )
+            time.sleep(0.5)
+        _use_api(url)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --- the intake API -------------------------------------------------------------------------
+
+
+@contextmanager
+def intake_api(app: Any, host: str, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a thread; stop it on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="intake-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the intake API could not listen on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# --- everything together --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """What ``serve`` prints for the user."""
+
+    prefect_api: str
+    prefect_ui: str
+    intake_api: str
+    inbox: Path
+
+
+@contextmanager
+def running(
+    deployments: list[RunnerDeployment], *, poll_seconds: float = POLL_SECONDS, limit: int = 4
+) -> Iterator[None]:
+    """Serve ``deployments`` from a Prefect runner on a background thread until exit.
+
+    Registering them creates their triggers (as automations) and schedules on the server; the
+    runner then polls for their runs every ``poll_seconds`` and starts each in a subprocess.
+    """
+    from prefect.runner import Runner
+
+    ready, stop = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        runner = Runner(
+            name="ci-pipeline", query_seconds=poll_seconds, limit=limit, pause_on_shutdown=False
+        )
+        try:
+            for deployment in deployments:
+                await runner.aadd_deployment(deployment)
+            task = asyncio.create_task(runner.start())
+            ready.set()
+            await asyncio.to_thread(stop.wait)
+            await runner.astop()
+            await asyncio.wait_for(task, timeout=30)
+        except BaseException as exc:  # surfaced to the caller, not lost in the thread
+            failure.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="runner", daemon=True)
+    thread.start()
+    ready.wait()
+    if failure:
+        raise RuntimeError(f"the deployments could not be served: {failure[0]}") from failure[0]
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=40)
+
+
+def serve(
+    settings: Settings,
+    initiative: Initiative,
+    *,
+    on_ready: Callable[[Addresses], None],
+    poll_seconds: float = POLL_SECONDS,
+    with_api: bool = True,
+    with_inbox: bool = True,
+) -> None:
+    """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down."""
+    from ci_pipeline import api, events, inbox, intake, store
+
+    engine = store.make_engine(settings.resolved_database_url)
+    intake.prepare_database(initiative, engine=engine)
+    with ExitStack() as stack:
+        api_url = stack.enter_context(prefect_server(settings))
+        deployments = runner_deployments()
+        emitter = events.prefect_emitter
+        intake_url = "(not started)"
+        # Deployments first: their triggers must exist before the first file is announced.
+        stack.enter_context(running(deployments, poll_seconds=poll_seconds))
+        if with_inbox:
+            stack.enter_context(inbox.InboxWatcher(settings, initiative, emitter=emitter))
+        if with_api:
+            app = api.create_app(settings, initiative, engine=engine, emitter=emitter)
+            intake_url = stack.enter_context(intake_api(app, settings.api_host, settings.api_port))
+        on_ready(
+            Addresses(
+                prefect_api=api_url,
+                prefect_ui=api_url.removesuffix("/api"),
+                intake_api=intake_url,
+                inbox=settings.inbox_dir,
+            )
+        )
+        _wait_for_interrupt()
+    engine.dispose()
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (both end in KeyboardInterrupt, so exits run in order)."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a process started in the background inherits SIGINT *ignored*.
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        logger.info("interrupted: shutting down")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,382 @@
+"""The HTTP intake API: every status it answers, and one partner never sees another's data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from ci_pipeline import events, intake, tokens
+from ci_pipeline.api import create_app
+from ci_pipeline.config import Settings
+from ci_pipeline.initiative import Initiative
+from tests.helpers import ingest
+
+A, B = "galilee-foundation", "braude-college"
+LIMIT = 4096  # the API's max_file_bytes in these tests
+FUND_CSV = b"measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"
+UPLOAD = FUND_CSV.replace(b"250000", b"260000")  # a correction of what the fixture stored
+
+
+def write(path: Path, *rows: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(["measure_id,geo_code,period,value", *rows]) + "\n", "utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class World:
+    """Both partners' tokens and stored submissions (ingested without Prefect)."""
+
+    client: TestClient
+    sent: list[events.EventSpec]
+    settings: Settings
+    engine: Engine
+    a: dict[str, str]  # A's Authorization header
+    a_ok: int
+    a_bad: int
+    b_ok: int
+    b_bad: int
+    b_hashes: tuple[str, str]
+    b_names: tuple[str, str]
+
+
+def build_world(
+    engine: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> Iterator[World]:
+    """Two partners with an accepted and a rejected submission each, and a client for A."""
+    intake.prepare_database(initiative, engine=engine)
+
+    def put(path: Path, partner: str, period: str) -> intake.Receipt:
+        return ingest(
+            path, partner, period, initiative=initiative, settings=settings, engine=engine
+        )
+
+    a_ok = put(write(tmp_path / "fund.csv", FUND_CSV.decode().splitlines()[1]), A, "2025-Q1")
+    a_bad = put(
+        write(tmp_path / "fund-bad.csv", "new-resources-nis,Haifa,2025-Q1,-5"), A, "2025-Q1"
+    )
+    b_ok = put(
+        write(tmp_path / "braude-secret-jan.csv", "starter-students-trained,karmiel,2025-01,4"),
+        B,
+        "2025-01",
+    )
+    b_bad = put(
+        write(tmp_path / "braude-secret-bad.csv", "starter-students-trained,karmiel,2025-01,lots"),
+        B,
+        "2025-01",
+    )
+    assert [r.status for r in (a_ok, a_bad, b_ok, b_bad)] == [
+        "accepted",
+        "rejected",
+        "accepted",
+        "rejected",
+    ]
+    b_hashes = [hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("braude-*")]
+    sent: list[events.EventSpec] = []
+    api_settings = settings.model_copy(update={"max_file_bytes": LIMIT})
+    app = create_app(api_settings, initiative, engine=engine, emitter=sent.append)
+    secret = tokens.issue(initiative, A, engine=engine).secret
+    tokens.issue(initiative, B, engine=engine)
+    with TestClient(app) as client:
+        yield World(
+            client=client,
+            sent=sent,
+            settings=api_settings,
+            engine=engine,
+            a={"Authorization": f"Bearer {secret}"},
+            a_ok=a_ok.submission_id,
+            a_bad=a_bad.submission_id,
+            b_ok=b_ok.submission_id,
+            b_bad=b_bad.submission_id,
+            b_hashes=(b_hashes[0], b_hashes[1]),
+            b_names=("braude-secret-jan.csv", "braude-secret-bad.csv"),
+        )
+
+
+@pytest.fixture
+def world(
+    engine: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> Iterator[World]:
+    """The world on each database: for what reads or writes storage."""
+    yield from build_world(engine, initiative, settings, tmp_path)
+
+
+@pytest.fixture
+def edge(
+    sqlite_engine: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> Iterator[World]:
+    """The world on SQLite only: for checks made at the HTTP edge, before storage matters."""
+    yield from build_world(sqlite_engine, initiative, settings, tmp_path)
+
+
+def files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+# --- 200 / 202 -----------------------------------------------------------------------------------
+
+
+def test_health_needs_no_token(edge: World) -> None:
+    response = edge.client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_an_upload_is_received_and_announced(world: World, initiative: Initiative) -> None:
+    response = world.client.post(
+        "/v1/submissions",
+        params={"period": "2025q1", "filename": "fund.csv"},
+        content=UPLOAD,
+        headers=world.a | {"Content-Type": "text/csv"},
+    )
+
+    assert response.status_code == 202, response.text
+    digest = hashlib.sha256(UPLOAD).hexdigest()
+    assert response.json() == {
+        "status": "received",
+        "partner_id": A,
+        "period": "2025-Q1",
+        "file_name": "fund.csv",
+        "content_hash": digest,
+        "size_bytes": len(UPLOAD),
+        "submissions_url": f"/v1/submissions?content_hash={digest}",
+    }
+    (spec,) = world.sent
+    assert spec.event == events.SUBMISSION_RECEIVED
+    assert (spec.labels["ci.partner"], spec.labels["ci.period"]) == (A, "2025-Q1")
+    assert spec.labels["ci.source"] == "api"
+    assert spec.payload["content_hash"] == digest and spec.payload["file_name"] == "fund.csv"
+    path = Path(spec.payload["path"])
+    assert path.read_bytes() == UPLOAD
+    assert path.parent == world.settings.received_dir / A / "2025-Q1"
+    assert path.name.endswith(f"-{digest[:12]}-fund.csv")
+    assert files_in(world.settings.received_dir) == [path]  # no partial file left behind
+
+    # Not ingested yet: polling finds nothing, until the ingest run (here: by hand) stores it.
+    poll = response.json()["submissions_url"]
+    assert world.client.get(poll, headers=world.a).json() == []
+    ingest(path, A, "2025-Q1", initiative=initiative, settings=world.settings, engine=world.engine)
+    (row,) = world.client.get(poll, headers=world.a).json()
+    assert (row["status"], row["content_hash"], row["supersedes"]) == (
+        "accepted",
+        digest,
+        world.a_ok,
+    )
+
+
+def test_the_partner_comes_from_the_token_only(world: World) -> None:
+    response = world.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": "fund.csv", "partner_id": B},
+        content=FUND_CSV,
+        headers=world.a | {"X-Partner-Id": B},
+    )
+
+    assert response.status_code == 202
+    assert response.json()["partner_id"] == A
+    assert world.sent[0].labels["ci.partner"] == A
+    assert Path(world.sent[0].payload["path"]).is_relative_to(world.settings.received_dir / A)
+    assert not (world.settings.received_dir / B).exists()
+
+
+def test_the_file_name_cannot_leave_its_folder(edge: World) -> None:
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": "..\\../etc/my data;rm.csv", "encoding": "cp1255"},
+        content=FUND_CSV,
+        headers=edge.a,
+    )
+
+    assert response.status_code == 202
+    assert response.json()["file_name"] == "my_data_rm.csv"
+    path = Path(edge.sent[0].payload["path"])
+    assert path.parent == edge.settings.received_dir / A / "2025-Q1"
+    assert edge.sent[0].payload["encoding"] == "cp1255"
+
+
+def test_a_partner_reads_its_own_submissions(world: World) -> None:
+    listed = world.client.get("/v1/submissions", headers=world.a)
+    assert listed.status_code == 200
+    assert [r["id"] for r in listed.json()] == [world.a_bad, world.a_ok]
+    assert (
+        listed.json() == world.client.get(f"/v1/partners/{A}/submissions", headers=world.a).json()
+    )
+    assert str(world.settings.home) not in listed.text  # no internal paths
+    assert all("report_path" not in r and "archive_path" not in r for r in listed.json())
+
+    one = world.client.get(f"/v1/submissions/{world.a_bad}", headers=world.a).json()
+    assert (one["status"], one["partner_id"]) == ("rejected", A)
+    assert one["report_url"] == f"/v1/submissions/{world.a_bad}/report.json"
+    assert one["errors_url"] == f"/v1/submissions/{world.a_bad}/errors.csv"
+
+    errors = world.client.get(one["errors_url"], headers=world.a)
+    assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
+    assert errors.content.startswith(b"\xef\xbb\xbfrow,column,value,rule,message")
+    report = world.client.get(one["report_url"], headers=world.a)
+    assert report.status_code == 200 and report.json()["status"] == "rejected"
+
+    period = world.client.get("/v1/submissions", params={"period": "2025q1"}, headers=world.a)
+    assert len(period.json()) == 2
+    limited = world.client.get("/v1/submissions", params={"limit": 1}, headers=world.a)
+    assert [r["id"] for r in limited.json()] == [world.a_bad]
+
+
+# --- 401 / 403 / 404 -----------------------------------------------------------------------------
+
+V1 = [
+    ("GET", "/v1/submissions"),
+    ("POST", "/v1/submissions?period=2025-Q1&filename=fund.csv"),
+    ("GET", "/v1/submissions/1"),
+    ("GET", "/v1/submissions/1/errors.csv"),
+    ("GET", "/v1/submissions/1/report.json"),
+    ("GET", f"/v1/partners/{A}/submissions"),
+]
+
+
+@pytest.mark.parametrize("case", ["missing", "basic", "malformed", "unknown", "revoked"])
+def test_no_valid_token_no_access(world: World, initiative: Initiative, case: str) -> None:
+    revoked = tokens.issue(initiative, A, engine=world.engine).secret
+    tokens.revoke(A, engine=world.engine, token_id=None)  # A's tokens, the fixture's included
+    headers = {
+        "missing": {},
+        "basic": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "malformed": {"Authorization": "Bearer not-a-token"},
+        "unknown": {"Authorization": "Bearer cip_" + "A" * 43},
+        "revoked": {"Authorization": f"Bearer {revoked}"},
+    }[case]
+    for method, url in V1:
+        response = world.client.request(method, url, headers=headers, content=FUND_CSV)
+        assert response.status_code == 401, (url, response.text)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert world.sent == [] and files_in(world.settings.received_dir) == []
+
+
+def test_another_partners_list_is_forbidden(world: World) -> None:
+    response = world.client.get(f"/v1/partners/{B}/submissions", headers=world.a)
+    assert response.status_code == 403
+
+
+def test_missing_submission_and_missing_report(world: World) -> None:
+    missing = world.client.get("/v1/submissions/999999", headers=world.a)
+    assert (missing.status_code, missing.json()) == (404, {"detail": "no such submission"})
+    no_errors = world.client.get(f"/v1/submissions/{world.a_ok}/errors.csv", headers=world.a)
+    assert no_errors.status_code == 404  # accepted without a problem: nothing to report
+
+
+# --- 413 / 422 -----------------------------------------------------------------------------------
+
+
+def test_too_large_by_content_length_is_refused_unread(edge: World) -> None:
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": "big.csv"},
+        content=b"x" * (LIMIT + 1),
+        headers=edge.a,
+    )
+    assert response.status_code == 413
+    assert str(LIMIT) in response.json()["detail"]
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+
+
+def test_too_large_while_streaming_without_content_length(edge: World) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 1000
+
+    request = edge.client.build_request(
+        "POST",
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": "big.csv"},
+        content=chunks(),
+        headers=edge.a,
+    )
+    assert "content-length" not in request.headers  # chunked: only counting can stop it
+    response = edge.client.send(request)
+    assert response.status_code == 413
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "says"),
+    [
+        ({"period": "2025-Q5", "filename": "f.csv"}, FUND_CSV, "is not a period"),
+        ({"period": "2025-Q1", "filename": "f.exe"}, FUND_CSV, "not a file the pipeline reads"),
+        ({"period": "2025-Q1", "filename": ".."}, FUND_CSV, "not a file the pipeline reads"),
+        ({"period": "2025-Q1", "filename": "f.csv", "encoding": "klingon"}, FUND_CSV, "encoding"),
+        ({"period": "2025-Q1", "filename": "f.csv"}, b"", "empty"),
+    ],
+    ids=["period", "suffix", "no-name", "encoding", "empty"],
+)
+def test_unacceptable_uploads(edge: World, params: dict[str, str], body: bytes, says: str) -> None:
+    response = edge.client.post("/v1/submissions", params=params, content=body, headers=edge.a)
+    assert response.status_code == 422
+    assert says in response.json()["detail"]
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+
+
+def test_a_bad_period_filter_is_422(edge: World) -> None:
+    response = edge.client.get("/v1/submissions", params={"period": "soon"}, headers=edge.a)
+    assert response.status_code == 422 and "is not a period" in response.json()["detail"]
+
+
+# --- one partner never sees another's ------------------------------------------------------------
+
+CROSS = {
+    "b-accepted": ("/v1/submissions/{b_ok}", 404),
+    "b-rejected": ("/v1/submissions/{b_bad}", 404),
+    "b-errors-csv": ("/v1/submissions/{b_bad}/errors.csv", 404),
+    "b-report-json": ("/v1/submissions/{b_bad}/report.json", 404),
+    "b-accepted-report-json": ("/v1/submissions/{b_ok}/report.json", 404),
+    "b-partner-list": ("/v1/partners/{b}/submissions", 403),
+    "b-partner-list-by-hash": ("/v1/partners/{b}/submissions?content_hash={b_hash}", 403),
+    "list-by-b-hash": ("/v1/submissions?content_hash={b_hash}", 200),
+    "list-by-b-period": ("/v1/submissions?period=2025-01", 200),
+    "list-naming-b": ("/v1/submissions?partner_id={b}", 200),
+}
+
+
+@pytest.mark.parametrize("case", list(CROSS))
+def test_a_token_never_reaches_another_partners_data(world: World, case: str) -> None:
+    template, status = CROSS[case]
+    url = template.format(b=B, b_ok=world.b_ok, b_bad=world.b_bad, b_hash=world.b_hashes[0])
+
+    response = world.client.get(url, headers=world.a)
+
+    assert response.status_code == status, response.text
+    if status == 404:  # exactly what a submission that does not exist gets
+        missing = url.replace(f"/{world.b_ok}", "/999999").replace(f"/{world.b_bad}", "/999999")
+        assert response.json() == world.client.get(missing, headers=world.a).json()
+    if status == 200:
+        rows = response.json()
+        assert {r["partner_id"] for r in rows} <= {A}
+        assert not {r["id"] for r in rows} & {world.b_ok, world.b_bad}
+    for secret in (*world.b_hashes, *world.b_names):
+        if secret not in url:
+            assert secret not in response.text
+
+
+def test_the_openapi_document(edge: World) -> None:
+    doc = edge.client.get("/openapi.json").json()
+    assert doc["info"]["title"].startswith("ci-pipeline intake API")
+    assert doc["components"]["securitySchemes"]["PartnerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A partner's API token (`ci-pipeline tokens issue --partner ...`).",
+    }
+    upload = doc["paths"]["/v1/submissions"]["post"]
+    assert set(upload["requestBody"]["content"]) == {
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/octet-stream",
+    }
+    assert {"202", "401", "413", "422"} <= set(upload["responses"])
+    assert upload["security"] == [{"PartnerToken": []}]
+    assert "403" in doc["paths"]["/v1/partners/{partner_id}/submissions"]["get"]["responses"]
+    assert "404" in doc["paths"]["/v1/submissions/{submission_id}"]["get"]["responses"]
+    json.dumps(doc)

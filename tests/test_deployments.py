@@ -1,0 +1,132 @@
+"""deployments/prefect.yaml, read as the runner and `prefect deploy` read it.
+
+The test server runs triggers but not the scheduler, so schedules are checked here, by reading
+the declarations: every entrypoint loads, every parameter is one its flow accepts, every
+trigger and schedule is valid for Prefect, and the coalescing rules hold.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from prefect.flows import load_flow_from_entrypoint
+
+from ci_pipeline import events
+from deployments.serve import (
+    PREFECT_FILE,
+    ROOT,
+    TRIGGERS,
+    declarations,
+    runner_deployments,
+    schedule,
+)
+
+DECLARED = {d["name"]: d for d in declarations()}
+
+
+def test_every_deployment_the_issue_asks_for_is_declared() -> None:
+    assert set(DECLARED) == {
+        "on-received",
+        "indicators",
+        "on-alert",
+        "daily",
+        "weekly",
+        "quiet-intake",
+    }
+    assert PREFECT_FILE.parent == ROOT / "deployments"
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_entrypoints_load_and_parameters_match_the_flow(name: str) -> None:
+    declaration = DECLARED[name]
+    flow: Any = load_flow_from_entrypoint(str(ROOT / declaration["entrypoint"]))
+    accepted = set(inspect.signature(flow.fn).parameters)
+    given: set[str] = set(declaration.get("parameters", {}))
+    for trigger in declaration.get("triggers", []):
+        given |= set(trigger.get("parameters", {}))
+    for s in declaration.get("schedules", []):
+        given |= set(s.get("parameters", {}))
+    assert given <= accepted, given - accepted
+
+
+def test_the_runner_builds_what_the_file_declares() -> None:
+    built = {d.name: d for d in runner_deployments()}
+    assert set(built) == set(DECLARED)
+    for name, d in built.items():
+        assert len(d.triggers or []) == len(DECLARED[name].get("triggers", []))
+        assert len(d.schedules or []) == len(DECLARED[name].get("schedules", []))
+    assert built["indicators"].concurrency_limit == 1
+
+
+def triggers(name: str) -> list[Any]:
+    return [TRIGGERS.validate_python(t) for t in DECLARED[name].get("triggers", [])]
+
+
+def test_ingest_runs_on_each_received_file_with_parameters_from_the_event() -> None:
+    (trigger,) = triggers("on-received")
+    assert trigger.expect == {events.SUBMISSION_RECEIVED}
+    assert trigger.within == timedelta(0) and trigger.threshold == 1
+    assert trigger.parameters == {
+        "path": "{{ event.payload.path }}",
+        "partner_id": "{{ event.resource['ci.partner'] }}",
+        "period": "{{ event.resource['ci.period'] }}",
+        "encoding": "{{ event.payload.encoding }}",
+        "file_name": "{{ event.payload.file_name }}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "group"),
+    [
+        ("indicators", {events.SUBMISSION_ACCEPTED}, {"ci.period"}),
+        ("on-alert", set(events.ALERT_OPENED), {"ci.initiative"}),
+    ],
+)
+def test_bursts_are_coalesced_by_a_leading_and_a_trailing_trigger(
+    name: str, expected: set[str], group: set[str]
+) -> None:
+    leading, trailing = triggers(name)
+    assert leading.posture == "Reactive" and leading.within >= timedelta(seconds=30)
+    assert trailing.posture == "Proactive" and trailing.within == timedelta(seconds=10)
+    # A proactive trigger's "after" and "expect" both the event: it fires once a burst is quiet.
+    assert trailing.after == trailing.expect == expected == leading.expect
+    # Without for_each a proactive trigger opens a window of its own and fires when idle.
+    assert leading.for_each == trailing.for_each == group
+
+
+def test_only_the_indicators_deployment_writes_slices_and_it_runs_alone() -> None:
+    limit = DECLARED["indicators"]["concurrency_limit"]
+    assert limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert DECLARED["indicators"]["parameters"] == {"deliver": False, "only_if_new": True}
+    assert DECLARED["on-alert"]["concurrency_limit"]["limit"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "cron"),
+    [("indicators", "0 6 * * *"), ("daily", "0 7 * * *"), ("weekly", "0 8 * * 0")],
+)
+def test_schedules_in_the_initiatives_time_zone(name: str, cron: str) -> None:
+    (spec,) = DECLARED[name]["schedules"]
+    built = schedule(spec)
+    assert built.cron == cron and built.timezone == "Asia/Jerusalem"
+
+
+def test_failed_deliveries_are_retried_every_ten_minutes() -> None:
+    (spec,) = DECLARED["on-alert"]["schedules"]
+    assert schedule(spec).interval == timedelta(minutes=10)
+
+
+def test_quiet_intake_is_a_proactive_automation_over_received_files() -> None:
+    (trigger,) = triggers("quiet-intake")
+    assert trigger.posture == "Proactive"
+    assert trigger.expect == {events.SUBMISSION_RECEIVED}
+    assert trigger.within == timedelta(days=14)
+    assert trigger.parameters == {"days": 14}
+
+
+def test_an_unknown_schedule_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="cron or interval"):
+        schedule({"rrule": "FREQ=DAILY"})

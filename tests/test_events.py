@@ -1,0 +1,132 @@
+"""The event vocabulary: names, resource labels triggers can match, payloads, emission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ci_pipeline import events
+
+
+def receipt(status: str = "accepted", **extra: Any) -> dict[str, Any]:
+    return {
+        "submission_id": 7,
+        "status": status,
+        "partner_id": "nahf-council",
+        "period": "2025-Q4",
+        "file_name": "lfp.csv",
+        "rows_accepted": 3,
+        **extra,
+    }
+
+
+def test_received_carries_routing_labels_and_the_file_in_the_payload() -> None:
+    spec = events.submission_received(
+        partner_id="nahf-council",
+        period="2025-Q4",
+        path="/data/received/nahf-council/2025-Q4/x.csv",
+        file_name="x.csv",
+        content_hash="ab" * 32,
+        size_bytes=12,
+        source="inbox",
+    )
+    assert spec.event == "ci.submission.received"
+    assert spec.resource["prefect.resource.id"] == "ci.upload.nahf-council.2025-Q4.abababababab"
+    assert spec.labels == {
+        "ci.partner": "nahf-council",
+        "ci.period": "2025-Q4",
+        "ci.source": "inbox",
+    }
+    assert spec.payload["path"].endswith("x.csv") and spec.payload["encoding"] is None
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [
+        ("accepted", "ci.submission.accepted"),
+        ("rejected", "ci.submission.rejected"),
+        ("duplicate", "ci.submission.duplicate"),
+    ],
+)
+def test_an_outcome_is_named_by_its_status(status: str, name: str) -> None:
+    spec = events.submission_outcome(
+        receipt(status), measures=["b", "a", "a"], geographies=["nahf"]
+    )
+    assert spec.event == name
+    assert spec.resource["prefect.resource.id"] == "ci.submission.7"
+    assert spec.labels == {
+        "ci.partner": "nahf-council",
+        "ci.period": "2025-Q4",
+        "ci.status": status,
+    }
+    assert [r["prefect.resource.id"] for r in spec.related] == [
+        "ci.measure.a",
+        "ci.measure.b",
+        "ci.geography.nahf",
+    ]
+    assert spec.payload["rows_accepted"] == 3
+
+
+def test_indicators_updated_is_one_event_per_slice() -> None:
+    specs = events.indicators_updated([("m1", "2025-Q4"), ("m2", "2025-Q4")], rows=40)
+    assert [s.labels for s in specs] == [
+        {"ci.measure": "m1", "ci.period": "2025-Q4"},
+        {"ci.measure": "m2", "ci.period": "2025-Q4"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("step", "ci.indicator.regressed"),
+        ("drift", "ci.indicator.regressed"),
+        ("off_track", "ci.indicator.regressed"),
+        ("missing", "ci.partner.late"),
+        ("quality", "ci.quality.failed"),
+    ],
+)
+def test_a_new_alert_is_announced_by_its_kind(kind: str, name: str) -> None:
+    row = {
+        "id": 3,
+        "kind": kind,
+        "measure_id": "arab-women-lfp",
+        "geo_code": "nahf",
+        "disaggregation": "total",
+        "period": "2025-Q4",
+        "subject": "employment-service" if kind == "missing" else "",
+        "initiative_id": "beit-hakerem",
+        "verified": True,
+        "message": "fell",
+        "evidence": {"p": 0.001},
+    }
+    spec = events.alert_event(row)
+    assert spec.event == name
+    assert spec.labels["ci.measure"] == "arab-women-lfp"
+    assert spec.labels["ci.geography"] == "nahf"
+    assert spec.labels["ci.initiative"] == "beit-hakerem"  # what the delivery trigger groups by
+    assert ("ci.partner" in spec.labels) == (kind == "missing")
+    assert spec.payload["evidence"] == {"p": 0.001}
+    assert events.alert_event(row, resolved=True).event == "ci.alert.resolved"
+
+
+def test_delivered_or_failed_names_the_redacted_channel_and_the_alerts() -> None:
+    ok = events.delivered("slack://…", [2, 1, 2], ok=True)
+    assert ok.event == "ci.alert.delivered"
+    assert ok.payload["alert_ids"] == [1, 2]
+    assert [r["prefect.resource.id"] for r in ok.related] == ["ci.alert.1", "ci.alert.2"]
+    failed = events.delivered("slack://…", [1], ok=False, error="timeout")
+    assert failed.event == "ci.alert.delivery-failed" and failed.payload["error"] == "timeout"
+
+
+def test_emit_sends_each_and_survives_a_failing_emitter() -> None:
+    sent: list[events.EventSpec] = []
+    specs = events.indicators_updated([("m", "2025-Q4"), ("n", "2025-Q4")], rows=1)
+    assert events.emit(specs, emitter=sent.append) == 2
+    assert sent == specs
+
+    def broken(spec: events.EventSpec) -> None:
+        raise ConnectionError("no server")
+
+    # Committed work must not fail because an event could not be sent.
+    assert events.emit(specs[0], emitter=broken) == 0

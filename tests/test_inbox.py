@@ -1,0 +1,424 @@
+"""The inbox watcher: settle logic, routing, refusals and the background thread.
+
+The settle logic is driven with an explicit clock through :func:`inbox.scan`; one test runs the
+real :class:`inbox.InboxWatcher` thread and polls with a deadline instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ci_pipeline import events, inbox
+from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.initiative import Initiative
+
+PARTNER = "nahf-council"
+SETTLE = 1.0
+CSV = b"measure_id,geo_code,period,value\nsmb-digital-presence,nahf,2025-Q4,0.4\n"
+
+
+@pytest.fixture
+def cfg(home: Path) -> Settings:
+    """Settings in an isolated home with a known settle time."""
+    return get_settings(settle_seconds=SETTLE)
+
+
+class Harness:
+    """Drives :func:`inbox.scan` with an explicit clock and collects the events."""
+
+    def __init__(self, settings: Settings, initiative: Initiative) -> None:
+        self.settings = settings
+        self.initiative = initiative
+        self.pending: inbox.Pending = {}
+        self.events: list[events.EventSpec] = []
+
+    def scan(self, now: float, emitter: events.Emitter | None = None) -> inbox.ScanResult:
+        return inbox.scan(
+            self.settings,
+            self.initiative,
+            emitter=emitter or self.events.append,
+            pending=self.pending,
+            now=now,
+        )
+
+    def settle(self, start: float = 0.0) -> inbox.ScanResult:
+        """Two scans one settle period apart: first sight, then taken (or refused)."""
+        first = self.scan(start)
+        assert not first.taken and not first.refused
+        return self.scan(start + self.settings.settle_seconds)
+
+
+@pytest.fixture
+def harness(cfg: Settings, initiative: Initiative) -> Harness:
+    inbox.prepare(cfg, initiative)
+    return Harness(cfg, initiative)
+
+
+def drop(settings: Settings, rel: str, content: bytes = CSV) -> Path:
+    path = settings.inbox_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+
+def test_prepare_creates_a_folder_per_partner_and_a_readme(
+    cfg: Settings, initiative: Initiative
+) -> None:
+    folders = inbox.prepare(cfg, initiative)
+
+    assert sorted(f.name for f in folders) == sorted(initiative.partners)
+    assert all(f.is_dir() and f.parent == cfg.inbox_dir for f in folders)
+    readme = (cfg.inbox_dir / inbox.README).read_text(encoding="utf-8")
+    assert "inbox/<partner id>/<period>/<file>" in readme
+    assert PARTNER in readme and "2025-Q4" in readme and inbox.REFUSED in readme
+    # Idempotent, and the README itself is never taken or refused.
+    mtime = (cfg.inbox_dir / inbox.README).stat().st_mtime_ns
+    assert inbox.prepare(cfg, initiative) == folders
+    assert (cfg.inbox_dir / inbox.README).stat().st_mtime_ns == mtime
+    h = Harness(cfg, initiative)
+    assert h.settle() == inbox.ScanResult()
+
+
+# --- taking a settled file ---------------------------------------------------------------------
+
+
+def test_a_settled_file_is_moved_and_announced_once(harness: Harness, cfg: Settings) -> None:
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+
+    first = harness.scan(0.0)
+    assert first.waiting == [source] and first.next_due == SETTLE
+    assert source.exists() and harness.events == []
+
+    result = harness.scan(SETTLE)
+    assert [t.source for t in result.taken] == [source] and not result.waiting
+    assert not source.exists()
+    taken = result.taken[0]
+    digest = sha(CSV)
+    assert taken.path.parent == cfg.received_dir / PARTNER / "2025-Q4"
+    assert re.fullmatch(rf"\d{{8}}T\d{{6}}Z-{digest[:12]}-lfp\.csv", taken.path.name)
+    assert taken.path.read_bytes() == CSV
+    assert taken.emitted
+
+    [spec] = harness.events
+    assert spec.event == events.SUBMISSION_RECEIVED
+    assert spec.resource["prefect.resource.id"] == f"ci.upload.{PARTNER}.2025-Q4.{digest[:12]}"
+    assert spec.labels == {"ci.partner": PARTNER, "ci.period": "2025-Q4", "ci.source": "inbox"}
+    assert spec.payload == {
+        "path": str(taken.path),
+        "partner_id": PARTNER,
+        "period": "2025-Q4",
+        "file_name": "lfp.csv",
+        "content_hash": digest,
+        "size_bytes": len(CSV),
+        "encoding": None,
+        "source": "inbox",
+    }
+    # Nothing left to do: a later scan neither re-takes nor re-announces.
+    assert harness.scan(10 * SETTLE) == inbox.ScanResult()
+    assert len(harness.events) == 1 and harness.pending == {}
+
+
+def test_a_file_still_growing_is_not_taken_until_it_settles(
+    harness: Harness, cfg: Settings
+) -> None:
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv", CSV[:10])
+    assert harness.scan(0.0).waiting == [source]
+
+    with source.open("ab") as fh:  # the writer goes on: the settle clock restarts
+        fh.write(CSV[10:30])
+    assert harness.scan(0.9).waiting == [source]
+    assert harness.scan(1.5).waiting == [source]  # only 0.6 s since the last change
+
+    with source.open("ab") as fh:
+        fh.write(CSV[30:])
+    assert harness.scan(2.0).waiting == [source]
+    assert harness.scan(2.5).waiting == [source]
+
+    result = harness.scan(3.0)
+    assert len(result.taken) == 1 and result.taken[0].path.read_bytes() == CSV
+    assert harness.events[0].payload["size_bytes"] == len(CSV)
+
+
+def test_a_changed_mtime_alone_restarts_the_settle_clock(harness: Harness, cfg: Settings) -> None:
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    harness.scan(0.0)
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # same size, rewritten
+
+    assert harness.scan(SETTLE).waiting == [source]
+    assert len(harness.scan(2 * SETTLE).taken) == 1
+
+
+def test_a_file_removed_before_it_settles_is_forgotten(harness: Harness, cfg: Settings) -> None:
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    harness.scan(0.0)
+    source.unlink()
+
+    assert harness.scan(SETTLE) == inbox.ScanResult()
+    assert harness.pending == {} and harness.events == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".hidden.csv",
+        "~$lfp.xlsx",
+        ".~lock.lfp.xlsx#",
+        "lfp.csv.part",
+        "lfp.csv.tmp",
+        "lfp.csv.crdownload",
+        ".lfp.csv.swp",
+        "lfp.swp",
+        "LFP.CSV.TMP",
+        "Thumbs.db",
+    ],
+)
+def test_temporary_and_hidden_files_are_left_alone(
+    harness: Harness, cfg: Settings, name: str
+) -> None:
+    source = drop(cfg, f"{PARTNER}/2025-Q4/{name}")
+
+    assert harness.settle() == inbox.ScanResult()
+    assert source.read_bytes() == CSV
+    assert harness.events == [] and not (cfg.inbox_dir / inbox.REFUSED).exists()
+
+
+def test_files_inside_hidden_folders_are_left_alone(harness: Harness, cfg: Settings) -> None:
+    source = drop(cfg, f"{PARTNER}/.sync-cache/2025-Q4/lfp.csv")
+
+    assert harness.settle() == inbox.ScanResult()
+    assert source.exists()
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("2025-Q4", "2025-Q4"), ("2025-q4", "2025-Q4"), ("2025-9", "2025-09"), ("2025", "2025")],
+)
+def test_the_period_folder_is_canonicalised(
+    harness: Harness, cfg: Settings, folder: str, expected: str
+) -> None:
+    drop(cfg, f"{PARTNER}/{folder}/lfp.csv")
+
+    [taken] = harness.settle().taken
+    assert taken.period == expected
+    assert taken.path.parent == cfg.received_dir / PARTNER / expected
+    assert harness.events[0].resource["ci.period"] == expected
+    assert harness.events[0].payload["period"] == expected
+
+
+def test_the_partner_folder_case_is_forgiven(harness: Harness, cfg: Settings) -> None:
+    drop(cfg, "NAHF-Council/2025-Q4/lfp.csv")
+
+    [taken] = harness.settle().taken
+    assert taken.partner_id == PARTNER
+    assert harness.events[0].resource["ci.partner"] == PARTNER
+
+
+def test_the_same_name_twice_keeps_both_files(harness: Harness, cfg: Settings) -> None:
+    drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv", CSV)
+    [first] = harness.settle(0.0).taken
+    second_content = CSV.replace(b"0.4", b"0.5")
+    drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv", second_content)
+    [second] = harness.settle(10.0).taken
+
+    assert first.path != second.path
+    assert first.path.read_bytes() == CSV and second.path.read_bytes() == second_content
+    assert [e.payload["content_hash"] for e in harness.events] == [
+        sha(CSV),
+        sha(second_content),
+    ]
+    assert [e.payload["file_name"] for e in harness.events] == ["lfp.csv", "lfp.csv"]
+
+
+def test_the_same_bytes_twice_in_one_second_overwrite_nothing(
+    harness: Harness, cfg: Settings
+) -> None:
+    drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    [first] = harness.settle(0.0).taken
+    drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    [second] = harness.settle(10.0).taken
+
+    assert first.path != second.path
+    assert first.path.read_bytes() == second.path.read_bytes() == CSV
+    assert len(list((cfg.received_dir / PARTNER / "2025-Q4").iterdir())) == 2
+
+
+def test_a_failed_emit_leaves_the_file_in_received_and_says_so(
+    harness: Harness, cfg: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(spec: events.EventSpec) -> None:
+        raise ConnectionError("events API down")
+
+    drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    harness.scan(0.0, broken)
+    with caplog.at_level(logging.ERROR):
+        [taken] = harness.scan(SETTLE, broken).taken
+
+    assert not taken.emitted and taken.path.read_bytes() == CSV
+    assert any(
+        str(taken.path) in r.getMessage() and "ci-pipeline submit" in r.getMessage()
+        for r in caplog.records
+        if r.name == inbox.__name__
+    )
+
+
+def test_a_move_across_file_systems_copies_then_removes(
+    harness: Harness, cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def no_cross_device(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src).parent != Path(dst).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(inbox.os, "replace", no_cross_device)
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+
+    [taken] = harness.settle().taken
+    assert not source.exists() and taken.path.read_bytes() == CSV
+    assert [p.name for p in taken.path.parent.iterdir()] == [taken.path.name]  # no .part left
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rel", "content", "why"),
+    [
+        ("acme/2025-Q4/lfp.csv", CSV, "'acme' is not a partner"),
+        (f"{PARTNER}/autumn/lfp.csv", CSV, "'autumn' is not a period"),
+        (f"{PARTNER}/2025-13/lfp.csv", CSV, "'2025-13' is not a period"),
+        (f"{PARTNER}/lfp.csv", CSV, "without a period folder"),
+        ("lfp.csv", CSV, "not in a partner folder"),
+        (f"{PARTNER}/2025-Q4/lfp.pdf", CSV, "a .pdf file"),
+        (f"{PARTNER}/2025-Q4/lfp", CSV, "a file without an extension"),
+        (f"{PARTNER}/2025-Q4/lfp.csv", b"", "is empty"),
+        (f"{PARTNER}/2025-Q4/old/lfp.csv", CSV, "inside a sub-folder (old)"),
+    ],
+)
+def test_a_file_that_cannot_be_routed_is_refused_with_a_reason(
+    harness: Harness, cfg: Settings, rel: str, content: bytes, why: str
+) -> None:
+    source = drop(cfg, rel, content)
+
+    first = harness.scan(0.0)  # even a file to refuse is first left to settle
+    assert first.waiting == [source] and source.exists()
+    result = harness.scan(SETTLE)
+
+    [refused] = result.refused
+    assert not result.taken and harness.events == []
+    assert not source.exists()
+    assert refused.path == cfg.inbox_dir / inbox.REFUSED / rel
+    assert refused.path.read_bytes() == content  # never deleted, never altered
+    assert why in refused.reason
+    assert refused.reason_path == refused.path.with_name(refused.path.name + ".reason.txt")
+    note = refused.reason_path.read_text(encoding="utf-8")
+    assert why in note and "inbox/<partner id>/<period>/<file>" in note
+    assert "2025-Q4" in note and ".csv" in note
+    # Refused files are not looked at again.
+    assert harness.scan(10 * SETTLE) == inbox.ScanResult()
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(home: Path, initiative: Initiative) -> None:
+    settings = get_settings(settle_seconds=SETTLE, max_file_bytes=10)
+    h = Harness(settings, initiative)
+    drop(settings, f"{PARTNER}/2025-Q4/lfp.csv")
+
+    [refused] = h.settle().refused
+    assert "larger than" in refused.reason and h.events == []
+    assert refused.path.read_bytes() == CSV
+
+
+def test_refusing_the_same_name_twice_keeps_both(harness: Harness, cfg: Settings) -> None:
+    drop(cfg, "acme/2025-Q4/lfp.csv", b"one")
+    [first] = harness.settle(0.0).refused
+    drop(cfg, "acme/2025-Q4/lfp.csv", b"two")
+    [second] = harness.settle(10.0).refused
+
+    assert first.path.name == "lfp.csv" and second.path.name == "lfp (2).csv"
+    assert first.path.read_bytes() == b"one" and second.path.read_bytes() == b"two"
+    assert first.reason_path and first.reason_path.exists()
+    assert second.reason_path and second.reason_path.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_symbolic_link_is_refused_not_followed(
+    harness: Harness, cfg: Settings, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(CSV)
+    link = cfg.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+
+    [refused] = harness.settle().refused
+    assert "not a regular file" in refused.reason
+    assert refused.path.is_symlink() and secret.read_bytes() == CSV
+    assert harness.events == []
+
+
+# --- the watcher thread ------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or the deadline passes (no fixed sleeps)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_the_watcher_takes_a_file_written_in_two_chunks_once(
+    home: Path, initiative: Initiative
+) -> None:
+    settings = get_settings(settle_seconds=0.5)
+    emitted: list[events.EventSpec] = []
+    target = settings.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+
+    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append) as watcher:
+        assert watcher.running
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as fh:
+            fh.write(CSV[:20])
+            fh.flush()
+            time.sleep(0.1)  # a pause shorter than the settle time, mid-write
+            fh.write(CSV[20:])
+        assert wait_for(lambda: len(emitted) >= 1), "no event within the deadline"
+    assert not watcher.running
+
+    [spec] = emitted
+    assert Path(spec.payload["path"]).read_bytes() == CSV
+    assert spec.payload["content_hash"] == sha(CSV) and spec.payload["size_bytes"] == len(CSV)
+    assert not target.exists()
+
+
+def test_the_watcher_takes_files_present_before_it_started_without_events(
+    home: Path, initiative: Initiative
+) -> None:
+    settings = get_settings(settle_seconds=0.1)
+    drop(settings, f"{PARTNER}/2025-09/lfp.csv")
+    emitted: list[events.EventSpec] = []
+
+    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append, use_observer=False):
+        assert wait_for(lambda: len(emitted) >= 1), "no event within the deadline"
+    assert [e.payload["period"] for e in emitted] == ["2025-09"]
+    assert (settings.inbox_dir / PARTNER).is_dir()  # start() prepared the layout

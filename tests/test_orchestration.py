@@ -1,0 +1,212 @@
+"""The event-driven chain under a Prefect test server, with the deployments of prefect.yaml
+served by a real runner (each run in its own subprocess, as `ci-pipeline serve` runs them).
+
+A file dropped in the inbox is announced (``ci.submission.received``), ingested by the
+``on-received`` deployment with parameters taken from the event, aggregated and judged by
+``indicators`` (started by ``ci.submission.accepted``), and its regression alert delivered by
+``on-alert`` (started by ``ci.indicator.regressed``). A burst of accepted events for one period
+starts a bounded number of aggregation runs and leaves the indicators exactly as a full rebuild.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterStartTime,
+)
+from prefect.client.schemas.objects import FlowRun
+from sqlalchemy import Engine
+
+from ci_pipeline import alert, demo, events, inbox, intake, process, store
+from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.initiative import Initiative
+from deployments.serve import runner_deployments, running
+from tests.helpers import ingest
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+DEADLINE = 240.0  # seconds; each run is a subprocess that imports the pipeline
+
+
+@dataclass
+class Served:
+    settings: Settings
+    initiative: Initiative
+    engine: Engine
+    files: dict[tuple[str, str], Path]
+
+
+@pytest.fixture(scope="module")
+def served(
+    prefect_harness: None, initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The Employment Service's history up to 2025-Q3 stored, and every deployment served by a runner."""
+    home = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as mp:
+        # The runs are subprocesses: they read the same environment.
+        mp.setenv("CI_PIPELINE_HOME", str(home))
+        for name in (
+            "CI_PIPELINE_DATABASE_URL",
+            "CI_PIPELINE_ALERT_URLS",
+            "CI_PIPELINE_ENGINEER_URLS",
+            "CI_PIPELINE_ALERT_ROUTES",
+        ):
+            mp.delenv(name, raising=False)
+        settings = get_settings()
+        engine = store.make_engine(settings.resolved_database_url)
+        intake.prepare_database(initiative, engine=engine)
+        files = {
+            (f.partner_id, f.period): f.path
+            for f in demo.generate(initiative, home / "demo-files")
+            if not f.note
+        }
+        for (partner, period), path in sorted(files.items()):
+            if partner == "employment-service" and period < "2025-Q4":
+                ingest(
+                    path, partner, period, initiative=initiative, settings=settings, engine=engine
+                )
+        process.refresh_indicators(initiative, engine=engine)
+        with running(runner_deployments(), poll_seconds=0.5):
+            yield Served(settings, initiative, engine, files)
+        engine.dispose()
+
+
+def runs_of(deployment: str, since: datetime) -> list[FlowRun]:
+    """Flow runs of one deployment (by name) started or scheduled since ``since``."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+            limit=50,
+        )
+
+
+def wait_for(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
+    """Poll ``condition`` until it returns something truthy (no timing assertions)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settled(deployment: str, since: datetime, quiet: float = 15.0) -> list[FlowRun]:
+    """The runs of a deployment once all are final and no new one appeared for ``quiet`` s
+    (longer than the coalescing window)."""
+    last: list[FlowRun] = []
+    stable_since = time.monotonic()
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        runs = runs_of(deployment, since)
+        final = all(r.state is not None and r.state.is_final() for r in runs)
+        if [r.id for r in runs] != [r.id for r in last] or not final:
+            stable_since, last = time.monotonic(), runs
+        elif time.monotonic() - stable_since >= quiet:
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"{deployment} runs did not settle: {[r.name for r in last]}")
+
+
+def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: Served) -> None:
+    since = datetime.now(UTC)
+    # Arab women's labour-force participation in Nahf drops in this file.
+    source = served.files[("employment-service", "2025-Q4")]
+    target = served.settings.inbox_dir / "employment-service" / "2025-Q4" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    settings = served.settings.model_copy(update={"settle_seconds": 0.3})
+    with inbox.InboxWatcher(settings, served.initiative, emitter=events.prefect_emitter):
+        target.write_bytes(source.read_bytes())
+
+        ingested = wait_for(
+            lambda: [r for r in runs_of("on-received", since) if r.state and r.state.is_final()],
+            "the ingest run",
+        )
+    run = ingested[0]
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert run.name == "ingest employment-service 2025-Q4"
+    assert run.parameters["partner_id"] == "employment-service"
+    assert run.parameters["file_name"] == source.name
+    assert run.parameters["period"] == "2025-Q4"
+    assert (
+        Path(run.parameters["path"]).parent
+        == served.settings.received_dir / "employment-service" / "2025-Q4"
+    )
+    assert Path(run.parameters["path"]).read_bytes() == source.read_bytes()
+    assert {"partner:employment-service", "period:2025-Q4", "measure:arab-women-lfp"} <= set(
+        run.tags
+    )
+    assert not target.exists()  # moved out of the inbox
+
+    processed = settled("indicators", since)
+    assert processed and all(r.state and r.state.is_completed() for r in processed)
+    assert {r.parameters.get("period") for r in processed} == {"2025-Q4"}
+
+    def step_delivered() -> bool:
+        log = served.settings.alerts_file
+        return log.exists() and "Nahf" in log.read_text(encoding="utf-8")
+
+    wait_for(step_delivered, "the step alert in the backbone's alert file")
+    step = [
+        a
+        for a in alert.list_alerts(engine=served.engine)
+        if (a.kind, a.measure_id, a.geo_code, a.period)
+        == ("step", "arab-women-lfp", "nahf", "2025-Q4")
+    ]
+    assert step and step[0].notifications >= 1
+    delivered = settled("on-alert", since)
+    assert delivered and all(r.state and r.state.is_completed() for r in delivered)
+
+
+def test_a_burst_of_accepted_events_for_one_period_coalesces(served: Served) -> None:
+    """20 partners' worth of accepted events in two seconds: a bounded number of aggregation
+    runs, and the indicators end exactly as a full rebuild leaves them."""
+    period = "2025-Q3"
+    stored = [
+        ingest(
+            path,
+            partner,
+            p,
+            initiative=served.initiative,
+            settings=served.settings,
+            engine=served.engine,
+        )
+        for (partner, p), path in sorted(served.files.items())
+        if p == period and partner != "employment-service"
+    ]
+    assert stored and all(r.status == "accepted" for r in stored), [r.message for r in stored]
+    assert store.stale_slices(served.initiative.info.id, engine=served.engine)
+
+    since = datetime.now(UTC)
+    receipts = [r.to_dict() for r in stored]
+    burst = [events.submission_outcome(receipts[i % len(receipts)]) for i in range(20)]
+    for spec in burst:  # 20 partners' verdicts within 2 s: well inside one 10 s quiet window
+        assert events.emit(spec, emitter=events.prefect_emitter) == 1
+        time.sleep(0.1)
+
+    runs = settled("indicators", since)
+    for_period = [r for r in runs if r.parameters.get("period") == period]
+    assert 1 <= len(for_period) <= 3, [r.name for r in for_period]
+    assert all(r.state and r.state.is_completed() for r in for_period)
+
+    assert store.stale_slices(served.initiative.info.id, engine=served.engine) == []
+    incremental = store.read_indicators(served.initiative.info.id, engine=served.engine)
+    process.refresh_indicators(served.initiative, engine=served.engine, full=True)
+    rebuilt = store.read_indicators(served.initiative.info.id, engine=served.engine)
+    key = ["measure_id", "geo_code", "disaggregation", "period"]
+    assert incremental.sort(key).equals(rebuilt.sort(key)), pl.concat(
+        [incremental, rebuilt]
+    ).filter(pl.struct(pl.all()).is_unique())

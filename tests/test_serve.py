@@ -1,0 +1,103 @@
+"""`ci-pipeline serve` as a user runs it: its own Prefect server, the deployments, the inbox
+watcher and the intake API in one process, stopped cleanly by Ctrl-C.
+
+One test, end to end through a real local server (not the test harness): a partner uploads a
+file with its token, the upload's event starts the ingest deployment, and the partner reads
+the verdict back from the API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import invoke, ok_json
+
+STARTUP = 240.0  # a first Prefect server start migrates its database: 10–60 s here
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefect_port, api_port = _port(), _port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_") and not k.startswith("CI_PIPELINE_")
+    }
+    env |= {
+        "CI_PIPELINE_HOME": str(home),
+        "CI_PIPELINE_PREFECT_PORT": str(prefect_port),
+        "CI_PIPELINE_API_PORT": str(api_port),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    for key in ("PREFECT_API_URL",):
+        monkeypatch.delenv(key, raising=False)
+    token = ok_json(invoke("tokens", "issue", "--partner", "galilee-foundation", "--json"))
+    command = [str(Path(sys.executable).with_name("ci-pipeline")), "serve"]
+    log = (tmp_path / "serve.log").open("w+")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + STARTUP
+        while "is serving" not in (tmp_path / "serve.log").read_text():
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.5)
+        printed = (tmp_path / "serve.log").read_text()
+        assert f"http://127.0.0.1:{prefect_port}" in printed and api in printed
+        assert _answers(f"http://127.0.0.1:{prefect_port}/api/health")
+        assert (home / "inbox" / "galilee-foundation").is_dir()  # the inbox is prepared
+
+        headers = {"Authorization": f"Bearer {token['secret']}"}
+        body = b"measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"
+        upload = httpx.post(
+            f"{api}/v1/submissions",
+            params={"period": "2025-Q1", "filename": "fund.csv"},
+            content=body,
+            headers=headers,
+            timeout=10,
+        )
+        assert upload.status_code == 202, upload.text
+        status_url = api + upload.json()["submissions_url"]
+
+        deadline = time.monotonic() + STARTUP
+        verdict: list[dict[str, object]] = []
+        while not verdict:
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(1)
+            verdict = httpx.get(status_url, headers=headers, timeout=10).json()
+        assert verdict[0]["status"] == "accepted" and verdict[0]["file_name"] == "fund.csv"
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            code = server.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    assert code == 0, (tmp_path / "serve.log").read_text()
+    assert "Stopped." in (tmp_path / "serve.log").read_text()
+    assert not _answers(f"http://127.0.0.1:{prefect_port}/api/health")  # its server is gone
+    assert not _answers(f"{api}/healthz")
