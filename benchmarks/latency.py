@@ -163,7 +163,13 @@ def main() -> None:
         window), so the next repeat starts from an idle pipeline."""
         last, stable = -1, time.monotonic()
         while True:
-            runs = runs_since(since)
+            now = datetime.now(UTC)
+            # Runs the schedules created for later (daily, weekly, the 10-minute retry) wait.
+            runs = [
+                r
+                for r in runs_since(since)
+                if not (r.state and r.state.is_scheduled() and (r.expected_start_time or now) > now)
+            ]
             busy = any(r.state and not r.state.is_final() for r in runs)
             if busy or len(runs) != last:
                 last, stable = len(runs), time.monotonic()
