@@ -10,13 +10,15 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.states import State
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from ci_pipeline import cli, intake
 from ci_pipeline.config import Settings
 from ci_pipeline.initiative import Initiative
+from flows.runtime import in_process
 
 
 def ingest(
@@ -70,3 +72,25 @@ def task_runs(flow_run_id: UUID) -> list[TaskRun]:
         return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
         )
+
+
+def run_flow(flow: Any, *args: Any, **parameters: Any) -> tuple[Any, UUID]:
+    """Run a flow in-process as the command line does; it must complete. Its result and run id."""
+    with in_process():
+        state: State[Any] = flow(*args, **parameters, return_state=True)
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return state.result(), flow_run_id
+
+
+def read_run(flow_run_id: UUID) -> FlowRun:
+    """A flow run, read back from the Prefect API."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def task_names(flow_run_id: UUID) -> list[str]:
+    """The tasks a run ran, in order, by task name (a task run is named ``<task>-<key>``)."""
+    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
+    return [t.name.rsplit("-", 1)[0] for t in runs]

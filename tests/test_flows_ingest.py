@@ -15,7 +15,6 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
 )
-from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
 from ci_pipeline import intake, store
@@ -23,7 +22,7 @@ from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
 from ci_pipeline.errors import InvalidPeriod
 from flows.ingest import ingest_submission
 from flows.runtime import in_process
-from tests.helpers import task_runs
+from tests.helpers import read_run, run_flow, task_names, task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -37,24 +36,8 @@ BAD = (
 
 
 def run(path: Path, partner_id: str = FUND, period: str = QUARTER) -> tuple[dict[str, Any], UUID]:
-    """Run the flow as the command line does; return its receipt and its run id."""
-    with in_process():
-        state: State[Any] = ingest_submission(str(path), partner_id, period, return_state=True)
-    assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return state.result(), flow_run_id
-
-
-def flow_run(flow_run_id: UUID) -> FlowRun:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(flow_run_id)
-
-
-def task_names(flow_run_id: UUID) -> list[str]:
-    """The tasks the run ran, in order, by task name (a run's name is ``<task>-<key>``)."""
-    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
-    return [t.name.rsplit("-", 1)[0] for t in runs]
+    """The ingest flow on one file, as the command line runs it: its receipt and run id."""
+    return run_flow(ingest_submission, str(path), partner_id, period)
 
 
 @pytest.fixture
@@ -85,7 +68,7 @@ def test_an_accepted_file_returns_the_receipt(good: Path, settings: Settings) ->
     finally:
         engine.dispose()
 
-    run_ = flow_run(flow_run_id)
+    run_ = read_run(flow_run_id)
     assert run_.name == f"ingest {FUND} {QUARTER}"
     assert run_.parameters["partner_id"] == FUND
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
@@ -106,7 +89,7 @@ def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: 
         "value_in_range",
     }
     assert Path(receipt["report_path"]).is_file()
-    assert flow_run(flow_run_id).name == f"ingest {FUND} {QUARTER}"
+    assert read_run(flow_run_id).name == f"ingest {FUND} {QUARTER}"
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -195,7 +178,7 @@ def test_a_bad_period_fails_at_once_without_retries(good: Path, settings: Settin
     assert isinstance(state.result(raise_on_failure=False), InvalidPeriod)
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
-    assert flow_run(flow_run_id).name == f"ingest {FUND} 2025-13"
+    assert read_run(flow_run_id).name == f"ingest {FUND} 2025-13"
     [receive] = task_runs(flow_run_id)
     assert receive.state is not None and receive.state.is_failed()
     assert receive.run_count == 1  # a caller's mistake is not retried

@@ -8,7 +8,6 @@ folder the environment points the flows at.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -19,13 +18,11 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 from prefect.client.schemas.objects import Artifact
-from prefect.states import State
 
 from ci_pipeline import alert, demo
 from ci_pipeline.config import Settings
 from flows.notices import check_completeness, notify_quiet_intake, weekly_digest
-from flows.runtime import in_process
-from tests.helpers import task_runs
+from tests.helpers import read_run, run_flow, task_names
 from tests.test_notices import NOTICE_SETTINGS, build_demo_database, copy_demo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -45,27 +42,6 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> S
     return settings
 
 
-def run(flow: Any, **parameters: Any) -> tuple[dict[str, Any], UUID]:
-    """Run a flow as the command line does; return its result and its run id."""
-    with in_process():
-        state: State[Any] = flow(**parameters, return_state=True)
-    assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return state.result(), flow_run_id
-
-
-def run_name(flow_run_id: UUID) -> str:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(flow_run_id).name
-
-
-def task_names(flow_run_id: UUID) -> list[str]:
-    """The tasks a run ran, in order (a task run is named ``<task>-<key>``)."""
-    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
-    return [t.name.rsplit("-", 1)[0] for t in runs]
-
-
 def artifact(key: str, flow_run_id: UUID) -> str:
     with get_client(sync_client=True) as client:
         [found] = client.read_artifacts(
@@ -81,7 +57,7 @@ def artifact(key: str, flow_run_id: UUID) -> str:
 
 
 def test_check_completeness_reminds_the_late_partners(demo_home: Settings) -> None:
-    result, flow_run_id = run(check_completeness, as_of=demo.DEMO_AS_OF)
+    result, flow_run_id = run_flow(check_completeness, as_of=demo.DEMO_AS_OF)
 
     assert result["as_of"] == "2026-03-15"
     assert result["late_partners"] == 3 and result["reminders_sent"] == 3
@@ -98,7 +74,7 @@ def test_check_completeness_reminds_the_late_partners(demo_home: Settings) -> No
     backbone = demo_home.alerts_file.read_text(encoding="utf-8")
     assert "ci-pipeline: 3 partner(s) late with their data (as of 2026-03-15)" in backbone
 
-    assert run_name(flow_run_id) == "completeness 2026-03-15"
+    assert read_run(flow_run_id).name == "completeness 2026-03-15"
     assert task_names(flow_run_id) == ["find-late-partners", "send-reminders"]
     table = artifact("late-partners", flow_run_id)
     assert (
@@ -109,7 +85,7 @@ def test_check_completeness_reminds_the_late_partners(demo_home: Settings) -> No
 
 
 def test_check_completeness_when_nobody_is_late_sends_nothing(demo_home: Settings) -> None:
-    result, _ = run(check_completeness, as_of=date(2025, 11, 10))
+    result, _ = run_flow(check_completeness, as_of=date(2025, 11, 10))
 
     assert result["late_partners"] == 0 and result["late"] == []
     assert result["backbone"] == [] and result["backbone_notified"] is False
@@ -119,7 +95,7 @@ def test_check_completeness_when_nobody_is_late_sends_nothing(demo_home: Setting
 
 
 def test_weekly_digest_goes_to_the_backbone(demo_home: Settings) -> None:
-    result, flow_run_id = run(weekly_digest, as_of=demo.DEMO_AS_OF)
+    result, flow_run_id = run_flow(weekly_digest, as_of=demo.DEMO_AS_OF)
 
     assert result["title"] == "ci-pipeline: weekly digest, 2026-03-09 to 2026-03-15"
     assert "Submissions received: 132" in result["body"]
@@ -135,32 +111,32 @@ def test_weekly_digest_goes_to_the_backbone(demo_home: Settings) -> None:
     written = demo_home.alerts_file.read_text(encoding="utf-8")
     assert result["title"] in written and result["body"] in written
 
-    assert run_name(flow_run_id) == "digest week to 2026-03-15"
+    assert read_run(flow_run_id).name == "digest week to 2026-03-15"
     assert task_names(flow_run_id) == ["compose-digest", "send-digest"]
     assert result["body"] in artifact("weekly-digest", flow_run_id)
 
-    _, other = run(weekly_digest, as_of=demo.DEMO_AS_OF, days=14)
-    assert run_name(other) == "digest 14 days to 2026-03-15"
+    _, other = run_flow(weekly_digest, as_of=demo.DEMO_AS_OF, days=14)
+    assert read_run(other).name == "digest 14 days to 2026-03-15"
 
 
 def test_notify_quiet_intake_only_when_quiet(demo_home: Settings) -> None:
     # A file arrived on 2026-03-12: a day later intake is not quiet, and nothing is sent.
-    result, flow_run_id = run(notify_quiet_intake, as_of=date(2026, 3, 13))
+    result, flow_run_id = run_flow(notify_quiet_intake, as_of=date(2026, 3, 13))
     assert (result["quiet"], result["sent"], result["last_received"]) == (
         False,
         [],
         "2026-03-12",
     )
     assert not demo_home.engineers_file.exists()
-    assert run_name(flow_run_id) == "quiet intake 2026-03-13"
+    assert read_run(flow_run_id).name == "quiet intake 2026-03-13"
     assert task_names(flow_run_id) == ["last-submission", "notify-engineers"]
     assert "not quiet" in artifact("quiet-intake", flow_run_id)
 
     # The automation passes its own window: 60 days back from 2026-04-30 includes 2026-03-12.
-    result, _ = run(notify_quiet_intake, as_of=date(2026, 4, 30), days=60)
+    result, _ = run_flow(notify_quiet_intake, as_of=date(2026, 4, 30), days=60)
     assert result["quiet"] is False and not demo_home.engineers_file.exists()
 
-    result, flow_run_id = run(notify_quiet_intake, as_of=date(2026, 4, 30))
+    result, flow_run_id = run_flow(notify_quiet_intake, as_of=date(2026, 4, 30))
     assert result["quiet"] is True and result["days_since"] == 49 and result["notified"]
     written = demo_home.engineers_file.read_text(encoding="utf-8")
     assert "ci-pipeline: no submission received for 49 days" in written
@@ -169,7 +145,7 @@ def test_notify_quiet_intake_only_when_quiet(demo_home: Settings) -> None:
 
 def test_the_flows_run_on_an_empty_database(settings: Settings) -> None:
     """A fresh installation: no partner has sent anything; every flow completes."""
-    result, _ = run(notify_quiet_intake, as_of=date(2026, 3, 15))
+    result, _ = run_flow(notify_quiet_intake, as_of=date(2026, 3, 15))
     assert result["quiet"] is True and result["last_received"] is None
-    digest, _ = run(weekly_digest, as_of=date(2026, 3, 15))
+    digest, _ = run_flow(weekly_digest, as_of=date(2026, 3, 15))
     assert "Submissions received: none." in digest["body"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -19,7 +18,6 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact, FlowRun
-from prefect.states import State
 from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
@@ -28,7 +26,7 @@ from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.initiative import Initiative
 from flows.process import process_period
 from flows.runtime import in_process
-from tests.helpers import task_runs
+from tests.helpers import read_run, run_flow, task_runs
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -50,21 +48,6 @@ def small(
     """The small dataset stored where the settings (and so the flows) point."""
     ingest_small(tmp_path / "files", initiative=initiative, settings=settings, engine=sqlite_engine)
     return settings
-
-
-def run(**parameters: Any) -> tuple[dict[str, Any], UUID]:
-    """Run ``process_period`` as the command line does; return its result and its run id."""
-    with in_process():
-        state: State[Any] = process_period(**parameters, return_state=True)
-    assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return state.result(), flow_run_id
-
-
-def flow_run(flow_run_id: UUID) -> FlowRun:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(flow_run_id)
 
 
 def children(flow_run_id: UUID) -> dict[str, FlowRun]:
@@ -100,7 +83,7 @@ def artifact(key: str, flow_run_id: UUID) -> Artifact:
 def test_process_period_aggregates_detects_and_delivers(
     small: Settings, initiative: Initiative
 ) -> None:
-    result, flow_run_id = run(as_of=SMALL_AS_OF)
+    result, flow_run_id = run_flow(process_period, as_of=SMALL_AS_OF)
 
     assert set(result) == {"aggregated", "detected", "delivered"}
     aggregated, detected, delivered = result["aggregated"], result["detected"], result["delivered"]
@@ -134,7 +117,7 @@ def test_process_period_aggregates_detects_and_delivers(
     assert kurkum.message in small.alerts_file.read_text(encoding="utf-8")
 
     # The runs are named as declared, the subflows and their tasks ran.
-    parent = flow_run(flow_run_id)
+    parent = read_run(flow_run_id)
     assert parent.name == "process latest"
     assert parent.parameters["as_of"] == SMALL_AS_OF.isoformat()
     subflows = children(flow_run_id)
@@ -167,12 +150,12 @@ def test_process_period_aggregates_detects_and_delivers(
 
 
 def test_a_second_run_sends_nothing_new(small: Settings) -> None:
-    first, _ = run(period="2025-Q2", as_of=SMALL_AS_OF)
+    first, _ = run_flow(process_period, period="2025-Q2", as_of=SMALL_AS_OF)
     assert first["detected"]["new_alerts"]
 
-    again, flow_run_id = run(period="2025-Q2", as_of=SMALL_AS_OF)
+    again, flow_run_id = run_flow(process_period, period="2025-Q2", as_of=SMALL_AS_OF)
 
-    assert flow_run(flow_run_id).name == "process 2025-Q2"
+    assert read_run(flow_run_id).name == "process 2025-Q2"
     assert again["aggregated"] == {"slices": [], "rows": 0}
     assert again["detected"]["new_alerts"] == []
     assert again["detected"]["resolved_alerts"] == []
@@ -181,7 +164,7 @@ def test_a_second_run_sends_nothing_new(small: Settings) -> None:
 
 
 def test_an_empty_database_is_processed_without_findings(settings: Settings) -> None:
-    result, flow_run_id = run(as_of=SMALL_AS_OF)
+    result, flow_run_id = run_flow(process_period, as_of=SMALL_AS_OF)
 
     assert result["aggregated"] == {"slices": [], "rows": 0}
     assert result["detected"]["judged"] == {}
@@ -198,7 +181,7 @@ def test_a_failing_channel_is_reported_redacted(
     # Nothing listens on port 9: the channel refuses, the flow completes, the row waits.
     monkeypatch.setenv("CI_PIPELINE_ALERT_URLS", '["json://dana:hunter2@127.0.0.1:9/hook"]')
 
-    result, _ = run(as_of=SMALL_AS_OF)
+    result, _ = run_flow(process_period, as_of=SMALL_AS_OF)
 
     failed = [d for d in result["delivered"] if not d["ok"]]
     assert [d["channel"] for d in failed] == ["json://127.0.0.1:9/…"]
