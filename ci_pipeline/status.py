@@ -8,6 +8,7 @@ left out, with the reason, when none answers — asking must never start a serve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,10 +35,16 @@ def prefect_api_url(settings: Settings) -> str:
 
 
 def read_runs(api_url: str, *, limit: int, timeout: float = 3.0) -> list[dict[str, Any]]:
-    """The latest flow runs, newest first, straight from the Prefect REST API."""
+    """The latest flow runs that were due by now, newest first, from the Prefect REST API
+    (the runs the schedules created for later days would otherwise fill the list)."""
+    now = datetime.now(UTC).isoformat()
     response = httpx.post(
         f"{api_url.rstrip('/')}/flow_runs/filter",
-        json={"limit": limit, "sort": "EXPECTED_START_TIME_DESC"},
+        json={
+            "limit": limit,
+            "sort": "EXPECTED_START_TIME_DESC",
+            "flow_runs": {"expected_start_time": {"before_": now}},
+        },
         timeout=timeout,
     )
     response.raise_for_status()
