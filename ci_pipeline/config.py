@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.home / 'ci_pipeline.db'}"
 
     @property
+    def local_prefect_api_url(self) -> str:
+        """The API of the local Prefect server ``ci-pipeline serve`` starts."""
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
 

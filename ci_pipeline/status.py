@@ -31,7 +31,7 @@ def prefect_api_url(settings: Settings) -> str:
     """``PREFECT_API_URL`` when configured, else the local server ``serve`` starts."""
     from prefect.settings import get_current_settings
 
-    return get_current_settings().api.url or f"http://127.0.0.1:{settings.prefect_port}/api"
+    return get_current_settings().api.url or settings.local_prefect_api_url
 
 
 def read_runs(api_url: str, *, limit: int, timeout: float = 3.0) -> list[dict[str, Any]]:

@@ -125,7 +125,7 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
         yield configured
         return
     settings.home.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{settings.prefect_port}/api"
+    url = settings.local_prefect_api_url
     if healthy(url):
         raise RuntimeError(
             f"a Prefect server already answers at {url}: set PREFECT_API_URL={url} to use it, "

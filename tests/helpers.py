@@ -9,8 +9,14 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
 from prefect.states import State
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
@@ -94,3 +100,16 @@ def task_names(flow_run_id: UUID) -> list[str]:
     """The tasks a run ran, in order, by task name (a task run is named ``<task>-<key>``)."""
     runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
     return [t.name.rsplit("-", 1)[0] for t in runs]
+
+
+def artifact(key: str, flow_run_id: UUID) -> Artifact:
+    """The one artifact a run published under ``key``."""
+    with get_client(sync_client=True) as client:
+        [found] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            ),
+            limit=10,
+        )
+    return found

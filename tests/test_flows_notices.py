@@ -11,18 +11,12 @@ from datetime import date
 from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    ArtifactFilterKey,
-)
 from prefect.client.schemas.objects import Artifact
 
 from ci_pipeline import alert, demo
 from ci_pipeline.config import Settings
 from flows.notices import check_completeness, notify_quiet_intake, weekly_digest
-from tests.helpers import read_run, run_flow, task_names
+from tests.helpers import artifact, read_run, run_flow, task_names
 from tests.test_notices import NOTICE_SETTINGS, build_demo_database, copy_demo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -42,15 +36,8 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> S
     return settings
 
 
-def artifact(key: str, flow_run_id: UUID) -> str:
-    with get_client(sync_client=True) as client:
-        [found] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[key]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            ),
-            limit=10,
-        )
+def markdown(key: str, flow_run_id: UUID) -> str:
+    found = artifact(key, flow_run_id)
     assert isinstance(found, Artifact) and found.type == "markdown"
     assert isinstance(found.data, str)
     return found.data
@@ -76,7 +63,7 @@ def test_check_completeness_reminds_the_late_partners(demo_home: Settings) -> No
 
     assert read_run(flow_run_id).name == "completeness 2026-03-15"
     assert task_names(flow_run_id) == ["find-late-partners", "send-reminders"]
-    table = artifact("late-partners", flow_run_id)
+    table = markdown("late-partners", flow_run_id)
     assert (
         "| Kurkum social catering | Kurkum manager (hello@kurkum.example.org) | "
         "kurkum-women-employed | 2025-12 | 2026-01-15 | 59 |"
@@ -113,7 +100,7 @@ def test_weekly_digest_goes_to_the_backbone(demo_home: Settings) -> None:
 
     assert read_run(flow_run_id).name == "digest week to 2026-03-15"
     assert task_names(flow_run_id) == ["compose-digest", "send-digest"]
-    assert result["body"] in artifact("weekly-digest", flow_run_id)
+    assert result["body"] in markdown("weekly-digest", flow_run_id)
 
     _, other = run_flow(weekly_digest, as_of=demo.DEMO_AS_OF, days=14)
     assert read_run(other).name == "digest 14 days to 2026-03-15"
@@ -130,7 +117,7 @@ def test_notify_quiet_intake_only_when_quiet(demo_home: Settings) -> None:
     assert not demo_home.engineers_file.exists()
     assert read_run(flow_run_id).name == "quiet intake 2026-03-13"
     assert task_names(flow_run_id) == ["last-submission", "notify-engineers"]
-    assert "not quiet" in artifact("quiet-intake", flow_run_id)
+    assert "not quiet" in markdown("quiet-intake", flow_run_id)
 
     # The automation passes its own window: 60 days back from 2026-04-30 includes 2026-03-12.
     result, _ = run_flow(notify_quiet_intake, as_of=date(2026, 4, 30), days=60)
@@ -140,7 +127,7 @@ def test_notify_quiet_intake_only_when_quiet(demo_home: Settings) -> None:
     assert result["quiet"] is True and result["days_since"] == 49 and result["notified"]
     written = demo_home.engineers_file.read_text(encoding="utf-8")
     assert "ci-pipeline: no submission received for 49 days" in written
-    assert "The last submission was received on 2026-03-12" in artifact("quiet-intake", flow_run_id)
+    assert "The last submission was received on 2026-03-12" in markdown("quiet-intake", flow_run_id)
 
 
 def test_the_flows_run_on_an_empty_database(settings: Settings) -> None:

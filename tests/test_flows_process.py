@@ -10,14 +10,11 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterName,
     FlowRunFilterParentFlowRunId,
 )
-from prefect.client.schemas.objects import Artifact, FlowRun
+from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
@@ -26,7 +23,8 @@ from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.initiative import Initiative
 from flows.process import process_period
 from flows.runtime import in_process
-from tests.helpers import read_run, run_flow, task_runs
+from tests.helpers import artifact, read_run, run_flow, task_runs
+from tests.helpers import task_names as all_task_names
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -63,21 +61,8 @@ def children(flow_run_id: UUID) -> dict[str, FlowRun]:
 
 
 def task_names(flow_run_id: UUID) -> list[str]:
-    """The tasks a run ran, in order (a task run is named ``<task>-<key>``); subflows excluded."""
-    runs = sorted(task_runs(flow_run_id), key=lambda t: str(t.expected_start_time))
-    return [t.name.rsplit("-", 1)[0] for t in runs if t.name.rsplit("-", 1)[0] not in CHILDREN]
-
-
-def artifact(key: str, flow_run_id: UUID) -> Artifact:
-    with get_client(sync_client=True) as client:
-        [found] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[key]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            ),
-            limit=10,
-        )
-    return found
+    """The tasks a run ran, in order; subflows excluded."""
+    return [name for name in all_task_names(flow_run_id) if name not in CHILDREN]
 
 
 def test_process_period_aggregates_detects_and_delivers(
