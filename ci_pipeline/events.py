@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PREFIX = "ci"
 SUBMISSION_RECEIVED = "ci.submission.received"
 SUBMISSION_ACCEPTED = "ci.submission.accepted"
 SUBMISSION_REJECTED = "ci.submission.rejected"

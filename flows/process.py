@@ -159,10 +159,13 @@ def process_period(
     alerts' events start. ``only_if_new`` stops after aggregation when no slice was stale: the
     run an event burst queues behind another finds its work already done.
     """
-    if period:
-        tag_run(f"period:{period}")
     aggregated = aggregate_indicators(full=full, initiative_dir=initiative_dir)
-    tag_run(*sorted({f"measure:{m}" for m, _ in aggregated["slices"]}))
+    # One call: tag_run merges with the tags the run was created with, so a second call would
+    # drop the first one's.
+    tag_run(
+        *([f"period:{period}"] if period else []),
+        *sorted({f"measure:{m}" for m, _ in aggregated["slices"]}),
+    )
     if only_if_new and not aggregated["slices"]:
         print("nothing new since the last run: indicators and alerts are current")
         return {"aggregated": aggregated, "detected": None, "delivered": None}

@@ -154,6 +154,8 @@ def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: 
     processed = settled("indicators", since)
     assert processed and all(r.state and r.state.is_completed() for r in processed)
     assert {r.parameters.get("period") for r in processed} == {"2025-Q4"}
+    # The run that recomputed the slices carries both what it judged and what it touched.
+    assert any({"period:2025-Q4", "measure:arab-women-lfp"} <= set(r.tags) for r in processed)
 
     def step_delivered() -> bool:
         log = served.settings.alerts_file
