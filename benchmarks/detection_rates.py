@@ -41,8 +41,8 @@ import polars as pl
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.detect import detect
-from ci_pipeline.initiative import Direction, Initiative, Measure, Unit, load_initiative
-from ci_pipeline.periods import Period, parse_period, shift
+from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit, load_initiative
+from ci_pipeline.model.periods import Period, parse_period, shift
 
 SEED = 20251125
 Scenario = Literal["null", "step", "drift"]

@@ -26,9 +26,10 @@ import yaml
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
-from ci_pipeline import intake, store
+from ci_pipeline import store
 from ci_pipeline.config import get_settings
-from ci_pipeline.initiative import load_initiative
+from ci_pipeline.model.initiative import load_initiative
+from ci_pipeline.receive import intake
 
 T = TypeVar("T")
 AGES = [f"a{i:03d}" for i in range(125)]

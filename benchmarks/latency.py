@@ -71,9 +71,10 @@ def main() -> None:
     for name in ("CI_PIPELINE_DATABASE_URL", "CI_PIPELINE_ALERT_URLS", "CI_PIPELINE_ENGINEER_URLS"):
         os.environ.pop(name, None)
 
-    from ci_pipeline import alert, demo, intake, process, store
+    from ci_pipeline import alert, demo, process, store
     from ci_pipeline.config import get_settings
-    from ci_pipeline.initiative import load_initiative
+    from ci_pipeline.model.initiative import load_initiative
+    from ci_pipeline.receive import intake
 
     settings = get_settings()
     initiative = load_initiative(settings.initiative)
@@ -148,8 +149,9 @@ def main() -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
 
-    from ci_pipeline import events, inbox
-    from deployments.serve import prefect_server, runner_deployments, running
+    from ci_pipeline import events
+    from ci_pipeline.receive import inbox
+    from ci_pipeline.serve.runner import prefect_server, runner_deployments, running
 
     def runs_since(since: datetime) -> list[Any]:
         with get_client(sync_client=True) as client:

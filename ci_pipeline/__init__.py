@@ -1,7 +1,8 @@
 """ci-pipeline: shared measurement for Collective Impact initiatives.
 
-The data flows one way: read → validate → store → aggregate → detect → alert. Each stage is a
-module of this package named after it; `flows/` wires them into Prefect flows.
+The data flows one way: receive → read → validate → store → aggregate → detect → alert, with
+serve and events beside it. Each stage is a sub-package named after it; `ci_pipeline.flows`
+wires them into Prefect flows. README.md's *Architecture* section has the tree.
 """
 
 __version__ = "0.1.0"

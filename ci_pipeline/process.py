@@ -1,7 +1,7 @@
 """A period's processing, step by step: aggregate → gate and detect → alert → deliver.
 
 Each function is one step with its I/O at the edge (settings, initiative and engine passed in),
-for the flows in ``flows/process.py`` to wire and for tests to call directly.
+for the flows in ``ci_pipeline/flows/process.py`` to wire and for tests to call directly.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from datetime import date, timedelta
 import polars as pl
 from sqlalchemy import Engine
 
-from ci_pipeline import aggregate, alert, detect, gate, privacy, store
+from ci_pipeline import aggregate, alert, detect, store
+from ci_pipeline.aggregate import privacy
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.detect import gate
+from ci_pipeline.model.initiative import Initiative
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ from prefect.states import State
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
-from ci_pipeline import cli, intake
+from ci_pipeline import cli
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
-from flows.runtime import in_process
+from ci_pipeline.flows.runtime import in_process
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake
 
 
 def ingest(

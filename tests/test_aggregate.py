@@ -14,9 +14,10 @@ import yaml
 from polars.testing import assert_frame_equal
 from sqlalchemy import Engine, text
 
-from ci_pipeline import aggregate, demo, intake, process, store
+from ci_pipeline import aggregate, demo, process, store
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import TOTAL, Initiative, load_initiative
+from ci_pipeline.model.initiative import TOTAL, Initiative, load_initiative
+from ci_pipeline.receive import intake
 
 OBS_SCHEMA: dict[str, Any] = {
     "partner_id": pl.Utf8,

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from ci_pipeline import alert
 from ci_pipeline.alert import Routing
 from ci_pipeline.detect import FINDING_SCHEMA
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
 
 # (kind, measure, geography, period, subject): the demo's three injected findings.

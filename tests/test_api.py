@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from ci_pipeline import events, intake, tokens
-from ci_pipeline.api import create_app
+from ci_pipeline import events
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake, tokens
+from ci_pipeline.receive.api import create_app
 from tests.helpers import ingest
 
 A, B = "galilee-foundation", "braude-college"

@@ -18,9 +18,9 @@ from typer.testing import Result
 
 from ci_pipeline import cli, demo
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
-from ci_pipeline.initiative import Initiative, load_initiative
-from ci_pipeline.periods import parse_period
-from ci_pipeline.template import template_frame
+from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.validate.template import template_frame
 from tests.helpers import as_json, flat, invoke
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -371,7 +371,8 @@ def test_submit_with_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> No
 @pytest.fixture
 def ingested(home: Path, settings: Settings, initiative: Initiative, tmp_path: Path) -> Settings:
     """Three submissions stored through the core path (no Prefect needed to list them)."""
-    from ci_pipeline import intake, store
+    from ci_pipeline import store
+    from ci_pipeline.receive import intake
 
     engine = store.make_engine(settings.resolved_database_url)
     intake.prepare_database(initiative, engine=engine)

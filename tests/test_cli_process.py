@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import cli, process, store
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 from tests.helpers import flat, invoke, ok_json
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 

@@ -15,7 +15,7 @@ import pytest
 from prefect.flows import load_flow_from_entrypoint
 
 from ci_pipeline import events
-from deployments.serve import (
+from ci_pipeline.serve.runner import (
     PREFECT_FILE,
     ROOT,
     TRIGGERS,

@@ -24,8 +24,8 @@ from ci_pipeline.detect import (
     two_proportion_p,
     worse,
 )
-from ci_pipeline.initiative import Direction, Initiative, Measure
-from ci_pipeline.periods import Period, parse_period, shift
+from ci_pipeline.model.initiative import Direction, Initiative, Measure
+from ci_pipeline.model.periods import Period, parse_period, shift
 
 HIGHER = Direction.higher_is_better
 LOWER = Direction.lower_is_better

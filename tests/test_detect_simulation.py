@@ -29,7 +29,7 @@ import pytest
 from scipy import stats
 
 from benchmarks.detection_rates import DESIGNS, SEED, Rate, Scenario, detection_rates
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 
 NULL_SERIES = 1000
 REGRESSED_SERIES = 150

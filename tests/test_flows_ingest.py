@@ -17,11 +17,12 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import State
 
-from ci_pipeline import intake, store
+from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
 from ci_pipeline.errors import InvalidPeriod
-from flows.ingest import ingest_submission
-from flows.runtime import in_process
+from ci_pipeline.flows.ingest import ingest_submission
+from ci_pipeline.flows.runtime import in_process
+from ci_pipeline.receive import intake
 from tests.helpers import read_run, run_flow, task_names, task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import Artifact
 
 from ci_pipeline import alert, demo
 from ci_pipeline.config import Settings
-from flows.notices import check_completeness, notify_quiet_intake, weekly_digest
+from ci_pipeline.flows.notices import check_completeness, notify_quiet_intake, weekly_digest
 from tests.helpers import artifact, read_run, run_flow, task_names
 from tests.test_notices import NOTICE_SETTINGS, build_demo_database, copy_demo
 

@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from ci_pipeline import alert, store
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import InvalidPeriod
-from ci_pipeline.initiative import Initiative
-from flows.process import process_period
-from flows.runtime import in_process
+from ci_pipeline.flows.process import process_period
+from ci_pipeline.flows.runtime import in_process
+from ci_pipeline.model.initiative import Initiative
 from tests.helpers import artifact, read_run, run_flow, task_runs
 from tests.helpers import task_names as all_task_names
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small

@@ -13,11 +13,11 @@ from urllib.parse import unquote, urlparse
 import polars as pl
 import pytest
 
-from ci_pipeline import gate, store
+from ci_pipeline import store
 from ci_pipeline.aggregate import expected_partners
-from ci_pipeline.detect import FINDING_SCHEMA
-from ci_pipeline.initiative import Initiative, Unit
-from ci_pipeline.periods import Period, parse_period, shift
+from ci_pipeline.detect import FINDING_SCHEMA, gate
+from ci_pipeline.model.initiative import Initiative, Unit
+from ci_pipeline.model.periods import Period, parse_period, shift
 
 LFP = "arab-women-lfp"  # proportion: a cell above 1
 STUDENTS = "starter-students-trained"  # count, max 200: cells above and below the range

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from ci_pipeline import events, inbox
+from ci_pipeline import events
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import inbox
 
 PARTNER = "nahf-council"
 SETTLE = 1.0

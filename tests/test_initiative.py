@@ -13,7 +13,7 @@ import yaml
 
 from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.errors import DefinitionError, UnknownPartner
-from ci_pipeline.initiative import (
+from ci_pipeline.model.initiative import (
     COMBINE_FOR_UNIT,
     Combine,
     GeoLevel,
@@ -25,7 +25,7 @@ from ci_pipeline.initiative import (
     measure_json_schema,
     normalise_name,
 )
-from ci_pipeline.periods import Periodicity
+from ci_pipeline.model.periods import Periodicity
 
 LOCALITIES = ["karmiel", "misgav", "majd-al-krum", "biina", "deir-al-asad", "nahf", "rameh"]
 FSG_DOMAINS = {

@@ -11,10 +11,11 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, text
 
-from ci_pipeline import demo, intake, store
+from ci_pipeline import demo, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import InvalidPeriod, UnknownPartner
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake
 from tests.helpers import ingest
 
 HEADER = "measure_id,geo_code,period,value"

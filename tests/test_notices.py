@@ -21,11 +21,12 @@ import pytest
 from sqlalchemy import Engine, text, update
 from sqlmodel import col
 
-from ci_pipeline import alert, demo, intake, notices, process, store
+from ci_pipeline import alert, demo, notices, process, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.errors import PipelineError
-from ci_pipeline.initiative import Initiative, load_initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus, IndicatorValue, Submission
 from tests.helpers import ingest
 from tests.test_process import ALERT_SETTINGS, Outbox, ingest_small

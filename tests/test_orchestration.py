@@ -29,10 +29,11 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import Engine
 
-from ci_pipeline import alert, demo, events, inbox, intake, process, store
+from ci_pipeline import alert, demo, events, process, store
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.initiative import Initiative
-from deployments.serve import runner_deployments, running
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import inbox, intake
+from ci_pipeline.serve.runner import runner_deployments, running
 from tests.helpers import ingest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from ci_pipeline.errors import InvalidPeriod
-from ci_pipeline.periods import (
+from ci_pipeline.model.periods import (
     CANONICAL_PATTERNS,
     Period,
     Periodicity,

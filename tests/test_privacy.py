@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from ci_pipeline import aggregate, privacy
-from ci_pipeline.initiative import TOTAL, Initiative
+from ci_pipeline import aggregate
+from ci_pipeline.aggregate import privacy
+from ci_pipeline.model.initiative import TOTAL, Initiative
 from tests.test_aggregate import CLUSTER, OBS_SCHEMA, measure_yaml, write_initiative
 
 Q = "2025-Q1"

@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 
-from ci_pipeline import alert, demo, intake, process, store
+from ci_pipeline import alert, demo, process, store
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus
 from tests.helpers import ingest
 

@@ -13,7 +13,7 @@ import xlsxwriter
 
 from ci_pipeline import read
 from ci_pipeline.errors import SubmissionRefused
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.read import (
     ROW,
     RawSubmission,

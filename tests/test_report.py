@@ -9,9 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ci_pipeline import read, report, validate
-from ci_pipeline.initiative import Initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline import read, validate
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.validate import report
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden" / "error_report.csv"

@@ -9,9 +9,9 @@ import pytest
 from prefect import flow
 from sqlalchemy import Engine
 
-from ci_pipeline import status
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.serve import status
 from tests.helpers import flat, ingest, invoke, ok_json
 
 
@@ -25,7 +25,7 @@ def _unused_port() -> int:
 def stored(
     tmp_path: Path, initiative: Initiative, settings: Settings, sqlite_engine: Engine
 ) -> Engine:
-    from ci_pipeline import intake
+    from ci_pipeline.receive import intake
 
     intake.prepare_database(initiative, engine=sqlite_engine)
     path = tmp_path / "fund.csv"

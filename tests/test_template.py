@@ -8,9 +8,10 @@ import fastexcel
 import polars as pl
 import pytest
 
-from ci_pipeline import read, template, validate
-from ci_pipeline.initiative import TOTAL, Initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline import read, validate
+from ci_pipeline.model.initiative import TOTAL, Initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.validate import template
 
 ARAB_LOCALITIES = ["majd-al-krum", "biina", "deir-al-asad", "nahf", "rameh"]
 ALL_LOCALITIES = ["karmiel", "misgav", *ARAB_LOCALITIES]

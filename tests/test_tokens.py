@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
-from ci_pipeline import tokens
-from ci_pipeline.cli_tokens import tokens_app
+from ci_pipeline.cli.tokens import tokens_app
 from ci_pipeline.errors import UnknownPartner
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import tokens
 
 FUND, STARTER = "galilee-foundation", "braude-college"
 

@@ -33,8 +33,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from ci_pipeline.initiative import TOTAL, Direction, Initiative, Measure, Unit
-from ci_pipeline.periods import Period, parse_period, shift
+from ci_pipeline.model.initiative import TOTAL, Direction, Initiative, Measure, Unit
+from ci_pipeline.model.periods import Period, parse_period, shift
 
 FINDING_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
     "kind": pl.Utf8,

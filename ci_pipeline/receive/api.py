@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from ci_pipeline import events, read, store, tokens
+from ci_pipeline import events, read, store
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import (
     ConcurrentSubmission,
@@ -40,8 +40,9 @@ from ci_pipeline.errors import (
     SubmissionRefused,
     UnknownPartner,
 )
-from ci_pipeline.initiative import Initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive import tokens
 
 #: Pipeline errors as HTTP statuses (the most specific class wins; anything else is 400).
 ERROR_STATUS: dict[type[PipelineError], int] = {

@@ -16,8 +16,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ci_pipeline import alert, events, process
-from flows.runtime import RETRYING, context, tag_run
-from flows.runtime import passthrough as quote
+from ci_pipeline.flows.runtime import RETRYING, context, tag_run
+from ci_pipeline.flows.runtime import passthrough as quote
 
 refresh = task(name="refresh-indicators", **RETRYING)(process.refresh_indicators)
 judge = task(name="gate-and-detect", **RETRYING)(process.judge)

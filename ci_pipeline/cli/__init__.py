@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ci_pipeline import store
-from ci_pipeline.cli_tokens import tokens_app
+from ci_pipeline.cli.tokens import tokens_app
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import DefinitionError, PipelineError
-from ci_pipeline.initiative import Initiative, load_initiative, measure_json_schema
+from ci_pipeline.model.initiative import Initiative, load_initiative, measure_json_schema
 
 app = typer.Typer(
     help="Shared measurement for a Collective Impact initiative: validate partner files, "
@@ -131,7 +131,7 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
 @handle_errors
 def init(json_out: JsonOpt = False) -> None:
     """Create the database and load the initiative's definitions into it (safe to run again)."""
-    from ci_pipeline.intake import prepare_database
+    from ci_pipeline.receive.intake import prepare_database
 
     settings, initiative = _context()
     changes = prepare_database(initiative, engine=_engine(settings))
@@ -287,8 +287,8 @@ def template(
     ] = "",
 ) -> None:
     """Write the rows a partner is expected to fill for a period: a data-entry form as a file."""
-    from ci_pipeline.periods import parse_period
-    from ci_pipeline.template import template_frame, write_table
+    from ci_pipeline.model.periods import parse_period
+    from ci_pipeline.validate.template import template_frame, write_table
 
     _, initiative = _context()
     fmt = (fmt or output.suffix.lstrip(".") or "csv").lower()
@@ -343,10 +343,10 @@ def submit(
 ) -> None:
     """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
 
-    from ci_pipeline.intake import Receipt
-    from ci_pipeline.periods import parse_period
-    from flows.ingest import ingest_submission
-    from flows.runtime import in_process
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process
+    from ci_pipeline.model.periods import parse_period
+    from ci_pipeline.receive.intake import Receipt
 
     _, initiative = _context()
     initiative.partner(partner)  # the caller's mistakes are told before a flow starts
@@ -463,7 +463,7 @@ def demo(
     """Generate the sample initiative's 24 months of files, ingest them, and process the period:
     indicators, the quality gate, regression detection and alert delivery."""
     from ci_pipeline.demo import DEMO_AS_OF, generate
-    from ci_pipeline.intake import Receipt, prepare_database
+    from ci_pipeline.receive.intake import Receipt, prepare_database
 
     settings, initiative = _context()
     held_keys = {tuple(h.split(":", 1)) for h in hold or []}
@@ -487,9 +487,9 @@ def demo(
         raise PipelineError(
             f"--hold: the demo has no file for {', '.join(':'.join(k) for k in sorted(missing))}"
         )
-    from flows.ingest import ingest_submission
-    from flows.process import process_period
-    from flows.runtime import in_process
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.process import process_period
+    from ci_pipeline.flows.runtime import in_process
 
     receipts: list[Receipt] = []
     with out.status("Starting a local Prefect server…") as status, in_process():
@@ -579,8 +579,8 @@ app.add_typer(alerts_app, name="alerts")
 
 
 def _run_process(period: str | None, as_of: Any, full: bool) -> dict[str, Any]:
-    from flows.process import process_period
-    from flows.runtime import in_process
+    from ci_pipeline.flows.process import process_period
+    from ci_pipeline.flows.runtime import in_process
 
     with in_process():
         return process_period(period=period, as_of=as_of, full=full)
@@ -640,7 +640,7 @@ def process(
     json_out: JsonOpt = False,
 ) -> None:
     """Aggregate indicators, run the quality gate, detect regressions and deliver alerts."""
-    from ci_pipeline.periods import parse_period
+    from ci_pipeline.model.periods import parse_period
 
     if period is not None:
         parse_period(period)  # told before a flow starts
@@ -652,8 +652,8 @@ def process(
 
 
 def _indicator_rows(frame: Any, initiative: Initiative) -> list[dict[str, Any]]:
+    from ci_pipeline.aggregate.privacy import mask
     from ci_pipeline.detect import format_value
-    from ci_pipeline.privacy import mask
 
     rows = mask(frame).to_dicts()
     for r in rows:
@@ -681,7 +681,7 @@ def indicators(
     json_out: JsonOpt = False,
 ) -> None:
     """Population-level indicators by geography and period; small cells are suppressed."""
-    from ci_pipeline.privacy import mask
+    from ci_pipeline.aggregate.privacy import mask
 
     settings, initiative = _context()
     frame = store.read_indicators(
@@ -782,8 +782,8 @@ def serve(
     """Run the pipeline on this machine until Ctrl-C: a local Prefect server (or the one in
     PREFECT_API_URL), every deployment of deployments/prefect.yaml with its triggers and
     schedules, the inbox watcher and the intake API."""
-    from deployments.serve import Addresses
-    from deployments.serve import serve as run
+    from ci_pipeline.serve.runner import Addresses
+    from ci_pipeline.serve.runner import serve as run
 
     settings, initiative = _context()
 
@@ -811,7 +811,7 @@ def status(
     """Recent submissions, recent flow runs (from the Prefect API) and open alerts."""
     from dataclasses import asdict
 
-    from ci_pipeline.status import snapshot
+    from ci_pipeline.serve.status import snapshot
 
     settings = get_settings()
     snap = snapshot(settings, engine=_engine(settings), limit=limit)

@@ -24,8 +24,8 @@ from pathlib import Path
 import polars as pl
 
 from ci_pipeline.errors import SubmissionRefused
-from ci_pipeline.initiative import TOTAL, Initiative, normalise_name
-from ci_pipeline.periods import canonical_period
+from ci_pipeline.model.initiative import TOTAL, Initiative, normalise_name
+from ci_pipeline.model.periods import canonical_period
 
 ROW = "_row"  # the row number as the partner sees it (spreadsheet row / CSV line)
 KEY_COLUMNS = ["measure_id", "geo_code", "period"]

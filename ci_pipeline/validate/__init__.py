@@ -16,8 +16,8 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 from pandera.errors import SchemaErrors
 
-from ci_pipeline.initiative import TOTAL, Initiative, Unit
-from ci_pipeline.periods import CANONICAL_PATTERNS, Period, period_end, period_start
+from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
+from ci_pipeline.model.periods import CANONICAL_PATTERNS, Period, period_end, period_start
 from ci_pipeline.read import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW, RawSubmission
 
 #: Tolerance when a partner gives both a proportion's value and its numerator/denominator.

@@ -34,7 +34,7 @@ from apprise.decorators import notify
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage, utcnow
 
 FILE_SCHEME = "cifile"
@@ -209,7 +209,7 @@ def recovered(
     reported: pl.DataFrame | None,
 ) -> bool:
     """Whether an open alert no longer holds, given what this run judged and found."""
-    from ci_pipeline.periods import parse_period
+    from ci_pipeline.model.periods import parse_period
 
     period = judged.get(alert.measure_id)
     if period is None:

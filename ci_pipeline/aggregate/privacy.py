@@ -19,7 +19,7 @@ import polars as pl
 from scipy.optimize import linprog
 
 from ci_pipeline.aggregate import split_disaggregation
-from ci_pipeline.initiative import TOTAL, Initiative, Unit
+from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
 
 PRIMARY = "small_cell"
 COMPLEMENTARY = "complementary"

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import polars as pl
 
-from ci_pipeline.initiative import Initiative, Unit
-from ci_pipeline.periods import Period, shift
-from ci_pipeline.privacy import mask
+from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.model.initiative import Initiative, Unit
+from ci_pipeline.model.periods import Period, shift
 
 #: A cell that moves by more than this factor from one period to the next is a likely
 #: data-entry error (a figure typed in the wrong unit, a misplaced digit), not a trend.

@@ -15,13 +15,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from ci_pipeline import events, intake
+from ci_pipeline import events
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.initiative import Initiative, load_initiative
+from ci_pipeline.flows.runtime import passthrough as quote
+from ci_pipeline.flows.runtime import tag_run, worth_retrying
+from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.receive import intake
 from ci_pipeline.store import NewSubmission, make_engine
 from ci_pipeline.validate import ValidationResult
-from flows.runtime import passthrough as quote
-from flows.runtime import tag_run, worth_retrying
 
 RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
 

@@ -26,7 +26,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ci_pipeline.aggregate import INDICATOR_SCHEMA as AGGREGATE_SCHEMA
 from ci_pipeline.errors import ConcurrentSubmission, DefinitionError
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 
 
 def utcnow() -> datetime:
@@ -200,7 +200,7 @@ def make_engine(url: str) -> Engine:
 
 def create_schema(*, engine: Engine) -> None:
     """Create the tables that do not exist yet."""
-    from ci_pipeline import tokens  # noqa: F401  (registers api_token; tokens imports store)
+    from ci_pipeline.receive import tokens  # noqa: F401  (registers api_token; tokens imports store)
 
     SQLModel.metadata.create_all(engine)
 

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ci_pipeline.errors import DefinitionError, InvalidPeriod
-from ci_pipeline.periods import Periodicity, parse_period
+from ci_pipeline.model.periods import Periodicity, parse_period
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 TOTAL = "total"

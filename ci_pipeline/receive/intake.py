@@ -1,7 +1,7 @@
 """One submission, end to end through read → validate → store: the steps the ingest flow runs.
 
 Each function is one step with its I/O at the edge (the settings, initiative and engine are
-passed in), so the Prefect flow in ``flows/ingest.py`` only wires them, and tests can call them
+passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests can call them
 directly.
 """
 
@@ -16,11 +16,12 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from ci_pipeline import read, report, store, validate
+from ci_pipeline import read, store, validate
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import SubmissionRefused
-from ci_pipeline.initiative import Initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.validate import report
 
 #: Issues shown in a receipt; the report file has them all.
 RECEIPT_ISSUES = 20

@@ -33,10 +33,11 @@ from prefect.schedules import Cron, Interval, Schedule
 from pydantic import TypeAdapter
 
 from ci_pipeline.config import Settings
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 
-ROOT = Path(__file__).resolve().parents[1]
-PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
+#: The checkout the deployments' entrypoints are relative to (as ``prefect deploy`` reads them).
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
 #: waits up to this long (Prefect's default is 10 s).
@@ -270,7 +271,8 @@ def serve(
     with_inbox: bool = True,
 ) -> None:
     """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down."""
-    from ci_pipeline import api, events, inbox, intake, store
+    from ci_pipeline import events, store
+    from ci_pipeline.receive import api, inbox, intake
 
     engine = store.make_engine(settings.resolved_database_url)
     intake.prepare_database(initiative, engine=engine)

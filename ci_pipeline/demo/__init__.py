@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ci_pipeline.initiative import TOTAL, Initiative, Measure, Unit
-from ci_pipeline.periods import Period, Periodicity, parse_period, periods_in
-from ci_pipeline.template import expected_rows
+from ci_pipeline.model.initiative import TOTAL, Initiative, Measure, Unit
+from ci_pipeline.model.periods import Period, Periodicity, parse_period, periods_in
+from ci_pipeline.validate.template import expected_rows
 
 FIRST_MONTH = parse_period("2024-01")
 MONTHS = 24

@@ -16,10 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
-from ci_pipeline import store, tokens
+from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import PipelineError
-from ci_pipeline.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.receive import tokens
 
 tokens_app = typer.Typer(
     help="Partners' API tokens for the intake API: issue, revoke, list.", no_args_is_help=True

@@ -14,7 +14,7 @@ import itertools
 
 import polars as pl
 
-from ci_pipeline.initiative import TOTAL, Combine, GeoLevel, Initiative
+from ci_pipeline.model.initiative import TOTAL, Combine, GeoLevel, Initiative
 
 #: The indicator table's columns, in order.
 INDICATOR_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {

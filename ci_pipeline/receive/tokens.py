@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from ci_pipeline.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import utcnow
 
 SECRET_PREFIX = "cip_"

@@ -17,8 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ci_pipeline import notices
-from flows.runtime import RETRYING, context
-from flows.runtime import passthrough as quote
+from ci_pipeline.flows.runtime import RETRYING, context
+from ci_pipeline.flows.runtime import passthrough as quote
 
 find_late = task(name="find-late-partners", **RETRYING)(notices.late_partners)
 remind = task(name="send-reminders", cache_policy=NO_CACHE)(notices.notify_late)

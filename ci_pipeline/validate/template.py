@@ -12,8 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ci_pipeline.initiative import TOTAL, Initiative
-from ci_pipeline.periods import Period, periods_in
+from ci_pipeline.model.initiative import TOTAL, Initiative
+from ci_pipeline.model.periods import Period, periods_in
 from ci_pipeline.read import NUMBER_COLUMNS
 
 

@@ -39,8 +39,8 @@ from typing import Any
 from ci_pipeline import events
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import InvalidPeriod
-from ci_pipeline.initiative import Initiative
-from ci_pipeline.periods import parse_period
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.periods import parse_period
 from ci_pipeline.read import FORMATS
 
 logger = logging.getLogger(__name__)

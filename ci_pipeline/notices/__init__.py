@@ -36,8 +36,8 @@ from ci_pipeline import detect, process, store
 from ci_pipeline.alert import Sender, apprise_sender, file_channel, redact_channel
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
-from ci_pipeline.initiative import GeoLevel, Initiative, Measure, Partner
-from ci_pipeline.periods import Period, period_containing, period_start, shift
+from ci_pipeline.model.initiative import GeoLevel, Initiative, Measure, Partner
+from ci_pipeline.model.periods import Period, period_containing, period_start, shift
 from ci_pipeline.store import Alert, AlertStatus, IndicatorValue, Submission
 
 #: One row per late (partner, measure, period): what :func:`late_partners` returns.
