@@ -27,6 +27,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
 from ci_pipeline import store
+from ci_pipeline.clock import utcnow
 from ci_pipeline.config import get_settings
 from ci_pipeline.model.initiative import load_initiative
 from ci_pipeline.receive import intake
@@ -198,7 +199,7 @@ def orm_baseline(engine: Engine, sample: int = 20_000) -> float:
             file_name="x",
             file_format="csv",
             status="rejected",
-            received_at=store.utcnow(),
+            received_at=utcnow(),
         )
         session.add(sub)
         session.flush()

@@ -71,7 +71,7 @@ def main() -> None:
     for name in ("CI_PIPELINE_DATABASE_URL", "CI_PIPELINE_ALERT_URLS", "CI_PIPELINE_ENGINEER_URLS"):
         os.environ.pop(name, None)
 
-    from ci_pipeline import alert, demo, process, store
+    from ci_pipeline import aggregate, alert, demo, detect, store
     from ci_pipeline.config import get_settings
     from ci_pipeline.model.initiative import load_initiative
     from ci_pipeline.receive import intake
@@ -104,9 +104,9 @@ def main() -> None:
     def process_direct() -> None:
         engine = store.make_engine(settings.resolved_database_url)
         try:
-            process.refresh_indicators(initiative, engine=engine)
-            judgement = process.judge(initiative, engine=engine, settings=settings, as_of=today)
-            process.record_alerts(judgement, initiative, settings=settings, engine=engine)
+            aggregate.refresh_indicators(initiative, engine=engine)
+            judgement = detect.judge(initiative, engine=engine, settings=settings, as_of=today)
+            alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
             alert.deliver(engine=engine)
         finally:
             engine.dispose()

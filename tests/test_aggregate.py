@@ -14,8 +14,9 @@ import yaml
 from polars.testing import assert_frame_equal
 from sqlalchemy import Engine, text
 
-from ci_pipeline import aggregate, demo, process, store
+from ci_pipeline import aggregate, demo, store
 from ci_pipeline.config import Settings
+from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import TOTAL, Initiative, load_initiative
 from ci_pipeline.receive import intake
 
@@ -468,7 +469,7 @@ def test_each_slice_depends_on_its_own_rows_only(tiny: Initiative) -> None:
     for period, part in (("2025-Q1", q1), ("2025-Q2", q2)):
         alone = aggregate.aggregate(part, tiny)
         assert_frame_equal(both.filter(pl.col("period") == period), alone)
-    assert aggregate.aggregate(q1.clear(), tiny).columns == list(aggregate.INDICATOR_SCHEMA)
+    assert aggregate.aggregate(q1.clear(), tiny).columns == list(frames.INDICATOR_SCHEMA)
 
 
 # --- incremental refresh equals a full rebuild -----------------------------------------------
@@ -557,13 +558,13 @@ def test_incremental_refresh_equals_a_full_rebuild(
             touched = slices_of(engine, *superseded)
             assert touched == [("below-min-wage-share", "2025-Q3")]
             assert store.stale_slices(ini, engine=engine) == touched
-        refreshed = process.refresh_indicators(initiative, engine=engine)
+        refreshed = aggregate.refresh_indicators(initiative, engine=engine)
         if revision:
             assert refreshed.slices == touched
         assert store.stale_slices(ini, engine=engine) == []
     assert {"accepted", "rejected", "duplicate"} <= set(statuses)
     assert superseded is not None
-    assert process.refresh_indicators(initiative, engine=engine) == process.Refreshed([], 0)
+    assert aggregate.refresh_indicators(initiative, engine=engine) == aggregate.Refreshed([], 0)
 
     incremental = store.read_indicators(ini, engine=engine)
     assert incremental.height > 500
@@ -574,12 +575,12 @@ def test_incremental_refresh_equals_a_full_rebuild(
 
     # Rebuilt over the stored cells, then from nothing: the same table (every column exactly;
     # floats up to the order a database returns rows in, which a weighted mean sums in).
-    process.refresh_indicators(initiative, engine=engine, full=True)
+    aggregate.refresh_indicators(initiative, engine=engine, full=True)
     assert_same(store.read_indicators(ini, engine=engine), incremental)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM indicator_value"))
     assert store.stale_slices(ini, engine=engine) == store.all_slices(ini, engine=engine)
-    process.refresh_indicators(initiative, engine=engine, full=True)
+    aggregate.refresh_indicators(initiative, engine=engine, full=True)
     assert_same(store.read_indicators(ini, engine=engine), incremental)
 
 
@@ -594,7 +595,7 @@ def test_a_slice_whose_last_submission_stops_counting_is_emptied(
     receipt = ingest(demo.DemoFile("a", Q, path), initiative=tiny, settings=settings, engine=engine)
     assert receipt.status == "accepted", receipt.first_issues
     assert store.stale_slices(ini, engine=engine) == [("plain", Q)]
-    process.refresh_indicators(tiny, engine=engine)
+    aggregate.refresh_indicators(tiny, engine=engine)
     assert set(store.read_indicators(ini, engine=engine)["lineage"]) == {str(receipt.submission_id)}
 
     with engine.begin() as conn:
@@ -603,6 +604,6 @@ def test_a_slice_whose_last_submission_stops_counting_is_emptied(
             {"id": receipt.submission_id},
         )
     assert store.stale_slices(ini, engine=engine) == [("plain", Q)]
-    assert process.refresh_indicators(tiny, engine=engine).rows == 0
+    assert aggregate.refresh_indicators(tiny, engine=engine).rows == 0
     assert store.read_indicators(ini, engine=engine).is_empty()
     assert store.stale_slices(ini, engine=engine) == []

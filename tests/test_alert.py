@@ -143,7 +143,7 @@ def test_one_alert_per_key_and_reruns_never_duplicate(
 
     stored = by_key(engine)
     assert set(stored) == {STEP, DRIFT, LATE}
-    assert sorted(first.new) == sorted(alert._id(a) for a in stored.values())
+    assert sorted(first.new) == sorted(alert.alert_id(a) for a in stored.values())
     assert (first.updated, first.resolved) == ([], [])
     step = stored[STEP]
     assert step.status == AlertStatus.open
@@ -505,7 +505,7 @@ def test_a_crash_before_the_outcome_is_recorded_loses_nothing(
         raise SystemExit("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(alert.Session, "commit", crash)
+        patch.setattr(Session, "commit", crash)
         with pytest.raises(SystemExit):
             alert.deliver(engine=engine, sender=sender, now=T0)
     assert len(sender.calls) == 1

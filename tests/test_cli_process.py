@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from ci_pipeline import cli, process, store
+from ci_pipeline import aggregate, alert, cli, detect, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from tests.helpers import flat, invoke, ok_json
@@ -40,15 +40,15 @@ def small(
 @pytest.fixture
 def computed(small: Engine, initiative: Initiative) -> Engine:
     """... with its indicators computed (no Prefect needed)."""
-    process.refresh_indicators(initiative, engine=small)
+    aggregate.refresh_indicators(initiative, engine=small)
     return small
 
 
 @pytest.fixture
 def alerted(computed: Engine, initiative: Initiative, settings: Settings) -> Engine:
     """... and judged, its alerts recorded (no Prefect needed)."""
-    judgement = process.judge(initiative, engine=computed, settings=settings, as_of=SMALL_AS_OF)
-    process.record_alerts(judgement, initiative, settings=settings, engine=computed)
+    judgement = detect.judge(initiative, engine=computed, settings=settings, as_of=SMALL_AS_OF)
+    alert.record_alerts(judgement, initiative, settings=settings, engine=computed)
     return computed
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from ci_pipeline import detect, store
+from ci_pipeline import detect
 from ci_pipeline.detect import (
     benjamini_hochberg,
     due_date,
@@ -24,6 +24,7 @@ from ci_pipeline.detect import (
     two_proportion_p,
     worse,
 )
+from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import Direction, Initiative, Measure
 from ci_pipeline.model.periods import Period, parse_period, shift
 
@@ -38,7 +39,7 @@ KURKUM = "kurkum-women-employed"  # count, monthly, reported by kurkum only
 CLUSTER = "beit-hakerem"
 Q4 = "2025-Q4"
 
-INDICATOR_SCHEMA = store.INDICATOR_SCHEMA  # the stored indicator table's columns
+INDICATOR_SCHEMA = frames.STORED_INDICATOR_SCHEMA  # the stored indicator table's columns
 
 
 def phi(z: float) -> float:

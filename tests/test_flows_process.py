@@ -86,7 +86,7 @@ def test_process_period_aggregates_detects_and_delivers(
     assert {f["measure_id"] for f in detected["gate_failures"]} == {"starter-students-trained"}
     assert detected["data_docs"]
     assert detected["findings"] == len(stored_alerts) == len(detected["new_alerts"])
-    assert sorted(detected["new_alerts"]) == sorted(alert._id(a) for a in stored_alerts)
+    assert sorted(detected["new_alerts"]) == sorted(alert.alert_id(a) for a in stored_alerts)
     assert detected["resolved_alerts"] == []
     assert detected["queued"] == len(stored_alerts)
     assert sorted((d["channel"], d["ok"], d["error"]) for d in delivered) == sorted(

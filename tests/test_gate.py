@@ -13,9 +13,9 @@ from urllib.parse import unquote, urlparse
 import polars as pl
 import pytest
 
-from ci_pipeline import store
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.detect import FINDING_SCHEMA, gate
+from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import Initiative, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
 
@@ -37,7 +37,7 @@ MAX_RULE = "value at or below the measure's maximum (proportions within [0, 1])"
 MIN_RULE = "value at or above the measure's minimum"
 COVERAGE_RULE = "coverage at or above the measure's minimum"
 JUMP_RULE = "no jump of more than 10x from the period before"
-SCHEMA = store.INDICATOR_SCHEMA  # the stored indicator table's columns
+SCHEMA = frames.STORED_INDICATOR_SCHEMA  # the stored indicator table's columns
 USUAL = {Unit.proportion: 0.3, Unit.count: 20.0, Unit.amount: 1_000_000.0, Unit.score: 3.8}
 
 

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, text, update
 from sqlmodel import col
 
-from ci_pipeline import alert, demo, notices, process, store
+from ci_pipeline import aggregate, alert, demo, detect, notices, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative, load_initiative
@@ -79,11 +79,11 @@ def build_demo_database(folder: Path) -> Path:
                 settings=settings,
                 engine=engine,
             )
-        process.refresh_indicators(initiative, engine=engine)
-        judgement = process.judge(
+        aggregate.refresh_indicators(initiative, engine=engine)
+        judgement = detect.judge(
             initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF
         )
-        process.record_alerts(judgement, initiative, settings=settings, engine=engine)
+        alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
         with engine.begin() as conn:
             conn.execute(update(Submission).values(received_at=RECEIVED))
             conn.execute(update(IndicatorValue).values(computed_at=COMPUTED))
@@ -450,7 +450,7 @@ def test_the_digest_of_the_demo_week(
 
     # The cluster headline of the indicators updated: as a run's headline shows it.
     indicators = store.read_indicators(initiative.info.id, engine=demo_engine)
-    head = process.headline(indicators, initiative, {"arab-women-lfp": "2025-Q4"})
+    head = aggregate.headline(indicators, initiative, {"arab-women-lfp": "2025-Q4"})
     [cluster] = head.filter(pl.col("geo_code") == "beit-hakerem").to_dicts()
     value = f"{cluster['value'] * 100:.1f}%"
     assert (

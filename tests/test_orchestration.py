@@ -29,7 +29,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import Engine
 
-from ci_pipeline import alert, demo, events, process, store
+from ci_pipeline import aggregate, alert, demo, events, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import inbox, intake
@@ -78,7 +78,7 @@ def served(
                 ingest(
                     path, partner, period, initiative=initiative, settings=settings, engine=engine
                 )
-        process.refresh_indicators(initiative, engine=engine)
+        aggregate.refresh_indicators(initiative, engine=engine)
         with running(runner_deployments(), poll_seconds=0.5):
             yield Served(settings, initiative, engine, files)
         engine.dispose()
@@ -207,7 +207,7 @@ def test_a_burst_of_accepted_events_for_one_period_coalesces(served: Served) -> 
 
     assert store.stale_slices(served.initiative.info.id, engine=served.engine) == []
     incremental = store.read_indicators(served.initiative.info.id, engine=served.engine)
-    process.refresh_indicators(served.initiative, engine=served.engine, full=True)
+    aggregate.refresh_indicators(served.initiative, engine=served.engine, full=True)
     rebuilt = store.read_indicators(served.initiative.info.id, engine=served.engine)
     key = ["measure_id", "geo_code", "disaggregation", "period"]
     assert incremental.sort(key).equals(rebuilt.sort(key)), pl.concat(

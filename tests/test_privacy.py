@@ -23,6 +23,7 @@ from scipy.optimize import linprog
 
 from ci_pipeline import aggregate
 from ci_pipeline.aggregate import privacy
+from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import TOTAL, Initiative
 from tests.test_aggregate import CLUSTER, OBS_SCHEMA, measure_yaml, write_initiative
 
@@ -78,7 +79,7 @@ def table(cells: list[Cell], period: str = Q) -> pl.DataFrame:
         }
         for m, g, d, v, n, den in cells
     ]
-    return pl.DataFrame(rows, schema=aggregate.INDICATOR_SCHEMA)
+    return pl.DataFrame(rows, schema=frames.INDICATOR_SCHEMA)
 
 
 def hidden(result: pl.DataFrame) -> dict[tuple[str, str], str]:

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 
-from ci_pipeline import alert, demo, process, store
+from ci_pipeline import aggregate, alert, demo, detect, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
@@ -140,11 +140,11 @@ def test_the_demo_finds_exactly_what_it_injected(
     # Kurkum's last quarter never arrives.
     assert not any(f.partner_id == "kurkum" and f.period == "2025-Q4" for f in files)
 
-    refreshed = process.refresh_indicators(initiative, engine=engine)
+    refreshed = aggregate.refresh_indicators(initiative, engine=engine)
     assert refreshed.rows > 0 and refreshed.slices
-    assert process.refresh_indicators(initiative, engine=engine).slices == []  # nothing stale
+    assert aggregate.refresh_indicators(initiative, engine=engine).slices == []  # nothing stale
 
-    judgement = process.judge(initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF)
+    judgement = detect.judge(initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF)
     assert judgement.gate.success, judgement.gate.failures
     assert judgement.gate.failed_measures == set()
     assert judgement.judged["arab-women-lfp"] == "2025-Q4"
@@ -156,9 +156,7 @@ def test_the_demo_finds_exactly_what_it_injected(
     assert found == INJECTED
     assert judgement.findings.height == 3
 
-    recorded, queued = process.record_alerts(
-        judgement, initiative, settings=settings, engine=engine
-    )
+    recorded, queued = alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
     assert len(recorded.new) == 3 and recorded.updated == recorded.resolved == []
     assert queued == 3
     stored = alert.list_alerts(engine=engine)
@@ -176,10 +174,10 @@ def test_the_demo_finds_exactly_what_it_injected(
     assert "Nahf" in body and "Karmiel" in body and "Kurkum" in body
 
     # The same run again: nothing new is recorded, queued or sent.
-    again = process.judge(initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF)
-    recorded, queued = process.record_alerts(again, initiative, settings=settings, engine=engine)
+    again = detect.judge(initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF)
+    recorded, queued = alert.record_alerts(again, initiative, settings=settings, engine=engine)
     assert recorded.new == [] and recorded.resolved == []
-    assert sorted(recorded.updated) == sorted(alert._id(a) for a in stored)
+    assert sorted(recorded.updated) == sorted(alert.alert_id(a) for a in stored)
     assert queued == 0
     assert alert.deliver(engine=engine, sender=sender) == []
     assert len(sender.calls) == 1
@@ -192,7 +190,7 @@ def test_the_demo_finds_exactly_what_it_injected(
 def test_refresh_recomputes_only_the_slices_a_new_file_touches(
     small: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
 ) -> None:
-    first = process.refresh_indicators(initiative, engine=small)
+    first = aggregate.refresh_indicators(initiative, engine=small)
     assert sorted(first.slices) == [
         ("new-resources-nis", "2025-Q1"),
         ("new-resources-nis", "2025-Q2"),
@@ -201,7 +199,7 @@ def test_refresh_recomputes_only_the_slices_a_new_file_touches(
         ("starter-students-trained", "2025-03"),
     ]
     assert first.rows == store.read_indicators(initiative.info.id, engine=small).height
-    assert process.refresh_indicators(initiative, engine=small) == process.Refreshed([], 0)
+    assert aggregate.refresh_indicators(initiative, engine=small) == aggregate.Refreshed([], 0)
 
     path = tmp_path / "fund_q3.csv"
     path.write_text(
@@ -217,18 +215,18 @@ def test_refresh_recomputes_only_the_slices_a_new_file_touches(
         engine=small,
     )
     assert receipt.status == "accepted"
-    assert process.refresh_indicators(initiative, engine=small).slices == [
+    assert aggregate.refresh_indicators(initiative, engine=small).slices == [
         ("new-resources-nis", "2025-Q3")
     ]
-    assert len(process.refresh_indicators(initiative, engine=small, full=True).slices) == 6
+    assert len(aggregate.refresh_indicators(initiative, engine=small, full=True).slices) == 6
 
 
 def test_judging_the_small_dataset(
     small: Engine, initiative: Initiative, settings: Settings
 ) -> None:
-    process.refresh_indicators(initiative, engine=small)
+    aggregate.refresh_indicators(initiative, engine=small)
 
-    judgement = process.judge(initiative, engine=small, settings=settings, as_of=SMALL_AS_OF)
+    judgement = detect.judge(initiative, engine=small, settings=settings, as_of=SMALL_AS_OF)
 
     assert judgement.judged["new-resources-nis"] == "2025-Q2"
     assert judgement.judged["starter-students-trained"] == "2025-03"
@@ -241,7 +239,7 @@ def test_judging_the_small_dataset(
     assert kinds["quality"] == 1
 
     # Judging an earlier period.
-    earlier = process.judge(
+    earlier = detect.judge(
         initiative, engine=small, settings=settings, period="2025-Q1", as_of=SMALL_AS_OF
     )
     assert earlier.judged["new-resources-nis"] == "2025-Q1"
@@ -253,28 +251,28 @@ def test_judging_an_empty_database_finds_nothing(
 ) -> None:
     """``process`` before any file arrived (or for a period with no data) is not a crash."""
     intake.prepare_database(initiative, engine=sqlite_engine)
-    assert process.refresh_indicators(initiative, engine=sqlite_engine) == process.Refreshed([], 0)
-
-    judgement = process.judge(
-        initiative, engine=sqlite_engine, settings=settings, as_of=SMALL_AS_OF
+    assert aggregate.refresh_indicators(initiative, engine=sqlite_engine) == aggregate.Refreshed(
+        [], 0
     )
+
+    judgement = detect.judge(initiative, engine=sqlite_engine, settings=settings, as_of=SMALL_AS_OF)
 
     assert judgement.judged == {}
     assert judgement.findings.is_empty()
     assert judgement.gate.success
-    recorded, queued = process.record_alerts(
+    recorded, queued = alert.record_alerts(
         judgement, initiative, settings=settings, engine=sqlite_engine
     )
     assert (recorded.new, queued) == ([], 0)
     indicators = store.read_indicators(initiative.info.id, engine=sqlite_engine)
-    assert process.headline(indicators, initiative, judgement.judged).is_empty()
+    assert aggregate.headline(indicators, initiative, judgement.judged).is_empty()
 
 
 def test_judging_a_period_without_data_finds_nothing(
     small: Engine, initiative: Initiative, settings: Settings
 ) -> None:
-    process.refresh_indicators(initiative, engine=small)
-    judgement = process.judge(
+    aggregate.refresh_indicators(initiative, engine=small)
+    judgement = detect.judge(
         initiative, engine=small, settings=settings, period="2030", as_of=SMALL_AS_OF
     )
     assert judgement.judged == {}
@@ -282,7 +280,7 @@ def test_judging_a_period_without_data_finds_nothing(
 
 
 def test_routing_defaults_to_the_local_files(settings: Settings) -> None:
-    routing = process.routing(settings)
+    routing = alert.routing(settings)
     assert routing.backbone == [alert.file_channel(settings.alerts_file)]
     assert routing.engineers == [alert.file_channel(settings.engineers_file)]
     configured = settings.model_copy(
@@ -292,7 +290,7 @@ def test_routing_defaults_to_the_local_files(settings: Settings) -> None:
             "alert_routes": {"employment": ["json://wg.example.org"]},
         }
     )
-    routing = process.routing(configured)
+    routing = alert.routing(configured)
     assert (routing.backbone, routing.engineers, routing.routes) == (
         ["json://backbone.example.org"],
         ["json://engineers.example.org"],
@@ -332,7 +330,7 @@ def test_headline_masks_suppressed_cells(initiative: Initiative) -> None:
     )
     judged = {"arab-women-lfp": "2025-Q4", "starter-students-trained": "2025-12"}
 
-    table = process.headline(indicators, initiative, judged)
+    table = aggregate.headline(indicators, initiative, judged)
 
     assert table.columns == [
         "measure_id",
@@ -358,8 +356,8 @@ def test_changed_definitions_recompute_every_slice(
     small: Engine, initiative: Initiative, settings: Settings
 ) -> None:
     """A larger minimum cell size must reach cells already published, not only new files."""
-    process.refresh_indicators(initiative, engine=small)
-    assert process.refresh_indicators(initiative, engine=small).slices == []
+    aggregate.refresh_indicators(initiative, engine=small)
+    assert aggregate.refresh_indicators(initiative, engine=small).slices == []
     starter = initiative.measures["starter-students-trained"]
     stricter = initiative.model_copy(
         update={
@@ -371,9 +369,9 @@ def test_changed_definitions_recompute_every_slice(
         }
     )
 
-    again = process.refresh_indicators(stricter, engine=small)
+    again = aggregate.refresh_indicators(stricter, engine=small)
 
     assert len(again.slices) == 5  # every slice, though no file changed
     cells = store.read_indicators(initiative.info.id, engine=small, measure_id=starter.id)
     assert cells.height > 0 and cells["suppressed"].all()
-    assert process.refresh_indicators(stricter, engine=small).slices == []
+    assert aggregate.refresh_indicators(stricter, engine=small).slices == []

@@ -27,6 +27,7 @@ from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.errors import ConcurrentSubmission, DefinitionError
 from ci_pipeline.model.initiative import Initiative, load_initiative
 from ci_pipeline.store import Status, Submission
+from ci_pipeline.store import submissions as store_submissions
 
 OBS_SCHEMA: dict[str, Any] = {
     "source_row": pl.Int64,
@@ -207,13 +208,13 @@ def test_store_accepted_writes_every_row_through_the_bulk_path(
     synced: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    bulk = store._bulk_insert
+    bulk = store_submissions.bulk_insert_observations
 
     def spy(conn: Connection, frame: pl.DataFrame) -> None:
         calls.append(frame.height)
         bulk(conn, frame)
 
-    monkeypatch.setattr(store, "_bulk_insert", spy)
+    monkeypatch.setattr(store_submissions, "bulk_insert_observations", spy)
     rows: list[Row] = [
         ("new-resources-nis", "beit-hakerem", "2025-Q1", "total", None, None, 250000.0),
         ("arab-women-lfp", "nahf", "2025-Q1", "age_band=25-44", 31.0, 120.0, 31 / 120),
@@ -329,7 +330,7 @@ def test_a_third_file_supersedes_the_second_and_the_chain_is_kept(synced: Engine
 
 def test_accepting_is_one_transaction(synced: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     first = accept(synced, OLD, "1" * 64).submission
-    real = store._bulk_insert
+    real = store_submissions.bulk_insert_observations
     seen_inside: list[int] = []
 
     def insert_then_fail(conn: Connection, frame: pl.DataFrame) -> None:
@@ -338,7 +339,7 @@ def test_accepting_is_one_transaction(synced: Engine, monkeypatch: pytest.Monkey
         seen_inside.append(conn.execute(text("SELECT count(*) FROM observation")).scalar_one())
         raise RuntimeError("the connection dropped")
 
-    monkeypatch.setattr(store, "_bulk_insert", insert_then_fail)
+    monkeypatch.setattr(store_submissions, "bulk_insert_observations", insert_then_fail)
 
     with pytest.raises(RuntimeError, match="connection dropped"):
         accept(synced, NEW, "2" * 64)
@@ -387,7 +388,7 @@ def test_a_predecessor_changed_meanwhile_is_reported_as_concurrent(
             )
         return frame
 
-    monkeypatch.setattr(store, "read_observations", read_then_someone_else_rejects)
+    monkeypatch.setattr(store_submissions, "read_observations", read_then_someone_else_rejects)
 
     with pytest.raises(ConcurrentSubmission, match=f"#{first.id} changed"):
         accept(synced, NEW, "2" * 64)
@@ -429,7 +430,7 @@ def test_a_second_accept_that_loses_the_race_is_a_concurrent_submission(
     synced: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both saw no accepted submission; the other one committed first.
-    monkeypatch.setattr(store, "current_submission", lambda *a, **k: None)
+    monkeypatch.setattr(store_submissions, "current_submission", lambda *a, **k: None)
     accept(synced, OLD, "1" * 64)
 
     with pytest.raises(ConcurrentSubmission, match="accepted at the same time"):

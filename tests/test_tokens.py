@@ -7,8 +7,10 @@ import json
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
+from ci_pipeline import store
 from ci_pipeline.cli.tokens import tokens_app
 from ci_pipeline.errors import UnknownPartner
 from ci_pipeline.model.initiative import Initiative
@@ -80,12 +82,18 @@ def test_listing_never_shows_hash_or_secret(engine: Engine, initiative: Initiati
     assert issued.secret not in dumped and tokens.hash_secret(issued.secret) not in dumped
 
 
-def test_functions_create_the_table_when_the_schema_predates_it(
+def test_the_schema_upgrade_adds_the_table_to_a_database_that_predates_it(
     sqlite_engine: Engine, initiative: Initiative
 ) -> None:
+    """A database made before tokens existed gets the table from the upgrade every entry point
+    runs (``store.create_schema``), not from the token functions themselves."""
     with sqlite_engine.begin() as conn:
         conn.execute(text("DROP TABLE api_token"))
-    tokens._READY.discard(sqlite_engine)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))  # the release before Alembic
+    with pytest.raises(OperationalError, match="api_token"):
+        tokens.issue(initiative, FUND, engine=sqlite_engine)
+
+    store.create_schema(engine=sqlite_engine)
 
     issued = tokens.issue(initiative, FUND, engine=sqlite_engine)
     assert tokens.authenticate(issued.secret, engine=sqlite_engine) == FUND

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linprog
 
-from ci_pipeline.aggregate import split_disaggregation
+from ci_pipeline.aggregate.rollup import split_disaggregation
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
 
 PRIMARY = "small_cell"

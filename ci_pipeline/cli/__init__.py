@@ -109,9 +109,7 @@ def _context() -> tuple[Settings, Initiative]:
 
 
 def _engine(settings: Settings) -> Any:
-    engine = store.make_engine(settings.resolved_database_url)
-    store.create_schema(engine=engine)
-    return engine
+    return store.engine_for(settings.resolved_database_url)
 
 
 def _print_json(data: Any) -> None:
@@ -471,9 +469,11 @@ def demo(
         raise PipelineError("--hold takes PARTNER:PERIOD, e.g. employment-service:2025-Q4")
     if reset:
         if settings.database_url is None:
+            store.dispose_engines()  # no pooled connection may outlive the file it points at
             Path(settings.resolved_database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
         else:
-            store.drop_schema(engine=store.make_engine(settings.resolved_database_url))
+            store.drop_schema(engine=_engine(settings))
+            store.dispose_engines()  # the next engine_for creates the schema again
         for folder in (settings.reports_dir, settings.archive_dir, settings.gx_dir):
             shutil.rmtree(folder, ignore_errors=True)
         for file in (settings.alerts_file, settings.engineers_file):

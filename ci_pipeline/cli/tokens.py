@@ -45,10 +45,7 @@ TOKEN_COLUMNS = [
 def _settings_and_engine() -> tuple[Settings, Engine]:
     """Settings from the environment and the app database, with its tables created."""
     settings = get_settings()
-    engine = store.make_engine(settings.resolved_database_url)
-    store.create_schema(engine=engine)
-    tokens.ensure_table(engine)
-    return settings, engine
+    return settings, store.engine_for(settings.resolved_database_url)
 
 
 def _initiative(settings: Settings) -> Initiative:

@@ -21,7 +21,7 @@ from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.flows.runtime import tag_run, worth_retrying
 from ci_pipeline.model.initiative import Initiative, load_initiative
 from ci_pipeline.receive import intake
-from ci_pipeline.store import NewSubmission, make_engine
+from ci_pipeline.store import NewSubmission, engine_for
 from ci_pipeline.validate import ValidationResult
 
 RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
@@ -100,7 +100,7 @@ def ingest_submission(
     """
     settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
     initiative = load_initiative(settings.initiative)
-    engine = make_engine(settings.resolved_database_url)
+    engine = engine_for(settings.resolved_database_url)
 
     # quote(): these are plain values, not futures; Prefect need not walk through them.
     ini, cfg, db = quote(initiative), quote(settings), quote(engine)

@@ -15,13 +15,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ci_pipeline import alert, events, process
+from ci_pipeline import aggregate, alert, detect, events
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 
-refresh = task(name="refresh-indicators", **RETRYING)(process.refresh_indicators)
-judge = task(name="gate-and-detect", **RETRYING)(process.judge)
-record = task(name="record-alerts", **RETRYING)(process.record_alerts)
+refresh = task(name="refresh-indicators", **RETRYING)(aggregate.refresh_indicators)
+judge = task(name="gate-and-detect", **RETRYING)(detect.judge)
+record = task(name="record-alerts", **RETRYING)(alert.record_alerts)
 send = task(name="deliver", cache_policy=NO_CACHE)(
     alert.deliver
 )  # the outbox retries, not the task
@@ -70,7 +70,7 @@ def detect_regressions(
     recorded, queued = record(
         quote(judgement), quote(initiative), settings=quote(settings), engine=quote(engine)
     )
-    table = process.headline(judgement.indicators, initiative, judgement.judged).to_dicts()
+    table = aggregate.headline(judgement.indicators, initiative, judgement.judged).to_dicts()
     create_table_artifact(
         key="indicators",
         table=table,

@@ -44,9 +44,7 @@ def context(initiative_dir: str | None) -> tuple[Settings, Initiative, Any]:
     whose tables exist."""
     settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
     initiative = load_initiative(settings.initiative)
-    engine = store.make_engine(settings.resolved_database_url)
-    store.create_schema(engine=engine)
-    return settings, initiative, engine
+    return settings, initiative, store.engine_for(settings.resolved_database_url)
 
 
 def passthrough(value: T) -> T:

@@ -32,10 +32,11 @@ import polars as pl
 from sqlalchemy import Engine, func, or_, select
 from sqlmodel import col
 
-from ci_pipeline import detect, process, store
+from ci_pipeline import aggregate, alert, detect, store
 from ci_pipeline.alert import Sender, apprise_sender, file_channel, redact_channel
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
+from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import GeoLevel, Initiative, Measure, Partner
 from ci_pipeline.model.periods import Period, period_containing, period_start, shift
 from ci_pipeline.store import Alert, AlertStatus, IndicatorValue, Submission
@@ -484,7 +485,7 @@ def notify_late(
             today, late, [], [], None, "nobody is late: nothing was sent, not even to the backbone"
         )
     summary = backbone_summary(late, initiative, today=today, reminders=reminders)
-    backbone = _deliver(process.routing(settings).backbone, summary, sender)
+    backbone = _deliver(alert.routing(settings).backbone, summary, sender)
     partners = len(reminders)
     note = (
         f"{partners} partner(s) late; {sum(s.ok for s in reminders)} of {partners} reminder(s) "
@@ -576,7 +577,7 @@ def cluster_headline(
     """The cluster's headline cell of each measure updated, at its latest updated period
     (masked: a suppressed value is blank)."""
     if updated.is_empty():
-        return process.headline(indicators.clear(), initiative, {})
+        return aggregate.headline(indicators.clear(), initiative, {})
     latest = (
         updated.sort(period_start(pl.col("period")))
         .group_by("measure_id")
@@ -585,7 +586,7 @@ def cluster_headline(
     )
     judged = dict(latest.iter_rows())
     clusters = [g.code for g in initiative.geographies.values() if g.level is GeoLevel.cluster]
-    return process.headline(indicators, initiative, judged).filter(
+    return aggregate.headline(indicators, initiative, judged).filter(
         pl.col("geo_code").is_in(clusters)
     )
 
@@ -740,7 +741,7 @@ def digest(initiative: Initiative, *, engine: Engine, today: date, days: int = 7
     indicators = (
         store.read_indicators(ini, engine=engine)
         if not updated.is_empty()
-        else pl.DataFrame(schema=store.INDICATOR_SCHEMA)
+        else pl.DataFrame(schema=frames.STORED_INDICATOR_SCHEMA)
     )
     return compose_digest(
         initiative,
@@ -757,7 +758,7 @@ def send_digest(
     digest: Digest, *, settings: Settings, sender: Sender = apprise_sender
 ) -> list[Sent]:
     """Deliver the digest to the backbone team's channels."""
-    return _deliver(process.routing(settings).backbone, digest, sender)
+    return _deliver(alert.routing(settings).backbone, digest, sender)
 
 
 # --- quiet intake -------------------------------------------------------------------------------
@@ -893,7 +894,7 @@ def notify_quiet(
     notice = quiet_notice(initiative, last, quiet_days=days, today=today)
     if notice is None:
         return QuietResult(today, False, last, None)
-    sent = _deliver(process.routing(settings).engineers, notice, sender)
+    sent = _deliver(alert.routing(settings).engineers, notice, sender)
     return QuietResult(today, True, last, notice, sent)
 
 

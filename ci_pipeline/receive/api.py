@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from ci_pipeline import events, read, store
+from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import (
     ConcurrentSubmission,
@@ -355,7 +356,7 @@ async def upload(
     if size == 0:
         partial.unlink(missing_ok=True)
         raise HTTPException(422, detail="the request body is empty: send the file's bytes")
-    stamp = store.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     final = folder / f"{stamp}-{content_hash[:12]}-{file_name}"
     os.replace(partial, final)  # atomic: the ingest run never sees half a file
     spec = events.submission_received(
@@ -486,7 +487,6 @@ def create_app(
     ``emitter`` sends the ``ci.submission.received`` events (:func:`events.prefect_emitter` in
     production; a list's ``append`` in tests).
     """
-    tokens.ensure_table(engine)
     app = FastAPI(
         title=f"ci-pipeline intake API — {initiative.info.name.en}",
         description=(

@@ -17,6 +17,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from ci_pipeline import read, store, validate
+from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
@@ -97,7 +98,7 @@ def receive(
         file_name=name,
         file_format=read.FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip(".")),
         encoding=None,
-        received_at=store.utcnow(),
+        received_at=utcnow(),
         archive_path=archive_path,
     )
 

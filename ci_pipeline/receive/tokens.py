@@ -9,9 +9,7 @@ Why SHA-256 and not bcrypt/argon2: slow, salted hashes exist to protect *low-ent
 is, so a plain SHA-256 is as safe here — and, being deterministic, it can be looked up through
 a unique index instead of being checked row by row.
 
-The table registers on the shared ``SQLModel.metadata``; :func:`ensure_table` creates it on an
-engine whose schema was made before this module was imported, so every function here works
-whatever order modules were imported in.
+The rules live here; the rows are the store's (``ci_pipeline.store.tokens``).
 """
 
 from __future__ import annotations
@@ -20,16 +18,15 @@ import hashlib
 import hmac
 import re
 import secrets
-import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import Engine
 
+from ci_pipeline import store
+from ci_pipeline.clock import aware, iso, utcnow
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.store import utcnow
 
 SECRET_PREFIX = "cip_"
 PREFIX_LENGTH = 8
@@ -37,21 +34,6 @@ PREFIX_LENGTH = 8
 SECRET_PATTERN = re.compile(r"cip_[A-Za-z0-9_-]{32,128}")
 #: ``last_used_at`` is refreshed at most this often, so authenticating is not a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class ApiToken(SQLModel, table=True):
-    """One partner's API token: its hash and bookkeeping, never the secret itself."""
-
-    __tablename__ = "api_token"
-    id: int | None = Field(default=None, primary_key=True)
-    initiative_id: str
-    partner_id: str = Field(index=True)
-    token_hash: str = Field(unique=True)  # SHA-256 hex of the secret
-    prefix: str  # the secret's first 8 characters, for operators to recognise it
-    label: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -64,17 +46,6 @@ class IssuedToken:
     label: str | None
     created_at: datetime
     secret: str = field(repr=False)  # never in logs or tracebacks by accident
-
-
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def ensure_table(engine: Engine) -> None:
-    """Create ``api_token`` if it does not exist yet (checked once per engine)."""
-    if engine in _READY:
-        return
-    SQLModel.metadata.create_all(engine, tables=[ApiToken.__table__])  # type: ignore[attr-defined]
-    _READY.add(engine)
 
 
 def hash_secret(secret: str) -> str:
@@ -92,19 +63,15 @@ def issue(
 ) -> IssuedToken:
     """Issue a new token for a partner of ``initiative``; raises ``UnknownPartner``."""
     initiative.partner(partner_id)
-    ensure_table(engine)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(
-        initiative_id=initiative.info.id,
-        partner_id=partner_id,
-        token_hash=hash_secret(secret),
-        prefix=secret[:PREFIX_LENGTH],
-        label=label or None,
+    row = store.add_token(
+        initiative.info.id,
+        partner_id,
+        hash_secret(secret),
+        secret[:PREFIX_LENGTH],
+        label or None,
+        engine=engine,
     )
-    with Session(engine) as session:
-        session.add(row)
-        session.commit()
-        session.refresh(row)
     assert row.id is not None
     return IssuedToken(row.id, partner_id, row.prefix, row.label, row.created_at, secret)
 
@@ -114,16 +81,7 @@ def revoke(partner_id: str, *, engine: Engine, token_id: int | None = None) -> i
 
     A partner no longer in the initiative can still have its tokens revoked.
     """
-    ensure_table(engine)
-    query = (
-        update(ApiToken)
-        .where(col(ApiToken.partner_id) == partner_id, col(ApiToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
-    )
-    if token_id is not None:
-        query = query.where(col(ApiToken.id) == token_id)
-    with engine.begin() as conn:
-        return int(conn.execute(query).rowcount)
+    return store.revoke_tokens(partner_id, engine=engine, token_id=token_id)
 
 
 def authenticate(secret: str, *, engine: Engine, initiative_id: str | None = None) -> str | None:
@@ -135,34 +93,25 @@ def authenticate(secret: str, *, engine: Engine, initiative_id: str | None = Non
     if not well_formed(secret):
         return None
     digest = hash_secret(secret)
-    ensure_table(engine)
-    with Session(engine) as session:
-        row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
-        if (
-            row is None
-            or not hmac.compare_digest(row.token_hash, digest)
-            or row.revoked_at is not None
-            or (initiative_id is not None and row.initiative_id != initiative_id)
-        ):
-            return None
-        partner_id = row.partner_id
-        now = utcnow()
-        last = _aware(row.last_used_at)
-        if last is None or now - last >= LAST_USED_RESOLUTION:
-            row.last_used_at = now
-            session.add(row)
-            session.commit()
-        return partner_id
+    row = store.token_by_hash(digest, engine=engine)
+    if (
+        row is None
+        or row.id is None
+        or not hmac.compare_digest(row.token_hash, digest)
+        or row.revoked_at is not None
+        or (initiative_id is not None and row.initiative_id != initiative_id)
+    ):
+        return None
+    now = utcnow()
+    last = aware(row.last_used_at)
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        store.touch_token(row.id, now, engine=engine)
+    return row.partner_id
 
 
 def list_tokens(*, engine: Engine, partner_id: str | None = None) -> list[dict[str, Any]]:
     """Tokens (all, or one partner's), oldest first, as JSON-ready data: never hash or secret."""
-    ensure_table(engine)
-    query = select(ApiToken).order_by(col(ApiToken.id))
-    if partner_id is not None:
-        query = query.where(ApiToken.partner_id == partner_id)
-    with Session(engine) as session:
-        rows = session.exec(query).all()
+    rows = store.list_tokens(engine=engine, partner_id=partner_id)
     return [
         {
             "id": r.id,
@@ -171,19 +120,9 @@ def list_tokens(*, engine: Engine, partner_id: str | None = None) -> list[dict[s
             "prefix": r.prefix,
             "label": r.label,
             "active": r.revoked_at is None,
-            "created_at": _iso(r.created_at),
-            "last_used_at": _iso(r.last_used_at),
-            "revoked_at": _iso(r.revoked_at),
+            "created_at": iso(r.created_at),
+            "last_used_at": iso(r.last_used_at),
+            "revoked_at": iso(r.revoked_at),
         }
         for r in rows
     ]
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-def _iso(moment: datetime | None) -> str | None:
-    aware = _aware(moment)
-    return aware.isoformat(timespec="seconds") if aware is not None else None

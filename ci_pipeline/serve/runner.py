@@ -274,7 +274,7 @@ def serve(
     from ci_pipeline import events, store
     from ci_pipeline.receive import api, inbox, intake
 
-    engine = store.make_engine(settings.resolved_database_url)
+    engine = store.engine_for(settings.resolved_database_url)
     intake.prepare_database(initiative, engine=engine)
     with ExitStack() as stack:
         api_url = stack.enter_context(prefect_server(settings))
@@ -297,7 +297,7 @@ def serve(
             )
         )
         _wait_for_interrupt()
-    engine.dispose()
+    store.dispose_engines()
 
 
 def _wait_for_interrupt() -> None:

@@ -1,0 +1,40 @@
+"""Bring the stored indicators up to date: recompute the slices that new or superseded
+submissions touched (or all of them), with small cells suppressed, in one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from ci_pipeline import store
+from ci_pipeline.aggregate import privacy
+from ci_pipeline.aggregate.rollup import aggregate
+from ci_pipeline.model.initiative import Initiative
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    slices: list[tuple[str, str]]
+    rows: int
+
+
+def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = False) -> Refreshed:
+    """Recompute the indicator slices that new or superseded submissions touched (or all).
+
+    Every slice is recomputed when asked (``full``) and when the definitions changed since the
+    stored indicators were computed (a cell size, a partner's localities, a measure).
+    """
+    ini = initiative.info.id
+    full = full or store.indicators_digest(ini, engine=engine) != initiative.digest
+    slices = (
+        store.all_slices(ini, engine=engine) if full else store.stale_slices(ini, engine=engine)
+    )
+    rows = 0
+    if slices:
+        observations = store.slice_observations(ini, slices, engine=engine)
+        indicators = privacy.suppress(aggregate(observations, initiative), initiative)
+        rows = store.replace_indicators(ini, slices, indicators, engine=engine)
+    store.set_indicators_digest(ini, initiative.digest, engine=engine)
+    return Refreshed(slices, rows)

@@ -1,0 +1,66 @@
+"""Judge a period: the quality gate and every detector, on indicators read once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+from sqlalchemy import Engine
+
+from ci_pipeline import store
+from ci_pipeline.config import Settings
+from ci_pipeline.detect import gate
+from ci_pipeline.detect.detectors import detect, judged_periods
+from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.detect.missing import due_date, missing_data
+from ci_pipeline.model.initiative import Initiative
+
+
+@dataclass(frozen=True)
+class Judgement:
+    judged: dict[str, str]  # measure -> period judged
+    findings: pl.DataFrame
+    gate: gate.GateResult
+    # What the judgement was made on, read once and reused by the steps after it.
+    indicators: pl.DataFrame
+    reported: pl.DataFrame  # (partner_id, measure_id, period) that count
+
+
+def judge(
+    initiative: Initiative,
+    *,
+    engine: Engine,
+    settings: Settings,
+    period: str | None = None,
+    as_of: date | None = None,
+) -> Judgement:
+    """Run the quality gate and every detector on the judged period of each measure."""
+    ini = initiative.info.id
+    indicators = store.read_indicators(ini, engine=engine)
+    reported = store.reported_cells(ini, engine=engine)
+    periods = judged_periods(indicators, initiative, period)
+    if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
+        return Judgement(
+            {},
+            pl.DataFrame(schema=FINDING_SCHEMA),
+            gate.GateResult(True, set()),
+            indicators,
+            reported,
+        )
+    result = gate.run_gate(indicators, initiative, periods, project_dir=settings.gx_dir)
+    findings = detect(indicators, initiative, periods)
+    today = as_of or date.today()
+    missing = missing_data(reported, initiative, periods, today)
+    # Cells absent because a partner is late (a missing-data alert already) or not yet due are
+    # not a data fault.
+    not_due = {m for m, p in periods.items() if today <= due_date(initiative.measures[m], p)}
+    result = gate.explain_missing(result, set(missing["measure_id"].to_list()) | not_due)
+    quality = gate.findings(result, initiative, periods)
+    return Judgement(
+        {m: p.label for m, p in periods.items()},
+        pl.concat([findings, missing, quality], how="diagonal_relaxed"),
+        result,
+        indicators,
+        reported,
+    )

@@ -1,0 +1,65 @@
+"""Missing data: when a period's data is due, and which expected partners have not reported by
+then.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from ci_pipeline.detect.describe import describe
+from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.model.initiative import Initiative, Measure
+from ci_pipeline.model.periods import Period
+
+
+def due_date(measure: Measure, period: Period) -> date:
+    """The day a period's data is due: the period's last day plus the measure's deadline."""
+    year, month0 = divmod(period.end + 1, 12)
+    return date(year, month0 + 1, 1) - timedelta(days=1) + timedelta(days=measure.deadline_days)
+
+
+def missing_data(
+    reported: pl.DataFrame, initiative: Initiative, periods: dict[str, Period], as_of: date
+) -> pl.DataFrame:
+    """Expected partners with nothing accepted for a measure's judged period by its deadline.
+
+    ``reported`` holds (partner_id, measure_id, period) of observations that count.
+    """
+    rows = []
+    seen = set(reported.select("partner_id", "measure_id", "period").unique().iter_rows())
+    for p in initiative.partners.values():
+        for measure_id in p.measures:
+            judged = periods.get(measure_id)
+            if judged is None:
+                continue
+            m = initiative.measures[measure_id]
+            due = due_date(m, judged)
+            if as_of <= due or (p.id, measure_id, judged.label) in seen:
+                continue
+            rows.append(
+                {
+                    "kind": "missing",
+                    "measure_id": measure_id,
+                    "geo_code": ",".join(p.localities),
+                    "disaggregation": m.total_key,
+                    "period": judged.label,
+                    "subject": p.id,
+                    "value": None,
+                    "reference": None,
+                    "reference_period": due.isoformat(),
+                    "change": None,
+                    "statistic": float((as_of - due).days),
+                    "p_value": None,
+                    "partners_reported": None,
+                    "partners_expected": None,
+                    "coverage_note": "",
+                    "folded": 0,
+                    "message": "",
+                }
+            )
+    frame = (
+        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
+    )
+    return frame.with_columns(message=describe(frame, initiative))

@@ -1,0 +1,95 @@
+"""The database: one engine per process (made, reused and disposed here), the schema's
+creation and removal, and reading a query into a polars frame.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+from ci_pipeline.store import tables  # noqa: F401  (every table registers on SQLModel.metadata)
+
+#: The process's engines, one per database URL (see :func:`engine_for`).
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(url: str) -> Engine:
+    """The process's one engine for ``url``, its schema brought up to date on first use.
+
+    Every entry point (the CLI, the flows, ``serve``) asks here instead of making its own, so a
+    process holds one connection pool per database and :func:`dispose_engines` can close them
+    all — at exit, SQLite then checkpoints and removes its write-ahead log.
+    """
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            create_schema(engine=engine)
+            _ENGINES[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every engine :func:`engine_for` made (the next call makes a fresh one)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
+
+
+atexit.register(dispose_engines)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the app database; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(*, engine: Engine) -> None:
+    """Create the tables that do not exist yet."""
+    SQLModel.metadata.create_all(engine)
+
+
+def drop_schema(*, engine: Engine) -> None:
+    """Drop every table (``demo --reset`` on a server database)."""
+    SQLModel.metadata.drop_all(engine)
+
+
+@contextmanager
+def session_scope(*, engine: Engine) -> Iterator[Session]:
+    """A session on ``engine``, closed on leaving the block."""
+    with Session(engine) as session:
+        yield session
+
+
+def read_frame(conn: Connection, sql: str, params: dict[str, Any]) -> pl.DataFrame:
+    """A query's result as a polars frame, its columns named as the query names them."""
+    result = conn.execute(text(sql), params)
+    names = list(result.keys())
+    return pl.DataFrame(result.fetchall(), schema=names, orient="row", infer_schema_length=None)

@@ -1,0 +1,180 @@
+"""Indicator slices: which are stale (derived from lineage, no bookkeeping to drift), their
+observations, and replacing, reading and listing the stored cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from ci_pipeline.clock import utcnow
+from ci_pipeline.model.frames import STORED_INDICATOR_COLUMNS, STORED_INDICATOR_SCHEMA
+from ci_pipeline.store.db import read_frame
+from ci_pipeline.store.tables import OBSERVATION_COLUMNS, IndicatorValue, InitiativeRow
+
+
+def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    counted = read_frame(
+        conn,
+        "SELECT DISTINCT o.measure_id, o.period, o.submission_id FROM observation o "
+        "JOIN submission s ON s.id = o.submission_id "
+        "WHERE s.initiative_id = :ini AND s.status = 'accepted'",
+        {"ini": initiative_id},
+    )
+    stored = read_frame(
+        conn,
+        "SELECT DISTINCT measure_id, period, lineage FROM indicator_value WHERE initiative_id = :ini",
+        {"ini": initiative_id},
+    )
+    return counted, stored
+
+
+def indicators_digest(initiative_id: str, *, engine: Engine) -> str | None:
+    """The definitions' digest the stored indicators were computed with."""
+    with Session(engine) as session:
+        row = session.get(InitiativeRow, initiative_id)
+        return row.indicators_digest if row is not None else None
+
+
+def set_indicators_digest(initiative_id: str, digest: str, *, engine: Engine) -> None:
+    with Session(engine) as session:
+        row = session.get(InitiativeRow, initiative_id)
+        if row is not None:
+            row.indicators_digest = digest
+            session.add(row)
+            session.commit()
+
+
+def stale_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:
+    """(measure, period) slices whose indicators do not reflect the submissions that count.
+
+    Derived, not bookkept: a slice is stale when the set of accepted submissions behind its
+    observations differs from the lineage its stored indicators carry — after a new file, a
+    supersession, or for a slice whose last submission stopped counting.
+    """
+    with engine.connect() as conn:
+        counted, stored = _slice_lineage(conn, initiative_id)
+    now = (
+        counted.group_by("measure_id", "period").agg(
+            pl.col("submission_id").cast(pl.Int64).unique().sort().alias("ids")
+        )
+        if not counted.is_empty()
+        else pl.DataFrame(
+            schema={"measure_id": pl.Utf8, "period": pl.Utf8, "ids": pl.List(pl.Int64)}
+        )
+    )
+    before = (
+        stored.with_columns(pl.col("lineage").str.split(",").cast(pl.List(pl.Int64)))
+        .explode("lineage")
+        .group_by("measure_id", "period")
+        .agg(pl.col("lineage").drop_nulls().unique().sort().alias("ids_stored"))
+        if not stored.is_empty()
+        else pl.DataFrame(
+            schema={"measure_id": pl.Utf8, "period": pl.Utf8, "ids_stored": pl.List(pl.Int64)}
+        )
+    )
+    joined = now.join(before, on=["measure_id", "period"], how="full", coalesce=True)
+    stale = joined.filter(pl.col("ids").ne_missing(pl.col("ids_stored")))
+    return sorted(stale.select("measure_id", "period").iter_rows())
+
+
+def all_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:
+    """Every (measure, period) slice that has observations or indicators: a full rebuild."""
+    with engine.connect() as conn:
+        counted, stored = _slice_lineage(conn, initiative_id)
+    keys = {
+        *counted.select("measure_id", "period").iter_rows(),
+        *stored.select("measure_id", "period").iter_rows(),
+    }
+    return sorted(keys)
+
+
+def slice_observations(
+    initiative_id: str, slices: list[tuple[str, str]], *, engine: Engine
+) -> pl.DataFrame:
+    """The observations that count, for the given (measure, period) slices."""
+    if not slices:
+        return pl.DataFrame(schema={c: pl.Utf8 for c in OBSERVATION_COLUMNS})
+    wanted = pl.DataFrame(slices, schema=["measure_id", "period"], orient="row")
+    measures = sorted({m for m, _ in slices})
+    with engine.connect() as conn:
+        frame = read_frame(
+            conn,
+            f"SELECT {', '.join('o.' + c for c in OBSERVATION_COLUMNS)} FROM observation o "
+            "JOIN submission s ON s.id = o.submission_id "
+            "WHERE s.initiative_id = :ini AND s.status = 'accepted' AND o.measure_id IN ("
+            + ", ".join(f":m{i}" for i in range(len(measures)))
+            + ")",
+            {"ini": initiative_id} | {f"m{i}": m for i, m in enumerate(measures)},
+        )
+    if frame.is_empty():
+        return frame
+    return frame.join(wanted, on=["measure_id", "period"], how="semi")
+
+
+def replace_indicators(
+    initiative_id: str, slices: list[tuple[str, str]], indicators: pl.DataFrame, *, engine: Engine
+) -> int:
+    """Replace the stored indicators of the given slices, in one transaction."""
+    rows = indicators.select(STORED_INDICATOR_COLUMNS).with_columns(
+        pl.lit(initiative_id).alias("initiative_id"), pl.lit(utcnow()).alias("computed_at")
+    )
+    with engine.begin() as conn:
+        for measure_id, period in slices:
+            conn.execute(
+                text(
+                    "DELETE FROM indicator_value WHERE initiative_id = :ini AND measure_id = :m AND period = :p"
+                ),
+                {"ini": initiative_id, "m": measure_id, "p": period},
+            )
+        if rows.height:
+            conn.execute(IndicatorValue.__table__.insert(), rows.to_dicts())  # type: ignore[attr-defined]
+    return rows.height
+
+
+def read_indicators(
+    initiative_id: str,
+    *,
+    engine: Engine,
+    measure_id: str | None = None,
+    geo_code: str | None = None,
+    period: str | None = None,
+) -> pl.DataFrame:
+    """Stored indicator cells (suppressed ones included, flagged): mask before showing."""
+    where = ["initiative_id = :ini"]
+    params: dict[str, Any] = {"ini": initiative_id}
+    for name, value in (("measure_id", measure_id), ("geo_code", geo_code), ("period", period)):
+        if value is not None:
+            where.append(f"{name} = :{name}")
+            params[name] = value
+    with engine.connect() as conn:
+        frame = read_frame(
+            conn,
+            f"SELECT {', '.join(STORED_INDICATOR_COLUMNS)} FROM indicator_value WHERE {' AND '.join(where)} "
+            "ORDER BY measure_id, period, geo_code, disaggregation",
+            params,
+        )
+    if frame.is_empty():
+        return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
+    return frame.cast(STORED_INDICATOR_SCHEMA)  # type: ignore[arg-type]
+
+
+def reported_cells(initiative_id: str, *, engine: Engine) -> pl.DataFrame:
+    """(partner_id, measure_id, period) that accepted submissions cover: who reported what."""
+    with engine.connect() as conn:
+        frame = read_frame(
+            conn,
+            "SELECT DISTINCT o.partner_id, o.measure_id, o.period FROM observation o "
+            "JOIN submission s ON s.id = o.submission_id "
+            "WHERE s.initiative_id = :ini AND s.status = 'accepted'",
+            {"ini": initiative_id},
+        )
+    return (
+        frame
+        if not frame.is_empty()
+        else pl.DataFrame(schema={"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8})
+    )

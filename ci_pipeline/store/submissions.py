@@ -1,0 +1,387 @@
+"""The submission lifecycle: duplicates, rejections, acceptance (with supersession and the
+overlap check) and the observations that count.
+
+Observations are written set-based (sqlite3 ``executemany`` or PostgreSQL ``COPY``), never
+through per-object ORM inserts, and accepting a file is one transaction: all of its rows or
+none.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from ci_pipeline.clock import utcnow
+from ci_pipeline.errors import ConcurrentSubmission
+from ci_pipeline.store.db import read_frame
+from ci_pipeline.store.tables import (
+    NATURAL_KEY,
+    OBSERVATION_COLUMNS,
+    VALUE_COLUMNS,
+    Status,
+    Submission,
+)
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    """What is known about a file before its outcome is stored."""
+
+    initiative_id: str
+    partner_id: str
+    period: str
+    content_hash: str
+    file_name: str
+    file_format: str
+    encoding: str | None
+    received_at: datetime
+    archive_path: str | None = None
+
+
+def find_duplicate(
+    new: NewSubmission, *, engine: Engine, status: Status = Status.accepted
+) -> Submission | None:
+    """The submission (accepted, by default) with the same bytes from the same partner for the
+    same period."""
+    with Session(engine) as session:
+        return session.exec(
+            select(Submission)
+            .where(
+                Submission.initiative_id == new.initiative_id,
+                Submission.partner_id == new.partner_id,
+                Submission.period == new.period,
+                Submission.content_hash == new.content_hash,
+                Submission.status == status,
+            )
+            .order_by(col(Submission.id).desc())
+        ).first()
+
+
+def _insert_submission(session: Session, new: NewSubmission, **fields: Any) -> Submission:
+    row = Submission(**vars(new), **fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_duplicate(new: NewSubmission, original: Submission, *, engine: Engine) -> Submission:
+    """Record that the same bytes came again: no observations, a pointer to the original."""
+    with Session(engine) as session:
+        row = _insert_submission(
+            session,
+            new,
+            status=Status.duplicate,
+            duplicate_of=original.id,
+            validated_at=utcnow(),
+            rows_total=original.rows_total,
+            report_path=original.report_path,
+            message=f"identical to submission #{original.id}; nothing was written",
+        )
+        session.commit()
+        session.refresh(row)
+        return row
+
+
+def record_rejected(
+    new: NewSubmission,
+    *,
+    rows_total: int,
+    rows_rejected: int,
+    issues: int,
+    report_path: str | None,
+    message: str,
+    engine: Engine,
+) -> Submission:
+    """Record a rejected file: the submission row only, never an observation."""
+    with Session(engine) as session:
+        row = _insert_submission(
+            session,
+            new,
+            status=Status.rejected,
+            validated_at=utcnow(),
+            rows_total=rows_total,
+            rows_rejected=rows_rejected,
+            issues=issues,
+            report_path=report_path,
+            message=message,
+        )
+        session.commit()
+        session.refresh(row)
+        return row
+
+
+def current_submission(
+    initiative_id: str, partner_id: str, period: str, *, engine: Engine
+) -> Submission | None:
+    """The accepted submission for a partner and period, if any."""
+    with Session(engine) as session:
+        return session.exec(
+            select(Submission).where(
+                Submission.initiative_id == initiative_id,
+                Submission.partner_id == partner_id,
+                Submission.period == period,
+                Submission.status == Status.accepted,
+            )
+        ).first()
+
+
+def read_observations(submission_id: int, *, engine: Engine) -> pl.DataFrame:
+    """All observations of one submission as a polars frame."""
+    with engine.connect() as conn:
+        return read_frame(
+            conn,
+            f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation WHERE submission_id = :id",
+            {"id": submission_id},
+        )
+
+
+def find_conflicts(
+    initiative_id: str, partner_id: str, period: str, observations: pl.DataFrame, *, engine: Engine
+) -> pl.DataFrame:
+    """Rows this partner already reported in another accepted submission (another period).
+
+    A monthly figure sent again inside a quarterly file would be counted twice; it must be
+    corrected by resubmitting the period it was first sent in. Returns the clashing rows with
+    ``source_row`` and the id and period of the submission that holds them.
+    """
+    periods = observations["period"].unique().to_list()
+    if not periods:
+        return observations.clear()
+    with engine.connect() as conn:
+        existing = read_frame(
+            conn,
+            "SELECT o.measure_id, o.geo_code, o.period, o.disaggregation, "
+            "s.id AS held_by, s.period AS held_in FROM observation o "
+            "JOIN submission s ON s.id = o.submission_id "
+            "WHERE s.initiative_id = :ini AND s.partner_id = :partner AND s.status = 'accepted' "
+            "AND s.period <> :period AND o.period IN ("
+            + ", ".join(f":p{i}" for i in range(len(periods)))
+            + ")",
+            {"ini": initiative_id, "partner": partner_id, "period": period}
+            | {f"p{i}": p for i, p in enumerate(periods)},
+        )
+    if existing.is_empty():
+        return observations.clear().with_columns(
+            pl.lit(None, pl.Int64).alias("held_by"), pl.lit(None, pl.Utf8).alias("held_in")
+        )
+    return observations.join(existing, on=NATURAL_KEY, how="inner")
+
+
+@dataclass(frozen=True)
+class Diff:
+    added: int
+    removed: int
+    changed: int
+    rows: pl.DataFrame  # the natural key, change kind, old and new values
+
+
+def diff_observations(old: pl.DataFrame, new: pl.DataFrame) -> Diff:
+    """Rows added, removed and changed between two submissions' observations."""
+    keep = [*NATURAL_KEY, *VALUE_COLUMNS]
+    joined = old.select(keep).join(
+        new.select(keep), on=NATURAL_KEY, how="full", coalesce=True, suffix="_new"
+    )
+    in_old = (
+        pl.col("value").is_not_null()
+        | pl.col("numerator").is_not_null()
+        | pl.col("denominator").is_not_null()
+    )
+    in_new = pl.any_horizontal(pl.col(f"{c}_new").is_not_null() for c in VALUE_COLUMNS)
+    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in VALUE_COLUMNS)
+    rows = joined.with_columns(
+        pl.when(in_old & ~in_new)
+        .then(pl.lit("removed"))
+        .when(~in_old & in_new)
+        .then(pl.lit("added"))
+        .when(differs)
+        .then(pl.lit("changed"))
+        .alias("change")
+    ).filter(pl.col("change").is_not_null())
+    counts = dict(rows.group_by("change").len().iter_rows())
+    return Diff(
+        counts.get("added", 0),
+        counts.get("removed", 0),
+        counts.get("changed", 0),
+        rows.sort(NATURAL_KEY),
+    )
+
+
+def bulk_insert_observations(conn: Connection, frame: pl.DataFrame) -> None:
+    """Insert observations set-based: PostgreSQL COPY, or the driver's executemany."""
+    frame = frame.select(OBSERVATION_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        frame.write_csv(buffer, include_header=False)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                f"COPY observation ({', '.join(OBSERVATION_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+            ) as copy,
+        ):
+            copy.write(buffer.getvalue())
+        return
+    placeholders = ", ".join("?" for _ in OBSERVATION_COLUMNS)
+    conn.exec_driver_sql(
+        f"INSERT INTO observation ({', '.join(OBSERVATION_COLUMNS)}) VALUES ({placeholders})",
+        frame.rows(),
+    )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    submission: Submission
+    superseded: Submission | None
+    diff: Diff | None
+
+
+def store_accepted(
+    new: NewSubmission,
+    observations: pl.DataFrame,
+    *,
+    rows_total: int,
+    report_path: str | None,
+    engine: Engine,
+) -> Accepted:
+    """Accept a validated file in one transaction: its rows, and the supersession of its predecessor.
+
+    The earlier accepted submission for the same partner and period, if any, becomes
+    ``superseded`` (kept, pointing to its successor) and its observations stop counting.
+    """
+    previous = current_submission(new.initiative_id, new.partner_id, new.period, engine=engine)
+    stale: Submission | None = None
+    diff = None
+    if previous is not None:
+        assert previous.id is not None
+        diff = diff_observations(read_observations(previous.id, engine=engine), observations)
+    with Session(engine) as session:
+        if previous is not None:
+            stale = session.get(Submission, previous.id)
+            if stale is None or stale.status != Status.accepted:
+                raise ConcurrentSubmission(
+                    f"submission #{previous.id} changed while this file was being stored; submit again"
+                )
+            stale.status = Status.superseded
+            session.add(stale)
+            session.flush()  # free the one-accepted-per-period slot before taking it
+        try:
+            row = _insert_submission(
+                session,
+                new,
+                status=Status.accepted,
+                validated_at=utcnow(),
+                rows_total=rows_total,
+                rows_accepted=observations.height,
+                report_path=report_path,
+                supersedes=previous.id if previous else None,
+                rows_added=diff.added if diff else None,
+                rows_removed=diff.removed if diff else None,
+                rows_changed=diff.changed if diff else None,
+            )
+        except IntegrityError as exc:  # the one-accepted-per-period index: another file won
+            raise ConcurrentSubmission(
+                f"another submission for {new.partner_id} {new.period} was accepted at the same time; "
+                "submit again to supersede it"
+            ) from exc
+        if stale is not None:
+            stale.superseded_by = row.id
+            session.add(stale)
+        # A failure here (a row breaking the observation key, a dropped connection) is not a
+        # concurrent submission: it propagates as itself, and the session rolls everything back.
+        bulk_insert_observations(
+            session.connection(),
+            observations.with_columns(
+                pl.lit(row.id, pl.Int64).alias("submission_id"),
+                pl.lit(new.partner_id).alias("partner_id"),
+            ),
+        )
+        session.commit()
+        session.refresh(row)
+        if stale is not None:
+            session.refresh(stale)
+        return Accepted(row, stale, diff)
+
+
+def list_submissions(
+    *, engine: Engine, partner_id: str | None = None, period: str | None = None, limit: int = 100
+) -> Sequence[Submission]:
+    """Submissions, newest first."""
+    with Session(engine) as session:
+        query = select(Submission).order_by(col(Submission.id).desc()).limit(limit)
+        if partner_id:
+            query = query.where(Submission.partner_id == partner_id)
+        if period:
+            query = query.where(Submission.period == period)
+        return session.exec(query).all()
+
+
+def get_submission(submission_id: int, *, engine: Engine) -> Submission | None:
+    with Session(engine) as session:
+        return session.get(Submission, submission_id)
+
+
+def current_observations(
+    *,
+    engine: Engine,
+    measure_id: str | None = None,
+    geo_code: str | None = None,
+    period: str | None = None,
+    partner_id: str | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """Observations that count: those of accepted submissions, filtered."""
+    where = ["s.status = 'accepted'"]
+    params: dict[str, Any] = {}
+    for name, value in (
+        ("measure_id", measure_id),
+        ("geo_code", geo_code),
+        ("period", period),
+        ("partner_id", partner_id),
+    ):
+        if value is not None:
+            where.append(f"o.{name} = :{name}")
+            params[name] = value
+    sql = (
+        f"SELECT {', '.join('o.' + c for c in OBSERVATION_COLUMNS)} FROM observation o "
+        f"JOIN submission s ON s.id = o.submission_id WHERE {' AND '.join(where)} "
+        "ORDER BY o.measure_id, o.period, o.geo_code, o.partner_id, o.disaggregation"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with engine.connect() as conn:
+        frame = read_frame(conn, sql, params)
+    if frame.is_empty():
+        return pl.DataFrame(schema={c: pl.Utf8 for c in OBSERVATION_COLUMNS})
+    return frame
+
+
+def submission_dict(row: Submission) -> dict[str, Any]:
+    """A submission as plain JSON-ready data."""
+    out = row.model_dump()
+    for key in ("received_at", "validated_at"):
+        if out[key] is not None:
+            out[key] = out[key].isoformat(timespec="seconds")
+    return out
+
+
+def set_report(row: Submission, report_path: str, message: str, *, engine: Engine) -> Submission:
+    """Attach the written report and the outcome message to a stored submission."""
+    with Session(engine) as session:
+        stored = session.get(Submission, row.id)
+        assert stored is not None
+        stored.report_path = report_path
+        stored.message = message
+        session.add(stored)
+        session.commit()
+        session.refresh(stored)
+        return stored
