@@ -290,7 +290,7 @@ def read_alerts(ids: Iterable[int], *, engine: Engine) -> list[dict[str, Any]]:
         return []
     with Session(engine) as session:
         rows = session.exec(select(Alert).where(col(Alert.id).in_(wanted))).all()
-        return [alert_dict(a) for a in sorted(rows, key=_id)]
+        return [alert_dict(a) for a in sorted(rows, key=alert_id)]
 
 
 def list_alerts(*, engine: Engine, status: str | None = None, limit: int = 200) -> list[Alert]:
