@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from ci_pipeline import read
 from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.read import (
@@ -22,6 +21,7 @@ from ci_pipeline.read import (
     read_submission,
     to_long_frame,
 )
+from ci_pipeline.read import files as read_files
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIMITS: dict[str, Any] = {"max_bytes": 1_000_000, "max_expanded_bytes": 10_000_000}
@@ -352,8 +352,8 @@ def _unread(*_: object, **__: object) -> Any:
 def test_file_over_max_bytes_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     size = (FIXTURES / "utf8.csv").stat().st_size
     assert load("utf8.csv", max_bytes=size).rows.height == 2  # at the limit: read
-    for name in ("_read_csv", "_read_xlsx", "_read_parquet", "_check_xlsx_expansion", "decode"):
-        monkeypatch.setattr(read, name, _unread)
+    for name in ("read_csv", "read_xlsx", "read_parquet", "check_xlsx_expansion", "decode"):
+        monkeypatch.setattr(read_files, name, _unread)
     with pytest.raises(SubmissionRefused) as exc:
         load("utf8.csv", max_bytes=size - 1)
     assert str(exc.value).startswith(f"utf8.csv is {size:,} bytes; the limit is {size - 1:,}")
@@ -367,7 +367,7 @@ def test_xlsx_expanding_past_the_limit_is_refused_unparsed(
     with zipfile.ZipFile(FIXTURES / "dates.xlsx") as archive:
         expanded = sum(i.file_size for i in archive.infolist())
     assert load("dates.xlsx", max_expanded_bytes=expanded).rows.height == 2
-    monkeypatch.setattr(read, "_read_xlsx", _unread)
+    monkeypatch.setattr(read_files, "read_xlsx", _unread)
     with pytest.raises(SubmissionRefused) as exc:
         load("dates.xlsx", max_expanded_bytes=expanded - 1)
     assert str(exc.value) == (
@@ -381,7 +381,7 @@ def test_xlsx_bomb_is_refused_unparsed(tmp_path: Path, monkeypatch: pytest.Monke
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 2_000_000)
     assert path.stat().st_size < 10_000  # small on disk
-    monkeypatch.setattr(read, "_read_xlsx", _unread)
+    monkeypatch.setattr(read_files, "read_xlsx", _unread)
     with pytest.raises(SubmissionRefused, match="refused unparsed"):
         load(path, max_expanded_bytes=1_000_000)
 

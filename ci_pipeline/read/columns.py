@@ -1,0 +1,59 @@
+"""The submission format's columns: their canonical names and the headers partners write for
+them (loose, Hebrew and Arabic).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+ROW = "_row"  # the row number as the partner sees it (spreadsheet row / CSV line)
+
+
+KEY_COLUMNS = ["measure_id", "geo_code", "period"]
+
+
+NUMBER_COLUMNS = ["numerator", "denominator", "value"]
+
+
+PARTNER_COLUMN = "partner_id"
+
+
+#: Columns a template carries for the person filling it (see ci_pipeline.template).
+HELP_COLUMNS = {"measure_title", "geo_name", "unit"}
+
+
+#: Header spellings partners use, normalised, mapped to canonical column names.
+HEADER_ALIASES = {
+    "measure": "measure_id",
+    "measure_code": "measure_id",
+    "indicator": "measure_id",
+    "indicator_id": "measure_id",
+    "מדד": "measure_id",
+    "geo": "geo_code",
+    "geography": "geo_code",
+    "locality": "geo_code",
+    "locality_code": "geo_code",
+    "יישוב": "geo_code",
+    "ישוב": "geo_code",
+    "البلدة": "geo_code",
+    "תקופה": "period",
+    "الفترة": "period",
+    "reporting_period": "period",
+    "מונה": "numerator",
+    "מכנה": "denominator",
+    "ערך": "value",
+    "القيمة": "value",
+    "partner": PARTNER_COLUMN,
+    "gender": "sex",
+    "מין": "sex",
+    "age_group": "age_band",
+    "קבוצת_גיל": "age_band",
+}
+
+
+def canonical_header(name: str) -> str:
+    """``' Measure ID '`` → ``measure_id``; known aliases (Hebrew, Arabic too) → canonical."""
+    text = unicodedata.normalize("NFKC", name).strip().casefold()
+    text = re.sub(r"[\s\-.]+", "_", text)
+    return HEADER_ALIASES.get(text, text)

@@ -1,0 +1,459 @@
+"""The contract: a pandera ``DataFrameSchema`` (polars backend) generated from the shared-measure
+definitions for one partner and one period, and its rule book (each rule's name, the column a
+failure is reported against, and the sentence that explains it). Nothing is written per
+measure.
+
+Over 400 lines on purpose: the builder is one rule book, and a rule's check and its sentence
+belong side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
+from ci_pipeline.model.periods import CANONICAL_PATTERNS, Period, period_end, period_start
+from ci_pipeline.read import NUMBER_COLUMNS, PARTNER_COLUMN, ROW
+
+#: Tolerance when a partner gives both a proportion's value and its numerator/denominator.
+RATIO_TOLERANCE = 0.0005
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named rule: the column a failure is reported against, and how to say it.
+
+    ``message`` is an expression evaluated over the failing rows joined with their measure's
+    rules, so a sentence can name the row's own measure, bounds and values.
+    """
+
+    column: str
+    message: pl.Expr
+
+
+def rules_frame(initiative: Initiative) -> pl.DataFrame:
+    measures = list(initiative.measures.values())
+    return pl.DataFrame(
+        {
+            "measure_id": [m.id for m in measures],
+            "_unit": [str(m.unit) for m in measures],
+            "_periodicity": [str(m.periodicity) for m in measures],
+            "_min": [m.valid_range.min for m in measures],
+            "_max": [m.valid_range.max for m in measures],
+            "_geo_levels": [[str(g) for g in m.geo_levels] for m in measures],
+        },
+        schema_overrides={"_min": pl.Float64, "_max": pl.Float64},
+    )
+
+
+def _allowed_codes(initiative: Initiative, dim: str) -> pl.DataFrame:
+    """(measure_id, code) pairs a dimension may take; a measure without it allows only total."""
+    pairs = [
+        (m.id, code)
+        for m in initiative.measures.values()
+        for code in m.dimensions.get(dim, [TOTAL])
+    ]
+    return pl.DataFrame(pairs, schema=["measure_id", dim], orient="row").with_columns(
+        pl.lit(True).alias("_allowed")
+    )
+
+
+def _known_codes(initiative: Initiative, dim: str) -> list[str]:
+    """Every code any measure allows for a dimension."""
+    return sorted({c for m in initiative.measures.values() for c in m.dimensions.get(dim, [TOTAL])})
+
+
+def _fmt(expr: pl.Expr) -> pl.Expr:
+    """A number as text for a message: integers without a trailing .0."""
+    return pl.coalesce(
+        pl.when(expr == expr.round(0)).then(expr.cast(pl.Int64, strict=False).cast(pl.Utf8)),
+        expr.round(4).cast(pl.Utf8),
+    )
+
+
+def message_text(*parts: str | pl.Expr) -> pl.Expr:
+    return pl.concat_str([p if isinstance(p, pl.Expr) else pl.lit(p) for p in parts])
+
+
+def _q(col: str) -> pl.Expr:
+    return message_text("'", pl.col(col).fill_null(""), "'")
+
+
+class _ContractBuilder:
+    """Builds the schema and the rule book together, so every check has a name and a sentence."""
+
+    def __init__(self, initiative: Initiative, partner_id: str, period: Period) -> None:
+        self.initiative = initiative
+        self.partner = initiative.partner(partner_id)
+        self.period = period
+        self.rules_lf = rules_frame(initiative).lazy()
+        self.rules: dict[str, Rule] = {}
+        self.columns: dict[str, pa.Column] = {ROW: pa.Column(pl.Int64)}
+        self.frame_checks: list[pa.Check] = []
+        geos = initiative.geographies
+        self.geo_levels = pl.DataFrame(
+            {"geo_code": list(geos), "_geo_level": [str(g.level) for g in geos.values()]}
+        ).lazy()
+
+    def _with_rules(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.join(self.rules_lf, on="measure_id", how="left", maintain_order="left")
+
+    def row_rule(
+        self,
+        name: str,
+        column: str,
+        ok: pl.Expr,
+        message: pl.Expr,
+        *,
+        lookup: pl.LazyFrame | None = None,
+        on: list[str] | None = None,
+    ) -> None:
+        """A rule over each row joined with its measure's rules (and ``lookup``); null passes."""
+
+        def check(data: PolarsData) -> pl.LazyFrame:
+            lf = self._with_rules(data.lazyframe)
+            if lookup is not None:
+                lf = lf.join(lookup, on=on or [], how="left", maintain_order="left")
+            return lf.select(ok.fill_null(True).alias(name))
+
+        self.rules[name] = Rule(column, message)
+        self.frame_checks.append(pa.Check(check, name=name))
+
+    def column(
+        self,
+        column: str,
+        dtype: type[pl.DataType],
+        rules: dict[str, tuple[pl.Expr, pl.Expr]],
+        *,
+        nullable: bool = True,
+    ) -> None:
+        """A typed column with checks on its own values: ``{name: (ok, message)}``."""
+        checks = []
+        for name, (ok, message) in rules.items():
+            self.rules[name] = Rule(column, message)
+            checks.append(
+                pa.Check(lambda data, ok=ok: data.lazyframe.select(ok.fill_null(True)), name=name)
+            )
+        self.columns[column] = pa.Column(dtype, checks, nullable=nullable)
+
+    def build(self) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
+        self._key_columns()
+        for dim in self.initiative.dimension_names:
+            self._dimension_rules(dim)
+        for col in NUMBER_COLUMNS:
+            self._number_column(col)
+        self._period_rules()
+        self._unit_rules()
+        self._unique_rule()
+        schema = pa.DataFrameSchema(
+            self.columns, checks=self.frame_checks, strict=False, coerce=False
+        )
+        return schema, self.rules
+
+    def _key_columns(self) -> None:
+        ini, partner = self.initiative, self.partner
+        measure, geo, period = pl.col("measure_id"), pl.col("geo_code"), pl.col("period")
+        self.column(
+            "measure_id",
+            pl.Utf8,
+            {
+                "measure_reported": (
+                    measure.is_in(partner.measures),
+                    pl.when(measure.is_in(list(ini.measures)))
+                    .then(
+                        message_text(
+                            "measure ",
+                            _q("measure_id"),
+                            f" is a shared measure, but not one {partner.id} reports",
+                        )
+                    )
+                    .otherwise(
+                        message_text(
+                            "measure ",
+                            _q("measure_id"),
+                            " is not a shared measure of this initiative",
+                        )
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        self.column(
+            "geo_code",
+            pl.Utf8,
+            {
+                "geography_served": (
+                    geo.is_in(ini.partner_geographies(partner.id)),
+                    pl.when(geo.is_in(list(ini.geographies)))
+                    .then(
+                        message_text(
+                            "place ", _q("geo_code"), f" is not a locality {partner.id} reports for"
+                        )
+                    )
+                    .otherwise(
+                        message_text(
+                            "place ",
+                            _q("geo_code"),
+                            " is not a locality of this initiative (use its code or its name in English, Hebrew or Arabic)",
+                        )
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        self.column(
+            "period",
+            pl.Utf8,
+            {
+                "period_format": (
+                    period.str.contains("|".join(CANONICAL_PATTERNS.values())),
+                    message_text(
+                        "period ",
+                        _q("period"),
+                        " is not a period: write a month (2025-09), quarter (2025-Q3) or year (2025)",
+                    ),
+                )
+            },
+            nullable=False,
+        )
+        known_level = ~geo.is_in(list(ini.geographies))  # unknown places fail geography_served
+        self.row_rule(
+            "geography_level",
+            "geo_code",
+            pl.col("_geo_levels").list.contains(pl.col("_geo_level")) | known_level,
+            message_text(
+                measure,
+                " is reported for a ",
+                pl.col("_geo_levels").list.join(" or "),
+                ", not for ",
+                _q("geo_code"),
+            ),
+            lookup=self.geo_levels,
+            on=["geo_code"],
+        )
+        if PARTNER_COLUMN in ini.dimension_names:  # pragma: no cover - a reserved name
+            raise ValueError(f"{PARTNER_COLUMN} cannot be a dimension")
+
+    def partner_rule(self) -> None:
+        pid = self.partner.id
+        self.row_rule(
+            "partner_matches",
+            PARTNER_COLUMN,
+            pl.col(PARTNER_COLUMN).str.strip_chars() == pid,
+            message_text(
+                f"{PARTNER_COLUMN} ",
+                _q(PARTNER_COLUMN),
+                f" differs from the submitting partner {pid!r}",
+            ),
+        )
+
+    def _dimension_rules(self, dim: str) -> None:
+        ini = self.initiative
+        codes = _known_codes(ini, dim)
+        code = pl.col(dim)
+        self.column(
+            dim,
+            pl.Utf8,
+            {
+                f"{dim}_code": (
+                    code.is_in(codes),
+                    message_text(
+                        f"{dim} ",
+                        _q(dim),
+                        f" is not a {dim} code; use one of: {', '.join(codes)} (blank means total)",
+                    ),
+                )
+            },
+        )
+        # Codes no measure knows are reported once, by the {dim}_code check above.
+        self.row_rule(
+            f"{dim}_allowed",
+            dim,
+            pl.col("_allowed").fill_null(False) | pl.col("_unit").is_null() | ~code.is_in(codes),
+            message_text(pl.col("measure_id"), f" is not broken down by {dim} code ", _q(dim)),
+            lookup=_allowed_codes(ini, dim).lazy(),
+            on=["measure_id", dim],
+        )
+        # Every row of one cell (measure, place, period) breaks down by the same dimensions:
+        # a total beside a breakdown, or a breakdown by age beside one by sex, would count the
+        # same people twice when rolled up.
+        self.row_rule(
+            f"{dim}_mixed",
+            dim,
+            (code == TOTAL).n_unique().over(["measure_id", "geo_code", "period"]) == 1,
+            pl.lit(
+                f"rows for the same measure, locality and period give both a total and a "
+                f"breakdown by {dim}; send either the total or the breakdown, not both"
+            ),
+        )
+
+    def _number_column(self, col: str) -> None:
+        x = pl.col(col)
+        # A value's bounds come from its measure (value_in_range); the counts beneath a share
+        # or a mean are never negative.
+        rules = (
+            {}
+            if col == "value"
+            else {f"{col}_not_negative": (x >= 0, message_text(f"{col} ", _fmt(x), " is negative"))}
+        )
+        self.column(col, pl.Float64, rules)
+        self.row_rule(
+            f"{col}_is_number",
+            col,
+            pl.col(f"{col}_text").is_null() | x.is_not_null(),
+            message_text(f"{col} ", _q(f"{col}_text"), " is not a number"),
+        )
+
+    def _period_rules(self) -> None:
+        period, every = pl.col("period"), pl.col("_periodicity")
+        # Text that is not a period at all is reported once, by period_format.
+        not_a_period = ~period.str.contains("|".join(CANONICAL_PATTERNS.values()))
+        self.row_rule(
+            "period_matches_measure",
+            "period",
+            not_a_period
+            | pl.coalesce(
+                pl.when(every == str(p)).then(period.str.contains(pattern))
+                for p, pattern in CANONICAL_PATTERNS.items()
+            ),
+            message_text(
+                pl.col("measure_id"),
+                " is reported per ",
+                every,
+                "; ",
+                _q("period"),
+                " is not a ",
+                every,
+            ),
+        )
+        span = self.period
+        self.row_rule(
+            "period_in_submission",
+            "period",
+            not_a_period
+            | ((period_start(period) >= span.start) & (period_end(period) <= span.end)),
+            message_text(
+                "period ", _q("period"), f" is outside this submission's period {span.label}"
+            ),
+        )
+
+    def _unit_rules(self) -> None:
+        unit, measure = pl.col("_unit"), pl.col("measure_id")
+        n, d, v = pl.col("numerator"), pl.col("denominator"), pl.col("value")
+        # n/d only where it is a share; a zero or negative denominator, or a numerator outside
+        # 0..denominator, is reported by its own rule rather than again as a bad ratio.
+        ratio = pl.when((d > 0) & (n >= 0) & (n <= d)).then(n / d)
+        given = {
+            c: pl.col(c).is_not_null() | pl.col(f"{c}_text").is_not_null() for c in NUMBER_COLUMNS
+        }
+        self.row_rule(
+            "value_required",
+            "value",
+            ~unit.is_in([Unit.count, Unit.score, Unit.amount]) | given["value"],
+            message_text("value is required for ", measure, " (a ", unit, ")"),
+        )
+        self.row_rule(
+            "numerator_required",
+            "numerator",
+            (unit != Unit.proportion) | given["numerator"],
+            message_text("numerator is required for ", measure),
+        )
+        self.row_rule(
+            "denominator_required",
+            "denominator",
+            ~unit.is_in([Unit.proportion, Unit.score]) | given["denominator"],
+            message_text(
+                "denominator is required for ",
+                measure,
+                pl.when(unit == Unit.score)
+                .then(pl.lit(" (how many answered)"))
+                .otherwise(pl.lit("")),
+            ),
+        )
+        self.row_rule(
+            "denominator_positive",
+            "denominator",
+            # a negative denominator is reported by denominator_not_negative
+            ~unit.is_in([Unit.proportion, Unit.score]) | (d != 0),
+            message_text("denominator must be more than 0 for ", measure),
+        )
+        self.row_rule(
+            "numerator_within_denominator",
+            "numerator",
+            (unit != Unit.proportion) | (n <= d) | (d <= 0),
+            message_text(
+                "numerator ",
+                _fmt(n),
+                " is larger than denominator ",
+                _fmt(d),
+                "; a share cannot exceed 100%",
+            ),
+        )
+        self.row_rule(
+            "value_matches_ratio",
+            "value",
+            (unit != Unit.proportion) | v.is_null() | ((v - ratio).abs() <= RATIO_TOLERANCE),
+            message_text(
+                "value ",
+                _fmt(v),
+                " does not equal numerator/denominator (",
+                _fmt(ratio),
+                "); leave value blank to have it computed",
+            ),
+        )
+        self.row_rule(
+            "whole_number",
+            "value",
+            (unit != Unit.count) | (v == v.round(0)),
+            message_text(measure, " counts whole units; ", _fmt(v), " is not a whole number"),
+        )
+        effective = pl.when(unit == Unit.proportion).then(pl.coalesce(v, ratio)).otherwise(v)
+        lo, hi = pl.col("_min"), pl.col("_max")
+        self.row_rule(
+            "value_in_range",
+            "value",
+            effective.is_between(lo.fill_null(float("-inf")), hi.fill_null(float("inf"))),
+            message_text(
+                pl.when(v.is_null())
+                .then(pl.lit("numerator/denominator "))
+                .otherwise(pl.lit("value ")),
+                _fmt(effective),
+                " is outside the valid range for ",
+                measure,
+                " (",
+                _fmt(lo).fill_null("-∞"),
+                " to ",
+                _fmt(hi).fill_null("∞"),
+                ")",
+            ),
+        )
+
+    def _unique_rule(self) -> None:
+        key = ["measure_id", "geo_code", "period", *self.initiative.dimension_names]
+        self.row_rule(
+            "unique_row",
+            "measure_id",
+            ~pl.struct(key).is_duplicated(),
+            message_text(
+                "the same measure, locality, period and breakdown appear on more than one row (rows ",
+                pl.col(ROW).cast(pl.Utf8).implode().over(key).list.join(", "),
+                ")",
+            ),
+        )
+
+
+def build_contract(
+    initiative: Initiative, partner_id: str, period: Period, *, with_partner_column: bool = False
+) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
+    """Generate the pandera contract for one partner's submission for one period.
+
+    Returns the schema and its rule book (rule name → reported column and message).
+    """
+    builder = _ContractBuilder(initiative, partner_id, period)
+    if with_partner_column:
+        builder.partner_rule()
+    return builder.build()
