@@ -41,7 +41,8 @@ import polars as pl
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.detect import detect
-from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit, load_initiative
+from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import Period, parse_period, shift
 
 SEED = 20251125

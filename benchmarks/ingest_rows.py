@@ -29,7 +29,7 @@ from sqlmodel import Session
 from ci_pipeline import store
 from ci_pipeline.clock import utcnow
 from ci_pipeline.config import get_settings
-from ci_pipeline.model.initiative import load_initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 
 T = TypeVar("T")

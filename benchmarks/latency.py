@@ -73,7 +73,7 @@ def main() -> None:
 
     from ci_pipeline import aggregate, alert, demo, detect, store
     from ci_pipeline.config import get_settings
-    from ci_pipeline.model.initiative import load_initiative
+    from ci_pipeline.model.load import load_initiative
     from ci_pipeline.receive import intake
 
     settings = get_settings()

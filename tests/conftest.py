@@ -12,7 +12,8 @@ from sqlalchemy import Engine, text
 
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_ENV = "CI_PIPELINE_TEST_POSTGRES_URL"

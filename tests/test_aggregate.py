@@ -17,7 +17,8 @@ from sqlalchemy import Engine, text
 from ci_pipeline import aggregate, demo, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model import frames
-from ci_pipeline.model.initiative import TOTAL, Initiative, load_initiative
+from ci_pipeline.model.initiative import TOTAL, Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 
 OBS_SCHEMA: dict[str, Any] = {

@@ -18,7 +18,8 @@ from typer.testing import Result
 
 from ci_pipeline import cli, demo
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.validate.template import template_frame
 from tests.helpers import as_json, flat, invoke

@@ -20,11 +20,9 @@ from ci_pipeline.model.initiative import (
     Initiative,
     Measure,
     Unit,
-    load_initiative,
-    load_measure,
-    measure_json_schema,
     normalise_name,
 )
+from ci_pipeline.model.load import load_initiative, load_measure, measure_json_schema
 from ci_pipeline.model.periods import Periodicity
 
 LOCALITIES = ["karmiel", "misgav", "majd-al-krum", "biina", "deir-al-asad", "nahf", "rameh"]

@@ -24,7 +24,8 @@ from sqlmodel import col
 from ci_pipeline import aggregate, alert, demo, detect, notices, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.errors import PipelineError
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus, IndicatorValue, Submission

@@ -25,7 +25,8 @@ from sqlmodel import Session, col, select
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.errors import ConcurrentSubmission, DefinitionError
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.store import Status, Submission
 from ci_pipeline.store import submissions as store_submissions
 

@@ -509,7 +509,7 @@ def test_to_observations(
 def test_a_cell_broken_down_by_two_dimensions_separately_is_rejected(tmp_path: Path) -> None:
     """By age on one row and by sex on another, the same people would be counted twice."""
     from benchmarks.ingest_rows import write_initiative
-    from ci_pipeline.model.initiative import load_initiative
+    from ci_pipeline.model.load import load_initiative
 
     write_initiative(tmp_path / "ini", localities=1)
     two_dims = load_initiative(tmp_path / "ini")

@@ -25,7 +25,8 @@ from ci_pipeline import store
 from ci_pipeline.cli.tokens import tokens_app
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import DefinitionError, PipelineError
-from ci_pipeline.model.initiative import Initiative, load_initiative, measure_json_schema
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative, measure_json_schema
 
 app = typer.Typer(
     help="Shared measurement for a Collective Impact initiative: validate partner files, "

@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import PipelineError
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import tokens
 
 tokens_app = typer.Typer(

@@ -19,7 +19,8 @@ from ci_pipeline import events
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.flows.runtime import tag_run, worth_retrying
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import NewSubmission, engine_for
 from ci_pipeline.validate import ValidationResult

@@ -17,7 +17,8 @@ from prefect.utilities.annotations import quote
 from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import ConcurrentSubmission, PipelineError
-from ci_pipeline.model.initiative import Initiative, load_initiative
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 
 T = TypeVar("T")
 

@@ -1,0 +1,161 @@
+"""Loading an initiative's folder of YAML into the model, every problem reported at once, naming
+the file and the field; and the measure file's JSON Schema.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ci_pipeline.errors import DefinitionError
+from ci_pipeline.model.initiative import (
+    Geography,
+    GeoLevel,
+    Initiative,
+    InitiativeInfo,
+    Measure,
+    Partner,
+    StrictModel,
+)
+
+MEASURE_DIR = "measures"
+
+
+# libyaml's loader is ~10x faster than the pure-Python one; both are safe loaders.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except FileNotFoundError:
+        problems.append(f"{path.name}: file is missing")
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: not valid YAML: {exc}")
+    return None
+
+
+def _explain(where: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        out.append(f"{where}: {loc}: {err['msg']}")
+    return out
+
+
+def _parse_list(
+    path: Path, model: type[StrictModel], problems: list[str], key: str
+) -> dict[str, Any]:
+    data = _read_yaml(path, problems)
+    if data is None:
+        return {}
+    if not isinstance(data, list):
+        problems.append(f"{path.name}: expected a list of entries")
+        return {}
+    out: dict[str, Any] = {}
+    for i, entry in enumerate(data):
+        label = entry.get(key, f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            item = model.model_validate(entry)
+        except ValidationError as exc:
+            problems += _explain(f"{path.name}[{label}]", exc)
+            continue
+        ident = getattr(item, key)
+        if ident in out:
+            problems.append(f"{path.name}[{ident}]: {key}: defined twice")
+        out[ident] = item
+    return out
+
+
+def load_measure(path: Path) -> Measure:
+    """Load one measure file; raise :class:`DefinitionError` naming the file and field."""
+    problems: list[str] = []
+    data = _read_yaml(path, problems)
+    if problems:
+        raise DefinitionError(problems)
+    try:
+        measure = Measure.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(_explain(f"{MEASURE_DIR}/{path.name}", exc)) from None
+    if measure.id != path.stem:
+        raise DefinitionError(
+            [f"{MEASURE_DIR}/{path.name}: id: {measure.id!r} differs from the file name"]
+        )
+    return measure
+
+
+def load_initiative(path: Path) -> Initiative:
+    """Load and cross-check an initiative folder, reporting every problem found at once."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DefinitionError([f"{path}: no such initiative folder"])
+    problems: list[str] = []
+    info_data = _read_yaml(path / "initiative.yaml", problems)
+    info: InitiativeInfo | None = None
+    if info_data is not None:
+        try:
+            info = InitiativeInfo.model_validate(info_data)
+        except ValidationError as exc:
+            problems += _explain("initiative.yaml", exc)
+    geos: dict[str, Geography] = _parse_list(path / "geographies.yaml", Geography, problems, "code")
+    partners: dict[str, Partner] = _parse_list(path / "partners.yaml", Partner, problems, "id")
+    measures: dict[str, Measure] = {}
+    files = sorted((path / MEASURE_DIR).glob("*.yaml"))
+    if not files:
+        problems.append(f"{MEASURE_DIR}/: no measure files")
+    for file in files:
+        try:
+            measures[file.stem] = load_measure(file)
+        except DefinitionError as exc:
+            problems += exc.problems
+
+    for g in geos.values():
+        if g.parent is not None and g.parent not in geos:
+            problems.append(f"geographies.yaml[{g.code}]: parent: unknown geography {g.parent!r}")
+        if (g.parent is None) != (g.level is GeoLevel.cluster):
+            problems.append(f"geographies.yaml[{g.code}]: parent: only a cluster has no parent")
+    for p in list(partners.values()):
+        for code in p.localities:
+            if code not in geos:
+                problems.append(f"partners.yaml[{p.id}]: localities: unknown geography {code!r}")
+        expanded: list[str] = []
+        for pattern in p.measures:
+            # Match the measure files, not only those that loaded: a broken measure is reported
+            # once, under its own file, and not again as unknown by every partner reporting it.
+            matched = sorted(fnmatch.filter((f.stem for f in files), pattern))
+            if not matched:
+                problems.append(f"partners.yaml[{p.id}]: measures: unknown measure {pattern!r}")
+            expanded += [m for m in matched if m not in expanded]
+        partners[p.id] = p.model_copy(update={"measures": expanded})
+        try:
+            "".encode(p.encoding)
+        except LookupError:
+            problems.append(f"partners.yaml[{p.id}]: encoding: unknown encoding {p.encoding!r}")
+    if problems or info is None:
+        raise DefinitionError(problems)
+
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.yaml")):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" + file.read_bytes())
+    return Initiative(
+        path=path,
+        info=info,
+        geographies=geos,
+        partners=partners,
+        measures=measures,
+        digest=digest.hexdigest()[:16],
+    )
+
+
+def measure_json_schema() -> str:
+    """The JSON Schema of a measure file, generated from :class:`Measure` (editors validate with it)."""
+    schema = Measure.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Shared measure"
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
