@@ -40,16 +40,16 @@ def quiet_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
 #: Every command and subcommand, and where its help text comes from.
 HELP = {
     "": lambda: cli.app.info.help,
-    "init": lambda: cli.init.__doc__,
-    "partners": lambda: cli.partners.__doc__,
-    "measures": lambda: cli.measures_app.info.help,
-    "measures check": lambda: cli.measures_check.__doc__,
-    "measures schema": lambda: cli.measures_schema.__doc__,
-    "template": lambda: cli.template.__doc__,
-    "submit": lambda: cli.submit.__doc__,
-    "submissions": lambda: cli.submissions.__doc__,
-    "observations": lambda: cli.observations.__doc__,
-    "demo": lambda: cli.demo.__doc__,
+    "init": lambda: cli.definitions.init.__doc__,
+    "partners": lambda: cli.definitions.partners.__doc__,
+    "measures": lambda: cli.definitions.measures_app.info.help,
+    "measures check": lambda: cli.definitions.measures_check.__doc__,
+    "measures schema": lambda: cli.definitions.measures_schema.__doc__,
+    "template": lambda: cli.definitions.template.__doc__,
+    "submit": lambda: cli.intake.submit.__doc__,
+    "submissions": lambda: cli.intake.submissions.__doc__,
+    "observations": lambda: cli.intake.observations.__doc__,
+    "demo": lambda: cli.sample.demo.__doc__,
 }
 
 
@@ -284,7 +284,9 @@ def test_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> None:
 def coloured(monkeypatch: pytest.MonkeyPatch) -> None:
     """Error output as a terminal would show it, with colour codes."""
     monkeypatch.setattr(
-        cli, "err", Console(stderr=True, force_terminal=True, color_system="standard", width=200)
+        cli.common,
+        "err",
+        Console(stderr=True, force_terminal=True, color_system="standard", width=200),
     )
 
 

@@ -58,14 +58,22 @@ def alerted(computed: Engine, initiative: Initiative, settings: Settings) -> Eng
 @pytest.mark.parametrize(
     ("command", "doc", "options"),
     [
-        ("process", lambda: cli.process.__doc__, ["--period", "--as-of", "--full", "--json"]),
+        (
+            "process",
+            lambda: cli.processing.process.__doc__,
+            ["--period", "--as-of", "--full", "--json"],
+        ),
         (
             "indicators",
-            lambda: cli.indicators.__doc__,
+            lambda: cli.processing.indicators.__doc__,
             ["--measure", "--geo", "--period", "--breakdowns", "--limit", "--json"],
         ),
-        ("alerts", lambda: cli.alerts_app.info.help, ["--status", "--limit", "--json", "ack"]),
-        ("alerts ack", lambda: cli.alerts_ack.__doc__, ["alert_id", "--by", "--json"]),
+        (
+            "alerts",
+            lambda: cli.alerts.alerts_app.info.help,
+            ["--status", "--limit", "--json", "ack"],
+        ),
+        ("alerts ack", lambda: cli.alerts.alerts_ack.__doc__, ["alert_id", "--by", "--json"]),
     ],
 )
 def test_help(command: str, doc: Any, options: list[str]) -> None:

@@ -1,0 +1,166 @@
+"""Commands on submissions: ``submit`` a file, list ``submissions`` and ``observations``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ci_pipeline import store
+from ci_pipeline.cli.app import app
+from ci_pipeline.cli.common import (
+    EXIT_REJECTED,
+    GeoFilter,
+    JsonOpt,
+    MeasureFilter,
+    PartnerFilter,
+    PeriodFilter,
+    handle_errors,
+    load_context,
+    make_table,
+    open_engine,
+    out,
+    print_json,
+)
+from ci_pipeline.config import get_settings
+
+
+def print_receipt(receipt: Any) -> None:
+    colour = {"accepted": "green", "duplicate": "yellow", "rejected": "red"}.get(
+        receipt.status, "white"
+    )
+    out.print(
+        f"[{colour}]{receipt.status.upper()}[/{colour}] #{receipt.submission_id} {receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}",
+        highlight=False,
+    )
+    for warning in receipt.warnings:
+        out.print(f"  [yellow]warning:[/yellow] {warning}")
+    if receipt.first_issues:
+        out.print(
+            make_table(
+                f"First {len(receipt.first_issues)} of {receipt.issues} problem(s)",
+                receipt.first_issues,
+                ["row", "column", "value", "rule", "message"],
+            )
+        )
+    if receipt.report_path:
+        # soft_wrap: a path is printed whole on one line, to be copied, whatever the width.
+        out.print(f"Report: {receipt.report_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def submit(
+    file: Annotated[
+        Path, typer.Argument(help="CSV, XLSX or Parquet file.", exists=True, dir_okay=False)
+    ],
+    partner: Annotated[str, typer.Option("--partner", "-p", help="The submitting partner's id.")],
+    period: Annotated[
+        str, typer.Option("--period", help="The period the file reports: 2025-09, 2025-Q3 or 2025.")
+    ],
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="CSV text encoding, e.g. windows-1255 (Hebrew), windows-1256 (Arabic). Default: the partner's setting, else UTF-8.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
+
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process
+    from ci_pipeline.model.periods import parse_period
+    from ci_pipeline.receive.intake import Receipt
+
+    _, initiative = load_context()
+    initiative.partner(partner)  # the caller's mistakes are told before a flow starts
+    parse_period(period)
+    with in_process():
+        receipt = Receipt(**ingest_submission(str(file.resolve()), partner, period, encoding))
+    if json_out:
+        print_json(receipt.to_dict())
+    else:
+        print_receipt(receipt)
+    if receipt.status == store.Status.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+SUBMISSION_COLUMNS = [
+    "id",
+    "partner_id",
+    "period",
+    "file_name",
+    "status",
+    "rows_total",
+    "rows_accepted",
+    "issues",
+    "received_at",
+    "message",
+]
+
+
+@app.command()
+@handle_errors
+def submissions(
+    partner: PartnerFilter = None,
+    period: PeriodFilter = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List submissions, newest first, with their status and outcome."""
+    settings = get_settings()
+    rows = [
+        store.submission_dict(s)
+        for s in store.list_submissions(
+            engine=open_engine(settings), partner_id=partner, period=period, limit=limit
+        )
+    ]
+    if json_out:
+        print_json(rows)
+    else:
+        out.print(make_table(f"Submissions ({len(rows)})", rows, SUBMISSION_COLUMNS))
+
+
+@app.command()
+@handle_errors
+def observations(
+    measure: MeasureFilter = None,
+    geo: GeoFilter = None,
+    period: PeriodFilter = None,
+    partner: PartnerFilter = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the observations that count (from accepted submissions), as partners reported them."""
+    settings = get_settings()
+    frame = store.current_observations(
+        engine=open_engine(settings),
+        measure_id=measure,
+        geo_code=geo,
+        period=period,
+        partner_id=partner,
+        limit=limit,
+    )
+    if json_out:
+        print_json(frame.to_dicts())
+        return
+    cols = [
+        "partner_id",
+        "measure_id",
+        "geo_code",
+        "period",
+        "disaggregation",
+        "numerator",
+        "denominator",
+        "value",
+    ]
+    out.print(
+        make_table(
+            f"Observations ({frame.height}{'+' if frame.height == limit else ''})",
+            frame.to_dicts(),
+            cols,
+        )
+    )
