@@ -1,8 +1,9 @@
 """The ingest flow: one partner file through read → validate → store.
 
-Wiring only: every step calls :mod:`ci_pipeline.intake`. One task per step (Prefect's API
+Wiring only: every step calls :mod:`ci_pipeline.receive.intake`. One task per step (Prefect's API
 round-trips cost more than the steps on small files). Only the steps that touch the disk or the
-database retry; reading and validating the same bytes again cannot help.
+database retry, with the one policy of :data:`ci_pipeline.flows.runtime.RETRYING`; reading the
+same bytes again cannot help.
 """
 
 from __future__ import annotations
@@ -17,24 +18,16 @@ from sqlalchemy import Engine
 
 from ci_pipeline import events
 from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.flows.runtime import RETRYING, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
-from ci_pipeline.flows.runtime import tag_run, worth_retrying
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import NewSubmission, engine_for
 from ci_pipeline.validate import ValidationResult
 
-RETRIES, RETRY_DELAY = 2, 2  # for steps that touch the disk or the database
 
-
-@task(
-    name="receive",
-    cache_policy=NO_CACHE,
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAY,
-    retry_condition_fn=worth_retrying,
-)
+@task(name="receive", **RETRYING)
 def receive(
     path: Path,
     partner_id: str,
@@ -54,15 +47,9 @@ def receive(
 
 
 read = task(name="read", cache_policy=NO_CACHE)(intake.parse)
-validate = task(
-    name="validate", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY
-)(intake.check)
-store = task(name="store", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY)(
-    intake.record
-)
-refuse = task(
-    name="store-refusal", cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY
-)(intake.refuse)
+validate = task(name="validate", **RETRYING)(intake.check)  # it reads the stored figures
+store = task(name="store", **RETRYING)(intake.record)
+refuse = task(name="store-refusal", **RETRYING)(intake.refuse)
 
 
 def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:

@@ -31,11 +31,12 @@ def worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
     return isinstance(error, ConcurrentSubmission) or not isinstance(error, PipelineError)
 
 
-#: Task options for steps that touch the disk or the database (and only those).
+#: The one retry policy: task options for steps that touch the disk or the database (and only
+#: those, and only idempotent ones). A quick first retry for a passing lock, a longer second.
 RETRYING: dict[str, Any] = {
     "cache_policy": NO_CACHE,
     "retries": 2,
-    "retry_delay_seconds": 5,
+    "retry_delay_seconds": [2, 10],
     "retry_condition_fn": worth_retrying,
 }
 
