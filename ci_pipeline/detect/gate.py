@@ -19,6 +19,8 @@ from typing import Any, Literal
 import polars as pl
 
 from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.aggregate.rollup import expected_partners
+from ci_pipeline.detect.findings import FINDING_SCHEMA
 from ci_pipeline.model.initiative import Initiative, Unit
 from ci_pipeline.model.periods import Period, shift
 
@@ -82,8 +84,6 @@ def gate_frame(
 
 def expected_cells(initiative: Initiative, periods: dict[str, Period]) -> dict[str, list[str]]:
     """Per measure, the (measure|geography|period) cells that must exist for the judged period."""
-    from ci_pipeline.aggregate import expected_partners
-
     expected = expected_partners(initiative).select("measure_id", "geo_code").unique()
     out: dict[str, list[str]] = {}
     for measure_id, geo in expected.sort("measure_id", "geo_code").iter_rows():
@@ -244,8 +244,6 @@ def findings(
     result: GateResult, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
     """One ``quality`` finding per failing measure, for the data engineers."""
-    from ci_pipeline.detect import FINDING_SCHEMA
-
     rows = []
     for measure_id in sorted(result.failed_measures):
         m = initiative.measures[measure_id]
