@@ -124,6 +124,9 @@ def submissions(
         out.print(make_table(f"Submissions ({len(rows)})", rows, SUBMISSION_COLUMNS))
 
 
+OBSERVATION_BOOKKEEPING = {"submission_id", "measure_version", "source_row"}
+
+
 @app.command()
 @handle_errors
 def observations(
@@ -147,16 +150,8 @@ def observations(
     if json_out:
         print_json(frame.to_dicts())
         return
-    cols = [
-        "partner_id",
-        "measure_id",
-        "geo_code",
-        "period",
-        "disaggregation",
-        "numerator",
-        "denominator",
-        "value",
-    ]
+    # The stored columns, less the bookkeeping a reader does not need in a table.
+    cols = [c for c in store.OBSERVATION_COLUMNS if c not in OBSERVATION_BOOKKEEPING]
     out.print(
         make_table(
             f"Observations ({frame.height}{'+' if frame.height == limit else ''})",
