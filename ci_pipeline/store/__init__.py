@@ -199,14 +199,17 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(*, engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    from ci_pipeline.receive import tokens  # noqa: F401  (registers api_token; tokens imports store)
+    """Create the tables, or upgrade them to the head revision (see :mod:`.migrate`)."""
+    from ci_pipeline.store import migrate
 
-    SQLModel.metadata.create_all(engine)
+    migrate.upgrade(engine=engine)
 
 
 def drop_schema(*, engine: Engine) -> None:
-    SQLModel.metadata.drop_all(engine)
+    """Drop every table, ``alembic_version`` included."""
+    from ci_pipeline.store import migrate
+
+    migrate.drop(engine=engine)
 
 
 @contextmanager
