@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from ci_pipeline.store import tables  # noqa: F401  (every table registers on SQLModel.metadata)
 
@@ -72,13 +72,17 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(*, engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    SQLModel.metadata.create_all(engine)
+    """Create the tables, or upgrade them to the head revision (see :mod:`.migrate`)."""
+    from ci_pipeline.store import migrate  # migrate needs the tables this module registers
+
+    migrate.upgrade(engine=engine)
 
 
 def drop_schema(*, engine: Engine) -> None:
-    """Drop every table (``demo --reset`` on a server database)."""
-    SQLModel.metadata.drop_all(engine)
+    """Drop every table, ``alembic_version`` included (``demo --reset`` on a server database)."""
+    from ci_pipeline.store import migrate
+
+    migrate.drop(engine=engine)
 
 
 @contextmanager
