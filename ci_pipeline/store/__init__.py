@@ -5,6 +5,7 @@ keyword-only argument; nothing here opens a connection on its own, and no other 
 SQL. The modules, one reason to change each:
 
 - ``db``: one engine per process, the schema, reading a query into a frame;
+- ``migrate`` and ``migrations/``: the schema's revisions (Alembic), applied by every entry point;
 - ``tables``: every table;
 - ``definitions``: the initiative's definitions;
 - ``submissions``: the submission lifecycle and the observations that count;
