@@ -17,6 +17,23 @@ This package's namespace re-exports their public names: callers write ``store.X`
 
 from __future__ import annotations
 
+from ci_pipeline.store.alerts import (
+    ALERTS_SINCE_SCHEMA,
+    acknowledge_alert,
+    add_alert,
+    add_messages,
+    alerts_by_id,
+    alerts_since,
+    due_messages,
+    find_alert,
+    get_alerts,
+    list_alerts,
+    open_alerts,
+    pending_alert_ids,
+    record_delivery,
+    transaction,
+    unresolved_alerts,
+)
 from ci_pipeline.store.db import (
     create_schema,
     dispose_engines,
@@ -81,6 +98,7 @@ from ci_pipeline.store.tokens import (
 )
 
 __all__ = [
+    "ALERTS_SINCE_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "VALUE_COLUMNS",
@@ -99,7 +117,12 @@ __all__ = [
     "PartnerRow",
     "Status",
     "Submission",
+    "acknowledge_alert",
+    "add_alert",
+    "add_messages",
     "add_token",
+    "alerts_by_id",
+    "alerts_since",
     "all_slices",
     "create_schema",
     "current_observations",
@@ -107,17 +130,24 @@ __all__ = [
     "diff_observations",
     "dispose_engines",
     "drop_schema",
+    "due_messages",
     "engine_for",
+    "find_alert",
     "find_conflicts",
     "find_duplicate",
+    "get_alerts",
     "get_submission",
     "indicators_digest",
+    "list_alerts",
     "list_submissions",
     "list_tokens",
     "make_engine",
+    "open_alerts",
+    "pending_alert_ids",
     "read_frame",
     "read_indicators",
     "read_observations",
+    "record_delivery",
     "record_duplicate",
     "record_rejected",
     "replace_indicators",
@@ -133,4 +163,6 @@ __all__ = [
     "sync_initiative",
     "token_by_hash",
     "touch_token",
+    "transaction",
+    "unresolved_alerts",
 ]
