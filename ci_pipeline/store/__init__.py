@@ -45,6 +45,7 @@ from ci_pipeline.store.db import (
 )
 from ci_pipeline.store.definitions import sync_initiative
 from ci_pipeline.store.indicators import (
+    UPDATED_SCHEMA,
     all_slices,
     indicators_digest,
     read_indicators,
@@ -53,8 +54,10 @@ from ci_pipeline.store.indicators import (
     set_indicators_digest,
     slice_observations,
     stale_slices,
+    updated_slices,
 )
 from ci_pipeline.store.submissions import (
+    RECEIVED_SCHEMA,
     Accepted,
     Diff,
     NewSubmission,
@@ -64,6 +67,7 @@ from ci_pipeline.store.submissions import (
     find_conflicts,
     find_duplicate,
     get_submission,
+    last_submission,
     list_submissions,
     read_observations,
     record_duplicate,
@@ -71,6 +75,7 @@ from ci_pipeline.store.submissions import (
     set_report,
     store_accepted,
     submission_dict,
+    submissions_between,
 )
 from ci_pipeline.store.tables import (
     NATURAL_KEY,
@@ -101,6 +106,8 @@ __all__ = [
     "ALERTS_SINCE_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
+    "RECEIVED_SCHEMA",
+    "UPDATED_SCHEMA",
     "VALUE_COLUMNS",
     "Accepted",
     "Alert",
@@ -138,6 +145,7 @@ __all__ = [
     "get_alerts",
     "get_submission",
     "indicators_digest",
+    "last_submission",
     "list_alerts",
     "list_submissions",
     "list_tokens",
@@ -160,9 +168,11 @@ __all__ = [
     "stale_slices",
     "store_accepted",
     "submission_dict",
+    "submissions_between",
     "sync_initiative",
     "token_by_hash",
     "touch_token",
     "transaction",
     "unresolved_alerts",
+    "updated_slices",
 ]

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine
+import sqlalchemy as sa
+from sqlalchemy import Engine, func
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -30,6 +31,15 @@ from ci_pipeline.store.tables import (
     Status,
     Submission,
 )
+
+#: One row per submission received in a window: :func:`submissions_between`.
+RECEIVED_SCHEMA: dict[str, Any] = {
+    "id": pl.Int64,
+    "partner_id": pl.Utf8,
+    "period": pl.Utf8,
+    "status": pl.Utf8,
+    "received_at": pl.Datetime("us", "UTC"),
+}
 
 
 @dataclass(frozen=True)
@@ -328,6 +338,46 @@ def list_submissions(
 def get_submission(submission_id: int, *, engine: Engine) -> Submission | None:
     with Session(engine) as session:
         return session.get(Submission, submission_id)
+
+
+def submissions_between(
+    initiative_id: str, start: datetime, end: datetime, *, engine: Engine
+) -> pl.DataFrame:
+    """Submissions received in [start, end), whatever became of them (:data:`RECEIVED_SCHEMA`)."""
+    query = sa.select(
+        col(Submission.id),
+        col(Submission.partner_id),
+        col(Submission.period),
+        col(Submission.status),
+        col(Submission.received_at),
+    ).where(
+        col(Submission.initiative_id) == initiative_id,
+        col(Submission.received_at) >= start,
+        col(Submission.received_at) < end,
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame(rows, schema=RECEIVED_SCHEMA, orient="row")
+
+
+def last_submission(initiative_id: str, *, engine: Engine) -> Submission | None:
+    """The submission received last for the initiative (the highest id among those received at
+    that moment), whatever became of it; None if none ever was."""
+    latest = (
+        sa.select(func.max(col(Submission.received_at)))
+        .where(col(Submission.initiative_id) == initiative_id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Submission)
+        .where(
+            col(Submission.initiative_id) == initiative_id, col(Submission.received_at) == latest
+        )
+        .order_by(col(Submission.id).desc())
+        .limit(1)
+    )
+    with Session(engine) as session:
+        return session.exec(query).first()
 
 
 def current_observations(
