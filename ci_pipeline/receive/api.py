@@ -28,7 +28,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from ci_pipeline import events, read, store
@@ -275,21 +274,14 @@ def partner_submissions(
     limit: int,
 ) -> list[SubmissionOut]:
     """The partner's own submissions, newest first, filtered; never another partner's."""
-    query = (
-        select(store.Submission)
-        .where(
-            store.Submission.initiative_id == context.initiative.info.id,
-            store.Submission.partner_id == partner_id,
-        )
-        .order_by(col(store.Submission.id).desc())
-        .limit(limit)
+    rows = store.list_submissions(
+        engine=context.engine,
+        initiative_id=context.initiative.info.id,
+        partner_id=partner_id,
+        period=parse_period(period).label if period else None,
+        content_hash=content_hash.strip().lower() if content_hash else None,
+        limit=limit,
     )
-    if period:
-        query = query.where(store.Submission.period == parse_period(period).label)
-    if content_hash:
-        query = query.where(store.Submission.content_hash == content_hash.strip().lower())
-    with Session(context.engine) as session:
-        rows = session.exec(query).all()
     return [_out(r) for r in rows]
 
 

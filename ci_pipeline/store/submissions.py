@@ -323,15 +323,26 @@ def store_accepted(
 
 
 def list_submissions(
-    *, engine: Engine, partner_id: str | None = None, period: str | None = None, limit: int = 100
+    *,
+    engine: Engine,
+    partner_id: str | None = None,
+    period: str | None = None,
+    limit: int = 100,
+    initiative_id: str | None = None,
+    content_hash: str | None = None,
 ) -> Sequence[Submission]:
-    """Submissions, newest first."""
+    """Submissions, newest first: all, or those of a partner, a period (when given, not empty),
+    an initiative and the file with a content hash (when not None)."""
     with Session(engine) as session:
         query = select(Submission).order_by(col(Submission.id).desc()).limit(limit)
         if partner_id:
             query = query.where(Submission.partner_id == partner_id)
         if period:
             query = query.where(Submission.period == period)
+        if initiative_id is not None:
+            query = query.where(Submission.initiative_id == initiative_id)
+        if content_hash is not None:
+            query = query.where(Submission.content_hash == content_hash)
         return session.exec(query).all()
 
 
