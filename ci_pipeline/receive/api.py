@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -83,30 +83,23 @@ class Received(BaseModel):
     submissions_url: str
 
 
-class SubmissionOut(BaseModel):
+#: How the API shows the stored fields it does not show as stored: moments as ISO 8601 text
+#: (:func:`store.submission_dict`), and the id, which a stored submission always has.
+SHOWN_AS: dict[str, Any] = {"id": int, "received_at": str, "validated_at": str | None}
+
+#: The stored record's public fields (all but :data:`store.SUBMISSION_INTERNAL`), in its order,
+#: each required: selected from :class:`store.SubmissionFields`, not declared again.
+PUBLIC_FIELDS: dict[str, Any] = {
+    name: (SHOWN_AS.get(name, field.annotation), ...)
+    for name, field in store.SubmissionFields.model_fields.items()
+    if name not in store.SUBMISSION_INTERNAL
+}
+SubmissionRecord = create_model("SubmissionRecord", **PUBLIC_FIELDS)
+
+
+class SubmissionOut(SubmissionRecord):
     """One of the partner's submissions and its outcome (internal paths are never shown)."""
 
-    id: int
-    partner_id: str
-    period: str
-    content_hash: str
-    file_name: str
-    file_format: str
-    encoding: str | None
-    status: str
-    received_at: str
-    validated_at: str | None
-    rows_total: int
-    rows_accepted: int
-    rows_rejected: int
-    issues: int
-    message: str | None
-    supersedes: int | None
-    superseded_by: int | None
-    duplicate_of: int | None
-    rows_added: int | None
-    rows_removed: int | None
-    rows_changed: int | None
     report_url: str | None
     errors_url: str | None
 

@@ -80,6 +80,7 @@ from ci_pipeline.store.submissions import (
 from ci_pipeline.store.tables import (
     NATURAL_KEY,
     OBSERVATION_COLUMNS,
+    SUBMISSION_INTERNAL,
     VALUE_COLUMNS,
     Alert,
     AlertStatus,
@@ -93,6 +94,7 @@ from ci_pipeline.store.tables import (
     PartnerRow,
     Status,
     Submission,
+    SubmissionFields,
 )
 from ci_pipeline.store.tokens import (
     add_token,
@@ -107,6 +109,7 @@ __all__ = [
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "RECEIVED_SCHEMA",
+    "SUBMISSION_INTERNAL",
     "UPDATED_SCHEMA",
     "VALUE_COLUMNS",
     "Accepted",
@@ -124,6 +127,7 @@ __all__ = [
     "PartnerRow",
     "Status",
     "Submission",
+    "SubmissionFields",
     "acknowledge_alert",
     "add_alert",
     "add_messages",

@@ -30,6 +30,7 @@ from ci_pipeline.store.tables import (
     VALUE_COLUMNS,
     Status,
     Submission,
+    SubmissionFields,
 )
 
 #: One row per submission received in a window: :func:`submissions_between`.
@@ -426,9 +427,10 @@ def current_observations(
     return frame
 
 
-def submission_dict(row: Submission) -> dict[str, Any]:
-    """A submission as plain JSON-ready data."""
-    out = row.model_dump()
+def submission_dict(row: SubmissionFields) -> dict[str, Any]:
+    """A submission as plain JSON-ready data, its fields in the record's order (a loaded row's
+    ``model_dump`` follows the order SQLAlchemy happened to load them in)."""
+    out = {name: getattr(row, name) for name in SubmissionFields.model_fields}
     for key in ("received_at", "validated_at"):
         if out[key] is not None:
             out[key] = out[key].isoformat(timespec="seconds")
