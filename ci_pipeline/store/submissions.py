@@ -332,8 +332,9 @@ def list_submissions(
     initiative_id: str | None = None,
     content_hash: str | None = None,
 ) -> Sequence[Submission]:
-    """Submissions, newest first: all, or those of a partner, a period (when given, not empty),
-    an initiative and the file with a content hash (when not None)."""
+    """Submissions, newest first, filtered by those of partner, period, initiative and content
+    hash that are given (an empty partner or period filters nothing; an empty hash matches
+    nothing)."""
     with Session(engine) as session:
         query = select(Submission).order_by(col(Submission.id).desc()).limit(limit)
         if partner_id:
