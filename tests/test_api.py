@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from ci_pipeline import events
+from ci_pipeline import events, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake, tokens
-from ci_pipeline.receive.api import create_app
+from ci_pipeline.receive.api import SubmissionOut, create_app
 from tests.helpers import ingest
 
 A, B = "galilee-foundation", "braude-college"
@@ -360,6 +360,23 @@ def test_a_token_never_reaches_another_partners_data(world: World, case: str) ->
     for secret in (*world.b_hashes, *world.b_names):
         if secret not in url:
             assert secret not in response.text
+
+
+def test_the_api_schema_is_the_stored_records_public_fields(edge: World) -> None:
+    """SubmissionOut is derived from the stored record: the two cannot drift apart."""
+    public = [
+        name
+        for name in store.SubmissionFields.model_fields
+        if name not in store.SUBMISSION_INTERNAL
+    ]
+    links = ["report_url", "errors_url"]
+    assert list(SubmissionOut.model_fields) == [*public, *links]
+    schema = edge.client.get("/openapi.json").json()["components"]["schemas"]["SubmissionOut"]
+    assert list(schema["properties"]) == [*public, *links]
+    assert schema["required"] == [*public, *links]
+    assert {"initiative_id", "report_path", "archive_path"} == set(store.SUBMISSION_INTERNAL)
+    [listed] = edge.client.get("/v1/submissions?limit=1", headers=edge.a).json()
+    assert list(listed) == [*public, *links]
 
 
 def test_the_openapi_document(edge: World) -> None:

@@ -83,6 +83,28 @@ def test_an_accepted_file(
     json.dumps(receipt.to_dict())  # the flow returns it as plain data
 
 
+def test_a_receipt_repeats_stored_fields_and_comes_back_from_its_plain_form(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    receipt = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    row = store.get_submission(receipt.submission_id, engine=db)
+    assert row is not None
+
+    assert set(intake.RECEIPT_FIELDS) <= set(store.SubmissionFields.model_fields)
+    plain = receipt.to_dict()
+    assert list(plain) == ["submission_id", *intake.RECEIPT_FIELDS, "first_issues", "warnings"]
+    assert {k: plain[k] for k in intake.RECEIPT_FIELDS} == {
+        k: getattr(row, k) for k in intake.RECEIPT_FIELDS
+    }
+    again = intake.Receipt(**plain)  # what the CLI does with the ingest flow's result
+    assert again == receipt and again.to_dict() == plain
+    assert (again.status, again.rows_accepted) == ("accepted", 1)
+    with pytest.raises(AttributeError):
+        _ = again.content_hash  # stored, but not a receipt's
+    with pytest.raises(TypeError, match="unknown"):
+        intake.Receipt(**plain, content_hash="abc")
+
+
 def test_the_period_is_made_canonical(
     fund_file: Path, initiative: Initiative, settings: Settings
 ) -> None:

@@ -515,13 +515,13 @@ def test_a_digest_shows_no_suppressed_value(initiative: Initiative) -> None:
             "suppressed": [True, False],
         }
     )
-    empty = pl.DataFrame(schema=notices.SUBMISSION_SCHEMA)
+    empty = pl.DataFrame(schema=store.RECEIVED_SCHEMA)
     digest = notices.compose_digest(
         initiative,
         today=date(2025, 9, 1),
         days=7,
         submissions=empty,
-        alerts=pl.DataFrame(schema=notices.ALERT_SCHEMA),
+        alerts=pl.DataFrame(schema=store.ALERTS_SINCE_SCHEMA),
         late=pl.DataFrame(schema=notices.LATE_SCHEMA),
         headline=headline,
     )
@@ -662,9 +662,9 @@ def test_the_windows_on_each_database(
                 .where(col(Submission.id) == receipt.submission_id)
                 .values(received_at=moment)
             )
-    start, end = notices._window(date(2026, 3, 15), 7)
+    start, end = notices.digest_window(date(2026, 3, 15), 7)
 
-    inside = notices.submissions_between(initiative.info.id, start, end, engine=engine)
+    inside = store.submissions_between(initiative.info.id, start, end, engine=engine)
 
     assert sorted(inside["received_at"].to_list()) == sorted([moments[0], moments[2], moments[4]])
     assert set(inside["status"].to_list()) == {"accepted"}

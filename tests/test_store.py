@@ -511,6 +511,7 @@ def test_record_rejected_stores_no_observation(synced: Engine) -> None:
     as_json = store.submission_dict(row)
     assert as_json["status"] == "rejected"
     assert as_json["received_at"].startswith("2025-04-02T09:30:00")
+    assert list(as_json) == list(store.SubmissionFields.model_fields)  # the record's order
     json.dumps(as_json)
 
 

@@ -12,38 +12,45 @@
   backoff. A crash between sending and recording can repeat a message; nothing is lost, and a
   row recorded as sent is never sent again.
 
-The default channel is a local file (``cifile://``, a small apprise plugin registered here), so
-the demo works offline.
+The default channel is a local file (``cifile://``, a small apprise plugin), so the demo works
+offline.
 
-The modules: ``lifecycle`` (records, delivery, channels) and ``record`` (a judgement's findings
-recorded and queued). This namespace re-exports their public names.
+The modules, one reason to change each: ``lifecycle`` (record findings, resolve, acknowledge),
+``outbox`` (routing, queueing, backoff, composing and delivering messages), ``channels`` (the
+apprise sender, the local-file channel, redacting channel URLs) and ``record`` (a judgement's
+findings recorded and queued). The SQL is :mod:`ci_pipeline.store.alerts`'. This namespace
+re-exports their public names.
 """
 
 from __future__ import annotations
 
+from ci_pipeline.alert.channels import (
+    FILE_SCHEME,
+    Sender,
+    apprise_sender,
+    file_channel,
+    redact_channel,
+)
 from ci_pipeline.alert.lifecycle import (
     ALERT_KEY,
-    BACKOFF_BASE,
-    BACKOFF_MAX,
-    FILE_SCHEME,
-    Delivery,
     Recorded,
-    Routing,
-    Sender,
     acknowledge,
     alert_dict,
     alert_id,
-    apprise_sender,
-    backoff,
-    compose,
-    deliver,
-    enqueue,
-    file_channel,
     list_alerts,
     read_alerts,
     record_findings,
     recovered,
-    redact_channel,
+)
+from ci_pipeline.alert.outbox import (
+    BACKOFF_BASE,
+    BACKOFF_MAX,
+    Delivery,
+    Routing,
+    backoff,
+    compose,
+    deliver,
+    enqueue,
 )
 from ci_pipeline.alert.record import record_alerts, routing
 

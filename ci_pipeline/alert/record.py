@@ -6,25 +6,27 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from ci_pipeline.alert import lifecycle as alert
+from ci_pipeline.alert.channels import file_channel
+from ci_pipeline.alert.lifecycle import Recorded, record_findings
+from ci_pipeline.alert.outbox import Routing, enqueue
 from ci_pipeline.config import Settings
 from ci_pipeline.detect.judgement import Judgement
 from ci_pipeline.model.initiative import Initiative
 
 
-def routing(settings: Settings) -> alert.Routing:
-    return alert.Routing(
-        backbone=settings.alert_urls or [alert.file_channel(settings.alerts_file)],
-        engineers=settings.engineer_urls or [alert.file_channel(settings.engineers_file)],
+def routing(settings: Settings) -> Routing:
+    return Routing(
+        backbone=settings.alert_urls or [file_channel(settings.alerts_file)],
+        engineers=settings.engineer_urls or [file_channel(settings.engineers_file)],
         routes=settings.alert_routes,
     )
 
 
 def record_alerts(
     judgement: Judgement, initiative: Initiative, *, settings: Settings, engine: Engine
-) -> tuple[alert.Recorded, int]:
+) -> tuple[Recorded, int]:
     """Store the findings as alerts and queue what is due for delivery."""
-    recorded = alert.record_findings(
+    recorded = record_findings(
         judgement.findings,
         initiative,
         judgement.judged,
@@ -33,7 +35,7 @@ def record_alerts(
         current=judgement.indicators,
         reported=judgement.reported,
     )
-    queued = alert.enqueue(
+    queued = enqueue(
         routing(settings),
         repeat_interval=timedelta(hours=settings.alert_repeat_hours),
         engine=engine,

@@ -26,9 +26,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from ci_pipeline import events, read, store
@@ -84,30 +83,23 @@ class Received(BaseModel):
     submissions_url: str
 
 
-class SubmissionOut(BaseModel):
+#: How the API shows the stored fields it does not show as stored: moments as ISO 8601 text
+#: (:func:`store.submission_dict`), and the id, which a stored submission always has.
+SHOWN_AS: dict[str, Any] = {"id": int, "received_at": str, "validated_at": str | None}
+
+#: The stored record's public fields (all but :data:`store.SUBMISSION_INTERNAL`), in its order,
+#: each required: selected from :class:`store.SubmissionFields`, not declared again.
+PUBLIC_FIELDS: dict[str, Any] = {
+    name: (SHOWN_AS.get(name, field.annotation), ...)
+    for name, field in store.SubmissionFields.model_fields.items()
+    if name not in store.SUBMISSION_INTERNAL
+}
+SubmissionRecord = create_model("SubmissionRecord", **PUBLIC_FIELDS)
+
+
+class SubmissionOut(SubmissionRecord):
     """One of the partner's submissions and its outcome (internal paths are never shown)."""
 
-    id: int
-    partner_id: str
-    period: str
-    content_hash: str
-    file_name: str
-    file_format: str
-    encoding: str | None
-    status: str
-    received_at: str
-    validated_at: str | None
-    rows_total: int
-    rows_accepted: int
-    rows_rejected: int
-    issues: int
-    message: str | None
-    supersedes: int | None
-    superseded_by: int | None
-    duplicate_of: int | None
-    rows_added: int | None
-    rows_removed: int | None
-    rows_changed: int | None
     report_url: str | None
     errors_url: str | None
 
@@ -275,21 +267,14 @@ def partner_submissions(
     limit: int,
 ) -> list[SubmissionOut]:
     """The partner's own submissions, newest first, filtered; never another partner's."""
-    query = (
-        select(store.Submission)
-        .where(
-            store.Submission.initiative_id == context.initiative.info.id,
-            store.Submission.partner_id == partner_id,
-        )
-        .order_by(col(store.Submission.id).desc())
-        .limit(limit)
+    rows = store.list_submissions(
+        engine=context.engine,
+        initiative_id=context.initiative.info.id,
+        partner_id=partner_id,
+        period=parse_period(period).label if period else None,
+        content_hash=content_hash.strip().lower() if content_hash else None,
+        limit=limit,
     )
-    if period:
-        query = query.where(store.Submission.period == parse_period(period).label)
-    if content_hash:
-        query = query.where(store.Submission.content_hash == content_hash.strip().lower())
-    with Session(context.engine) as session:
-        rows = session.exec(query).all()
     return [_out(r) for r in rows]
 
 

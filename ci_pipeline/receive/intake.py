@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +28,99 @@ from ci_pipeline.validate import report
 RECEIPT_ISSUES = 20
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """What a partner (and the CLI) is told about a submission."""
+#: The stored fields a receipt repeats, in the order it shows them after ``submission_id`` (the
+#: row's ``id``): selected from :class:`store.SubmissionFields`, which declares them.
+RECEIPT_FIELDS = (
+    "status",
+    "partner_id",
+    "period",
+    "file_name",
+    "rows_total",
+    "rows_accepted",
+    "issues",
+    "message",
+    "report_path",
+    "duplicate_of",
+    "supersedes",
+    "rows_added",
+    "rows_removed",
+    "rows_changed",
+)
 
-    submission_id: int
-    status: str
-    partner_id: str
-    period: str
-    file_name: str
-    rows_total: int
-    rows_accepted: int
-    issues: int
-    message: str
-    report_path: str | None = None
-    duplicate_of: int | None = None
-    supersedes: int | None = None
-    rows_added: int | None = None
-    rows_removed: int | None = None
-    rows_changed: int | None = None
-    first_issues: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+
+class Receipt:
+    """What a partner (and the CLI) is told about a submission.
+
+    The stored record's :data:`RECEIPT_FIELDS`, read as attributes (``receipt.status``), the
+    row's id as ``submission_id``, and what is not stored: the first problems found and the
+    warnings. :meth:`from_row` makes it from the stored row; ``Receipt(**receipt.to_dict())``
+    makes it again from its plain form (what the ingest flow returns).
+    """
+
+    def __init__(
+        self,
+        submission_id: int,
+        first_issues: list[dict[str, Any]] | None = None,
+        warnings: list[str] | None = None,
+        **stored: Any,
+    ) -> None:
+        if set(stored) != set(RECEIPT_FIELDS):
+            raise TypeError(
+                f"a receipt takes the stored fields {', '.join(RECEIPT_FIELDS)}; "
+                f"missing {sorted(set(RECEIPT_FIELDS) - set(stored))}, "
+                f"unknown {sorted(set(stored) - set(RECEIPT_FIELDS))}"
+            )
+        self.submission_id = submission_id
+        self.first_issues = list(first_issues or [])
+        self.warnings = list(warnings or [])
+        self._stored = {name: stored[name] for name in RECEIPT_FIELDS}
+
+    @classmethod
+    def from_row(
+        cls,
+        row: store.SubmissionFields,
+        issues: pl.DataFrame | None = None,
+        warnings: list[str] | None = None,
+    ) -> Receipt:
+        """The receipt of a stored submission: its fields, the first :data:`RECEIPT_ISSUES` of
+        ``issues`` and the warnings."""
+        assert row.id is not None
+        stored = {name: getattr(row, name) for name in RECEIPT_FIELDS}
+        stored["message"] = row.message or ""
+        first = (
+            report.safe_issues(issues.head(RECEIPT_ISSUES)).to_dicts() if issues is not None else []
+        )
+        return cls(row.id, first, warnings, **stored)
+
+    #: Not awaitable. (Said explicitly: with ``__getattr__`` below, a type checker would take a
+    #: receipt for a coroutine, and the ingest flow's tasks that return one for async tasks.)
+    __await__ = None
+
+    def __getattr__(self, name: str) -> Any:
+        """The stored fields (:data:`RECEIPT_FIELDS`)."""
+        stored = self.__dict__.get("_stored", {})
+        if name in stored:
+            return stored[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The receipt as plain JSON-ready data (``submission_id`` first, then the stored
+        fields, the first issues and the warnings)."""
+        return {
+            "submission_id": self.submission_id,
+            **self._stored,
+            "first_issues": [dict(issue) for issue in self.first_issues],
+            "warnings": list(self.warnings),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Receipt) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable lists inside: not hashable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Receipt({fields})"
 
 
 def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
@@ -109,7 +178,7 @@ def duplicate_receipt(new: store.NewSubmission, *, engine: Engine) -> Receipt | 
     if original is None:
         return None
     row = store.record_duplicate(new, original, engine=engine)
-    return _receipt(row)
+    return Receipt.from_row(row)
 
 
 @dataclass(frozen=True)
@@ -230,7 +299,7 @@ def record(
             message=message,
             engine=engine,
         )
-        return _receipt(row, result.issues, result.warnings)
+        return Receipt.from_row(row, result.issues, result.warnings)
     assert result.observations is not None
     outcome = store.store_accepted(
         new, result.observations, rows_total=result.rows, report_path=None, engine=engine
@@ -250,7 +319,7 @@ def record(
         outcome.diff.rows if outcome.diff else None,
     )
     row = store.set_report(row, str(path), message, engine=engine)
-    return _receipt(row, warnings=result.warnings)
+    return Receipt.from_row(row, warnings=result.warnings)
 
 
 def refuse(new: store.NewSubmission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:
@@ -264,30 +333,4 @@ def refuse(new: store.NewSubmission, reason: str, *, settings: Settings, engine:
         encoding=None,
         settings=settings,
         engine=engine,
-    )
-
-
-def _receipt(
-    row: store.Submission, issues: pl.DataFrame | None = None, warnings: list[str] | None = None
-) -> Receipt:
-    assert row.id is not None
-    first = report.safe_issues(issues.head(RECEIPT_ISSUES)).to_dicts() if issues is not None else []
-    return Receipt(
-        submission_id=row.id,
-        status=row.status,
-        partner_id=row.partner_id,
-        period=row.period,
-        file_name=row.file_name,
-        rows_total=row.rows_total,
-        rows_accepted=row.rows_accepted,
-        issues=row.issues,
-        message=row.message or "",
-        report_path=row.report_path,
-        duplicate_of=row.duplicate_of,
-        supersedes=row.supersedes,
-        rows_added=row.rows_added,
-        rows_removed=row.rows_removed,
-        rows_changed=row.rows_changed,
-        first_issues=first,
-        warnings=warnings or [],
     )

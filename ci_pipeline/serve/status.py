@@ -69,7 +69,7 @@ def snapshot(settings: Settings, *, engine: Engine, limit: int = 10) -> Snapshot
     ]
     open_alerts = [
         alert.alert_dict(a)
-        for a in alert.list_alerts(engine=engine, status=store.AlertStatus.open, limit=limit)
+        for a in store.list_alerts(engine=engine, status=store.AlertStatus.open, limit=limit)
     ]
     api_url = prefect_api_url(settings)
     try:

@@ -18,6 +18,23 @@ This package's namespace re-exports their public names: callers write ``store.X`
 
 from __future__ import annotations
 
+from ci_pipeline.store.alerts import (
+    ALERTS_SINCE_SCHEMA,
+    acknowledge_alert,
+    add_alert,
+    add_messages,
+    alerts_by_id,
+    alerts_since,
+    due_messages,
+    find_alert,
+    get_alerts,
+    list_alerts,
+    open_alerts,
+    pending_alert_ids,
+    record_delivery,
+    transaction,
+    unresolved_alerts,
+)
 from ci_pipeline.store.db import (
     create_schema,
     dispose_engines,
@@ -29,6 +46,7 @@ from ci_pipeline.store.db import (
 )
 from ci_pipeline.store.definitions import sync_initiative
 from ci_pipeline.store.indicators import (
+    UPDATED_SCHEMA,
     all_slices,
     indicators_digest,
     read_indicators,
@@ -37,8 +55,10 @@ from ci_pipeline.store.indicators import (
     set_indicators_digest,
     slice_observations,
     stale_slices,
+    updated_slices,
 )
 from ci_pipeline.store.submissions import (
+    RECEIVED_SCHEMA,
     Accepted,
     Diff,
     NewSubmission,
@@ -48,6 +68,7 @@ from ci_pipeline.store.submissions import (
     find_conflicts,
     find_duplicate,
     get_submission,
+    last_submission,
     list_submissions,
     read_observations,
     record_duplicate,
@@ -55,10 +76,12 @@ from ci_pipeline.store.submissions import (
     set_report,
     store_accepted,
     submission_dict,
+    submissions_between,
 )
 from ci_pipeline.store.tables import (
     NATURAL_KEY,
     OBSERVATION_COLUMNS,
+    SUBMISSION_INTERNAL,
     VALUE_COLUMNS,
     Alert,
     AlertStatus,
@@ -72,6 +95,7 @@ from ci_pipeline.store.tables import (
     PartnerRow,
     Status,
     Submission,
+    SubmissionFields,
 )
 from ci_pipeline.store.tokens import (
     add_token,
@@ -82,8 +106,12 @@ from ci_pipeline.store.tokens import (
 )
 
 __all__ = [
+    "ALERTS_SINCE_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
+    "RECEIVED_SCHEMA",
+    "SUBMISSION_INTERNAL",
+    "UPDATED_SCHEMA",
     "VALUE_COLUMNS",
     "Accepted",
     "Alert",
@@ -100,7 +128,13 @@ __all__ = [
     "PartnerRow",
     "Status",
     "Submission",
+    "SubmissionFields",
+    "acknowledge_alert",
+    "add_alert",
+    "add_messages",
     "add_token",
+    "alerts_by_id",
+    "alerts_since",
     "all_slices",
     "create_schema",
     "current_observations",
@@ -108,17 +142,25 @@ __all__ = [
     "diff_observations",
     "dispose_engines",
     "drop_schema",
+    "due_messages",
     "engine_for",
+    "find_alert",
     "find_conflicts",
     "find_duplicate",
+    "get_alerts",
     "get_submission",
     "indicators_digest",
+    "last_submission",
+    "list_alerts",
     "list_submissions",
     "list_tokens",
     "make_engine",
+    "open_alerts",
+    "pending_alert_ids",
     "read_frame",
     "read_indicators",
     "read_observations",
+    "record_delivery",
     "record_duplicate",
     "record_rejected",
     "replace_indicators",
@@ -131,7 +173,11 @@ __all__ = [
     "stale_slices",
     "store_accepted",
     "submission_dict",
+    "submissions_between",
     "sync_initiative",
     "token_by_hash",
     "touch_token",
+    "transaction",
+    "unresolved_alerts",
+    "updated_slices",
 ]

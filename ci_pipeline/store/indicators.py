@@ -4,17 +4,22 @@ observations, and replacing, reading and listing the stored cells.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import polars as pl
+import sqlalchemy as sa
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from ci_pipeline.clock import utcnow
 from ci_pipeline.model.frames import STORED_INDICATOR_COLUMNS, STORED_INDICATOR_SCHEMA
 from ci_pipeline.store.db import read_frame
 from ci_pipeline.store.tables import OBSERVATION_COLUMNS, IndicatorValue, InitiativeRow
+
+#: One row per indicator slice computed in a window: :func:`updated_slices`.
+UPDATED_SCHEMA: dict[str, Any] = {"measure_id": pl.Utf8, "period": pl.Utf8}
 
 
 def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -91,6 +96,24 @@ def all_slices(initiative_id: str, *, engine: Engine) -> list[tuple[str, str]]:
         *stored.select("measure_id", "period").iter_rows(),
     }
     return sorted(keys)
+
+
+def updated_slices(
+    initiative_id: str, start: datetime, end: datetime, *, engine: Engine
+) -> pl.DataFrame:
+    """(measure_id, period) indicator slices computed in [start, end) (:data:`UPDATED_SCHEMA`)."""
+    query = (
+        sa.select(col(IndicatorValue.measure_id), col(IndicatorValue.period))
+        .where(
+            col(IndicatorValue.initiative_id) == initiative_id,
+            col(IndicatorValue.computed_at) >= start,
+            col(IndicatorValue.computed_at) < end,
+        )
+        .group_by(col(IndicatorValue.measure_id), col(IndicatorValue.period))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame(rows, schema=UPDATED_SCHEMA, orient="row")
 
 
 def slice_observations(

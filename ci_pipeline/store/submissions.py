@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine
+import sqlalchemy as sa
+from sqlalchemy import Engine, func
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,7 +30,17 @@ from ci_pipeline.store.tables import (
     VALUE_COLUMNS,
     Status,
     Submission,
+    SubmissionFields,
 )
+
+#: One row per submission received in a window: :func:`submissions_between`.
+RECEIVED_SCHEMA: dict[str, Any] = {
+    "id": pl.Int64,
+    "partner_id": pl.Utf8,
+    "period": pl.Utf8,
+    "status": pl.Utf8,
+    "received_at": pl.Datetime("us", "UTC"),
+}
 
 
 @dataclass(frozen=True)
@@ -313,21 +324,73 @@ def store_accepted(
 
 
 def list_submissions(
-    *, engine: Engine, partner_id: str | None = None, period: str | None = None, limit: int = 100
+    *,
+    engine: Engine,
+    partner_id: str | None = None,
+    period: str | None = None,
+    limit: int = 100,
+    initiative_id: str | None = None,
+    content_hash: str | None = None,
 ) -> Sequence[Submission]:
-    """Submissions, newest first."""
+    """Submissions, newest first, filtered by those of partner, period, initiative and content
+    hash that are given (an empty partner or period filters nothing; an empty hash matches
+    nothing)."""
     with Session(engine) as session:
         query = select(Submission).order_by(col(Submission.id).desc()).limit(limit)
         if partner_id:
             query = query.where(Submission.partner_id == partner_id)
         if period:
             query = query.where(Submission.period == period)
+        if initiative_id is not None:
+            query = query.where(Submission.initiative_id == initiative_id)
+        if content_hash is not None:
+            query = query.where(Submission.content_hash == content_hash)
         return session.exec(query).all()
 
 
 def get_submission(submission_id: int, *, engine: Engine) -> Submission | None:
     with Session(engine) as session:
         return session.get(Submission, submission_id)
+
+
+def submissions_between(
+    initiative_id: str, start: datetime, end: datetime, *, engine: Engine
+) -> pl.DataFrame:
+    """Submissions received in [start, end), whatever became of them (:data:`RECEIVED_SCHEMA`)."""
+    query = sa.select(
+        col(Submission.id),
+        col(Submission.partner_id),
+        col(Submission.period),
+        col(Submission.status),
+        col(Submission.received_at),
+    ).where(
+        col(Submission.initiative_id) == initiative_id,
+        col(Submission.received_at) >= start,
+        col(Submission.received_at) < end,
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame(rows, schema=RECEIVED_SCHEMA, orient="row")
+
+
+def last_submission(initiative_id: str, *, engine: Engine) -> Submission | None:
+    """The submission received last for the initiative (the highest id among those received at
+    that moment), whatever became of it; None if none ever was."""
+    latest = (
+        sa.select(func.max(col(Submission.received_at)))
+        .where(col(Submission.initiative_id) == initiative_id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Submission)
+        .where(
+            col(Submission.initiative_id) == initiative_id, col(Submission.received_at) == latest
+        )
+        .order_by(col(Submission.id).desc())
+        .limit(1)
+    )
+    with Session(engine) as session:
+        return session.exec(query).first()
 
 
 def current_observations(
@@ -365,9 +428,10 @@ def current_observations(
     return frame
 
 
-def submission_dict(row: Submission) -> dict[str, Any]:
-    """A submission as plain JSON-ready data."""
-    out = row.model_dump()
+def submission_dict(row: SubmissionFields) -> dict[str, Any]:
+    """A submission as plain JSON-ready data, its fields in the record's order (a loaded row's
+    ``model_dump`` follows the order SQLAlchemy happened to load them in)."""
+    out = {name: getattr(row, name) for name in SubmissionFields.model_fields}
     for key in ("received_at", "validated_at"):
         if out[key] is not None:
             out[key] = out[key].isoformat(timespec="seconds")

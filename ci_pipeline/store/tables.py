@@ -71,22 +71,11 @@ class MeasureRow(SQLModel, table=True):
     loaded_at: datetime = Field(default_factory=utcnow)
 
 
-class Submission(SQLModel, table=True):
-    """One file from one partner for one period, whatever became of it."""
+class SubmissionFields(SQLModel):
+    """A submission's record, declared once: what became of one file from one partner for one
+    period. The table (:class:`Submission`) stores it; the intake's receipt and the intake API's
+    schema repeat a selection of these fields, by name (never redeclared)."""
 
-    __tablename__ = "submission"
-    __table_args__ = (
-        # At most one accepted submission per partner and period: the database enforces it.
-        Index(
-            "one_accepted_per_partner_period",
-            "initiative_id",
-            "partner_id",
-            "period",
-            unique=True,
-            sqlite_where=text("status = 'accepted'"),
-            postgresql_where=text("status = 'accepted'"),
-        ),
-    )
     id: int | None = Field(default=None, primary_key=True)
     initiative_id: str = Field(foreign_key="initiative.id")
     partner_id: str = Field(index=True)
@@ -111,6 +100,30 @@ class Submission(SQLModel, table=True):
     rows_added: int | None = None
     rows_removed: int | None = None
     rows_changed: int | None = None
+
+
+#: A submission's fields a partner is never shown: the server's paths, and the initiative (one
+#: per installation). The others are its public fields (the intake API's schema).
+SUBMISSION_INTERNAL = ("initiative_id", "report_path", "archive_path")
+
+
+class Submission(SubmissionFields, table=True):
+    """One file from one partner for one period, whatever became of it (the fields:
+    :class:`SubmissionFields`)."""
+
+    __tablename__ = "submission"
+    __table_args__ = (
+        # At most one accepted submission per partner and period: the database enforces it.
+        Index(
+            "one_accepted_per_partner_period",
+            "initiative_id",
+            "partner_id",
+            "period",
+            unique=True,
+            sqlite_where=text("status = 'accepted'"),
+            postgresql_where=text("status = 'accepted'"),
+        ),
+    )
 
 
 class Observation(SQLModel, table=True):

@@ -1,0 +1,153 @@
+"""Delivering alerts through an outbox: queue a round per alert and channel, send what is due.
+
+- :func:`enqueue` adds an outbox row per (alert, channel, round): new verified alerts go to the
+  backbone's channels (routable per working group or measure), held ones to the data
+  engineers', and still-open alerts are repeated no more often than ``repeat_interval``.
+- :func:`deliver` sends what is due, grouped into one message per channel (Alertmanager's
+  grouping), records success per row, and schedules failures for a retry with exponential
+  backoff. A crash between sending and recording can repeat a message; nothing is lost, and a
+  row recorded as sent is never sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from ci_pipeline import store
+from ci_pipeline.alert.channels import Sender, apprise_sender
+from ci_pipeline.alert.lifecycle import alert_id
+from ci_pipeline.clock import aware, utcnow
+from ci_pipeline.store import Alert, OutboxMessage
+
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which channels an alert goes to."""
+
+    backbone: list[str]  # default channels of the backbone team
+    engineers: list[str]  # where held (unverified) alerts and gate failures go
+    routes: dict[str, list[str]]  # working group or measure id -> extra channels
+
+    def channels(self, alert: Alert) -> list[str]:
+        if not alert.verified:
+            return list(dict.fromkeys(self.engineers))
+        extra = self.routes.get(alert.measure_id, []) + self.routes.get(
+            alert.working_group or "", []
+        )
+        return list(dict.fromkeys([*self.backbone, *extra]))
+
+
+def enqueue(
+    routing: Routing, *, repeat_interval: timedelta, engine: Engine, now: datetime | None = None
+) -> int:
+    """Queue deliveries: open alerts never notified, and open ones due for a repeat."""
+    now = now or utcnow()
+    queued = 0
+    with store.transaction(engine=engine) as session:
+        pending = store.pending_alert_ids(session=session)
+        for alert in store.open_alerts(session=session):
+            last = aware(alert.last_notified_at)
+            due = last is None or now - last >= repeat_interval
+            if not due or alert.id in pending:
+                continue
+            messages = [
+                OutboxMessage(
+                    alert_id=alert_id(alert),
+                    channel=channel,
+                    round=alert.notifications,
+                    audience="backbone" if alert.verified else "engineers",
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for channel in routing.channels(alert)
+            ]
+            store.add_messages(messages, session=session)
+            queued += len(messages)
+            alert.notifications += 1
+            alert.last_notified_at = now
+    return queued
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at six hours (however many attempts failed)."""
+    doublings = min(max(0, attempts - 1), 20)  # 30 s × 2**20 is far past the cap
+    return min(BACKOFF_BASE * 2**doublings, BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str
+    alerts: int
+    ok: bool
+    error: str | None = None
+    alert_ids: tuple[int, ...] = ()
+
+
+def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
+    """One message for a channel: every alert of this delivery, most severe kinds first."""
+    order = {"quality": -1, "step": 0, "seasonal_step": 1, "drift": 2, "off_track": 3, "missing": 4}
+    items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
+    label = {
+        "quality": "Quality gate",
+        "step": "Regression",
+        "seasonal_step": "Regression (vs a year before)",
+        "drift": "Sustained drift",
+        "off_track": "Off track",
+        "missing": "Missing data",
+    }
+    if audience == "engineers":
+        title = f"ci-pipeline: {len(items)} alert(s) held by the data-quality gate (unverified)"
+        intro = "The quality gate failed for these measures, so their alerts were not sent to the backbone team. Check the Data Docs, fix the data, and re-run.\n\n"
+    else:
+        title = f"ci-pipeline: {len(items)} indicator alert(s)"
+        intro = ""
+    lines = [f"• [{label.get(a.kind, a.kind)}] #{a.id} {a.message}" for a in items]
+    footer = "\n\nAcknowledge with: ci-pipeline alerts ack ID"
+    return title, intro + "\n".join(lines) + footer
+
+
+def deliver(
+    *, engine: Engine, sender: Sender = apprise_sender, now: datetime | None = None
+) -> list[Delivery]:
+    """Send every due outbox row, one message per (channel, audience); record each outcome."""
+    now = now or utcnow()
+    with store.transaction(engine=engine) as session:
+        due = store.due_messages(now, session=session)
+        stored = store.get_alerts((m.alert_id for m in due), session=session)
+        groups: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for m in due:
+            groups.setdefault((m.channel, m.audience), []).append(m)
+        results = []
+        for (channel, audience), messages in sorted(groups.items()):
+            alerts = [stored[m.alert_id] for m in messages if m.alert_id in stored]
+            title, body = compose(alerts, audience)
+            try:
+                ok, error = sender(channel, title, body), None
+            except Exception as exc:  # a channel's failure must not stop the others
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            for m in messages:
+                m.attempts += 1
+                if ok:
+                    m.status, m.sent_at, m.last_error = "sent", now, None
+                else:
+                    m.last_error = error or "the channel did not accept the message"
+                    m.next_attempt_at = now + backoff(m.attempts)
+            # Recorded per channel, so a crash later in this loop cannot re-send this one.
+            store.record_delivery(messages, session=session)
+            results.append(
+                Delivery(
+                    channel,
+                    len(alerts),
+                    ok,
+                    None if ok else (error or "not accepted"),
+                    tuple(alert_id(a) for a in alerts),
+                )
+            )
+        return results

@@ -1,0 +1,181 @@
+"""Alert records and the delivery outbox as stored: finding, adding, reading and listing alerts,
+queueing deliveries, and reading the ones that are due.
+
+The rules (what to record, when to resolve, when to repeat, how long to back off) are
+:mod:`ci_pipeline.alert`'s. A step that must be atomic — recording a run's findings, queueing a
+round, a delivery's claim and outcome — runs in one :func:`transaction` whose session the caller
+passes to these functions (``session=``); the ORM objects they return are changed in place and
+written when the transaction (or :func:`record_delivery`) commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, col, select
+
+from ci_pipeline.clock import aware
+from ci_pipeline.store.tables import Alert, AlertStatus, OutboxMessage
+
+#: One row per alert a digest reports: :func:`alerts_since`.
+ALERTS_SINCE_SCHEMA: dict[str, Any] = {
+    "id": pl.Int64,
+    "kind": pl.Utf8,
+    "status": pl.Utf8,
+    "verified": pl.Boolean,
+    "message": pl.Utf8,
+    "resolved_at": pl.Datetime("us", "UTC"),
+}
+
+
+@contextmanager
+def transaction(*, engine: Engine) -> Iterator[Session]:
+    """One unit of work: a session committed when the block ends, rolled back if it raises.
+
+    Objects read in it keep their values after the commit (they are not expired), so the caller
+    can still read what it recorded.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
+# --- alert records ------------------------------------------------------------------------------
+
+
+def find_alert(initiative_id: str, key: Mapping[str, str], *, session: Session) -> Alert | None:
+    """The alert with this key (``kind``, ``measure_id``, ``geo_code``, ``disaggregation``,
+    ``period``, ``subject``), whatever its status."""
+    return session.exec(
+        select(Alert).where(
+            Alert.initiative_id == initiative_id,
+            *[getattr(Alert, name) == value for name, value in key.items()],
+        )
+    ).first()
+
+
+def add_alert(alert: Alert, *, session: Session) -> int:
+    """Add a new alert to the session's transaction; its id."""
+    session.add(alert)
+    session.flush()
+    assert alert.id is not None
+    return alert.id
+
+
+def unresolved_alerts(initiative_id: str, *, session: Session) -> list[Alert]:
+    """The initiative's alerts not resolved (open or acknowledged)."""
+    return list(
+        session.exec(
+            select(Alert).where(
+                Alert.initiative_id == initiative_id, col(Alert.status) != AlertStatus.resolved
+            )
+        ).all()
+    )
+
+
+def open_alerts(*, session: Session) -> list[Alert]:
+    """Every open alert (neither acknowledged nor resolved)."""
+    return list(session.exec(select(Alert).where(Alert.status == AlertStatus.open)).all())
+
+
+def acknowledge_alert(alert_id: int, by: str, at: datetime, *, engine: Engine) -> Alert | None:
+    """Mark the alert acknowledged by ``by`` at ``at`` if it is open (in one transaction; an
+    alert not open is left as it is). The alert as stored afterwards, or None if there is none."""
+    with Session(engine) as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            return None
+        if alert.status == AlertStatus.open:
+            alert.status, alert.acknowledged_at, alert.acknowledged_by = (
+                AlertStatus.acknowledged,
+                at,
+                by,
+            )
+            session.add(alert)
+            session.commit()
+            session.refresh(alert)
+        return alert
+
+
+def get_alerts(ids: Iterable[int], *, session: Session) -> dict[int, Alert]:
+    """These alerts (those that exist), by id: one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.exec(select(Alert).where(col(Alert.id).in_(wanted))).all()
+    return {a.id: a for a in rows if a.id is not None}
+
+
+def alerts_by_id(ids: Iterable[int], *, engine: Engine) -> list[Alert]:
+    """These alerts (those that exist), in id order."""
+    with Session(engine) as session:
+        found = get_alerts(ids, session=session)
+    return [found[i] for i in sorted(found)]
+
+
+def list_alerts(*, engine: Engine, status: str | None = None, limit: int = 200) -> list[Alert]:
+    """Alerts, newest first: all, or those of one status."""
+    with Session(engine) as session:
+        query = select(Alert).order_by(col(Alert.id).desc()).limit(limit)
+        if status:
+            query = query.where(Alert.status == status)
+        return list(session.exec(query).all())
+
+
+def alerts_since(initiative_id: str, start: datetime, *, engine: Engine) -> pl.DataFrame:
+    """The initiative's alerts not resolved, and those resolved since ``start``
+    (:data:`ALERTS_SINCE_SCHEMA`)."""
+    query = sa.select(
+        col(Alert.id),
+        col(Alert.kind),
+        col(Alert.status),
+        col(Alert.verified),
+        col(Alert.message),
+        col(Alert.resolved_at),
+    ).where(
+        col(Alert.initiative_id) == initiative_id,
+        or_(col(Alert.status) != AlertStatus.resolved, col(Alert.resolved_at) >= start),
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame(rows, schema=ALERTS_SINCE_SCHEMA, orient="row")
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def pending_alert_ids(*, session: Session) -> set[int]:
+    """The alerts that have a delivery still pending (on any channel): one query."""
+    return set(
+        session.exec(
+            select(OutboxMessage.alert_id).where(OutboxMessage.status == "pending").distinct()
+        ).all()
+    )
+
+
+def add_messages(messages: Iterable[OutboxMessage], *, session: Session) -> None:
+    """Queue deliveries in the session's transaction."""
+    session.add_all(list(messages))
+
+
+def due_messages(now: datetime, *, session: Session) -> list[OutboxMessage]:
+    """Pending deliveries whose next attempt is due by ``now``, in the order they were queued."""
+    pending = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == "pending")
+        .order_by(col(OutboxMessage.id))
+    ).all()
+    return [m for m in pending if (aware(m.next_attempt_at) or now) <= now]
+
+
+def record_delivery(messages: Iterable[OutboxMessage], *, session: Session) -> None:
+    """Commit the outcome of one channel's delivery (the messages' attempts, status, error and
+    next attempt) at once, so a crash later cannot send it again."""
+    session.add_all(list(messages))
+    session.commit()
