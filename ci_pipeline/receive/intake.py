@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ConfigDict
 from sqlalchemy import Engine
+from sqlmodel import Field
 
 from ci_pipeline import read, store, validate
 from ci_pipeline.clock import utcnow
@@ -28,52 +30,25 @@ from ci_pipeline.validate import report
 RECEIPT_ISSUES = 20
 
 
-#: The stored fields a receipt repeats, in the order it shows them after ``submission_id`` (the
-#: row's ``id``): selected from :class:`store.SubmissionFields`, which declares them.
-RECEIPT_FIELDS = (
-    "status",
-    "partner_id",
-    "period",
-    "file_name",
-    "rows_total",
-    "rows_accepted",
-    "issues",
-    "message",
-    "report_path",
-    "duplicate_of",
-    "supersedes",
-    "rows_added",
-    "rows_removed",
-    "rows_changed",
-)
+#: The stored fields a receipt repeats, in its order after ``submission_id`` (the row's id).
+RECEIPT_FIELDS = tuple(store.SubmissionOutcome.model_fields)
 
 
-class Receipt:
-    """What a partner (and the CLI) is told about a submission.
+class Receipt(store.SubmissionOutcome):
+    """What a partner (and the CLI) is told about a submission: the stored outcome (its fields
+    are :class:`store.SubmissionOutcome`'s, declared there once), the row's id, and what is not
+    stored: the first problems found and the warnings.
 
-    The stored record's :data:`RECEIPT_FIELDS`, read as attributes (``receipt.status``), the
-    row's id as ``submission_id``, and what is not stored: the first problems found and the
-    warnings. :meth:`from_row` makes it from the stored row; ``Receipt(**receipt.to_dict())``
-    makes it again from its plain form (what the ingest flow returns).
+    :meth:`from_row` makes it from the stored row; ``Receipt(**receipt.to_dict())`` makes it
+    again from its plain form (what the ingest flow returns).
     """
 
-    def __init__(
-        self,
-        submission_id: int,
-        first_issues: list[dict[str, Any]] | None = None,
-        warnings: list[str] | None = None,
-        **stored: Any,
-    ) -> None:
-        if set(stored) != set(RECEIPT_FIELDS):
-            raise TypeError(
-                f"a receipt takes the stored fields {', '.join(RECEIPT_FIELDS)}; "
-                f"missing {sorted(set(RECEIPT_FIELDS) - set(stored))}, "
-                f"unknown {sorted(set(stored) - set(RECEIPT_FIELDS))}"
-            )
-        self.submission_id = submission_id
-        self.first_issues = list(first_issues or [])
-        self.warnings = list(warnings or [])
-        self._stored = {name: stored[name] for name in RECEIPT_FIELDS}
+    # SQLModel types its config as its own TypedDict; pydantic's ConfigDict is what it reads.
+    model_config = ConfigDict(extra="forbid", frozen=True)  # type: ignore[assignment]
+
+    submission_id: int
+    first_issues: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_row(
@@ -90,37 +65,12 @@ class Receipt:
         first = (
             report.safe_issues(issues.head(RECEIPT_ISSUES)).to_dicts() if issues is not None else []
         )
-        return cls(row.id, first, warnings, **stored)
-
-    #: Not awaitable. (Said explicitly: with ``__getattr__`` below, a type checker would take a
-    #: receipt for a coroutine, and the ingest flow's tasks that return one for async tasks.)
-    __await__ = None
-
-    def __getattr__(self, name: str) -> Any:
-        """The stored fields (:data:`RECEIPT_FIELDS`)."""
-        stored = self.__dict__.get("_stored", {})
-        if name in stored:
-            return stored[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return cls(submission_id=row.id, first_issues=first, warnings=warnings or [], **stored)
 
     def to_dict(self) -> dict[str, Any]:
         """The receipt as plain JSON-ready data (``submission_id`` first, then the stored
         fields, the first issues and the warnings)."""
-        return {
-            "submission_id": self.submission_id,
-            **self._stored,
-            "first_issues": [dict(issue) for issue in self.first_issues],
-            "warnings": list(self.warnings),
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Receipt) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable lists inside: not hashable
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
-        return f"Receipt({fields})"
+        return {"submission_id": self.submission_id, **self.model_dump(exclude={"submission_id"})}
 
 
 def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:

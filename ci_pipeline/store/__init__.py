@@ -62,6 +62,7 @@ from ci_pipeline.store.submissions import (
     Accepted,
     Diff,
     NewSubmission,
+    bulk_insert_observations,
     current_observations,
     current_submission,
     diff_observations,
@@ -96,6 +97,7 @@ from ci_pipeline.store.tables import (
     Status,
     Submission,
     SubmissionFields,
+    SubmissionOutcome,
 )
 from ci_pipeline.store.tokens import (
     add_token,
@@ -129,6 +131,7 @@ __all__ = [
     "Status",
     "Submission",
     "SubmissionFields",
+    "SubmissionOutcome",
     "acknowledge_alert",
     "add_alert",
     "add_messages",
@@ -136,6 +139,7 @@ __all__ = [
     "alerts_by_id",
     "alerts_since",
     "all_slices",
+    "bulk_insert_observations",
     "create_schema",
     "current_observations",
     "current_submission",

@@ -71,35 +71,42 @@ class MeasureRow(SQLModel, table=True):
     loaded_at: datetime = Field(default_factory=utcnow)
 
 
-class SubmissionFields(SQLModel):
-    """A submission's record, declared once: what became of one file from one partner for one
-    period. The table (:class:`Submission`) stores it; the intake's receipt and the intake API's
-    schema repeat a selection of these fields, by name (never redeclared)."""
+class SubmissionOutcome(SQLModel):
+    """What became of one file, as its partner is told: the fields a receipt shows, declared
+    once. :class:`SubmissionFields` adds the rest of the record; the intake's ``Receipt`` adds
+    the row's id and what is not stored (the first problems, the warnings)."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    initiative_id: str = Field(foreign_key="initiative.id")
+    status: str = Field(index=True)
     partner_id: str = Field(index=True)
     period: str = Field(index=True)
-    content_hash: str = Field(index=True)
     file_name: str
-    file_format: str
-    encoding: str | None = None
-    status: str = Field(index=True)
-    received_at: datetime
-    validated_at: datetime | None = None
     rows_total: int = 0
     rows_accepted: int = 0
-    rows_rejected: int = 0
     issues: int = 0
-    report_path: str | None = None
-    archive_path: str | None = None
     message: str | None = None
-    supersedes: int | None = Field(default=None, foreign_key="submission.id")
-    superseded_by: int | None = Field(default=None, foreign_key="submission.id")
+    report_path: str | None = None
     duplicate_of: int | None = Field(default=None, foreign_key="submission.id")
+    supersedes: int | None = Field(default=None, foreign_key="submission.id")
     rows_added: int | None = None
     rows_removed: int | None = None
     rows_changed: int | None = None
+
+
+class SubmissionFields(SubmissionOutcome):
+    """A submission's record, declared once: what became of one file from one partner for one
+    period. The table (:class:`Submission`) stores it; the intake API's schema is its public
+    fields. (Column order is the migrations', not this class's.)"""
+
+    id: int | None = Field(default=None, primary_key=True)
+    initiative_id: str = Field(foreign_key="initiative.id")
+    content_hash: str = Field(index=True)
+    file_format: str
+    encoding: str | None = None
+    received_at: datetime
+    validated_at: datetime | None = None
+    rows_rejected: int = 0
+    archive_path: str | None = None
+    superseded_by: int | None = Field(default=None, foreign_key="submission.id")
 
 
 #: A submission's fields a partner is never shown: the server's paths, and the initiative (one
