@@ -11,8 +11,11 @@ def utcnow() -> datetime:
 
 
 def aware(moment: datetime | None) -> datetime | None:
-    """A stored moment as zone-aware UTC (SQLite returns naive datetimes; all stored are UTC)."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    """A stored moment as zone-aware UTC: SQLite returns naive datetimes (all stored are UTC),
+    PostgreSQL aware ones in the session's zone."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def iso(moment: datetime | None) -> str | None:

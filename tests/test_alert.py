@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from ci_pipeline import alert
 from ci_pipeline.alert import Routing
+from ci_pipeline.clock import aware
 from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
@@ -103,13 +104,6 @@ def by_key(engine: Engine) -> dict[Key, Alert]:
 def outbox(engine: Engine) -> list[OutboxMessage]:
     with Session(engine) as session:
         return list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; everything stored is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 @dataclass

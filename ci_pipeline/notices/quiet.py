@@ -6,13 +6,14 @@ nothing when a submission did arrive.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
 from ci_pipeline.alert import Sender, apprise_sender
+from ci_pipeline.clock import aware
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative
@@ -34,7 +35,9 @@ def last_submission(initiative: Initiative, *, engine: Engine) -> LastSubmission
     row = store.last_submission(initiative.info.id, engine=engine)
     if row is None:
         return None
-    return LastSubmission(row.received_at.astimezone(UTC), row.partner_id, row.period, row.status)
+    received = aware(row.received_at)
+    assert received is not None
+    return LastSubmission(received, row.partner_id, row.period, row.status)
 
 
 @dataclass(frozen=True)

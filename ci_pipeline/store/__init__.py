@@ -8,7 +8,8 @@ SQL. The modules, one reason to change each:
 - ``migrate`` and ``migrations/``: the schema's revisions (Alembic), applied by every entry point;
 - ``tables``: every table;
 - ``definitions``: the initiative's definitions;
-- ``submissions``: the submission lifecycle and the observations that count;
+- ``submissions``: the submission lifecycle and its listings;
+- ``observations``: the figures, written in bulk, compared and checked for overlap;
 - ``indicators``: indicator slices, their lineage and cells;
 - ``alerts``: alert records and the delivery outbox;
 - ``tokens``: the intake API's tokens.
@@ -32,7 +33,6 @@ from ci_pipeline.store.alerts import (
     open_alerts,
     pending_alert_ids,
     record_delivery,
-    transaction,
     unresolved_alerts,
 )
 from ci_pipeline.store.db import (
@@ -43,6 +43,7 @@ from ci_pipeline.store.db import (
     make_engine,
     read_frame,
     session_scope,
+    transaction,
 )
 from ci_pipeline.store.definitions import sync_initiative
 from ci_pipeline.store.indicators import (
@@ -57,21 +58,23 @@ from ci_pipeline.store.indicators import (
     stale_slices,
     updated_slices,
 )
+from ci_pipeline.store.observations import (
+    Diff,
+    bulk_insert_observations,
+    current_observations,
+    diff_observations,
+    find_conflicts,
+    read_observations,
+)
 from ci_pipeline.store.submissions import (
     RECEIVED_SCHEMA,
     Accepted,
-    Diff,
     NewSubmission,
-    bulk_insert_observations,
-    current_observations,
     current_submission,
-    diff_observations,
-    find_conflicts,
     find_duplicate,
     get_submission,
     last_submission,
     list_submissions,
-    read_observations,
     record_duplicate,
     record_rejected,
     set_report,

@@ -10,8 +10,7 @@ written when the transaction (or :func:`record_delivery`) commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,18 +31,6 @@ ALERTS_SINCE_SCHEMA: dict[str, Any] = {
     "message": pl.Utf8,
     "resolved_at": pl.Datetime("us", "UTC"),
 }
-
-
-@contextmanager
-def transaction(*, engine: Engine) -> Iterator[Session]:
-    """One unit of work: a session committed when the block ends, rolled back if it raises.
-
-    Objects read in it keep their values after the commit (they are not expired), so the caller
-    can still read what it recorded.
-    """
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-        session.commit()
 
 
 # --- alert records ------------------------------------------------------------------------------

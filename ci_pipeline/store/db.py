@@ -92,6 +92,18 @@ def session_scope(*, engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def transaction(*, engine: Engine) -> Iterator[Session]:
+    """One unit of work: a session committed when the block ends, rolled back if it raises.
+
+    Objects read in it keep their values after the commit (they are not expired), so the caller
+    can still read what it recorded.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
 def read_frame(conn: Connection, sql: str, params: dict[str, Any]) -> pl.DataFrame:
     """A query's result as a polars frame, its columns named as the query names them."""
     result = conn.execute(text(sql), params)
