@@ -1,0 +1,251 @@
+"""The ``/v1`` endpoints: upload a file, list and read the partner's own submissions and their
+reports.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from ci_pipeline import events, store
+from ci_pipeline.clock import utcnow
+from ci_pipeline.config import Settings
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive.api.auth import ApiContext, Context, PartnerId, authenticated_partner
+from ci_pipeline.receive.api.schemas import Received, SubmissionOut, problems
+from ci_pipeline.receive.api.uploads import (
+    UPLOAD_TYPES,
+    checked_encoding,
+    safe_file_name,
+    spool,
+    too_large,
+)
+
+NOT_FOUND = "no such submission"  # the same words whether it does not exist or is not yours
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated_partner)])
+
+
+def report_file(row: store.Submission, name: str, settings: Settings) -> Path | None:
+    """``errors.csv`` or ``report.json`` beside the row's stored report, if it is there."""
+    if not row.report_path:
+        return None
+    path = Path(row.report_path).parent / name
+    inside = path.resolve().is_relative_to(settings.reports_dir.resolve())
+    return path if inside and path.is_file() else None
+
+
+def submission_out(row: store.Submission) -> SubmissionOut:
+    """A submission as the partner sees it: report URLs instead of filesystem paths."""
+    data = store.submission_dict(row)
+    has_report = bool(row.report_path)
+    data["report_url"] = f"/v1/submissions/{row.id}/report.json" if has_report else None
+    data["errors_url"] = (
+        f"/v1/submissions/{row.id}/errors.csv" if has_report and row.issues else None
+    )
+    return SubmissionOut.model_validate(data)
+
+
+def partner_submissions(
+    context: ApiContext,
+    partner_id: str,
+    *,
+    period: str | None,
+    content_hash: str | None,
+    limit: int,
+) -> list[SubmissionOut]:
+    """The partner's own submissions, newest first, filtered; never another partner's."""
+    rows = store.list_submissions(
+        engine=context.engine,
+        initiative_id=context.initiative.info.id,
+        partner_id=partner_id,
+        period=parse_period(period).label if period else None,
+        content_hash=content_hash.strip().lower() if content_hash else None,
+        limit=limit,
+    )
+    return [submission_out(r) for r in rows]
+
+
+def own_submission(context: ApiContext, partner_id: str, submission_id: int) -> store.Submission:
+    """The submission if it is this partner's; 404 alike when it is missing or someone else's."""
+    row = store.get_submission(submission_id, engine=context.engine)
+    if (
+        row is None
+        or row.partner_id != partner_id
+        or row.initiative_id != context.initiative.info.id
+    ):
+        raise HTTPException(404, detail=NOT_FOUND)
+    return row
+
+
+PeriodQuery = Annotated[
+    str | None, Query(description="Only this period: 2025-09, 2025-Q3 or 2025.")
+]
+
+
+HashQuery = Annotated[
+    str | None, Query(description="Only the submission(s) of the file with this SHA-256.")
+]
+
+
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="At most this many, newest first.")]
+
+
+@router.post(
+    "/submissions",
+    status_code=202,
+    response_model=Received,
+    tags=["submissions"],
+    summary="Upload a file for a period",
+    responses=problems(401, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes, as they are (`curl --data-binary @file.csv`).",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in UPLOAD_TYPES
+            },
+        }
+    },
+)
+async def upload(
+    request: Request,
+    context: Context,
+    partner_id: PartnerId,
+    period: Annotated[str, Query(description="The period the file reports: 2025-Q4, 2025-09.")],
+    filename: Annotated[str, Query(description="The file's name; its suffix says its format.")],
+    encoding: Annotated[
+        str | None, Query(description="CSV text encoding, e.g. windows-1255. Default: partner's.")
+    ] = None,
+) -> Received:
+    """Receive one file for the token's partner; ingestion follows asynchronously (poll)."""
+    canonical = parse_period(period).label
+    file_name = safe_file_name(filename)
+    declared_encoding = checked_encoding(encoding)
+    limit = context.settings.max_file_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)  # refused unread
+    folder = context.settings.received_dir / partner_id / canonical
+    partial, content_hash, size = await spool(request, folder, limit)
+    if size == 0:
+        partial.unlink(missing_ok=True)
+        raise HTTPException(422, detail="the request body is empty: send the file's bytes")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    final = folder / f"{stamp}-{content_hash[:12]}-{file_name}"
+    os.replace(partial, final)  # atomic: the ingest run never sees half a file
+    spec = events.submission_received(
+        partner_id=partner_id,
+        period=canonical,
+        path=str(final),
+        file_name=file_name,
+        content_hash=content_hash,
+        size_bytes=size,
+        source="api",
+        encoding=declared_encoding,
+    )
+    await run_in_threadpool(events.emit, spec, emitter=context.emitter)
+    return Received(
+        status="received",
+        partner_id=partner_id,
+        period=canonical,
+        file_name=file_name,
+        content_hash=content_hash,
+        size_bytes=size,
+        submissions_url=f"/v1/submissions?content_hash={content_hash}",
+    )
+
+
+@router.get(
+    "/submissions",
+    response_model=list[SubmissionOut],
+    tags=["submissions"],
+    summary="The token's partner's submissions",
+    responses=problems(401, 422),
+)
+def list_own(
+    context: Context,
+    partner_id: PartnerId,
+    period: PeriodQuery = None,
+    content_hash: HashQuery = None,
+    limit: LimitQuery = 100,
+) -> list[SubmissionOut]:
+    """Submissions of the token's partner, newest first: poll here for an upload's verdict."""
+    return partner_submissions(
+        context, partner_id, period=period, content_hash=content_hash, limit=limit
+    )
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response_model=SubmissionOut,
+    tags=["submissions"],
+    summary="One submission",
+    responses=problems(401, 404),
+)
+def get_own(context: Context, partner_id: PartnerId, submission_id: int) -> SubmissionOut:
+    """One of the partner's submissions with its outcome."""
+    return submission_out(own_submission(context, partner_id, submission_id))
+
+
+@router.get(
+    "/submissions/{submission_id}/errors.csv",
+    response_class=FileResponse,
+    tags=["submissions"],
+    summary="The submission's error report (CSV)",
+    responses={200: {"content": {"text/csv": {}}}, **problems(401, 404)},
+)
+def errors_csv(context: Context, partner_id: PartnerId, submission_id: int) -> FileResponse:
+    """Every problem found, one per row, for a spreadsheet (UTF-8 with a byte-order mark)."""
+    row = own_submission(context, partner_id, submission_id)
+    path = report_file(row, "errors.csv", context.settings)
+    if path is None:
+        raise HTTPException(404, detail="this submission has no error report")
+    return FileResponse(
+        path, media_type="text/csv; charset=utf-8", filename=f"submission-{row.id}-errors.csv"
+    )
+
+
+@router.get(
+    "/submissions/{submission_id}/report.json",
+    response_class=FileResponse,
+    tags=["submissions"],
+    summary="The submission's report (JSON)",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 404)},
+)
+def report_json(context: Context, partner_id: PartnerId, submission_id: int) -> FileResponse:
+    """The outcome, the warnings and every problem found, for a script."""
+    row = own_submission(context, partner_id, submission_id)
+    path = report_file(row, "report.json", context.settings)
+    if path is None:
+        raise HTTPException(404, detail="this submission has no report")
+    return FileResponse(path, media_type="application/json")
+
+
+@router.get(
+    "/partners/{partner_id}/submissions",
+    response_model=list[SubmissionOut],
+    tags=["partners"],
+    summary="A partner's submissions (only your own)",
+    responses=problems(401, 403, 422),
+)
+def list_partner(
+    context: Context,
+    caller: PartnerId,
+    partner_id: str,
+    period: PeriodQuery = None,
+    content_hash: HashQuery = None,
+    limit: LimitQuery = 100,
+) -> list[SubmissionOut]:
+    """The same list as ``GET /v1/submissions``, addressed by partner; 403 for another's."""
+    if partner_id != caller:
+        raise HTTPException(403, detail="a token reads only its own partner's submissions")
+    return partner_submissions(
+        context, caller, period=period, content_hash=content_hash, limit=limit
+    )
