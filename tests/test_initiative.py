@@ -352,7 +352,7 @@ def test_measure_model_refuses(changes: dict[str, Any], message: str) -> None:
 def test_committed_json_schema_is_up_to_date() -> None:
     committed = (DEFAULT_INITIATIVE.parent / "measure.schema.json").read_text(encoding="utf-8")
     assert committed == measure_json_schema(), (
-        "schemas/measure.schema.json is stale: regenerate it from ci_pipeline.initiative.Measure"
+        "schemas/measure.schema.json is stale: regenerate it from ci_pipeline.model.initiative.Measure"
     )
     schema = json.loads(committed)
     assert schema["title"] == "Shared measure"

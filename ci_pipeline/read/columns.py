@@ -19,7 +19,7 @@ NUMBER_COLUMNS = ["numerator", "denominator", "value"]
 PARTNER_COLUMN = "partner_id"
 
 
-#: Columns a template carries for the person filling it (see ci_pipeline.template).
+#: Columns a template carries for the person filling it (see ci_pipeline.validate.template).
 HELP_COLUMNS = {"measure_title", "geo_name", "unit"}
 
 
