@@ -151,7 +151,8 @@ def main() -> None:
 
     from ci_pipeline import events
     from ci_pipeline.receive import inbox
-    from ci_pipeline.serve.runner import prefect_server, runner_deployments, running
+    from ci_pipeline.serve.deployments import runner_deployments
+    from ci_pipeline.serve.runner import prefect_server, running
 
     def runs_since(since: datetime) -> list[Any]:
         with get_client(sync_client=True) as client:

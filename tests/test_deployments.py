@@ -15,7 +15,7 @@ import pytest
 from prefect.flows import load_flow_from_entrypoint
 
 from ci_pipeline import events
-from ci_pipeline.serve.runner import (
+from ci_pipeline.serve.deployments import (
     PREFECT_FILE,
     ROOT,
     TRIGGERS,

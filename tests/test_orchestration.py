@@ -33,7 +33,8 @@ from ci_pipeline import aggregate, alert, demo, events, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import inbox, intake
-from ci_pipeline.serve.runner import runner_deployments, running
+from ci_pipeline.serve.deployments import runner_deployments
+from ci_pipeline.serve.runner import running
 from tests.helpers import ingest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -1,11 +1,9 @@
 """Serve the whole pipeline from one process: the single-machine default.
 
 ``ci-pipeline serve`` calls :func:`serve`. It starts (or finds) a Prefect server, serves every
-deployment of ``deployments/prefect.yaml`` with its triggers and schedules from a Prefect
-runner, watches the inbox, and answers the intake API, until Ctrl-C stops all of it.
-
-The deployments are *declared* once, in ``prefect.yaml``; :func:`runner_deployments` reads that
-file, so ``serve`` and ``prefect deploy`` can never disagree about a trigger or a schedule.
+deployment of ``deployments/prefect.yaml`` (:mod:`.deployments`) with its triggers and
+schedules from a Prefect runner, watches the inbox, and answers the intake API, until Ctrl-C
+stops all of it.
 """
 
 from __future__ import annotations
@@ -25,72 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events import DeploymentTriggerTypes
-from prefect.schedules import Cron, Interval, Schedule
-from pydantic import TypeAdapter
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
-
-#: The checkout the deployments' entrypoints are relative to (as ``prefect deploy`` reads them).
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
+from ci_pipeline.serve.deployments import runner_deployments
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
 #: waits up to this long (Prefect's default is 10 s).
 POLL_SECONDS = 1.0
+
+
 #: How often the local server evaluates proactive triggers (the quiet window of a coalesced
 #: burst): Prefect's default is 5 s.
 PROACTIVE_GRANULARITY = "PT1S"
 
+
 logger = logging.getLogger(__name__)
-
-
-def declarations(path: Path = PREFECT_FILE) -> list[dict[str, Any]]:
-    """The ``deployments`` section of ``prefect.yaml``, anchors and merge keys resolved."""
-    with path.open(encoding="utf-8") as fh:
-        return list(yaml.safe_load(fh)["deployments"])
-
-
-def schedule(spec: dict[str, Any]) -> Schedule:
-    """One ``schedules:`` entry of ``prefect.yaml`` (``cron`` or ``interval``) as a Schedule."""
-    options = {k: spec[k] for k in ("timezone", "parameters", "active") if k in spec}
-    if "cron" in spec:
-        return Cron(spec["cron"], **options)
-    if "interval" in spec:
-        return Interval(spec["interval"], **options)
-    raise ValueError(f"unsupported schedule (use cron or interval): {spec}")
-
-
-TRIGGERS: TypeAdapter[Any] = TypeAdapter(DeploymentTriggerTypes)
-
-
-def runner_deployment(declaration: dict[str, Any], root: Path = ROOT) -> RunnerDeployment:
-    """A deployment of ``prefect.yaml`` as the runner serves it (same triggers, schedules,
-    parameters, tags and concurrency limit; the flow loaded from its entrypoint)."""
-    file, _, function = declaration["entrypoint"].partition(":")
-    limit = declaration.get("concurrency_limit")
-    return RunnerDeployment.from_entrypoint(
-        f"{root / file}:{function}",
-        name=declaration["name"],
-        description=declaration.get("description"),
-        tags=declaration.get("tags"),
-        parameters=declaration.get("parameters"),
-        triggers=[TRIGGERS.validate_python(t) for t in declaration.get("triggers", [])],
-        schedules=[schedule(s) for s in declaration.get("schedules", [])],
-        concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
-    )
-
-
-def runner_deployments(path: Path = PREFECT_FILE, root: Path = ROOT) -> list[RunnerDeployment]:
-    """Every deployment declared in ``prefect.yaml``."""
-    return [runner_deployment(d, root) for d in declarations(path)]
-
-
-# --- the Prefect server ---------------------------------------------------------------------
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -183,9 +132,6 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
         log.close()
 
 
-# --- the intake API -------------------------------------------------------------------------
-
-
 @contextmanager
 def intake_api(app: Any, host: str, port: int) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a thread; stop it on exit."""
@@ -204,9 +150,6 @@ def intake_api(app: Any, host: str, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-# --- everything together --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
