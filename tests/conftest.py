@@ -86,6 +86,21 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return engine
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the Prefect server must be marked ``slow``, so ``make test-fast``
+    (``pytest -m "not slow"``) never waits for one."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "prefect_harness" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using prefect_harness must be marked @pytest.mark.slow: " + ", ".join(unmarked)
+        )
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server for every test that runs a flow.

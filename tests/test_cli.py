@@ -316,6 +316,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
     good = write(tmp_path, "fund.csv", GOOD)
@@ -355,6 +356,7 @@ def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
     assert Path(data["report_path"]).is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_submit_with_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> None:
     good = write(tmp_path, "fund.csv", GOOD)
@@ -486,6 +488,7 @@ def demo_receipts(result: Result) -> list[dict[str, Any]]:
     return receipts
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_demo_pieces_reset_and_summary(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo with its first few files and its notable ones: runs, resets, summarises."""
@@ -522,6 +525,7 @@ def test_demo_pieces_reset_and_summary(home: Path, monkeypatch: pytest.MonkeyPat
     assert sorted(s["id"] for s in listed) == [r["submission_id"] for r in receipts]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_demo_full_run(home: Path) -> None:
     """Every demo file through the flow (about 130 of them, under a minute here)."""

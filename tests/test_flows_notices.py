@@ -19,7 +19,7 @@ from ci_pipeline.flows.notices import check_completeness, notify_quiet_intake, w
 from tests.helpers import artifact, read_run, run_flow, task_names
 from tests.test_notices import NOTICE_SETTINGS, build_demo_database, copy_demo
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,7 @@ from ci_pipeline.receive import inbox, intake
 from ci_pipeline.serve.runner import runner_deployments, running
 from tests.helpers import ingest
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 DEADLINE = 240.0  # seconds; each run is a subprocess that imports the pipeline
 
