@@ -353,6 +353,8 @@ def test_every_demo_file_in_order(
     draft = by_note["a draft with errors"]
     assert draft.status == "rejected"
     assert draft.issues > 0
+    assert draft.file_name.endswith("_draft.tsv")
+    assert draft.report_path is not None and Path(draft.report_path).is_file()
     duplicate = by_note["sent twice: a duplicate"]
     assert duplicate.status == "duplicate"
     revision = by_note["a revision: supersedes the first"]
@@ -360,6 +362,8 @@ def test_every_demo_file_in_order(
     assert revision.supersedes is not None
     assert revision.rows_changed is not None and revision.rows_changed > 0
     assert (revision.rows_added, revision.rows_removed) == (0, 0)
+    assert [r for r in receipts if r.supersedes is not None] == [revision]
+    assert revision.partner_id == "national-insurance"
     special = {id(draft), id(duplicate)}
     others = [(f, r) for f, r in zip(files, receipts, strict=True) if id(r) not in special]
     not_accepted = [(f.path.name, r.message) for f, r in others if r.status != "accepted"]
