@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy import Engine, text
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.model.initiative import Initiative, load_initiative
+from tests.helpers import IngestedDemo, build_demo_database, copy_schema, ingest_demo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_ENV = "CI_PIPELINE_TEST_POSTGRES_URL"
@@ -53,23 +56,38 @@ def sqlite_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A fresh schema in the PostgreSQL named by CI_PIPELINE_TEST_POSTGRES_URL (CI sets it)."""
+def postgres_url() -> str:
+    """The PostgreSQL to test against, or the test is skipped."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
+    return url
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[tuple[Engine, str]]:
+    """A fresh schema with the app's tables, and an engine whose search path is it; dropped
+    on exit."""
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = store.make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = _engine_in_schema(url, schema)
-    store.create_schema(engine=engine)
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        store.create_schema(engine=engine)
+        yield engine, schema
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A fresh schema in the PostgreSQL named by CI_PIPELINE_TEST_POSTGRES_URL (CI sets it)."""
+    with postgres_schema(postgres_url()) as (engine, _):
+        yield engine
 
 
 def _engine_in_schema(url: str, schema: str) -> Engine:
@@ -84,6 +102,58 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     name = "sqlite_engine" if request.param == "sqlite" else "postgres_engine"
     engine: Engine = request.getfixturevalue(name)
     return engine
+
+
+# --- the demo, ingested once per database ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_demo(initiative: Initiative, tmp_path_factory: pytest.TempPathFactory) -> IngestedDemo:
+    folder = tmp_path_factory.mktemp("demo-sqlite")
+    database = folder / "ci_pipeline.db"
+    engine = store.make_engine(f"sqlite:///{database}")
+    try:
+        built = ingest_demo(initiative, engine, folder, str(database))
+        with engine.begin() as conn:  # everything in the main file: it is copied alone
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        engine.dispose()
+    return built
+
+
+@pytest.fixture(scope="session")
+def postgres_demo(
+    initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IngestedDemo]:
+    with postgres_schema(postgres_url()) as (engine, schema):
+        yield ingest_demo(initiative, engine, tmp_path_factory.mktemp("demo-postgres"), schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def demo_db(
+    request: pytest.FixtureRequest, settings: Settings
+) -> Iterator[tuple[IngestedDemo, Engine]]:
+    """The ingested demo and this test's own copy of its database, on SQLite (where the
+    settings point) and, where one is configured, on PostgreSQL."""
+    if request.param == "sqlite":
+        built: IngestedDemo = request.getfixturevalue("sqlite_demo")
+        target = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built.source, target)
+        engine = store.make_engine(settings.resolved_database_url)
+        yield built, engine
+        engine.dispose()
+    else:
+        built = request.getfixturevalue("postgres_demo")
+        copy = request.getfixturevalue("postgres_engine")
+        copy_schema(built.source, copy)
+        yield built, copy
+
+
+@pytest.fixture(scope="session")
+def demo_database(tmp_path_factory: pytest.TempPathFactory, sqlite_demo: IngestedDemo) -> Path:
+    """The demo as the notices read it (see build_demo_database): copy it, never write."""
+    return build_demo_database(tmp_path_factory.mktemp("notices-demo"), Path(sqlite_demo.source))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

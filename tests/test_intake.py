@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, text
 
-from ci_pipeline import demo, store
+from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import InvalidPeriod, UnknownPartner
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
-from tests.helpers import ingest
+from tests.helpers import IngestedDemo, ingest
 
 HEADER = "measure_id,geo_code,period,value"
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -338,16 +338,12 @@ def test_a_bad_period_is_refused(
     assert not settings.archive_dir.exists()
 
 
-def test_every_demo_file_in_order(
-    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
-) -> None:
-    files = demo.generate(initiative, tmp_path / "demo")
+def test_every_demo_file_in_order(demo_db: tuple[IngestedDemo, Engine]) -> None:
+    """Every demo file through the intake steps in order (ingested once per session and
+    database, see tests/conftest.py; this test reads its own copy)."""
+    built, db = demo_db
+    files, receipts = built.files, built.receipts
     assert len(files) > 100
-
-    receipts = [
-        ingest(f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=db)
-        for f in files
-    ]
 
     by_note = {f.note: r for f, r in zip(files, receipts, strict=True) if f.note}
     draft = by_note["a draft with errors"]
