@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,10 +13,16 @@ from sqlalchemy import Engine, text
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.model.initiative import Initiative, load_initiative
-from tests.helpers import IngestedDemo, build_demo_database, copy_schema, ingest_demo
+from tests.helpers import (
+    IngestedDemo,
+    build_demo_database,
+    copy_schema,
+    ingest_demo,
+    postgres_schema,
+    postgres_url,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
-POSTGRES_ENV = "CI_PIPELINE_TEST_POSTGRES_URL"
 
 
 @pytest.fixture(scope="session")
@@ -56,44 +60,11 @@ def sqlite_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-def postgres_url() -> str:
-    """The PostgreSQL to test against, or the test is skipped."""
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
-    return url
-
-
-@contextmanager
-def postgres_schema(url: str) -> Iterator[tuple[Engine, str]]:
-    """A fresh schema with the app's tables, and an engine whose search path is it; dropped
-    on exit."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = store.make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = _engine_in_schema(url, schema)
-    try:
-        store.create_schema(engine=engine)
-        yield engine, schema
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture
 def postgres_engine() -> Iterator[Engine]:
     """A fresh schema in the PostgreSQL named by CI_PIPELINE_TEST_POSTGRES_URL (CI sets it)."""
     with postgres_schema(postgres_url()) as (engine, _):
         yield engine
-
-
-def _engine_in_schema(url: str, schema: str) -> Engine:
-    from sqlalchemy import create_engine
-
-    return create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -21,7 +26,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
 from prefect.states import State
-from sqlalchemy import Engine, Integer, inspect, text, update
+from sqlalchemy import Engine, Integer, create_engine, inspect, text, update
 from sqlmodel import SQLModel
 from typer.testing import CliRunner, Result
 
@@ -102,6 +107,42 @@ def copy_schema(source: str, engine: Engine) -> None:
                         f'COALESCE(MAX(id), 0) + 1, false) FROM "{target}"."{table.name}"'
                     )
                 )
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+POSTGRES_ENV = "CI_PIPELINE_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The PostgreSQL to test against, or the test is skipped."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
+    return url
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[tuple[Engine, str]]:
+    """A fresh schema with the app's tables, and an engine whose search path is it; dropped
+    on exit."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = store.make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = _engine_in_schema(url, schema)
+    try:
+        store.create_schema(engine=engine)
+        yield engine, schema
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _engine_in_schema(url: str, schema: str) -> Engine:
+    return create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
 
 
 runner = CliRunner()
