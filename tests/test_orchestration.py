@@ -32,6 +32,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Engine
 
 from ci_pipeline import alert, demo, events, process, store
@@ -100,7 +101,10 @@ def unregister(deployments: list[RunnerDeployment]) -> None:
     server: nothing of this module fires or waits there once its runner has stopped."""
     with get_client(sync_client=True) as client:
         for deployment in deployments:
-            found = client.read_deployment_by_name(deployment.full_name)
+            try:
+                found = client.read_deployment_by_name(deployment.full_name)
+            except ObjectNotFound:  # never registered: the runner failed to start
+                continue
             client.delete_resource_owned_automations(f"prefect.deployment.{found.id}")
             client.delete_deployment(found.id)
 
