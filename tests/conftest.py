@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ci_pipeline import store
+from ci_pipeline import demo, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.model.initiative import Initiative, load_initiative
 from tests.helpers import (
@@ -79,12 +79,24 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def sqlite_demo(initiative: Initiative, tmp_path_factory: pytest.TempPathFactory) -> IngestedDemo:
+def demo_files(
+    initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+) -> list[demo.DemoFile]:
+    """The demo's files, generated once (read them, never change them)."""
+    return demo.generate(initiative, tmp_path_factory.mktemp("demo-files"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_demo(
+    demo_files: list[demo.DemoFile],
+    initiative: Initiative,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> IngestedDemo:
     folder = tmp_path_factory.mktemp("demo-sqlite")
     database = folder / "ci_pipeline.db"
     engine = store.make_engine(f"sqlite:///{database}")
     try:
-        built = ingest_demo(initiative, engine, folder, str(database))
+        built = ingest_demo(demo_files, initiative, engine, folder, str(database))
         with engine.begin() as conn:  # everything in the main file: it is copied alone
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     finally:
@@ -94,10 +106,13 @@ def sqlite_demo(initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def postgres_demo(
-    initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+    demo_files: list[demo.DemoFile],
+    initiative: Initiative,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[IngestedDemo]:
     with postgres_schema(postgres_url()) as (engine, schema):
-        yield ingest_demo(initiative, engine, tmp_path_factory.mktemp("demo-postgres"), schema)
+        folder = tmp_path_factory.mktemp("demo-postgres")
+        yield ingest_demo(demo_files, initiative, engine, folder, schema)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -69,12 +69,13 @@ class IngestedDemo:
     source: str  # the SQLite file or the PostgreSQL schema that holds them: copy, never write
 
 
-def ingest_demo(initiative: Initiative, engine: Engine, folder: Path, source: str) -> IngestedDemo:
-    """The demo's files generated in ``folder`` and ingested into ``engine`` (which is
-    ``source``); the archive and reports kept in ``folder``."""
+def ingest_demo(
+    files: list[demo.DemoFile], initiative: Initiative, engine: Engine, folder: Path, source: str
+) -> IngestedDemo:
+    """The demo's ``files`` ingested in order into ``engine`` (which is ``source``); the
+    archive and reports kept in ``folder``."""
     settings = get_settings(home=folder, initiative=DEFAULT_INITIATIVE)
     intake.prepare_database(initiative, engine=engine)
-    files = demo.generate(initiative, folder / "demo-files")
     receipts = [
         ingest(
             f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=engine

@@ -59,7 +59,10 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(
-    prefect_harness: None, initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+    prefect_harness: None,
+    initiative: Initiative,
+    demo_files: list[demo.DemoFile],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """The Employment Service's history up to 2025-Q3 stored, and every deployment served by a runner."""
     home = tmp_path_factory.mktemp("served")
@@ -76,11 +79,7 @@ def served(
         settings = get_settings()
         engine = store.make_engine(settings.resolved_database_url)
         intake.prepare_database(initiative, engine=engine)
-        files = {
-            (f.partner_id, f.period): f.path
-            for f in demo.generate(initiative, home / "demo-files")
-            if not f.note
-        }
+        files = {(f.partner_id, f.period): f.path for f in demo_files if not f.note}
         for (partner, period), path in sorted(files.items()):
             if partner == "employment-service" and period < "2025-Q4":
                 ingest(
