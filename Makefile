@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	CI_PIPELINE_HOME=$(CURDIR)/.demo $(BIN)/ci-pipeline demo --reset
 
-## Lint, type-check and run every test.
-test: $(STAMP)
+## Lint and type-check.
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## Lint, type-check and run every test (what CI runs).
+test: lint
 	$(BIN)/pytest
+
+## Every test but the slow end-to-end ones (Prefect servers, the served chain, `serve`); no lint.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

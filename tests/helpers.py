@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -18,14 +26,17 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
 from prefect.states import State
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Integer, create_engine, inspect, text, update
+from sqlmodel import SQLModel
 from typer.testing import CliRunner, Result
 
-from ci_pipeline import cli
-from ci_pipeline.config import Settings
+from ci_pipeline import aggregate, alert, cli, demo, detect, store
+from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.flows.runtime import in_process
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
+from ci_pipeline.store import IndicatorValue, Submission
 
 
 def ingest(
@@ -47,6 +58,93 @@ def ingest(
         return intake.refuse(new, parsed, settings=settings, engine=engine)
     result = intake.check(parsed, new, initiative=initiative, engine=engine)
     return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
+
+
+@dataclass(frozen=True)
+class IngestedDemo:
+    """Every demo file ingested in order without Prefect (as the ingest flow runs the steps),
+    once per session and database: each test gets a copy of the database."""
+
+    files: list[demo.DemoFile]
+    receipts: list[intake.Receipt]
+    source: str  # the SQLite file or the PostgreSQL schema that holds them: copy, never write
+
+
+def ingest_demo(
+    files: list[demo.DemoFile], initiative: Initiative, engine: Engine, folder: Path, source: str
+) -> IngestedDemo:
+    """The demo's ``files`` ingested in order into ``engine`` (which is ``source``); the
+    archive and reports kept in ``folder``."""
+    settings = get_settings(home=folder, initiative=DEFAULT_INITIATIVE)
+    intake.prepare_database(initiative, engine=engine)
+    receipts = [
+        ingest(
+            f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=engine
+        )
+        for f in files
+    ]
+    return IngestedDemo(files, receipts, source)
+
+
+def copy_schema(source: str, engine: Engine) -> None:
+    """Copy every row of PostgreSQL schema ``source`` into ``engine``'s (empty) schema, and
+    move its id sequences past the copied ids."""
+    tables = set(inspect(engine).get_table_names(schema=source))
+    with engine.begin() as conn:
+        target = conn.execute(text("SELECT current_schema()")).scalar_one()
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            conn.execute(
+                text(
+                    f'INSERT INTO "{target}"."{table.name}" SELECT * FROM "{source}"."{table.name}"'
+                )
+            )
+            if list(table.primary_key.columns.keys()) == ["id"] and isinstance(
+                table.c.id.type, Integer
+            ):
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{target}\".\"{table.name}\"', 'id'), "
+                        f'COALESCE(MAX(id), 0) + 1, false) FROM "{target}"."{table.name}"'
+                    )
+                )
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+POSTGRES_ENV = "CI_PIPELINE_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The PostgreSQL to test against, or the test is skipped."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
+    return url
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[tuple[Engine, str]]:
+    """A fresh schema with the app's tables, and an engine whose search path is it; dropped
+    on exit."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = store.make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = _engine_in_schema(url, schema)
+    try:
+        store.create_schema(engine=engine)
+        yield engine, schema
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _engine_in_schema(url: str, schema: str) -> Engine:
+    return create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
 
 
 runner = CliRunner()
@@ -114,3 +212,43 @@ def artifact(key: str, flow_run_id: UUID) -> Artifact:
             limit=10,
         )
     return found
+
+
+# --- the demo as the notices read it -------------------------------------------------------------
+
+#: Every demo submission's arrival, and when its indicators were computed.
+RECEIVED = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)
+COMPUTED = RECEIVED + timedelta(minutes=30)
+
+
+def build_demo_database(folder: Path, ingested: Path) -> Path:
+    """The demo (``ingested``: every file ingested, see tests/conftest.py) processed and
+    alerted as of its day, in ``folder``; the database file is returned (copy it: tests
+    change what they read)."""
+    database = folder / "ci_pipeline.db"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ingested, database)
+    settings = get_settings(
+        home=folder,
+        database_url=f"sqlite:///{database}",
+        initiative=DEFAULT_INITIATIVE,
+        alert_urls=[],
+        engineer_urls=[],
+        alert_routes={},
+    )
+    initiative = load_initiative(DEFAULT_INITIATIVE)
+    engine = store.make_engine(settings.resolved_database_url)
+    try:
+        aggregate.refresh_indicators(initiative, engine=engine)
+        judgement = detect.judge(
+            initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF
+        )
+        alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
+        with engine.begin() as conn:
+            conn.execute(update(Submission).values(received_at=RECEIVED))
+            conn.execute(update(IndicatorValue).values(computed_at=COMPUTED))
+        with engine.begin() as conn:  # everything in the main file: it is copied alone
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        engine.dispose()
+    return database

@@ -319,6 +319,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
     good = write(tmp_path, "fund.csv", GOOD)
@@ -358,6 +359,7 @@ def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
     assert Path(data["report_path"]).is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_submit_with_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> None:
     good = write(tmp_path, "fund.csv", GOOD)
@@ -489,50 +491,34 @@ def demo_receipts(result: Result) -> list[dict[str, Any]]:
     return receipts
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_demo_pieces_reset_and_summary(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo with its first few files and its notable ones: runs, resets, summarises."""
+def test_demo_runs_resets_and_summarises(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo through the command line, on its first few files and its notable ones (each
+    with the file before it: the original of the duplicate and of the revision): every file
+    through the ingest flow, then the period processed. Every one of the demo's files through
+    the same steps, and the three findings it injects, are checked in-process:
+    tests/test_process.py and tests/test_intake.py."""
     generate = demo.generate
+    kept: list[demo.DemoFile] = []
 
     def fewer(*args: Any, **kwargs: Any) -> list[demo.DemoFile]:
         files = generate(*args, **kwargs)
         notable = [i for i, f in enumerate(files) if f.note and f.note != "backbone survey"]
         keep = set(range(3)) | {j for i in notable for j in (i - 1, i)}
-        return [f for i, f in enumerate(files) if i in keep]
+        kept[:] = [f for i, f in enumerate(files) if i in keep]
+        return list(kept)
 
     monkeypatch.setattr(demo, "generate", fewer)
 
     first = invoke("demo", "--reset", "--json")
     assert first.exit_code == 0, first.output
     receipts = demo_receipts(first)
-    statuses = Counter(r["status"] for r in receipts)
-    assert statuses == {"accepted": len(receipts) - 2, "rejected": 1, "duplicate": 1}
-    assert any(r["supersedes"] is not None for r in receipts)
-
-    again = invoke("demo", "--reset")
-    assert again.exit_code == 0, again.output
-    text = flat(again.stdout)
-    assert "Demo: submissions by outcome" in text
-    assert "REJECTED" in text and "DUPLICATE" in text
-    # Lines to copy are printed whole, however long.
-    assert f"Data folder: {home}\n" in again.stdout
-    [explore] = [line for line in again.stdout.splitlines() if line.startswith("Explore it:")]
-    assert f"CI_PIPELINE_HOME={home}" in explore
-    assert ".venv/bin/ci-pipeline submissions" in explore
-    # The reset started from an empty database: the same files got the same ids again.
-    listed = as_json(invoke("submissions", "--json", "--limit", "500"))
-    assert len(listed) == len(receipts)
-    assert sorted(s["id"] for s in listed) == [r["submission_id"] for r in receipts]
-
-
-@pytest.mark.usefixtures("prefect_harness")
-def test_demo_full_run(home: Path) -> None:
-    """Every demo file through the flow (about 130 of them, under a minute here)."""
-    result = invoke("demo", "--reset", "--json")
-
-    assert result.exit_code == 0, result.output
-    receipts = demo_receipts(result)
-    assert len(receipts) > 100
+    # Every generated file was submitted, in order, none held back.
+    assert [(r["partner_id"], r["period"], r["file_name"]) for r in receipts] == [
+        (f.partner_id, f.period, f.path.name) for f in kept
+    ]
+    assert as_json(first)["held"] == []
     statuses = Counter(r["status"] for r in receipts)
     assert statuses == {"accepted": len(receipts) - 2, "rejected": 1, "duplicate": 1}
     rejected = next(r for r in receipts if r["status"] == "rejected")
@@ -544,3 +530,26 @@ def test_demo_full_run(home: Path) -> None:
     counted = as_json(invoke("observations", "--json", "--limit", str(stored + 1)))
     superseded = next(r for r in receipts if r["submission_id"] == revision[0]["supersedes"])
     assert len(counted) == stored - superseded["rows_accepted"]
+    # ... and the period was processed: indicators, detection, delivery.
+    processed = as_json(first)["process"]
+    assert set(processed) == {"aggregated", "detected", "delivered"}
+    assert processed["aggregated"]["slices"] and processed["aggregated"]["rows"] > 0
+    assert processed["detected"]["findings"] == len(processed["detected"]["new_alerts"]) > 0
+    assert processed["delivered"] and {d["ok"] for d in processed["delivered"]} == {True}
+
+    again = invoke("demo", "--reset")
+    assert again.exit_code == 0, again.output
+    text = flat(again.stdout)
+    assert "Demo: submissions by outcome" in text
+    assert "REJECTED" in text and "DUPLICATE" in text
+    assert f"Open alerts ({len(processed['detected']['new_alerts'])})" in text
+    # Lines to copy are printed whole, however long.
+    assert f"Delivered to: {home / 'alerts.log'}\n" in again.stdout
+    assert f"Data folder: {home}\n" in again.stdout
+    [explore] = [line for line in again.stdout.splitlines() if line.startswith("Explore it:")]
+    assert f"CI_PIPELINE_HOME={home}" in explore
+    assert ".venv/bin/ci-pipeline submissions" in explore
+    # The reset started from an empty database: the same files got the same ids again.
+    listed = as_json(invoke("submissions", "--json", "--limit", "500"))
+    assert len(listed) == len(receipts)
+    assert sorted(s["id"] for s in listed) == [r["submission_id"] for r in receipts]

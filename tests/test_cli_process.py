@@ -90,6 +90,7 @@ def test_help(command: str, doc: Any, options: list[str]) -> None:
 # --- process -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_process_json(small: Engine, settings: Settings) -> None:
     result = invoke("process", "--as-of", SMALL_AS_OF.isoformat(), "--json")

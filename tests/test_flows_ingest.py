@@ -25,7 +25,7 @@ from ci_pipeline.flows.runtime import in_process
 from ci_pipeline.receive import intake
 from tests.helpers import read_run, run_flow, task_names, task_runs
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
 GOOD = "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"

@@ -8,6 +8,7 @@ folder the environment points the flows at.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -17,9 +18,9 @@ from ci_pipeline import alert, demo
 from ci_pipeline.config import Settings
 from ci_pipeline.flows.notices import check_completeness, notify_quiet_intake, weekly_digest
 from tests.helpers import artifact, read_run, run_flow, task_names
-from tests.test_notices import NOTICE_SETTINGS, build_demo_database, copy_demo
+from tests.test_notices import NOTICE_SETTINGS, copy_demo
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +31,9 @@ def default_channels(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def demo_home(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Settings:
+def demo_home(demo_database: Path, settings: Settings) -> Settings:
     """The demo's database where the flows' settings point."""
-    copy_demo(build_demo_database(tmp_path_factory.getbasetemp() / "notices-demo"), settings)
+    copy_demo(demo_database, settings)
     return settings
 
 

@@ -27,7 +27,7 @@ from tests.helpers import artifact, read_run, run_flow, task_runs
 from tests.helpers import task_names as all_task_names
 from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 CHILDREN = ["aggregate-indicators", "detect-regressions", "deliver-alerts"]
 

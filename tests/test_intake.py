@@ -12,12 +12,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
-from ci_pipeline import demo, store
+from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import InvalidPeriod, UnknownPartner
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
-from tests.helpers import ingest
+from tests.helpers import IngestedDemo, ingest
 
 HEADER = "measure_id,geo_code,period,value"
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -361,21 +361,19 @@ def test_a_bad_period_is_refused(
     assert not settings.archive_dir.exists()
 
 
-def test_every_demo_file_in_order(
-    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
-) -> None:
-    files = demo.generate(initiative, tmp_path / "demo")
+def test_every_demo_file_in_order(demo_db: tuple[IngestedDemo, Engine]) -> None:
+    """Every demo file through the intake steps in order (ingested once per session and
+    database, see tests/conftest.py; this test reads its own copy)."""
+    built, db = demo_db
+    files, receipts = built.files, built.receipts
     assert len(files) > 100
-
-    receipts = [
-        ingest(f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=db)
-        for f in files
-    ]
 
     by_note = {f.note: r for f, r in zip(files, receipts, strict=True) if f.note}
     draft = by_note["a draft with errors"]
     assert draft.status == "rejected"
     assert draft.issues > 0
+    assert draft.file_name.endswith("_draft.tsv")
+    assert draft.report_path is not None and Path(draft.report_path).is_file()
     duplicate = by_note["sent twice: a duplicate"]
     assert duplicate.status == "duplicate"
     revision = by_note["a revision: supersedes the first"]
@@ -383,6 +381,8 @@ def test_every_demo_file_in_order(
     assert revision.supersedes is not None
     assert revision.rows_changed is not None and revision.rows_changed > 0
     assert (revision.rows_added, revision.rows_removed) == (0, 0)
+    assert [r for r in receipts if r.supersedes is not None] == [revision]
+    assert revision.partner_id == "national-insurance"
     special = {id(draft), id(duplicate)}
     others = [(f, r) for f, r in zip(files, receipts, strict=True) if id(r) not in special]
     not_accepted = [(f.path.name, r.message) for f, r in others if r.status != "accepted"]

@@ -2,39 +2,34 @@
 
 Most tests read the demo's database — 24 months of partner files, Kurkum's last quarter never
 sent, indicators computed and the three injected alerts recorded as of the demo's day — built
-once per session (about 20 s) and copied into each test's data folder. Every submission in it
-is dated 2026-03-12 09:00 UTC, so windows and quiet periods are exact. Messages go through a
-fake sender that keeps (url, title, body), except where the local-file channel is exercised.
+once per session (from the ingested demo of tests/conftest.py) and copied into each test's data
+folder. Every submission in it is dated 2026-03-12 09:00 UTC, so windows and quiet periods are
+exact. Messages go through a fake sender that keeps (url, title, body), except where the
+local-file channel is exercised.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 from sqlmodel import col
 
-from ci_pipeline import aggregate, alert, demo, detect, notices, store
-from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
+from ci_pipeline import aggregate, alert, demo, notices, store
+from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import parse_period
-from ci_pipeline.receive import intake
-from ci_pipeline.store import AlertStatus, IndicatorValue, Submission
-from tests.helpers import ingest
+from ci_pipeline.store import AlertStatus, Submission
+from tests.helpers import RECEIVED
 from tests.test_process import ALERT_SETTINGS, Outbox, ingest_small
 
-#: Every demo submission's arrival, and when its indicators were computed.
-RECEIVED = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)
-COMPUTED = RECEIVED + timedelta(minutes=30)
 NOTICE_SETTINGS = (*ALERT_SETTINGS, "CI_PIPELINE_REMINDER_URL", "CI_PIPELINE_QUIET_DAYS")
 BACKBONE = "json://backbone.example.org/hook"
 ENGINEERS = "json://engineers.example.org/hook"
@@ -52,52 +47,6 @@ LATE_ON_DEMO_DAY = [
     ("online-commerce-centre", "ecommerce-owners-served", "2026-01", date(2026, 2, 15), 28),
     ("online-commerce-centre", "ecommerce-residents-trained", "2026-01", date(2026, 2, 15), 28),
 ]
-
-
-@functools.cache
-def build_demo_database(folder: Path) -> Path:
-    """The demo ingested, processed and alerted as of its day, once per folder; the database
-    file is returned (copy it: tests change what they read)."""
-    database = folder / "ci_pipeline.db"
-    settings = get_settings(
-        home=folder,
-        database_url=f"sqlite:///{database}",
-        initiative=DEFAULT_INITIATIVE,
-        alert_urls=[],
-        engineer_urls=[],
-        alert_routes={},
-    )
-    initiative = load_initiative(DEFAULT_INITIATIVE)
-    engine = store.make_engine(settings.resolved_database_url)
-    try:
-        intake.prepare_database(initiative, engine=engine)
-        for f in demo.generate(initiative, folder / "demo-files"):
-            ingest(
-                f.path,
-                f.partner_id,
-                f.period,
-                initiative=initiative,
-                settings=settings,
-                engine=engine,
-            )
-        aggregate.refresh_indicators(initiative, engine=engine)
-        judgement = detect.judge(
-            initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF
-        )
-        alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
-        with engine.begin() as conn:
-            conn.execute(update(Submission).values(received_at=RECEIVED))
-            conn.execute(update(IndicatorValue).values(computed_at=COMPUTED))
-        with engine.begin() as conn:  # everything in the main file: it is copied alone
-            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    finally:
-        engine.dispose()
-    return database
-
-
-@pytest.fixture(scope="session")
-def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_database(tmp_path_factory.getbasetemp() / "notices-demo")
 
 
 @pytest.fixture(autouse=True)

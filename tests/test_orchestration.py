@@ -10,12 +10,15 @@ starts a bounded number of aggregation runs and leaves the indicators exactly as
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import polars as pl
 import pytest
@@ -24,9 +27,12 @@ from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterName,
     FlowRunFilter,
-    FlowRunFilterStartTime,
+    FlowRunFilterExpectedStartTime,
 )
 from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Engine
 
 from ci_pipeline import aggregate, alert, demo, events, store
@@ -37,9 +43,11 @@ from ci_pipeline.serve.deployments import runner_deployments
 from ci_pipeline.serve.runner import running
 from tests.helpers import ingest
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 DEADLINE = 240.0  # seconds; each run is a subprocess that imports the pipeline
+POLL = 0.5  # seconds: how often the runner asks for runs to start
+GRACE = 4 * POLL  # seconds with nothing new once a burst's runs are all final
 
 
 @dataclass
@@ -52,7 +60,10 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(
-    prefect_harness: None, initiative: Initiative, tmp_path_factory: pytest.TempPathFactory
+    prefect_harness: None,
+    initiative: Initiative,
+    demo_files: list[demo.DemoFile],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """The Employment Service's history up to 2025-Q3 stored, and every deployment served by a runner."""
     home = tmp_path_factory.mktemp("served")
@@ -69,30 +80,48 @@ def served(
         settings = get_settings()
         engine = store.make_engine(settings.resolved_database_url)
         intake.prepare_database(initiative, engine=engine)
-        files = {
-            (f.partner_id, f.period): f.path
-            for f in demo.generate(initiative, home / "demo-files")
-            if not f.note
-        }
+        files = {(f.partner_id, f.period): f.path for f in demo_files if not f.note}
         for (partner, period), path in sorted(files.items()):
             if partner == "employment-service" and period < "2025-Q4":
                 ingest(
                     path, partner, period, initiative=initiative, settings=settings, engine=engine
                 )
         aggregate.refresh_indicators(initiative, engine=engine)
-        with running(runner_deployments(), poll_seconds=0.5):
-            yield Served(settings, initiative, engine, files)
-        engine.dispose()
+        deployments = runner_deployments()
+        try:
+            with running(deployments, poll_seconds=POLL):
+                yield Served(settings, initiative, engine, files)
+        finally:
+            unregister(deployments)
+            engine.dispose()
+
+
+def unregister(deployments: list[RunnerDeployment]) -> None:
+    """Remove the served deployments, their triggers and scheduled runs from the shared test
+    server: nothing of this module fires or waits there once its runner has stopped."""
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            try:
+                found = client.read_deployment_by_name(deployment.full_name)
+            except ObjectNotFound:  # never registered: the runner failed to start
+                continue
+            client.delete_resource_owned_automations(f"prefect.deployment.{found.id}")
+            client.delete_deployment(found.id)
 
 
 def runs_of(deployment: str, since: datetime) -> list[FlowRun]:
-    """Flow runs of one deployment (by name) started or scheduled since ``since``."""
+    """Flow runs of one deployment (by name) created for a start since ``since``, started or
+    not (a run waiting for its concurrency slot counts); the runs its schedules create ahead of
+    time are left out."""
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
+        runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+            flow_run_filter=FlowRunFilter(
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=since)
+            ),
             limit=50,
         )
+    return [r for r in runs if not r.auto_scheduled]
 
 
 def wait_for(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
@@ -102,25 +131,68 @@ def wait_for(condition: Callable[[], Any], what: str, deadline: float = DEADLINE
         value = condition()
         if value:
             return value
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def settled(deployment: str, since: datetime, quiet: float = 15.0) -> list[FlowRun]:
-    """The runs of a deployment once all are final and no new one appeared for ``quiet`` s
-    (longer than the coalescing window)."""
-    last: list[FlowRun] = []
-    stable_since = time.monotonic()
+@functools.cache
+def trailing_window(automation_id: UUID) -> timedelta | None:
+    """The quiet window of an automation's trigger if it is the proactive (trailing) one of a
+    coalescing pair, else None."""
+    with get_client(sync_client=True) as client:
+        automation = client.read_automation(automation_id)
+    trigger = automation.trigger if automation else None
+    if isinstance(trigger, EventTrigger) and trigger.posture == Posture.Proactive:
+        return trigger.within
+    return None
+
+
+def trailing(run: FlowRun) -> timedelta | None:
+    """The quiet window of the trailing trigger that created ``run`` (an automation's run
+    carries ``automation <id>, action …`` as its idempotency key), or None."""
+    found = re.match(r"automation ([0-9a-f-]{36}),", run.idempotency_key or "")
+    return trailing_window(UUID(found[1])) if found else None
+
+
+def settled(
+    deployment: str,
+    since: datetime,
+    *,
+    period: str | None = None,
+    last_event: datetime | None = None,
+) -> list[FlowRun]:
+    """The runs of a deployment (of one period) once its burst is over: the trailing trigger
+    has fired (at the end of its quiet window after ``last_event``, the burst's last event,
+    when given) and every run is final.
+
+    The trailing trigger fires once per burst, after every event of it; the runs it and the
+    leading trigger created are then all there is, so no fixed quiet time is waited. A short
+    grace (a few runner polls) with nothing new guards the answer.
+    """
+
+    def done() -> list[FlowRun] | None:
+        runs = [
+            r
+            for r in runs_of(deployment, since)
+            if period is None or r.parameters.get("period") == period
+        ]
+        closing = [
+            r
+            for r in runs
+            if (window := trailing(r)) is not None
+            and (last_event is None or (r.created is not None and r.created >= last_event + window))
+        ]
+        final = all(r.state is not None and r.state.is_final() for r in runs)
+        return runs if closing and final else None
+
     end = time.monotonic() + DEADLINE
     while time.monotonic() < end:
-        runs = runs_of(deployment, since)
-        final = all(r.state is not None and r.state.is_final() for r in runs)
-        if [r.id for r in runs] != [r.id for r in last] or not final:
-            stable_since, last = time.monotonic(), runs
-        elif time.monotonic() - stable_since >= quiet:
-            return runs
-        time.sleep(1)
-    raise AssertionError(f"{deployment} runs did not settle: {[r.name for r in last]}")
+        runs = wait_for(done, f"the {deployment} runs to settle")
+        time.sleep(GRACE)
+        again = done()
+        if again is not None and [r.id for r in again] == [r.id for r in runs]:
+            return again
+    raise AssertionError(f"{deployment} runs did not settle")
 
 
 def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: Served) -> None:
@@ -198,11 +270,11 @@ def test_a_burst_of_accepted_events_for_one_period_coalesces(served: Served) -> 
     receipts = [r.to_dict() for r in stored]
     burst = [events.submission_outcome(receipts[i % len(receipts)]) for i in range(20)]
     for spec in burst:  # 20 partners' verdicts within 2 s: well inside one 10 s quiet window
+        last_event = datetime.now(UTC)  # no later than the event's own time
         assert events.emit(spec, emitter=events.prefect_emitter) == 1
         time.sleep(0.1)
 
-    runs = settled("indicators", since)
-    for_period = [r for r in runs if r.parameters.get("period") == period]
+    for_period = settled("indicators", since, period=period, last_event=last_event)
     assert 1 <= len(for_period) <= 3, [r.name for r in for_period]
     assert all(r.state and r.state.is_completed() for r in for_period)
 

@@ -22,7 +22,7 @@ from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus
-from tests.helpers import ingest
+from tests.helpers import IngestedDemo, ingest
 
 ALERT_SETTINGS = (
     "CI_PIPELINE_ALERT_URLS",
@@ -121,16 +121,12 @@ INJECTED = {
 
 
 def test_the_demo_finds_exactly_what_it_injected(
-    engine: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+    demo_db: tuple[IngestedDemo, Engine], initiative: Initiative, settings: Settings
 ) -> None:
-    intake.prepare_database(initiative, engine=engine)
-    files = demo.generate(initiative, tmp_path / "demo-files")
-    receipts = [
-        ingest(
-            f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=engine
-        )
-        for f in files
-    ]
+    """Every demo file ingested (once per session and database, see tests/conftest.py), then
+    this test's copy of the database processed."""
+    built, engine = demo_db
+    files, receipts = built.files, built.receipts
     outcomes = Counter(r.status for r in receipts)
     assert outcomes == {"accepted": len(files) - 2, "rejected": 1, "duplicate": 1}
     notes = {f.note: r for f, r in zip(files, receipts, strict=True) if f.note}

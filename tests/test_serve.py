@@ -37,6 +37,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
     tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,7 @@ def probe() -> int:
     return 1
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_runs_are_read_from_the_prefect_api(stored: Engine, settings: Settings) -> None:
     from prefect.settings import get_current_settings
