@@ -22,7 +22,7 @@ breakdown codes), so the run-wide Benjamini–Hochberg adjustment sees what it s
 a regressed series is judged among noise-only companions and only it is counted.
 ``--run-size 1`` judges each series alone: each test's own size and power, the worst case for
 false alarms. Prints one line per measure and scenario, the seed and counts, and the command
-that repeats the run; asserts nothing (``tests/test_detect_simulation.py`` does, with fewer
+that repeats the run; asserts nothing (``tests/detect/test_detect_simulation.py`` does, with fewer
 series).
 """
 

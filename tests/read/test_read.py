@@ -23,7 +23,7 @@ from ci_pipeline.read import (
 )
 from ci_pipeline.read import files as read_files
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 LIMITS: dict[str, Any] = {"max_bytes": 1_000_000, "max_expanded_bytes": 10_000_000}
 
 

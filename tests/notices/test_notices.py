@@ -28,7 +28,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.store import AlertStatus, Submission
 from tests.helpers import RECEIVED
-from tests.test_process import ALERT_SETTINGS, Outbox, ingest_small
+from tests.test_pipeline import ALERT_SETTINGS, Outbox, ingest_small
 
 NOTICE_SETTINGS = (*ALERT_SETTINGS, "CI_PIPELINE_REMINDER_URL", "CI_PIPELINE_QUIET_DAYS")
 BACKBONE = "json://backbone.example.org/hook"

@@ -25,7 +25,7 @@ from ci_pipeline import aggregate
 from ci_pipeline.aggregate import privacy
 from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import TOTAL, Initiative
-from tests.test_aggregate import CLUSTER, OBS_SCHEMA, measure_yaml, write_initiative
+from tests.aggregate.test_aggregate import CLUSTER, OBS_SCHEMA, measure_yaml, write_initiative
 
 Q = "2025-Q1"
 AGES = ["young", "mid", "old"]

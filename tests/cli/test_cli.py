@@ -498,7 +498,7 @@ def test_demo_runs_resets_and_summarises(home: Path, monkeypatch: pytest.MonkeyP
     with the file before it: the original of the duplicate and of the revision): every file
     through the ingest flow, then the period processed. Every one of the demo's files through
     the same steps, and the three findings it injects, are checked in-process:
-    tests/test_process.py and tests/test_intake.py."""
+    tests/test_pipeline.py and tests/receive/test_intake.py."""
     generate = demo.generate
     kept: list[demo.DemoFile] = []
 

@@ -1,7 +1,7 @@
 """The notice flows on a temporary Prefect server: results, run names, tasks, artifacts, and the
 local-file channels they write.
 
-Each test copies the demo's database (built once, see tests/test_notices.py) into the data
+Each test copies the demo's database (built once, see tests/helpers.py) into the data
 folder the environment points the flows at.
 """
 
@@ -18,7 +18,7 @@ from ci_pipeline import alert, demo
 from ci_pipeline.config import Settings
 from ci_pipeline.flows.notices import check_completeness, notify_quiet_intake, weekly_digest
 from tests.helpers import artifact, read_run, run_flow, task_names
-from tests.test_notices import NOTICE_SETTINGS, copy_demo
+from tests.notices.test_notices import NOTICE_SETTINGS, copy_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

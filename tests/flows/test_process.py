@@ -25,7 +25,7 @@ from ci_pipeline.flows.runtime import in_process
 from ci_pipeline.model.initiative import Initiative
 from tests.helpers import artifact, read_run, run_flow, task_runs
 from tests.helpers import task_names as all_task_names
-from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
+from tests.test_pipeline import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

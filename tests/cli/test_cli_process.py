@@ -12,7 +12,7 @@ from ci_pipeline import aggregate, alert, cli, detect, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from tests.helpers import flat, invoke, ok_json
-from tests.test_process import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
+from tests.test_pipeline import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
 
 @pytest.fixture(autouse=True)

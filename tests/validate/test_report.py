@@ -14,7 +14,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.validate import report
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]  # the tests folder
 GOLDEN = HERE / "golden" / "error_report.csv"
 GOLDEN_INPUT = HERE / "fixtures" / "errors_braude_2025-Q3.csv"
 BOM = b"\xef\xbb\xbf"
