@@ -24,13 +24,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Lint, type-check and run every test (what CI runs).
+# The fast tier runs on every core (pytest-xdist), a module per worker so a module's fixtures
+# are built once; the slow tier in one process, whose tests share one Prefect test server.
+PARALLEL := -n auto --dist loadscope
+
+## Lint, type-check and run every test (what CI runs): the fast tier, then the slow one.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow" $(PARALLEL)
+	$(BIN)/pytest -m slow
 
 ## Every test but the slow end-to-end ones (Prefect servers, the served chain, `serve`); no lint.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" $(PARALLEL)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
