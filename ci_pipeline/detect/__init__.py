@@ -30,7 +30,7 @@ period, on indicators read once). This namespace re-exports their public names.
 
 from __future__ import annotations
 
-from ci_pipeline.detect.describe import describe, format_value
+from ci_pipeline.detect.describe import describe, described, format_value
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
 from ci_pipeline.detect.findings import FINDING_SCHEMA, KINDS, Candidate, fold
 from ci_pipeline.detect.judgement import Judgement, judge
@@ -56,6 +56,7 @@ __all__ = [
     "Judgement",
     "benjamini_hochberg",
     "describe",
+    "described",
     "detect",
     "due_date",
     "fold",

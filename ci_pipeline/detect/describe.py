@@ -5,9 +5,11 @@ evidence.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 
+from ci_pipeline.detect.findings import FINDING_SCHEMA
 from ci_pipeline.model.initiative import TOTAL, Initiative, Measure, Unit
 
 
@@ -73,3 +75,11 @@ def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
                 f"{f['reference_period']} ({int(f['statistic'])} day{'' if int(f['statistic']) == 1 else 's'} ago)"
             )
     return pl.Series("message", out, dtype=pl.Utf8)
+
+
+def described(rows: list[dict[str, Any]], initiative: Initiative) -> pl.DataFrame:
+    """Findings (rows in :data:`FINDING_SCHEMA`'s columns) as a frame, each with its sentence."""
+    frame = (
+        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
+    )
+    return frame.with_columns(message=describe(frame, initiative))

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from ci_pipeline.detect.describe import describe
+from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
     benjamini_hochberg,
@@ -223,10 +223,7 @@ def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.Data
                 "message": "",
             }
         )
-    frame = (
-        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
-    )
-    return frame.with_columns(message=describe(frame, initiative))
+    return described(rows, initiative)
 
 
 def off_track(
@@ -287,7 +284,4 @@ def off_track(
                     "message": "",
                 }
             )
-    frame = (
-        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
-    )
-    return frame.with_columns(message=describe(frame, initiative))
+    return described(rows, initiative)

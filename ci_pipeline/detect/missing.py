@@ -8,8 +8,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from ci_pipeline.detect.describe import describe
-from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.detect.describe import described
 from ci_pipeline.model.initiative import Initiative, Measure
 from ci_pipeline.model.periods import Period
 
@@ -59,7 +58,4 @@ def missing_data(
                     "message": "",
                 }
             )
-    frame = (
-        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
-    )
-    return frame.with_columns(message=describe(frame, initiative))
+    return described(rows, initiative)

@@ -1,30 +1,10 @@
 """Periodic notices: the daily completeness check, the weekly digest, the quiet-intake notice.
 
-- :func:`late_partners` — which expected partners have not reported a measure's overdue
-  periods, by detect's own rules (:func:`ci_pipeline.detect.due_date`,
-  :func:`ci_pipeline.detect.missing_data`). For each measure the periods checked run from the
-  one the indicator run judges (:func:`ci_pipeline.detect.judged_periods`: the latest with
-  data, where the missing-data alerts are raised) up to the latest whose due date has passed —
-  so a late partner is reminded of what the backbone was alerted to, and a period nobody has
-  sent yet is not missed because no data for it exists.
-- :func:`completeness` — one polite reminder per late partner, to its contact, listing every
-  overdue measure and period and how to send the file; one summary to the backbone team (none
-  when nobody is late).
-- :func:`digest` / :func:`send_digest` — the backbone team's weekly digest: submissions
-  received, open and resolved alerts, late partners and the cluster headline of the indicators
-  updated in the window.
-- :func:`quiet_intake` — tell the data engineers that no submission at all has arrived for
-  ``quiet_days`` days. A Prefect automation triggers it; it checks the database itself and
-  sends nothing when a submission did arrive.
-
-Reading (``engine``) and sending (``sender``) are keyword-only edges; composing each text is a
-pure function of polars frames. A channel that fails is reported and does not stop the others.
-
-The modules, one feature each: ``completeness``, ``digest`` and ``quiet``, and ``common`` (the
-notice, its sending, the late partners grouped). Their queries are :mod:`ci_pipeline.store`'s.
-This namespace re-exports their public names: callers write ``notices.X`` (``notices.digest``
-and ``notices.completeness`` are the functions; their modules are
-``ci_pipeline.notices.digest`` and ``ci_pipeline.notices.completeness``).
+The modules, one notice each: ``completeness`` (late partners: a reminder each, a summary to
+the backbone), ``digest`` (the backbone's weekly digest), ``quiet`` (no submission for
+``quiet_days`` days: the data engineers are told); ``common`` holds what they share (the notice,
+its delivery). Reading (``engine``) and sending (``sender``) are keyword-only edges. This
+namespace re-exports their public names.
 """
 
 from __future__ import annotations
