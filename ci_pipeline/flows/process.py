@@ -1,8 +1,8 @@
 """Flows that turn stored submissions into indicators and alerts.
 
 ``aggregate_indicators`` → ``detect_regressions`` → ``deliver_alerts``, chained by
-``process_period``. Wiring only: every step calls :mod:`ci_pipeline.process` or
-:mod:`ci_pipeline.alert`.
+``process_period``. Wiring only: every step calls :mod:`ci_pipeline.aggregate` (refresh,
+headline), :mod:`ci_pipeline.detect` (judge) or :mod:`ci_pipeline.alert` (record, deliver).
 """
 
 from __future__ import annotations
