@@ -29,6 +29,9 @@ class RawSubmission:
     ignored_columns: list[str] = field(default_factory=list)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _check_size(path: Path, max_bytes: int) -> None:
     size = path.stat().st_size
     if size > max_bytes:
@@ -43,7 +46,7 @@ def decode(data: bytes, encoding: str) -> str:
     codec = encoding.lower().replace("_", "-")
     if codec in ("utf-8", "utf8", "utf-8-sig"):
         codec = "utf-8-sig"  # accept a byte-order mark, as Excel writes one
-    elif data[:3] == b"\xef\xbb\xbf" or _is_non_ascii_utf8(data):
+    elif data[:3] == UTF8_BOM or _is_non_ascii_utf8(data):
         # A legacy code page decodes almost any bytes, so check that the file is not UTF-8.
         raise SubmissionRefused(
             f"the file is UTF-8 text but was declared {encoding}; submit it without --encoding"
@@ -54,7 +57,7 @@ def decode(data: bytes, encoding: str) -> str:
         raise SubmissionRefused(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
         # utf-8-sig counts from after the byte-order mark; the partner counts from the file's start
-        start = exc.start + (3 if codec == "utf-8-sig" and data[:3] == b"\xef\xbb\xbf" else 0)
+        start = exc.start + (3 if codec == "utf-8-sig" and data[:3] == UTF8_BOM else 0)
         line = data[:start].count(b"\n") + 1
         bad = data[start : start + 8]
         hint = (
@@ -156,7 +159,25 @@ def read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises ComputeError / OSError variants for bad files
         raise SubmissionRefused(f"{path.name} could not be read as Parquet: {exc}") from None
-    return frame.with_columns(pl.all().cast(pl.Utf8)), 1  # records count from 1
+    # One value per cell: a list or struct column has no text a partner wrote for a cell.
+    nested = [f"{name!r} ({dtype})" for name, dtype in frame.schema.items() if dtype.is_nested()]
+    if nested:
+        raise SubmissionRefused(
+            f"{path.name}: column {', '.join(nested)} holds lists or records, not one value per "
+            "cell; send each value in a cell of its own"
+        )
+    try:
+        return frame.with_columns(pl.all().cast(pl.Utf8)), 1  # records count from 1
+    except pl.exceptions.PolarsError as exc:  # e.g. binary or object columns
+        raise SubmissionRefused(
+            f"{path.name}: a column's type cannot be read as text ({exc}); send numbers and text"
+        ) from None
+
+
+def has_byte_order_mark(path: Path) -> bool:
+    """Whether the file starts with UTF-8's byte-order mark (Excel's "CSV UTF-8" writes one)."""
+    with path.open("rb") as fh:
+        return fh.read(3) == UTF8_BOM
 
 
 def read_submission(
@@ -178,7 +199,8 @@ def read_submission(
         )
     _check_size(path, max_bytes)
     if fmt == "csv":
-        encoding = encoding or "utf-8"
+        # The file's own byte-order mark says UTF-8, whatever the partner's settings declare.
+        encoding = "utf-8" if has_byte_order_mark(path) else encoding or "utf-8"
         frame, first_row = read_csv(path, encoding)
     elif fmt == "xlsx":
         check_xlsx_expansion(path, max_expanded_bytes)

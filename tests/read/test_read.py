@@ -324,7 +324,7 @@ def test_bad_byte_after_a_bom_names_its_line(tmp_path: Path) -> None:
     assert str(exc.value).startswith("line 4 (byte 27) is not valid utf-8: b'\\xff\\n'")
 
 
-@pytest.mark.parametrize("name", ["localities.csv", "utf8_bom.csv", "hebrew_windows1255.csv"])
+@pytest.mark.parametrize("name", ["localities.csv", "hebrew_windows1255.csv"])
 def test_utf8_declared_as_a_code_page_is_refused(tmp_path: Path, name: str) -> None:
     source = FIXTURES / name
     if name == "hebrew_windows1255.csv":  # the same file saved as UTF-8
@@ -332,6 +332,22 @@ def test_utf8_declared_as_a_code_page_is_refused(tmp_path: Path, name: str) -> N
         source.write_text((FIXTURES / name).read_text(encoding="windows-1255"), encoding="utf-8")
     with pytest.raises(SubmissionRefused, match="is UTF-8 text but was declared windows-1255"):
         load(source, encoding="windows-1255")
+
+
+@pytest.mark.parametrize("declared", [None, "windows-1255", "windows-1256"])
+def test_a_byte_order_mark_says_utf8_whatever_was_declared(
+    tmp_path: Path, declared: str | None
+) -> None:
+    """Excel's "CSV UTF-8" (a template filled in and saved as it came) starts with a BOM: the
+    file's own mark beats the partner's setting, and the text reads as written."""
+    path = tmp_path / "filled.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + "measure_id,geo_code,period,value\nx,כרמיאל,2025-Q4,5\n".encode()
+    )
+    raw = load(path, encoding=declared)
+    assert raw.encoding == "utf-8"
+    assert list(raw.headers) == ["measure_id", "geo_code", "period", "value"]
+    assert raw.rows["geo_code"].to_list() == ["כרמיאל"]
 
 
 def test_ascii_declared_as_a_code_page_reads() -> None:
@@ -495,3 +511,24 @@ def test_parquet_nan_is_not_a_number(tmp_path: Path, initiative: Initiative) -> 
     ).write_parquet(path)  # fmt: skip
     frame = to_long_frame(load(path), initiative)
     assert frame.select("value", "value_text").row(0) == (None, "NaN")  # reported, not summed
+
+
+@pytest.mark.parametrize(
+    ("column", "dtype_words"),
+    [
+        (pl.Series("value", [[1, 2], [3]]), "list"),
+        (pl.Series("value", [{"a": 1}, {"a": 2}]), "struct"),
+    ],
+)
+def test_a_parquet_column_of_lists_or_records_is_refused_by_name(
+    tmp_path: Path, column: pl.Series, dtype_words: str
+) -> None:
+    path = tmp_path / "nested.parquet"
+    pl.DataFrame(
+        {"measure_id": ["x", "y"], "geo_code": ["nahf", "nahf"], "period": ["2025-Q4"] * 2}
+    ).with_columns(column).write_parquet(path)
+    with pytest.raises(SubmissionRefused) as refused:
+        load(path)
+    message = str(refused.value)
+    assert message.startswith("nested.parquet: column 'value' (")
+    assert dtype_words in message.lower() and "one value per cell" in message
