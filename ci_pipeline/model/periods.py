@@ -115,8 +115,16 @@ def canonical_period(raw: pl.Expr, periodicity: pl.Expr) -> pl.Expr:
     )
     year = pl.coalesce(iso_date.struct["y"], dmy_date.struct["y"]).cast(pl.Int32, strict=False)
     month = pl.coalesce(iso_date.struct["m"], dmy_date.struct["m"]).cast(pl.Int32, strict=False)
+    day = pl.coalesce(iso_date.struct["d"], dmy_date.struct["d"]).cast(pl.Int32, strict=False)
+    # A date that does not exist (2025-02-31) is not rounded into a month: it stays as written.
+    real_date = pl.concat_str(
+        year.cast(pl.Utf8),
+        month.cast(pl.Utf8).str.zfill(2),
+        day.cast(pl.Utf8).str.zfill(2),
+        separator="-",
+    ).str.to_date("%Y-%m-%d", strict=False)
     from_date = (
-        pl.when(month.is_between(1, 12).not_())
+        pl.when(month.is_between(1, 12).not_() | real_date.is_null())
         .then(None)
         .when(periodicity == Periodicity.month)
         .then(year.cast(pl.Utf8) + "-" + month.cast(pl.Utf8).str.zfill(2))

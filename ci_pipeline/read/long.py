@@ -13,18 +13,23 @@ from ci_pipeline.read.files import RawSubmission
 
 
 def parse_number(text: pl.Expr) -> pl.Expr:
-    """Numbers as partners write them: ``1,234.5``, ``0,26`` (decimal comma), `` 12 ``, ``26%``.
+    """Numbers as partners write them: ``1,234.5``, ``0,26`` (decimal comma), ``1.234,5``
+    (dots grouping thousands, a decimal comma), `` 12 ``, ``26%``.
 
     Commas grouping thousands (``1,234,567.5``) are dropped; a single comma between digits
-    (``0,26``) is a decimal comma. Text that is still not a number becomes null, and the
+    (``0,26``, ``0,260``: no thousands group starts with 0) is a decimal comma. Dots group
+    thousands only where they cannot be a decimal point: before a decimal comma (``1.234,5``) or
+    more than one of them (``1.234.567``). Text that is still not a number becomes null, and the
     validate stage reports it.
     """
     s = text.str.strip_chars().str.replace_all(r"[\s\u00a0\u202f]", "")
     percent = s.str.ends_with("%")
     s = s.str.strip_chars_end("%")
     s = (
-        pl.when(s.str.contains(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$"))
+        pl.when(s.str.contains(r"^-?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"))
         .then(s.str.replace_all(",", ""))
+        .when(s.str.contains(r"^-?[1-9]\d{0,2}(\.\d{3})+,\d+$|^-?[1-9]\d{0,2}(\.\d{3}){2,}$"))
+        .then(s.str.replace_all(r"\.", "").str.replace(",", "."))
         .when(s.str.contains(r"^-?\d+,\d+$"))
         .then(s.str.replace(",", "."))
         .otherwise(s)

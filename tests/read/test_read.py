@@ -492,6 +492,14 @@ def test_canonical_header(written: str, name: str) -> None:
         ("abc", None),
         ("", None),
         ("1,2,3", None),
+        ("0,260", 0.26),  # no thousands group starts with 0: a decimal comma
+        ("-0,5", -0.5),
+        ("1.234,5", 1234.5),  # dots grouping thousands before a decimal comma
+        ("1.234.567", 1234567.0),  # more than one dot: they group thousands
+        ("12.345.678,25", 12345678.25),
+        ("1.234", 1.234),  # one dot and no comma stays a decimal point
+        ("1.23,4", None),  # not a grouping: reported, not guessed
+        ("01,234", 1.234),  # a leading zero cannot start a thousands group
         ("NaN", None),
         ("inf", None),
         (None, None),
