@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,19 +96,57 @@ def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int]:
     text = decode(path.read_bytes(), encoding)
     if not text.strip():
         raise SubmissionRefused(f"{path.name} is empty")
+    separator = sniff_delimiter(text)
+    header = next(csv.reader(io.StringIO(text), delimiter=separator), [])
+    check_header_once(header, path.name)
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            separator=sniff_delimiter(text),
-            infer_schema=False,
-            truncate_ragged_lines=True,
+            io.BytesIO(text.encode("utf-8")), separator=separator, infer_schema=False
         )
-    except pl.exceptions.PolarsError:  # e.g. a quote that is never closed
+    except pl.exceptions.PolarsError:  # a quote never closed, or more cells than the header
+        ragged = _first_ragged_line(text, separator, len(header))
+        if ragged is not None:
+            line, cells = ragged
+            raise SubmissionRefused(
+                f"{path.name}: line {line} has {cells} cells but the header has {len(header)}; "
+                f"a number written with a comma (1,234) must be quoted in a file separated by "
+                f"{_separator_name(separator)}, or the line has a cell too many"
+            ) from None
         raise SubmissionRefused(
             f'{path.name} could not be read as CSV: check for a cell whose quote (") is never '
             "closed, or save it from Excel again"
         ) from None
     return frame, 2  # the header is line 1
+
+
+def _first_ragged_line(text: str, separator: str, width: int) -> tuple[int, int] | None:
+    """The first line with more cells than the header, and how many (only after the fast
+    reader refused the file: this walks it record by record)."""
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    for record in reader:
+        if len(record) > width:
+            return reader.line_num, len(record)
+    return None
+
+
+def _separator_name(separator: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(separator, repr(separator))
+
+
+def check_header_once(names: Sequence[str | None], file_name: str) -> None:
+    """Refuse a header that names one column twice (``value,value``): which one counts would be
+    a guess. Blank names and the template's help columns may repeat."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        canonical = canonical_header(name or "")
+        if not canonical or canonical in HELP_COLUMNS or canonical.startswith("_"):
+            continue  # not read anyway (see read_submission)
+        if canonical in seen:
+            raise SubmissionRefused(
+                f"{file_name}: the header names {canonical} twice (columns {seen[canonical]} "
+                f"and {position}); keep one {canonical} column"
+            )
+        seen[canonical] = position
 
 
 def check_xlsx_expansion(path: Path, max_expanded: int) -> None:
@@ -142,6 +181,7 @@ def read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
     at = cells.select(filled.arg_true().first()).item()
     if at is None:
         raise SubmissionRefused(f"{path.name} is empty")
+    check_header_once(list(cells.row(at)), path.name)
     names: list[str] = []
     for i, cell in enumerate(cells.row(at)):  # as fastexcel names them: __UNNAMED__1, value_1
         name = cell if cell is not None and cell.strip() else f"__UNNAMED__{i}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -152,13 +153,45 @@ def test_header_spellings_helper_and_extra_columns(initiative: Initiative) -> No
     )
 
 
-def test_duplicate_and_blank_headers_are_ignored(tmp_path: Path) -> None:
-    path = tmp_path / "dup.csv"
-    path.write_text("measure_id,value,,Value ,_internal\nm,1,x,2,y\n", encoding="utf-8")
+def test_blank_and_internal_headers_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_text("measure_id,value,,_internal,\nm,1,x,y,z\n", encoding="utf-8")
     raw = load(path)
     assert raw.headers == {"measure_id": "measure_id", "value": "value"}
-    assert raw.ignored_columns == ["", "Value ", "_internal"]
-    assert raw.rows.row(0) == (2, "m", "1")  # the first 'value' column is the one read
+    assert raw.rows.row(0) == (2, "m", "1")
+
+
+@pytest.mark.parametrize(
+    ("header", "twice"),
+    [
+        ("measure_id,value,,Value ,_internal", "value twice (columns 2 and 4)"),
+        ("measure_id,ערך,value", "value twice (columns 2 and 3)"),  # a Hebrew alias of value
+        ("Measure ID,measure_id,value", "measure_id twice (columns 1 and 2)"),
+    ],
+)
+def test_a_column_named_twice_is_refused(tmp_path: Path, header: str, twice: str) -> None:
+    """Which of two value columns counts would be a guess: the file is refused instead."""
+    path = tmp_path / "dup.csv"
+    path.write_text(f"{header}\nm,1,x,2,y\n", encoding="utf-8")
+    with pytest.raises(SubmissionRefused, match=re.escape(f"dup.csv: the header names {twice}")):
+        load(path)
+
+
+def test_a_line_with_a_cell_too_many_is_refused_naming_it(tmp_path: Path) -> None:
+    """``1,234`` unquoted in a comma file is two cells: the line is named, never truncated."""
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        "measure_id,geo_code,period,sex,value\n"
+        "m,karmiel,2025-01,female,2\n"
+        "m,karmiel,2025-01,male,1,234\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SubmissionRefused) as refused:
+        load(path)
+    assert str(refused.value).startswith(
+        "ragged.csv: line 3 has 6 cells but the header has 5; a number written with a comma "
+        "(1,234) must be quoted in a file separated by commas"
+    )
 
 
 def test_blank_rows_keep_the_partners_line_numbers() -> None:
@@ -238,17 +271,30 @@ def test_xlsx_rows_numbered_as_the_sheet_shows_them(tmp_path: Path) -> None:
     ]
 
 
-def test_xlsx_duplicate_and_blank_header_cells(tmp_path: Path) -> None:
+def test_xlsx_blank_header_cells(tmp_path: Path) -> None:
+    path = tmp_path / "blanks.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    sheet.write_row(0, 0, ["measure_id", None, "value", None, "Notes"])
+    sheet.write_row(1, 0, ["m", "x", 1, 2, "n"])
+    workbook.close()
+    raw = load(path)
+    assert raw.headers == {"measure_id": "measure_id", "value": "value", "notes": "Notes"}
+    assert raw.ignored_columns == ["__UNNAMED__1", "__UNNAMED__3"]
+    assert raw.rows.row(0) == (2, "m", "1", "n")
+
+
+def test_xlsx_column_named_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "dups.xlsx"
     workbook = xlsxwriter.Workbook(str(path))
     sheet = workbook.add_worksheet()
     sheet.write_row(0, 0, ["measure_id", None, "value", " Value", "Notes"])
     sheet.write_row(1, 0, ["m", "x", 1, 2, "n"])
     workbook.close()
-    raw = load(path)
-    assert raw.headers == {"measure_id": "measure_id", "value": "value", "notes": "Notes"}
-    assert raw.ignored_columns == ["__UNNAMED__1", " Value"]
-    assert raw.rows.row(0) == (2, "m", "1", "n")
+    with pytest.raises(
+        SubmissionRefused, match=r"dups.xlsx: the header names value twice \(columns 3 and 4\)"
+    ):
+        load(path)
 
 
 def test_parquet(initiative: Initiative) -> None:
