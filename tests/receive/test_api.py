@@ -287,6 +287,11 @@ def test_another_partners_list_is_forbidden(world: World) -> None:
 def test_missing_submission_and_missing_report(world: World) -> None:
     missing = world.client.get("/v1/submissions/999999", headers=world.a)
     assert (missing.status_code, missing.json()) == (404, {"detail": "no such submission"})
+    # ids no integer column holds are missing too, on every route that takes one
+    for huge in ("9223372036854775808", "99999999999999999999999", "0", "-1"):
+        for suffix in ("", "/errors.csv", "/report.json"):
+            answer = world.client.get(f"/v1/submissions/{huge}{suffix}", headers=world.a)
+            assert (answer.status_code, answer.json()) == (404, {"detail": "no such submission"})
     no_errors = world.client.get(f"/v1/submissions/{world.a_ok}/errors.csv", headers=world.a)
     assert no_errors.status_code == 404  # accepted without a problem: nothing to report
 

@@ -72,8 +72,17 @@ def partner_submissions(
     return [submission_out(r) for r in rows]
 
 
+#: The largest id a submission can have (a signed 64-bit integer column).
+MAX_ID = 2**63 - 1
+
+
 def own_submission(context: ApiContext, partner_id: str, submission_id: int) -> store.Submission:
-    """The submission if it is this partner's; 404 alike when it is missing or someone else's."""
+    """The submission if it is this partner's; 404 alike when it is missing or someone else's.
+
+    An id no database column can hold (below 1, past 2**63 - 1) is missing too, not an error.
+    """
+    if not 1 <= submission_id <= MAX_ID:
+        raise HTTPException(404, detail=NOT_FOUND)
     row = store.get_submission(submission_id, engine=context.engine)
     if (
         row is None
