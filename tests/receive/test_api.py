@@ -222,6 +222,27 @@ def test_the_file_name_cannot_leave_its_folder(edge: World) -> None:
     assert edge.sent[0].payload["encoding"] == "cp1255"
 
 
+@pytest.mark.parametrize("letter", ["ד", "ع", "a"])
+def test_a_long_name_in_any_script_is_cut_to_what_a_file_system_holds(
+    edge: World, letter: str
+) -> None:
+    """130 Hebrew letters are 260 bytes: the stored name (a 31-byte stamp, then the name) must
+    stay under the 255 bytes file systems allow, cut at a whole letter."""
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": letter * 130 + ".csv"},
+        content=FUND_CSV,
+        headers=edge.a,
+    )
+
+    assert response.status_code == 202, response.text
+    name = response.json()["file_name"]
+    assert name.endswith(".csv") and set(name.removesuffix(".csv")) == {letter}
+    assert len(name.encode("utf-8")) <= 200
+    [stored] = files_in(edge.settings.received_dir)
+    assert len(stored.name.encode("utf-8")) <= 255 and stored.name.endswith(name)
+
+
 def test_a_partner_reads_its_own_submissions(world: World) -> None:
     listed = world.client.get("/v1/submissions", headers=world.a)
     assert listed.status_code == 200

@@ -148,7 +148,11 @@ async def upload(
         raise HTTPException(422, detail="the request body is empty: send the file's bytes")
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     final = folder / f"{stamp}-{content_hash[:12]}-{file_name}"
-    os.replace(partial, final)  # atomic: the ingest run never sees half a file
+    try:
+        os.replace(partial, final)  # atomic: the ingest run never sees half a file
+    except OSError:
+        partial.unlink(missing_ok=True)  # never leave a spooled upload behind
+        raise
     spec = events.submission_received(
         partner_id=partner_id,
         period=canonical,

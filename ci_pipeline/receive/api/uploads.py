@@ -29,6 +29,8 @@ SAFE_NAME_CHARS = re.compile(r"[^\w.\-]+")  # \w: letters and digits of any scri
 
 
 MAX_NAME_LENGTH = 120
+#: A stored name's bytes at most: the received copy adds a 31-byte stamp, and 255 is the limit.
+MAX_NAME_BYTES = 200
 
 
 def safe_file_name(name: str) -> str:
@@ -46,6 +48,10 @@ def safe_file_name(name: str) -> str:
             422, detail=f"{name!r} is not a file the pipeline reads: send one ending in {kinds}"
         )
     stem = safe[: -len(suffix)][: MAX_NAME_LENGTH - len(suffix)]
+    # File systems count bytes (255 at most), and Hebrew or Arabic letters take two each in
+    # UTF-8: cut the stem at a whole character within the byte budget.
+    budget = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    stem = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
     return stem + suffix
 
 
