@@ -8,6 +8,7 @@ directly.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,30 @@ def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
     return store.sync_initiative(initiative, engine=engine)
 
 
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, hex, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def archive(source: Path, target: Path, content_hash: str) -> None:
+    """Keep the audit copy at ``target``: written whole under a temporary name and moved into
+    place, so a failed write never leaves a truncated copy; a copy already there is kept only
+    when its bytes are the file's (re-running the step repairs one that is not)."""
+    if target.is_file() and sha256_of(target) == content_hash:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        shutil.copy2(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def receive(
     path: Path,
     partner_id: str,
@@ -96,18 +121,12 @@ def receive(
     initiative.partner(partner_id)  # raises UnknownPartner
     canonical = parse_period(period).label  # raises InvalidPeriod
     path = Path(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    content_hash = digest.hexdigest()
+    content_hash = sha256_of(path)
     name = file_name or path.name
     archive_path = None
     if path.stat().st_size <= settings.max_file_bytes:
         target = settings.archive_dir / partner_id / canonical / f"{content_hash[:12]}-{name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.copy2(path, target)
+        archive(path, target, content_hash)
         archive_path = str(target)
     return store.NewSubmission(
         initiative_id=initiative.info.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -127,6 +128,35 @@ def test_the_archive_keeps_a_copy(
     assert archived.read_bytes() == original
     assert archived.parent == settings.archive_dir / FUND / QUARTER
     assert archived.name == f"{row.content_hash[:12]}-fund_2025-Q1.csv"
+
+
+def test_a_truncated_archive_copy_is_written_again(
+    fund_file: Path, initiative: Initiative, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that failed half-way (a full disk, say) leaves no copy under the real name, and
+    the step's retry writes it whole; a copy that does not match the bytes is replaced."""
+    original = fund_file.read_bytes()
+    real_copy = shutil.copy2
+
+    def half_then_fail(src: Path, dst: Path) -> None:
+        Path(dst).write_bytes(original[: len(original) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
+    folder = settings.archive_dir / FUND / QUARTER
+    assert list(folder.iterdir()) == []  # no truncated copy, under any name
+
+    monkeypatch.setattr(shutil, "copy2", real_copy)
+    new = intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
+    assert new.archive_path is not None
+    assert Path(new.archive_path).read_bytes() == original
+
+    Path(new.archive_path).write_bytes(b"tampered")  # a copy whose bytes are not the file's
+    again = intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
+    assert again.archive_path == new.archive_path
+    assert Path(new.archive_path).read_bytes() == original
 
 
 BAD_ROWS = (
