@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,16 +152,49 @@ def check_header_once(names: Sequence[str | None], file_name: str) -> None:
 
 
 def check_xlsx_expansion(path: Path, max_expanded: int) -> None:
+    """Refuse a workbook that inflates past ``max_expanded`` bytes, measured by inflating it
+    (up to the limit), not by the sizes its zip headers declare: those can lie."""
     try:
         with zipfile.ZipFile(path) as archive:
-            expanded = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
+            declared = sum(info.file_size for info in archive.infolist())
+            expanded = (
+                declared if declared > max_expanded else inflated_size(path, archive, max_expanded)
+            )
+    except (zipfile.BadZipFile, zlib.error, struct.error):
         raise SubmissionRefused(f"{path.name} is not an XLSX workbook") from None
     if expanded > max_expanded:
+        shown = f"{expanded:,} bytes" if expanded == declared else "more bytes"
         raise SubmissionRefused(
-            f"{path.name} expands to {expanded:,} bytes, past the limit of {max_expanded:,}; "
+            f"{path.name} expands to {shown}, past the limit of {max_expanded:,}; "
             "it is refused unparsed"
         )
+
+
+def inflated_size(path: Path, archive: zipfile.ZipFile, limit: int) -> int:
+    """What the members really inflate to, counted up to ``limit + 1`` bytes: each deflate
+    stream is inflated from its local header until it ends, whatever the headers declare."""
+    total = 0
+    with path.open("rb") as raw:
+        for info in archive.infolist():
+            if info.compress_type == zipfile.ZIP_STORED:
+                total += info.compress_size  # stored: no larger than the bytes in the file
+            elif info.compress_type != zipfile.ZIP_DEFLATED:
+                raise zipfile.BadZipFile(f"unsupported compression {info.compress_type}")
+            else:
+                raw.seek(info.header_offset + 26)
+                name_length, extra_length = struct.unpack("<HH", raw.read(4))
+                raw.seek(name_length + extra_length, io.SEEK_CUR)
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                pending = b""
+                while not inflater.eof and total <= limit:
+                    pending = pending or raw.read(1 << 16)
+                    if not pending:
+                        break  # the stream ends with the file
+                    total += len(inflater.decompress(pending, limit + 1 - total))
+                    pending = inflater.unconsumed_tail
+            if total > limit:
+                break
+    return total
 
 
 def read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:

@@ -448,6 +448,46 @@ def test_xlsx_bomb_is_refused_unparsed(tmp_path: Path, monkeypatch: pytest.Monke
         load(path, max_expanded_bytes=1_000_000)
 
 
+def _under_declare(path: Path, size: int) -> None:
+    """Rewrite every uncompressed size the zip's headers declare (local and central) as ``size``."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.find(signature)
+        while at != -1:
+            data[at + offset : at + offset + 4] = size.to_bytes(4, "little")
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_xlsx_whose_headers_under_declare_its_size_is_refused_unparsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bomb that declares 100 bytes per member is measured by inflating it, not believed."""
+    path = tmp_path / "liar.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 2_000_000)
+        archive.writestr("[Content_Types].xml", b"<Types/>")
+    _under_declare(path, 100)
+    with zipfile.ZipFile(path) as archive:  # what the headers now claim
+        assert sum(i.file_size for i in archive.infolist()) == 200
+    monkeypatch.setattr(read_files, "read_xlsx", _unread)
+
+    with pytest.raises(SubmissionRefused) as refused:
+        load(path, max_expanded_bytes=1_000_000)
+    assert str(refused.value) == (
+        "liar.xlsx expands to more bytes, past the limit of 1,000,000; it is refused unparsed"
+    )
+
+
+def test_an_honest_workbook_inflates_to_what_it_declares() -> None:
+    """The measured expansion of a real workbook is its declared one: a limit just above it
+    reads it (the check does not over-count)."""
+    with zipfile.ZipFile(FIXTURES / "dates.xlsx") as archive:
+        declared = sum(i.file_size for i in archive.infolist())
+        assert read_files.inflated_size(FIXTURES / "dates.xlsx", archive, 10 * declared) == declared
+    assert load("dates.xlsx", max_expanded_bytes=declared).rows.height == 2
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
