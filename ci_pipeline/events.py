@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 SUBMISSION_RECEIVED = "ci.submission.received"
@@ -58,6 +58,10 @@ KIND_EVENTS = {
     "quality": QUALITY_FAILED,
 }
 
+#: Prefect drops an event with more related resources than this (and ``emit_event`` never
+#: raises): a file touching 250 localities would never start the indicators run.
+MAX_RELATED = 100
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,6 +88,11 @@ def _resource(resource_id: str, name: str | None = None, **labels: str | None) -
         out["prefect.resource.name"] = name
     out.update({f"ci.{k}": str(v) for k, v in labels.items() if v is not None and v != ""})
     return out
+
+
+def _within_limit(related: list[dict[str, str]]) -> list[dict[str, str]]:
+    """At most :data:`MAX_RELATED` related resources (the payload carries the full lists)."""
+    return related[:MAX_RELATED]
 
 
 def _related(role: str, values: Iterable[str]) -> list[dict[str, str]]:
@@ -146,8 +155,8 @@ def submission_outcome(
             period=str(receipt["period"]),
             status=status,
         ),
-        dict(receipt),
-        [*_related("measure", measures), *_related("geography", geographies)],
+        {**receipt, "measures": sorted(set(measures)), "geographies": sorted(set(geographies))},
+        _within_limit([*_related("measure", measures), *_related("geography", geographies)]),
     )
 
 
@@ -210,6 +219,15 @@ def emit(specs: EventSpec | Iterable[EventSpec], *, emitter: Emitter) -> int:
     batch = [specs] if isinstance(specs, EventSpec) else list(specs)
     sent = 0
     for spec in batch:
+        if len(spec.related) > MAX_RELATED:  # Prefect would drop the whole event, silently
+            logger.warning(
+                "%s for %s: %d related resources, the first %d sent",
+                spec.event,
+                spec.resource.get("prefect.resource.id"),
+                len(spec.related),
+                MAX_RELATED,
+            )
+            spec = replace(spec, related=spec.related[:MAX_RELATED])
         try:
             emitter(spec)
             sent += 1

@@ -68,6 +68,31 @@ def test_an_outcome_is_named_by_its_status(status: str, name: str) -> None:
     assert spec.payload["rows_accepted"] == 3
 
 
+def test_an_outcome_touching_more_than_prefects_limit_still_goes_out() -> None:
+    """Prefect drops an event with over 100 related resources: a national file touching 250
+    localities keeps 100 of them as related resources and every one in its payload."""
+    localities = [f"loc-{i:03d}" for i in range(250)]
+    spec = events.submission_outcome(receipt(), measures=["m2", "m1"], geographies=localities)
+    assert len(spec.related) == events.MAX_RELATED == 100
+    assert [r["prefect.resource.id"] for r in spec.related[:3]] == [
+        "ci.measure.m1",
+        "ci.measure.m2",
+        "ci.geography.loc-000",
+    ]
+    assert spec.payload["geographies"] == localities and spec.payload["measures"] == ["m1", "m2"]
+
+
+def test_emit_never_passes_prefect_more_related_resources_than_it_takes() -> None:
+    many = [
+        {"prefect.resource.id": f"ci.alert.{i}", "prefect.resource.role": "alert"}
+        for i in range(150)
+    ]
+    spec = events.EventSpec("ci.x", {"prefect.resource.id": "ci.x.1"}, {}, many)
+    sent: list[events.EventSpec] = []
+    assert events.emit(spec, emitter=sent.append) == 1
+    assert [len(s.related) for s in sent] == [100] and sent[0].related == many[:100]
+
+
 def test_indicators_updated_is_one_event_per_slice() -> None:
     specs = events.indicators_updated([("m1", "2025-Q4"), ("m2", "2025-Q4")], rows=40)
     assert [s.labels for s in specs] == [
