@@ -375,6 +375,27 @@ def test_a_symbolic_link_is_refused_not_followed(
     assert harness.events == []
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_link_planted_in_refused_never_carries_a_refusal_outside_the_inbox(
+    harness: Harness, cfg: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever can write the inbox can plant ``_refused/acme -> /elsewhere``: the refusal is
+    not written through it; the file stays where it was, and the log says why."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (cfg.inbox_dir / inbox.REFUSED).mkdir(parents=True)
+    (cfg.inbox_dir / inbox.REFUSED / "acme").symlink_to(elsewhere, target_is_directory=True)
+    source = drop(cfg, "acme/2025-Q4/lfp.csv")
+
+    with caplog.at_level(logging.WARNING):
+        result = harness.settle()
+
+    assert result.refused == [] and result.taken == [] and harness.events == []
+    assert list(elsewhere.rglob("*")) == []  # nothing written through the link
+    assert source.read_bytes() == CSV  # the partner's file is where it was
+    assert any("symbolic link" in r.getMessage() for r in caplog.records)
+
+
 # --- the watcher thread ------------------------------------------------------------------------
 
 

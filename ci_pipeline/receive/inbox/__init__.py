@@ -44,6 +44,7 @@ from ci_pipeline.receive.inbox.layout import (
 from ci_pipeline.receive.inbox.moves import (
     NAME_MAX,
     Signature,
+    folder_within,
     free_name,
     move_file,
     signature_of,
@@ -69,6 +70,7 @@ __all__ = [
     "Signature",
     "Taken",
     "example_partner",
+    "folder_within",
     "formats_text",
     "free_name",
     "is_ignored",

@@ -28,6 +28,21 @@ def signature_of(st: os.stat_result) -> Signature:
     return (st.st_size, st.st_mtime_ns)
 
 
+def folder_within(root: Path, parts: tuple[str, ...]) -> Path:
+    """``root/parts...``, made where missing, never through a symbolic link.
+
+    The folders below ``root`` are writable by whoever can write the inbox: a link planted
+    there (``_refused/x -> /etc``) must not carry later writes outside it.
+    """
+    folder = root
+    for part in parts:
+        folder = folder / part
+        if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+            raise OSError(f"{folder} is a symbolic link or not a folder: not written through")
+        folder.mkdir(exist_ok=True)
+    return folder
+
+
 def free_name(folder: Path, prefix: str, name: str) -> Path:
     """``folder/<prefix><name>``, numbered if taken, shortened to fit a file-name limit.
 

@@ -23,7 +23,14 @@ from ci_pipeline.receive.inbox.layout import (
     partner_for,
     route,
 )
-from ci_pipeline.receive.inbox.moves import Signature, free_name, move_file, signature_of, utc_stamp
+from ci_pipeline.receive.inbox.moves import (
+    Signature,
+    folder_within,
+    free_name,
+    move_file,
+    signature_of,
+    utc_stamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -281,10 +288,7 @@ def _refuse(
     path: Path, rel: tuple[str, ...], reason: str, settings: Settings, initiative: Initiative
 ) -> Refused:
     """Move a file that cannot be taken to ``_refused`` (same sub-path) and explain why."""
-    folder = settings.inbox_dir / REFUSED
-    for part in rel[:-1]:
-        folder = folder / part
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder_within(settings.inbox_dir, (REFUSED, *rel[:-1]))
     target = free_name(folder, "", path.name)
     move_file(path, target)
     partner_id = partner_for(rel[0], initiative) if len(rel) > 1 else None
