@@ -37,11 +37,18 @@ def receive(
     settings: Settings,
     engine: Engine,
     file_name: str | None = None,
+    received_only: bool = False,
 ) -> tuple[NewSubmission, intake.Receipt | None]:
     """Prepare the database, fingerprint and archive the file, and spot a duplicate."""
     intake.prepare_database(initiative, engine=engine)
     new = intake.receive(
-        path, partner_id, period, initiative=initiative, settings=settings, file_name=file_name
+        path,
+        partner_id,
+        period,
+        initiative=initiative,
+        settings=settings,
+        file_name=file_name,
+        received_only=received_only,
     )
     return new, intake.duplicate_receipt(new, engine=engine)
 
@@ -80,11 +87,14 @@ def ingest_submission(
     encoding: str | None = None,
     initiative_dir: str | None = None,
     file_name: str | None = None,
+    received_only: bool = False,
 ) -> dict[str, Any]:
     """Ingest one partner's file for one period and return the receipt.
 
     ``file_name``: the name the partner gave the file, when ``path`` is the inbox's or the
     intake API's stamped copy of it (receipts and reports use the partner's name).
+    ``received_only``: read only a file under ``received/<partner>/`` (set by the deployment
+    an event triggers, whose path anyone able to send events could name).
     """
     settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
     initiative = load_initiative(settings.initiative)
@@ -94,7 +104,14 @@ def ingest_submission(
     ini, cfg, db = quote(initiative), quote(settings), quote(engine)
 
     new, receipt = receive(
-        Path(path), partner_id, period, initiative=ini, settings=cfg, engine=db, file_name=file_name
+        Path(path),
+        partner_id,
+        period,
+        initiative=ini,
+        settings=cfg,
+        engine=db,
+        file_name=file_name,
+        received_only=received_only,
     )
     result = None
     if receipt is None:

@@ -104,6 +104,16 @@ def archive(source: Path, target: Path, content_hash: str) -> None:
         partial.unlink(missing_ok=True)
 
 
+def check_received(path: Path, partner_id: str, settings: Settings) -> None:
+    """Refuse a path that is not a regular file under ``received/<partner>/`` (a link, or a
+    file anywhere else: what a forged ``ci.submission.received`` event would name)."""
+    own = (settings.received_dir / partner_id).resolve()
+    if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(own):
+        raise SubmissionRefused(
+            f"{path} is not a file received for {partner_id} (under {own}): not read"
+        )
+
+
 def receive(
     path: Path,
     partner_id: str,
@@ -112,13 +122,18 @@ def receive(
     initiative: Initiative,
     settings: Settings,
     file_name: str | None = None,
+    received_only: bool = False,
 ) -> store.NewSubmission:
     """Check who and when, fingerprint the bytes and keep a copy in the archive.
 
     ``file_name`` is the name the partner gave the file, when ``path`` is a copy under another
     name (the inbox and the intake API keep received files under a stamped name).
+    ``received_only``: the path came in an event, which anyone who can reach the events API can
+    send; only a regular file the inbox or the API put under ``received/<partner>/`` is read.
     """
     initiative.partner(partner_id)  # raises UnknownPartner
+    if received_only:
+        check_received(Path(path), partner_id, settings)
     canonical = parse_period(period).label  # raises InvalidPeriod
     path = Path(path)
     content_hash = sha256_of(path)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.errors import InvalidPeriod, UnknownPartner
+from ci_pipeline.errors import InvalidPeriod, SubmissionRefused, UnknownPartner
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
 from tests.helpers import IngestedDemo, ingest
@@ -128,6 +128,40 @@ def test_the_archive_keeps_a_copy(
     assert archived.read_bytes() == original
     assert archived.parent == settings.archive_dir / FUND / QUARTER
     assert archived.name == f"{row.content_hash[:12]}-fund_2025-Q1.csv"
+
+
+def test_an_event_can_only_name_a_file_received_for_its_partner(
+    fund_file: Path, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> None:
+    """The ingest an event triggers reads only regular files under received/<partner>/: a
+    forged ci.submission.received naming any other path is refused before a byte is read."""
+    own = settings.received_dir / FUND / QUARTER / "20260101T000000Z-abc-fund.csv"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(fund_file.read_bytes())
+    other = settings.received_dir / STARTER / QUARTER / "theirs.csv"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(fund_file.read_bytes())
+    link = own.with_name("link.csv")
+    link.symlink_to(fund_file)
+
+    def receive(path: Path, received_only: bool = True) -> store.NewSubmission:
+        return intake.receive(
+            path, FUND, QUARTER, initiative=initiative, settings=settings,
+            received_only=received_only,
+        )  # fmt: skip
+
+    assert receive(own).content_hash == hashlib.sha256(own.read_bytes()).hexdigest()
+    for path in (
+        fund_file,
+        other,
+        link,
+        settings.received_dir / FUND / ".." / STARTER / QUARTER / "theirs.csv",
+    ):
+        with pytest.raises(SubmissionRefused, match=f"is not a file received for {FUND}"):
+            receive(path)
+    assert not settings.archive_dir.joinpath(STARTER).exists()
+    # The command line names its own file: any path is read there.
+    assert receive(fund_file, received_only=False).partner_id == FUND
 
 
 def test_a_truncated_archive_copy_is_written_again(
