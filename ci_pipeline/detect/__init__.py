@@ -33,7 +33,7 @@ from __future__ import annotations
 from ci_pipeline.detect.describe import describe, described, format_value
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
 from ci_pipeline.detect.findings import FINDING_SCHEMA, KINDS, Candidate, fold
-from ci_pipeline.detect.judgement import Judgement, judge
+from ci_pipeline.detect.judgement import FINDING_ORDER, Judgement, judge
 from ci_pipeline.detect.missing import due_date, missing_data
 from ci_pipeline.detect.stats import (
     MAD_SCALE,
@@ -48,6 +48,7 @@ from ci_pipeline.detect.stats import (
 )
 
 __all__ = [
+    "FINDING_ORDER",
     "FINDING_SCHEMA",
     "KINDS",
     "MAD_SCALE",

@@ -27,6 +27,10 @@ class Judgement:
     reported: pl.DataFrame  # (partner_id, measure_id, period) that count
 
 
+#: The order findings are recorded (and alerts numbered) in.
+FINDING_ORDER = ["measure_id", "geo_code", "disaggregation", "period", "kind", "subject"]
+
+
 def judge(
     initiative: Initiative,
     *,
@@ -59,7 +63,9 @@ def judge(
     quality = gate.findings(result, initiative, periods)
     return Judgement(
         {m: p.label for m, p in periods.items()},
-        pl.concat([findings, missing, quality], how="diagonal_relaxed"),
+        # In a stable order (group_by's is not), so the alerts they become are numbered alike
+        # in every run.
+        pl.concat([findings, missing, quality], how="diagonal_relaxed").sort(FINDING_ORDER),
         result,
         indicators,
         reported,
