@@ -90,11 +90,6 @@ def _resource(resource_id: str, name: str | None = None, **labels: str | None) -
     return out
 
 
-def _within_limit(related: list[dict[str, str]]) -> list[dict[str, str]]:
-    """At most :data:`MAX_RELATED` related resources (the payload carries the full lists)."""
-    return related[:MAX_RELATED]
-
-
 def _related(role: str, values: Iterable[str]) -> list[dict[str, str]]:
     return [
         {"prefect.resource.id": f"ci.{role}.{v}", "prefect.resource.role": role, f"ci.{role}": v}
@@ -156,7 +151,8 @@ def submission_outcome(
             status=status,
         ),
         {**receipt, "measures": sorted(set(measures)), "geographies": sorted(set(geographies))},
-        _within_limit([*_related("measure", measures), *_related("geography", geographies)]),
+        # emit() sends the first MAX_RELATED of these; the payload carries them all.
+        [*_related("measure", measures), *_related("geography", geographies)],
     )
 
 
@@ -220,7 +216,7 @@ def emit(specs: EventSpec | Iterable[EventSpec], *, emitter: Emitter) -> int:
     sent = 0
     for spec in batch:
         if len(spec.related) > MAX_RELATED:  # Prefect would drop the whole event, silently
-            logger.warning(
+            logger.info(
                 "%s for %s: %d related resources, the first %d sent",
                 spec.event,
                 spec.resource.get("prefect.resource.id"),

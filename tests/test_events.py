@@ -73,13 +73,16 @@ def test_an_outcome_touching_more_than_prefects_limit_still_goes_out() -> None:
     localities keeps 100 of them as related resources and every one in its payload."""
     localities = [f"loc-{i:03d}" for i in range(250)]
     spec = events.submission_outcome(receipt(), measures=["m2", "m1"], geographies=localities)
-    assert len(spec.related) == events.MAX_RELATED == 100
-    assert [r["prefect.resource.id"] for r in spec.related[:3]] == [
+    sent: list[events.EventSpec] = []
+    assert events.emit(spec, emitter=sent.append) == 1
+    [out] = sent
+    assert len(out.related) == events.MAX_RELATED == 100
+    assert [r["prefect.resource.id"] for r in out.related[:3]] == [
         "ci.measure.m1",
         "ci.measure.m2",
         "ci.geography.loc-000",
     ]
-    assert spec.payload["geographies"] == localities and spec.payload["measures"] == ["m1", "m2"]
+    assert out.payload["geographies"] == localities and out.payload["measures"] == ["m1", "m2"]
 
 
 def test_emit_never_passes_prefect_more_related_resources_than_it_takes() -> None:
