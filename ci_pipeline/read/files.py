@@ -234,6 +234,7 @@ def read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises ComputeError / OSError variants for bad files
         raise SubmissionRefused(f"{path.name} could not be read as Parquet: {exc}") from None
+    check_header_once(frame.columns, path.name)  # "Value" and "value" are one column twice
     # One value per cell: a list or struct column has no text a partner wrote for a cell.
     nested = [f"{name!r} ({dtype})" for name, dtype in frame.schema.items() if dtype.is_nested()]
     if nested:
@@ -290,7 +291,7 @@ def read_submission(
         name = canonical_header(original)
         if name in HELP_COLUMNS:  # template helpers, expected back unchanged
             continue
-        if name in headers or not name or name.startswith("_"):
+        if not name or name.startswith("_"):  # (a name twice was refused by the reader)
             ignored.append(original)
             continue
         headers[name] = original

@@ -177,6 +177,16 @@ def test_a_column_named_twice_is_refused(tmp_path: Path, header: str, twice: str
         load(path)
 
 
+def test_a_parquet_column_named_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.parquet"
+    pl.DataFrame({"measure_id": ["m"], "Value": ["1"], "value": ["2"]}).write_parquet(path)
+    with pytest.raises(
+        SubmissionRefused,
+        match=re.escape("dup.parquet: the header names value twice (columns 2 and 3)"),
+    ):
+        load(path)
+
+
 def test_a_line_with_a_cell_too_many_is_refused_naming_it(tmp_path: Path) -> None:
     """``1,234`` unquoted in a comma file is two cells: the line is named, never truncated."""
     path = tmp_path / "ragged.csv"
