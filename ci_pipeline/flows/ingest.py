@@ -17,13 +17,12 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from ci_pipeline import events
-from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.flows.runtime import RETRYING, tag_run
+from ci_pipeline.config import Settings
+from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
-from ci_pipeline.store import NewSubmission, engine_for
+from ci_pipeline.store import NewSubmission
 from ci_pipeline.validate import ValidationResult
 
 
@@ -96,9 +95,7 @@ def ingest_submission(
     ``received_only``: read only a file under ``received/<partner>/`` (set by the deployment
     an event triggers, whose path anyone able to send events could name).
     """
-    settings = get_settings(**({"initiative": Path(initiative_dir)} if initiative_dir else {}))
-    initiative = load_initiative(settings.initiative)
-    engine = engine_for(settings.resolved_database_url)
+    settings, initiative, engine = context(initiative_dir)
 
     # quote(): these are plain values, not futures; Prefect need not walk through them.
     ini, cfg, db = quote(initiative), quote(settings), quote(engine)
