@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
@@ -73,11 +74,13 @@ def handle_errors(fn: F) -> F:
 
 
 def load_context() -> tuple[Settings, Initiative]:
+    """The settings from the environment, and the initiative they name."""
     settings = get_settings()
     return settings, load_initiative(settings.initiative)
 
 
-def open_engine(settings: Settings) -> Any:
+def open_engine(settings: Settings) -> Engine:
+    """The process's engine on the settings' database (schema brought up to date)."""
     return store.engine_for(settings.resolved_database_url)
 
 
