@@ -23,8 +23,10 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterName,
 )
 from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import State
 from sqlalchemy import Engine, Integer, create_engine, inspect, text, update
 from sqlmodel import SQLModel
@@ -187,6 +189,16 @@ def run_flow(flow: Any, *args: Any, **parameters: Any) -> tuple[Any, UUID]:
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
     return state.result(), flow_run_id
+
+
+def runs_named(name: str) -> list[FlowRun]:
+    """The flow runs of this name (at most 50), newest first, read back from the Prefect API."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=50,
+        )
 
 
 def read_run(flow_run_id: UUID) -> FlowRun:

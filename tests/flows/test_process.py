@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from uuid import UUID
 
@@ -175,18 +174,16 @@ def test_a_failing_channel_is_reported_redacted(
 
 
 def test_a_bad_period_fails_at_once_without_retries(small: Settings) -> None:
-    started = time.monotonic()
     with in_process(), pytest.raises(InvalidPeriod, match="'2025-13' is not a period"):
         process_period(period="2025-13", as_of=SMALL_AS_OF)
-    assert (
-        time.monotonic() - started < 8
-    )  # 2 retries would add 10 s; a caller's mistake is not retried
 
+    # A caller's mistake is not retried: read from the runs, not timed (the machines are noisy).
     with get_client(sync_client=True) as client:
         [failed] = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["process 2025-13"])),
             limit=5,
         )
+    assert failed.run_count == 1
     detect = children(failed.id)["detect-regressions"]
     [judge] = [t for t in task_runs(detect.id) if t.name.startswith("gate-and-detect")]
     assert judge.state is not None and judge.state.is_failed()
