@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,29 @@ def transaction(*, engine: Engine) -> Iterator[Session]:
     can still read what it recorded.
     """
     with Session(engine, expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
+@contextmanager
+def locked_transaction(name: str, *, engine: Engine) -> Iterator[Session]:
+    """A unit of work that no other ``locked_transaction(name)`` runs beside, in any process.
+
+    What is read in it cannot change before it commits, so a check and the write it allows are
+    one atomic step. The database's own means, not an in-process lock: SQLite's write lock
+    (``BEGIN IMMEDIATE``: every writer waits, up to the busy timeout), or a PostgreSQL
+    transaction-level advisory lock on ``name`` (other names run beside it), released by the
+    commit or rollback. Committed when the block ends, rolled back if it raises.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        conn = session.connection()
+        if conn.dialect.name == "sqlite":
+            # pysqlite has not begun a transaction yet (it begins lazily, before a write): this
+            # is the first statement, so it takes the lock before anything is read.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            key = zlib.crc32(name.encode()) - (1 << 31)  # a signed 32-bit key
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         yield session
         session.commit()
 
