@@ -142,17 +142,26 @@ def run(
     intake.prepare_database(initiative, engine=engine)
     results: dict[str, float] = {}
     total = time.perf_counter()
-    new = timed(
-        "receive (hash, archive)",
-        lambda: intake.receive(
-            csv, "bench-partner", "2025", initiative=initiative, settings=settings
+    received = timed(
+        "receive (hash, bytes into the database)",
+        lambda: intake.take(
+            csv, "bench-partner", "2025", initiative=initiative, settings=settings, engine=engine
         ),
         rows,
         results,
     )
+    assert received.id is not None
+    loaded = timed(
+        "load (archive copy from the database)",
+        lambda: intake.load(received.id or 0, settings=settings, engine=engine),
+        rows,
+        results,
+    )
+    assert isinstance(loaded, store.Submission)
+    new = loaded
     parsed = timed(
         "read + to_long_frame",
-        lambda: intake.parse(csv, new, encoding=None, initiative=initiative, settings=settings),
+        lambda: intake.parse(new, initiative=initiative, settings=settings),
         rows,
         results,
     )

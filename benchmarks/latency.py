@@ -85,14 +85,21 @@ def main() -> None:
     def ingest_direct(path: Path, partner: str, period: str, file_name: str | None = None) -> str:
         engine = store.make_engine(settings.resolved_database_url)
         try:
-            new = intake.receive(
-                path, partner, period, initiative=initiative, settings=settings, file_name=file_name
+            row = intake.take(
+                path,
+                partner,
+                period,
+                initiative=initiative,
+                settings=settings,
+                engine=engine,
+                file_name=file_name,
             )
+            assert row.id is not None
+            new = intake.load(row.id, settings=settings, engine=engine)
+            assert isinstance(new, store.Submission)
             if intake.duplicate_receipt(new, engine=engine) is not None:
                 return "duplicate"
-            parsed = intake.parse(
-                path, new, encoding=None, initiative=initiative, settings=settings
-            )
+            parsed = intake.parse(new, initiative=initiative, settings=settings)
             assert not isinstance(parsed, str), parsed
             result = intake.check(parsed, new, initiative=initiative, engine=engine)
             return intake.record(
@@ -185,7 +192,12 @@ def main() -> None:
     with (
         prefect_server(settings),
         running(runner_deployments()),
-        inbox.InboxWatcher(settings, initiative, emitter=events.prefect_emitter),
+        inbox.InboxWatcher(
+            settings,
+            initiative,
+            emitter=events.prefect_emitter,
+            engine=store.engine_for(settings.resolved_database_url),
+        ),
     ):
         for i in range(args.repeats):
             restore()

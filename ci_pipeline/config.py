@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     quiet_days: int = Field(
         14, gt=0, description="No submission at all for this many days notifies the data engineers."
     )
+    reconcile_every_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often `serve` looks for received submissions nobody is ingesting.",
+    )
+    reconcile_after_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="A received submission no ingest has taken for this long (its event was "
+        "lost, or its run never started) gets an ingest run from the reconciler.",
+    )
+    ingest_lease_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="An ingest that took a submission this long ago without deciding it is "
+        "presumed dead, and the reconciler starts another.",
+    )
     settle_seconds: float = Field(
         1.0,
         ge=0,

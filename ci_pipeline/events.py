@@ -99,33 +99,34 @@ def _related(role: str, values: Iterable[str]) -> list[dict[str, str]]:
 
 def submission_received(
     *,
+    submission_id: int,
     partner_id: str,
     period: str,
-    path: str,
     file_name: str,
     content_hash: str,
     size_bytes: int,
     source: str,
-    encoding: str | None = None,
 ) -> EventSpec:
-    """A file has landed (inbox or upload) and waits to be ingested."""
+    """A file has landed (inbox or upload): its bytes and ``received`` submission are stored,
+    and it waits to be ingested. The event names the submission, never a path: the ingest
+    reads the bytes from the database, and only a ``received`` submission."""
     return EventSpec(
         SUBMISSION_RECEIVED,
         _resource(
-            f"ci.upload.{partner_id}.{period}.{content_hash[:12]}",
+            f"ci.upload.{submission_id}",
             file_name,
             partner=partner_id,
             period=period,
             source=source,
+            submission=str(submission_id),
         ),
         {
-            "path": path,
+            "submission_id": submission_id,
             "partner_id": partner_id,
             "period": period,
             "file_name": file_name,
             "content_hash": content_hash,
             "size_bytes": size_bytes,
-            "encoding": encoding,
             "source": source,
         },
     )

@@ -50,16 +50,30 @@ def ingest(
     settings: Settings,
     engine: Engine,
 ) -> intake.Receipt:
-    """One file through the intake steps, as the ingest flow runs them, without Prefect."""
-    new = intake.receive(path, partner_id, period, initiative=initiative, settings=settings)
-    duplicate = intake.duplicate_receipt(new, engine=engine)
+    """One file received and through the intake steps, as the ingest flow runs them, without
+    Prefect."""
+    row = intake.take(
+        path, partner_id, period, initiative=initiative, settings=settings, engine=engine
+    )
+    assert row.id is not None
+    return ingest_received(row.id, initiative=initiative, settings=settings, engine=engine)
+
+
+def ingest_received(
+    submission_id: int, *, initiative: Initiative, settings: Settings, engine: Engine
+) -> intake.Receipt:
+    """A received submission through the ingest flow's steps, without Prefect."""
+    loaded = intake.load(submission_id, settings=settings, engine=engine)
+    if isinstance(loaded, intake.Receipt):
+        return loaded
+    duplicate = intake.duplicate_receipt(loaded, engine=engine)
     if duplicate is not None:
         return duplicate
-    parsed = intake.parse(path, new, encoding=None, initiative=initiative, settings=settings)
+    parsed = intake.parse(loaded, initiative=initiative, settings=settings)
     if isinstance(parsed, str):
-        return intake.refuse(new, parsed, settings=settings, engine=engine)
-    result = intake.check(parsed, new, initiative=initiative, engine=engine)
-    return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
+        return intake.refuse(loaded, parsed, settings=settings, engine=engine)
+    result = intake.check(parsed, loaded, initiative=initiative, engine=engine)
+    return intake.record(loaded, result, encoding=parsed.encoding, settings=settings, engine=engine)
 
 
 @dataclass(frozen=True)

@@ -21,24 +21,25 @@ def receipt(status: str = "accepted", **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_received_carries_routing_labels_and_the_file_in_the_payload() -> None:
+def test_received_names_the_stored_submission_never_a_path() -> None:
     spec = events.submission_received(
+        submission_id=41,
         partner_id="nahf-council",
         period="2025-Q4",
-        path="/data/received/nahf-council/2025-Q4/x.csv",
         file_name="x.csv",
         content_hash="ab" * 32,
         size_bytes=12,
         source="inbox",
     )
     assert spec.event == "ci.submission.received"
-    assert spec.resource["prefect.resource.id"] == "ci.upload.nahf-council.2025-Q4.abababababab"
+    assert spec.resource["prefect.resource.id"] == "ci.upload.41"
     assert spec.labels == {
         "ci.partner": "nahf-council",
         "ci.period": "2025-Q4",
         "ci.source": "inbox",
+        "ci.submission": "41",
     }
-    assert spec.payload["path"].endswith("x.csv") and spec.payload["encoding"] is None
+    assert "path" not in spec.payload and spec.payload["submission_id"] == 41
 
 
 @pytest.mark.parametrize(

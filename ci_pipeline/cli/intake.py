@@ -73,13 +73,26 @@ def submit(
     from ci_pipeline.flows.ingest import ingest_submission
     from ci_pipeline.flows.runtime import in_process
     from ci_pipeline.model.periods import parse_period
-    from ci_pipeline.receive.intake import Receipt
+    from ci_pipeline.receive import intake
 
-    _, initiative = load_context()
-    initiative.partner(partner)  # the caller's mistakes are told before a flow starts
+    settings, initiative = load_context()
+    initiative.partner(partner)  # the caller's mistakes are told before anything is made
     parse_period(period)
+    engine = open_engine(settings)
+    intake.prepare_database(initiative, engine=engine)
+    # Received (bytes and submission stored) first, then ingested.
+    row = intake.take(
+        file.resolve(),
+        partner,
+        period,
+        initiative=initiative,
+        settings=settings,
+        engine=engine,
+        options={"encoding": encoding},
+    )
+    assert row.id is not None
     with in_process():
-        receipt = Receipt(**ingest_submission(str(file.resolve()), partner, period, encoding))
+        receipt = intake.Receipt(**ingest_submission(row.id))
     if json_out:
         print_json(receipt.to_dict())
     else:

@@ -1,4 +1,4 @@
-"""Commands for operators: ``serve`` the pipeline, see its ``status``."""
+"""Commands for operators: ``serve`` the pipeline, see its ``status``, ``reconcile`` by hand."""
 
 from __future__ import annotations
 
@@ -83,3 +83,36 @@ RUN_COLUMNS = ["name", "state", "expected_start", "seconds", "message"]
 
 
 STATUS_ALERT_COLUMNS = ["id", "kind", "measure_id", "geo_code", "period", "message"]
+
+
+@app.command()
+@handle_errors
+def reconcile(
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest, now and in this process, every received submission nobody is deciding (its
+    event was lost, or its run died); `serve` does this by itself every minute."""
+    from datetime import timedelta
+
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process
+    from ci_pipeline.serve.reconcile import reconcile as reconcile_now
+
+    settings, initiative = load_context()
+    engine = open_engine(settings)
+    verdicts: list[dict[str, object]] = []
+    with in_process():
+        reconcile_now(
+            settings,
+            initiative,
+            engine=engine,
+            start=lambda submission_id: verdicts.append(ingest_submission(submission_id)),
+            unclaimed_for=timedelta(0),  # by hand: every one not being ingested right now
+        )
+    if json_out:
+        print_json(verdicts)
+        return
+    if not verdicts:
+        out.print("Every received submission has a verdict (or is being ingested).")
+    for v in verdicts:
+        out.print(f"#{v['submission_id']} {v['partner_id']} {v['period']}: {v['message']}")

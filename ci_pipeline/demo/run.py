@@ -14,7 +14,7 @@ from ci_pipeline import demo, store
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.receive.intake import Receipt, prepare_database
+from ci_pipeline.receive.intake import Receipt, prepare_database, take
 
 
 @dataclass
@@ -77,7 +77,16 @@ def run_demo(
     with in_process():
         for i, f in enumerate(files, 1):
             progress(f"Ingesting {i}/{len(files)}: {f.partner_id} {f.period} {f.path.name}")
-            receipts.append(Receipt(**ingest_submission(str(f.path), f.partner_id, f.period)))
+            row = take(
+                f.path,
+                f.partner_id,
+                f.period,
+                initiative=initiative,
+                settings=settings,
+                engine=engine,
+            )
+            assert row.id is not None
+            receipts.append(Receipt(**ingest_submission(row.id)))
         progress(
             f"Processing: indicators, quality gate, regressions, alerts (as of {demo.DEMO_AS_OF})"
         )

@@ -8,7 +8,6 @@ same bytes again cannot help.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -16,45 +15,31 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from ci_pipeline import events
+from ci_pipeline import events, store
 from ci_pipeline.config import Settings
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
-from ci_pipeline.store import NewSubmission
 from ci_pipeline.validate import ValidationResult
 
 
 @task(name="receive", **RETRYING)
 def receive(
-    path: Path,
-    partner_id: str,
-    period: str,
-    *,
-    initiative: Initiative,
-    settings: Settings,
-    engine: Engine,
-    file_name: str | None = None,
-    received_only: bool = False,
-) -> tuple[NewSubmission, intake.Receipt | None]:
-    """Prepare the database, fingerprint and archive the file, and spot a duplicate."""
+    submission_id: int, *, initiative: Initiative, settings: Settings, engine: Engine
+) -> tuple[store.Submission | None, intake.Receipt | None]:
+    """Take the received submission (its bytes from the database into the archive), or the
+    receipt of its verdict if it has one; spot a duplicate."""
     intake.prepare_database(initiative, engine=engine)
-    new = intake.receive(
-        path,
-        partner_id,
-        period,
-        initiative=initiative,
-        settings=settings,
-        file_name=file_name,
-        received_only=received_only,
-    )
-    return new, intake.duplicate_receipt(new, engine=engine)
+    loaded = intake.load(submission_id, settings=settings, engine=engine)
+    if isinstance(loaded, intake.Receipt):
+        return None, loaded
+    return loaded, intake.duplicate_receipt(loaded, engine=engine)
 
 
 read = task(name="read", cache_policy=NO_CACHE)(intake.parse)
 validate = task(name="validate", **RETRYING)(intake.check)  # it reads the stored figures
-store = task(name="store", **RETRYING)(intake.record)
+store_ = task(name="store", **RETRYING)(intake.record)
 refuse = task(name="store-refusal", **RETRYING)(intake.refuse)
 
 
@@ -78,46 +63,49 @@ def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:
         )
 
 
-@flow(name="ingest-submission", flow_run_name="ingest {partner_id} {period}", log_prints=True)
-def ingest_submission(
-    path: str,
-    partner_id: str,
-    period: str,
-    encoding: str | None = None,
-    initiative_dir: str | None = None,
-    file_name: str | None = None,
-    received_only: bool = False,
-) -> dict[str, Any]:
-    """Ingest one partner's file for one period and return the receipt.
+def run_name() -> str:
+    """``ingest <partner> <period> #<id>``: what operators look for in the runs list (the run
+    has only the submission's id as a parameter; the rest is read from its record)."""
+    from prefect.runtime import flow_run
 
-    ``file_name``: the name the partner gave the file, when ``path`` is the inbox's or the
-    intake API's stamped copy of it (receipts and reports use the partner's name).
-    ``received_only``: read only a file under ``received/<partner>/`` (set by the deployment
-    an event triggers, whose path anyone able to send events could name).
+    parameters = flow_run.parameters
+    submission_id = parameters["submission_id"]
+    try:
+        _, _, engine = context(parameters.get("initiative_dir"))
+        row = store.get_submission(int(submission_id), engine=engine)
+    except Exception:  # a name must never stop the run; the run reports the real error
+        row = None
+    if row is None:
+        return f"ingest #{submission_id}"
+    return f"ingest {row.partner_id} {row.period} #{submission_id}"
+
+
+@flow(name="ingest-submission", flow_run_name=run_name, log_prints=True)
+def ingest_submission(submission_id: int, initiative_dir: str | None = None) -> dict[str, Any]:
+    """Ingest one received submission (:func:`intake.take` recorded it, with its bytes) and
+    return the receipt.
+
+    Only a ``received`` submission is ingested; one that already has a verdict (a retried or
+    repeated event, the reconciler beside a late run) is not touched again: its receipt is
+    returned and its outcome announced again, which changes nothing downstream.
     """
     settings, initiative, engine = context(initiative_dir)
 
     # quote(): these are plain values, not futures; Prefect need not walk through them.
     ini, cfg, db = quote(initiative), quote(settings), quote(engine)
 
-    new, receipt = receive(
-        Path(path),
-        partner_id,
-        period,
-        initiative=ini,
-        settings=cfg,
-        engine=db,
-        file_name=file_name,
-        received_only=received_only,
-    )
+    row, receipt = receive(submission_id, initiative=ini, settings=cfg, engine=db)
     result = None
     if receipt is None:
-        parsed = read(Path(path), new, encoding=encoding, initiative=ini, settings=cfg)
+        assert row is not None
+        parsed = read(quote(row), initiative=ini, settings=cfg)
         if isinstance(parsed, str):
-            receipt = refuse(new, parsed, settings=cfg, engine=db)
+            receipt = refuse(quote(row), parsed, settings=cfg, engine=db)
         else:
-            result = validate(quote(parsed), new, initiative=ini, engine=db)
-            receipt = store(new, quote(result), encoding=parsed.encoding, settings=cfg, engine=db)
+            result = validate(quote(parsed), quote(row), initiative=ini, engine=db)
+            receipt = store_(
+                quote(row), quote(result), encoding=parsed.encoding, settings=cfg, engine=db
+            )
     publish(receipt, result)
     measures, geographies = intake.touched(result)
     tag_run(

@@ -1,4 +1,5 @@
-"""One submission, end to end through read → validate → store: the steps the ingest flow runs.
+"""One submission, end to end through receive → read → validate → store: the steps the
+ingest flow runs, and the reception that comes before it (:func:`take`).
 
 Each function is one step with its I/O at the edge (the settings, initiative and engine are
 passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests can call them
@@ -9,15 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import ConfigDict
 from sqlalchemy import Engine
-from sqlmodel import Field
 
 from ci_pipeline import read, store, validate
 from ci_pipeline.clock import utcnow
@@ -25,53 +23,28 @@ from ci_pipeline.config import Settings
 from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive.receipt import RECEIPT_FIELDS, Receipt
 from ci_pipeline.validate import report
 
-#: Issues shown in a receipt; the report file has them all.
-RECEIPT_ISSUES = 20
-
-
-#: The stored fields a receipt repeats, in its order after ``submission_id`` (the row's id).
-RECEIPT_FIELDS = tuple(store.SubmissionOutcome.model_fields)
-
-
-class Receipt(store.SubmissionOutcome):
-    """What a partner (and the CLI) is told about a submission: the stored outcome (its fields
-    are :class:`store.SubmissionOutcome`'s, declared there once), the row's id, and what is not
-    stored: the first problems found and the warnings.
-
-    :meth:`from_row` makes it from the stored row; ``Receipt(**receipt.to_dict())`` makes it
-    again from its plain form (what the ingest flow returns).
-    """
-
-    # SQLModel types its config as its own TypedDict; pydantic's ConfigDict is what it reads.
-    model_config = ConfigDict(extra="forbid", frozen=True)  # type: ignore[assignment]
-
-    submission_id: int
-    first_issues: list[dict[str, Any]] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-
-    @classmethod
-    def from_row(
-        cls,
-        row: store.SubmissionFields,
-        issues: pl.DataFrame | None = None,
-        warnings: list[str] | None = None,
-    ) -> Receipt:
-        """The receipt of a stored submission: its fields, the first :data:`RECEIPT_ISSUES` of
-        ``issues`` and the warnings."""
-        assert row.id is not None
-        stored = {name: getattr(row, name) for name in RECEIPT_FIELDS}
-        stored["message"] = row.message or ""
-        first = (
-            report.safe_issues(issues.head(RECEIPT_ISSUES)).to_dicts() if issues is not None else []
-        )
-        return cls(submission_id=row.id, first_issues=first, warnings=warnings or [], **stored)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The receipt as plain JSON-ready data (``submission_id`` first, then the stored
-        fields, the first issues and the warnings)."""
-        return {"submission_id": self.submission_id, **self.model_dump(exclude={"submission_id"})}
+__all__ = [
+    "ACCEPT_LOCK",
+    "RECEIPT_FIELDS",
+    "Parsed",
+    "Receipt",
+    "archive_target",
+    "check",
+    "duplicate_receipt",
+    "load",
+    "parse",
+    "prepare_database",
+    "record",
+    "refuse",
+    "sha256_of",
+    "take",
+    "take_bytes",
+    "touched",
+    "write_archive",
+]
 
 
 def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
@@ -89,80 +62,146 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def archive(source: Path, target: Path, content_hash: str) -> None:
-    """Keep the audit copy at ``target``: written whole under a temporary name and moved into
-    place, so a failed write never leaves a truncated copy; a copy already there is kept only
-    when its bytes are the file's (re-running the step repairs one that is not)."""
-    if target.is_file() and sha256_of(target) == content_hash:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    try:
-        shutil.copy2(source, partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+#: The one lock every acceptance takes (:func:`store.locked_transaction`): the duplicate and
+#: overlap checks and the write they allow are one step, whatever the partner or period.
+ACCEPT_LOCK = "ci_pipeline.accept"
 
 
-def check_received(path: Path, partner_id: str, settings: Settings) -> None:
-    """Refuse a path that is not a regular file under ``received/<partner>/`` (a link, or a
-    file anywhere else: what a forged ``ci.submission.received`` event would name)."""
-    own = (settings.received_dir / partner_id).resolve()
-    if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(own):
-        raise SubmissionRefused(
-            f"{path} is not a file received for {partner_id} (under {own}): not read"
-        )
+def archive_target(
+    settings: Settings, partner_id: str, period: str, content_hash: str, name: str
+) -> Path:
+    """Where the audit copy of a received file is kept."""
+    return settings.archive_dir / partner_id / period / f"{content_hash[:12]}-{name}"
 
 
-def receive(
+def take(
     path: Path,
     partner_id: str,
     period: str,
     *,
     initiative: Initiative,
     settings: Settings,
+    engine: Engine,
     file_name: str | None = None,
-    received_only: bool = False,
-) -> store.NewSubmission:
-    """Check who and when, fingerprint the bytes and keep a copy in the archive.
+    options: dict[str, Any] | None = None,
+) -> store.Submission:
+    """Receive the file at ``path`` (see :func:`take_bytes`); a file over the size limit is
+    recorded without its bytes, and its ingest refuses it."""
+    path = Path(path)
+    size = path.stat().st_size
+    content = path.read_bytes() if size <= settings.max_file_bytes else None
+    return take_bytes(
+        content,
+        partner_id,
+        period,
+        file_name=file_name or path.name,
+        size_bytes=size,
+        content_hash=sha256_of(path) if content is None else None,
+        initiative=initiative,
+        settings=settings,
+        engine=engine,
+        options=options,
+    )
 
-    ``file_name`` is the name the partner gave the file, when ``path`` is a copy under another
-    name (the inbox and the intake API keep received files under a stamped name).
-    ``received_only``: the path came in an event, which anyone who can reach the events API can
-    send; only a regular file the inbox or the API put under ``received/<partner>/`` is read.
+
+def take_bytes(
+    content: bytes | None,
+    partner_id: str,
+    period: str,
+    *,
+    file_name: str,
+    initiative: Initiative,
+    settings: Settings,
+    engine: Engine,
+    size_bytes: int | None = None,
+    content_hash: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> store.Submission:
+    """Receive a file: check who and when, then commit its bytes and a ``received`` submission
+    in one transaction. Only then may anyone be told "received" (the API's 202, the inbox's
+    move): whatever crashes next, the submission is in the database and will reach a verdict.
+
+    ``file_name`` is the name the partner gave the file; ``options`` what the submitter
+    declared for this file alone (``encoding``). ``content`` None: the file was too large to
+    keep (``size_bytes`` and ``content_hash`` say what it was), and its ingest refuses it.
     """
     initiative.partner(partner_id)  # raises UnknownPartner
-    if received_only:
-        check_received(Path(path), partner_id, settings)
     canonical = parse_period(period).label  # raises InvalidPeriod
-    path = Path(path)
-    content_hash = sha256_of(path)
-    name = file_name or path.name
-    archive_path = None
-    if path.stat().st_size <= settings.max_file_bytes:
-        target = settings.archive_dir / partner_id / canonical / f"{content_hash[:12]}-{name}"
-        archive(path, target, content_hash)
-        archive_path = str(target)
-    return store.NewSubmission(
+    if content is not None:
+        content_hash = hashlib.sha256(content).hexdigest()
+        size_bytes = len(content)
+    assert content_hash is not None and size_bytes is not None
+    suffix = Path(file_name).suffix.lower()
+    new = store.NewSubmission(
         initiative_id=initiative.info.id,
         partner_id=partner_id,
         period=canonical,
         content_hash=content_hash,
-        file_name=name,
-        file_format=read.FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip(".")),
+        file_name=file_name,
+        file_format=read.FORMATS.get(suffix, suffix.lstrip(".")),
         encoding=None,
         received_at=utcnow(),
-        archive_path=archive_path,
+        archive_path=(
+            str(archive_target(settings, partner_id, canonical, content_hash, file_name))
+            if content is not None
+            else None
+        ),
+    )
+    declared = {k: v for k, v in (options or {}).items() if v is not None}
+    return store.record_received(
+        new, content=content, size_bytes=size_bytes, options=declared, engine=engine
     )
 
 
-def duplicate_receipt(new: store.NewSubmission, *, engine: Engine) -> Receipt | None:
+def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Submission | Receipt:
+    """Take a received submission for ingest: its row, with the audit copy of its bytes in the
+    archive (written from the database, checked against the hash). A submission that already
+    has a verdict is not ingested again: its receipt is returned, and nothing changes.
+    """
+    row = store.get_submission(submission_id, engine=engine)
+    if row is None:
+        raise SubmissionRefused(f"there is no submission #{submission_id}")
+    if row.status != store.Status.received or not store.claim_received(
+        submission_id, engine=engine
+    ):
+        decided = store.get_submission(submission_id, engine=engine)
+        assert decided is not None
+        return Receipt.from_row(decided)
+    if row.archive_path is not None:
+        content = store.received_content(row.content_hash, engine=engine)
+        if content is None:
+            raise SubmissionRefused(
+                f"submission #{submission_id}'s bytes are not in the database: cannot ingest"
+            )
+        write_archive(content, Path(row.archive_path), row.content_hash)
+    return row
+
+
+def write_archive(content: bytes, target: Path, content_hash: str) -> None:
+    """Keep the audit copy at ``target``: written whole under a temporary name, checked against
+    the hash and moved into place, so a failed write never leaves a truncated copy; a copy
+    already there is kept only when its bytes are the file's (re-running repairs one that is
+    not)."""
+    if target.is_file() and sha256_of(target) == content_hash:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        partial.write_bytes(content)
+        if sha256_of(partial) != content_hash:
+            raise OSError(f"the copy written to {partial} does not match its SHA-256")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def duplicate_receipt(row: store.Submission, *, engine: Engine) -> Receipt | None:
     """If these bytes were already accepted for this partner and period, say so and stop."""
-    original = store.find_duplicate(new, engine=engine)
+    original = store.find_duplicate(row, engine=engine)
     if original is None:
         return None
-    row = store.record_duplicate(new, original, engine=engine)
-    return Receipt.from_row(row)
+    assert row.id is not None
+    return Receipt.from_row(store.record_duplicate(row.id, original, engine=engine))
 
 
 @dataclass(frozen=True)
@@ -173,18 +212,24 @@ class Parsed:
 
 
 def parse(
-    path: Path,
-    new: store.NewSubmission,
+    row: store.Submission,
     *,
-    encoding: str | None,
     initiative: Initiative,
     settings: Settings,
 ) -> Parsed | str:
-    """Read the file into the long frame, or return why it was refused unread."""
-    encoding = encoding or initiative.partner(new.partner_id).encoding
+    """Read the received file (its audit copy) into the long frame, or return why it was
+    refused unread. The encoding is the one declared for this file, else the partner's."""
+    if row.archive_path is None:
+        return (
+            f"{row.file_name} is {row.size_bytes} bytes, larger than the limit of "
+            f"{settings.max_file_bytes} bytes a submission may be; it was not read"
+        )
+    encoding = (
+        store.submission_options(row).get("encoding") or initiative.partner(row.partner_id).encoding
+    )
     try:
         raw = read.read_submission(
-            Path(path),
+            Path(row.archive_path),
             encoding=encoding,
             max_bytes=settings.max_file_bytes,
             max_expanded_bytes=settings.max_xlsx_expanded_bytes,
@@ -195,7 +240,7 @@ def parse(
 
 
 def check(
-    parsed: Parsed, new: store.NewSubmission, *, initiative: Initiative, engine: Engine
+    parsed: Parsed, new: store.Submission, *, initiative: Initiative, engine: Engine
 ) -> validate.ValidationResult:
     """Validate the rows, then make sure none is already counted in another submission."""
     result = validate.validate(
@@ -244,75 +289,86 @@ def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[s
     )
 
 
-def _report_folder(new: store.NewSubmission, settings: Settings) -> Path:
-    stamp = new.received_at.strftime("%Y%m%dT%H%M%S")
-    return settings.reports_dir / new.partner_id / new.period / f"{stamp}-{new.content_hash[:8]}"
+def _report_folder(row: store.Submission, settings: Settings) -> Path:
+    stamp = row.received_at.strftime("%Y%m%dT%H%M%S")
+    return settings.reports_dir / row.partner_id / row.period / f"{stamp}-{row.content_hash[:8]}"
 
 
 def record(
-    new: store.NewSubmission,
+    row: store.Submission,
     result: validate.ValidationResult,
     *,
     encoding: str | None,
     settings: Settings,
     engine: Engine,
 ) -> Receipt:
-    """Store the outcome: all rows of an accepted file in one transaction, or a rejection report."""
-    new = store.NewSubmission(**{**vars(new), "encoding": encoding})
-    folder = _report_folder(new, settings)
+    """Decide the received submission: all rows of an accepted file in one transaction, or a
+    rejection with its report. Re-running it after it committed changes nothing: the stored
+    verdict's receipt is returned (a submission never supersedes itself)."""
+    assert row.id is not None
+    folder = _report_folder(row, settings)
     summary = {
-        "partner_id": new.partner_id,
-        "period": new.period,
-        "file_name": new.file_name,
-        "content_hash": new.content_hash,
+        "partner_id": row.partner_id,
+        "period": row.period,
+        "file_name": row.file_name,
+        "content_hash": row.content_hash,
+        "submission_id": row.id,
         "rows": result.rows,
         "warnings": result.warnings,
     }
     if not result.accepted:
         rejected_rows = result.issues["row"].drop_nulls().n_unique()
         message = f"rejected: {result.issues.height} problem(s) in {rejected_rows} row(s); nothing was stored"
+        # The report first, the verdict naming it second: a crash between the two leaves the
+        # submission received, and the retry writes the same report again.
         path = report.write_report(
             folder, result.issues, {**summary, "status": "rejected", "message": message}
         )
-        row = store.record_rejected(
-            new,
+        stored = store.record_rejected(
+            row.id,
             rows_total=result.rows,
             rows_rejected=rejected_rows,
             issues=result.issues.height,
             report_path=str(path),
             message=message,
+            encoding=encoding,
             engine=engine,
         )
-        return Receipt.from_row(row, result.issues, result.warnings)
+        issues = result.issues if stored.report_path == str(path) else None
+        return Receipt.from_row(stored, issues, result.warnings)
     assert result.observations is not None
-    outcome = store.store_accepted(
-        new, result.observations, rows_total=result.rows, report_path=None, engine=engine
-    )
-    row = outcome.submission
-    message = f"accepted: {row.rows_accepted} row(s) stored"
-    if outcome.superseded is not None and outcome.diff is not None:
-        d = outcome.diff
-        message += (
-            f"; replaces submission #{outcome.superseded.id} "
-            f"({d.added} added, {d.removed} removed, {d.changed} changed)"
+    with store.locked_transaction(ACCEPT_LOCK, engine=engine) as session:
+        outcome = store.accept(
+            session, row, result.observations, rows_total=result.rows, encoding=encoding
         )
-    path = report.write_report(
-        folder,
-        result.issues,
-        {**summary, "status": "accepted", "submission_id": row.id, "message": message},
-        outcome.diff.rows if outcome.diff else None,
-    )
-    row = store.set_report(row, str(path), message, engine=engine)
-    return Receipt.from_row(row, warnings=result.warnings)
+        if isinstance(outcome, store.Accepted):
+            accepted = outcome.submission
+            message = f"accepted: {accepted.rows_accepted} row(s) stored"
+            if outcome.superseded is not None and outcome.diff is not None:
+                d = outcome.diff
+                message += (
+                    f"; replaces submission #{outcome.superseded.id} "
+                    f"({d.added} added, {d.removed} removed, {d.changed} changed)"
+                )
+            path = report.write_report(
+                folder,
+                result.issues,
+                {**summary, "status": "accepted", "message": message},
+                outcome.diff.rows if outcome.diff else None,
+            )
+            store.describe(session, accepted, report_path=str(path), message=message)
+    final = store.get_submission(row.id, engine=engine)
+    assert final is not None
+    return Receipt.from_row(final, warnings=result.warnings)
 
 
-def refuse(new: store.NewSubmission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:
+def refuse(row: store.Submission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:
     """Record a file that could not be read at all as rejected, with the reason as its report."""
     issues = pl.DataFrame(
         [(None, None, None, "file_refused", reason)], schema=validate.ISSUE_SCHEMA, orient="row"
     )
     return record(
-        new,
+        row,
         validate.ValidationResult(0, issues, None),
         encoding=None,
         settings=settings,

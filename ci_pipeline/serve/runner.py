@@ -27,6 +27,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.serve import reconcile
 from ci_pipeline.serve.deployments import runner_deployments
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
@@ -226,8 +227,15 @@ def serve(
         intake_url = "(not started)"
         # Deployments first: their triggers must exist before the first file is announced.
         stack.enter_context(running(deployments, poll_seconds=poll_seconds))
+        # Then every received submission left without a verdict (lost events, dead runs)
+        # gets its ingest, now and every reconcile_every_seconds.
+        stack.enter_context(
+            reconcile.Reconciler(settings, initiative, engine=engine, start=start_ingest)
+        )
         if with_inbox:
-            stack.enter_context(inbox.InboxWatcher(settings, initiative, emitter=emitter))
+            stack.enter_context(
+                inbox.InboxWatcher(settings, initiative, emitter=emitter, engine=engine)
+            )
         if with_api:
             app = api.create_app(settings, initiative, engine=engine, emitter=emitter)
             intake_url = stack.enter_context(intake_api(app, settings.api_host, settings.api_port))
@@ -241,6 +249,22 @@ def serve(
         )
         _wait_for_interrupt()
     store.dispose_engines()
+
+
+#: The deployment the reconciler starts ingests of (``deployments/prefect.yaml``).
+INGEST_DEPLOYMENT = "ingest-submission/on-received"
+
+
+def start_ingest(submission_id: int) -> None:
+    """Start a run of the on-received deployment for one stored submission (not waited for)."""
+    from prefect.deployments import run_deployment
+
+    run_deployment(
+        INGEST_DEPLOYMENT,
+        parameters={"submission_id": submission_id},
+        timeout=0,
+        tags=["reconciled"],
+    )
 
 
 def _wait_for_interrupt() -> None:

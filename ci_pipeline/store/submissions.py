@@ -1,5 +1,5 @@
-"""The submission lifecycle: duplicates, rejections, acceptance (with supersession and the
-overlap check), and the listings of submissions.
+"""The submission lifecycle after reception: a received submission's verdict (a duplicate, a
+rejection, or an acceptance with its supersession), written once; and the listings.
 
 Accepting a file is one transaction: all of its rows or none.
 """
@@ -9,23 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy import Engine, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from ci_pipeline.clock import utcnow
-from ci_pipeline.errors import ConcurrentSubmission
+from ci_pipeline.store.db import read_frame
 from ci_pipeline.store.observations import (
     Diff,
     bulk_insert_observations,
     diff_observations,
-    read_observations,
 )
 from ci_pipeline.store.tables import (
+    OBSERVATION_COLUMNS,
     Status,
     Submission,
     SubmissionFields,
@@ -56,76 +57,115 @@ class NewSubmission:
     archive_path: str | None = None
 
 
+def _duplicate_query(new: NewSubmission | Submission, status: Status) -> SelectOfScalar[Submission]:
+    return (
+        select(Submission)
+        .where(
+            Submission.initiative_id == new.initiative_id,
+            Submission.partner_id == new.partner_id,
+            Submission.period == new.period,
+            Submission.content_hash == new.content_hash,
+            Submission.status == status,
+        )
+        .order_by(col(Submission.id).desc())
+    )
+
+
 def find_duplicate(
-    new: NewSubmission, *, engine: Engine, status: Status = Status.accepted
+    new: NewSubmission | Submission, *, engine: Engine, status: Status = Status.accepted
 ) -> Submission | None:
     """The submission (accepted, by default) with the same bytes from the same partner for the
     same period."""
     with Session(engine) as session:
-        return session.exec(
-            select(Submission)
-            .where(
-                Submission.initiative_id == new.initiative_id,
-                Submission.partner_id == new.partner_id,
-                Submission.period == new.period,
-                Submission.content_hash == new.content_hash,
-                Submission.status == status,
-            )
-            .order_by(col(Submission.id).desc())
-        ).first()
+        return session.exec(_duplicate_query(new, status)).first()
 
 
-def _insert_submission(session: Session, new: NewSubmission, **fields: Any) -> Submission:
-    row = Submission(**vars(new), **fields)
-    session.add(row)
-    session.flush()
+def decide(session: Session, submission_id: int, **verdict: Any) -> Submission | None:
+    """Write a received submission's verdict (its status and outcome fields) in the session's
+    transaction, once: a row that already has one is left as it is, and None is returned.
+
+    The update is conditional on the row still being ``received``, so two ingests of one
+    submission (a retry, the reconciler beside a late event) can never both decide it.
+    """
+    done = cast(
+        CursorResult[Any],
+        session.execute(
+            sa.update(Submission)
+            .where(col(Submission.id) == submission_id, col(Submission.status) == Status.received)
+            .values(validated_at=utcnow(), **verdict)
+        ),
+    )
+    if done.rowcount != 1:
+        return None
+    row = session.get(Submission, submission_id, populate_existing=True)
+    assert row is not None
     return row
 
 
-def record_duplicate(new: NewSubmission, original: Submission, *, engine: Engine) -> Submission:
-    """Record that the same bytes came again: no observations, a pointer to the original."""
-    with Session(engine) as session:
-        row = _insert_submission(
-            session,
-            new,
-            status=Status.duplicate,
-            duplicate_of=original.id,
-            validated_at=utcnow(),
-            rows_total=original.rows_total,
-            report_path=original.report_path,
-            message=f"identical to submission #{original.id}; nothing was written",
-        )
+def _decided(submission_id: int, verdict: dict[str, Any], *, engine: Engine) -> Submission:
+    """Decide in a transaction of its own; the stored row, whoever decided it."""
+    with Session(engine, expire_on_commit=False) as session:
+        decide(session, submission_id, **verdict)
         session.commit()
-        session.refresh(row)
+        row = session.get(Submission, submission_id, populate_existing=True)
+        if row is None:
+            raise LookupError(f"no submission #{submission_id}")
         return row
 
 
+def record_duplicate(submission_id: int, original: Submission, *, engine: Engine) -> Submission:
+    """Decide that the same bytes came again: no observations, a pointer to the original."""
+    return _decided(
+        submission_id,
+        {
+            "status": Status.duplicate,
+            "duplicate_of": original.id,
+            "rows_total": original.rows_total,
+            "report_path": original.report_path,
+            "message": f"identical to submission #{original.id}; nothing was written",
+        },
+        engine=engine,
+    )
+
+
 def record_rejected(
-    new: NewSubmission,
+    submission_id: int,
     *,
     rows_total: int,
     rows_rejected: int,
     issues: int,
     report_path: str | None,
     message: str,
+    encoding: str | None,
     engine: Engine,
 ) -> Submission:
-    """Record a rejected file: the submission row only, never an observation."""
-    with Session(engine) as session:
-        row = _insert_submission(
-            session,
-            new,
-            status=Status.rejected,
-            validated_at=utcnow(),
-            rows_total=rows_total,
-            rows_rejected=rows_rejected,
-            issues=issues,
-            report_path=report_path,
-            message=message,
+    """Decide that a file is rejected: the submission row only, never an observation."""
+    return _decided(
+        submission_id,
+        {
+            "status": Status.rejected,
+            "rows_total": rows_total,
+            "rows_rejected": rows_rejected,
+            "issues": issues,
+            "report_path": report_path,
+            "message": message,
+            "encoding": encoding,
+        },
+        engine=engine,
+    )
+
+
+def _current(
+    session: Session, initiative_id: str, partner_id: str, period: str
+) -> Submission | None:
+    return session.exec(
+        select(Submission).where(
+            Submission.initiative_id == initiative_id,
+            Submission.partner_id == partner_id,
+            Submission.period == period,
+            Submission.status == Status.accepted,
         )
-        session.commit()
-        session.refresh(row)
-        return row
+    ).first()
 
 
 def current_submission(
@@ -133,14 +173,7 @@ def current_submission(
 ) -> Submission | None:
     """The accepted submission for a partner and period, if any."""
     with Session(engine) as session:
-        return session.exec(
-            select(Submission).where(
-                Submission.initiative_id == initiative_id,
-                Submission.partner_id == partner_id,
-                Submission.period == period,
-                Submission.status == Status.accepted,
-            )
-        ).first()
+        return _current(session, initiative_id, partner_id, period)
 
 
 @dataclass(frozen=True)
@@ -150,71 +183,88 @@ class Accepted:
     diff: Diff | None
 
 
-def store_accepted(
-    new: NewSubmission,
+def accept(
+    session: Session,
+    pending: Submission,
     observations: pl.DataFrame,
     *,
     rows_total: int,
-    report_path: str | None,
-    engine: Engine,
-) -> Accepted:
-    """Accept a validated file in one transaction: its rows, and the supersession of its predecessor.
+    encoding: str | None,
+) -> Accepted | Submission | None:
+    """Accept a validated file in the session's transaction (one of
+    :func:`~ci_pipeline.store.db.locked_transaction`, so nothing read here changes before it
+    commits): its rows, and the supersession of its predecessor.
 
     The earlier accepted submission for the same partner and period, if any, becomes
-    ``superseded`` (kept, pointing to its successor) and its observations stop counting.
+    ``superseded`` (kept, pointing to its successor) and its observations stop counting. The
+    same bytes already accepted make this one a duplicate instead (the stored row is returned).
+    None: the submission already had a verdict, and nothing was written.
     """
-    previous = current_submission(new.initiative_id, new.partner_id, new.period, engine=engine)
-    stale: Submission | None = None
+    assert pending.id is not None
+    original = session.exec(_duplicate_query(pending, Status.accepted)).first()
+    if original is not None:
+        return (
+            decide(
+                session,
+                pending.id,
+                status=Status.duplicate,
+                duplicate_of=original.id,
+                rows_total=original.rows_total,
+                report_path=original.report_path,
+                message=f"identical to submission #{original.id}; nothing was written",
+            )
+            or None
+        )
+    previous = _current(session, pending.initiative_id, pending.partner_id, pending.period)
     diff = None
     if previous is not None:
         assert previous.id is not None
-        diff = diff_observations(read_observations(previous.id, engine=engine), observations)
-    with Session(engine) as session:
-        if previous is not None:
-            stale = session.get(Submission, previous.id)
-            if stale is None or stale.status != Status.accepted:
-                raise ConcurrentSubmission(
-                    f"submission #{previous.id} changed while this file was being stored; submit again"
-                )
-            stale.status = Status.superseded
-            session.add(stale)
-            session.flush()  # free the one-accepted-per-period slot before taking it
-        try:
-            row = _insert_submission(
-                session,
-                new,
-                status=Status.accepted,
-                validated_at=utcnow(),
-                rows_total=rows_total,
-                rows_accepted=observations.height,
-                report_path=report_path,
-                supersedes=previous.id if previous else None,
-                rows_added=diff.added if diff else None,
-                rows_removed=diff.removed if diff else None,
-                rows_changed=diff.changed if diff else None,
-            )
-        except IntegrityError as exc:  # the one-accepted-per-period index: another file won
-            raise ConcurrentSubmission(
-                f"another submission for {new.partner_id} {new.period} was accepted at the same time; "
-                "submit again to supersede it"
-            ) from exc
-        if stale is not None:
-            stale.superseded_by = row.id
-            session.add(stale)
-        # A failure here (a row breaking the observation key, a dropped connection) is not a
-        # concurrent submission: it propagates as itself, and the session rolls everything back.
-        bulk_insert_observations(
+        old = read_frame(
             session.connection(),
-            observations.with_columns(
-                pl.lit(row.id, pl.Int64).alias("submission_id"),
-                pl.lit(new.partner_id).alias("partner_id"),
-            ),
+            f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation WHERE submission_id = :id",
+            {"id": previous.id},
         )
-        session.commit()
-        session.refresh(row)
-        if stale is not None:
-            session.refresh(stale)
-        return Accepted(row, stale, diff)
+        diff = diff_observations(old, observations)
+        previous.status = Status.superseded
+        session.add(previous)
+        session.flush()  # free the one-accepted-per-period slot before taking it
+    row = decide(
+        session,
+        pending.id,
+        status=Status.accepted,
+        rows_total=rows_total,
+        rows_accepted=observations.height,
+        encoding=encoding,
+        archive_path=pending.archive_path,
+        supersedes=previous.id if previous else None,
+        rows_added=diff.added if diff else None,
+        rows_removed=diff.removed if diff else None,
+        rows_changed=diff.changed if diff else None,
+    )
+    if row is None:
+        return None
+    if previous is not None:
+        previous.superseded_by = row.id
+        session.add(previous)
+    # A failure here (a row breaking the observation key, a dropped connection) propagates as
+    # itself, and the transaction rolls everything back.
+    bulk_insert_observations(
+        session.connection(),
+        observations.with_columns(
+            pl.lit(row.id, pl.Int64).alias("submission_id"),
+            pl.lit(pending.partner_id).alias("partner_id"),
+        ),
+    )
+    session.flush()
+    return Accepted(row, previous, diff)
+
+
+def describe(session: Session, row: Submission, *, report_path: str, message: str) -> None:
+    """Attach the written report and the outcome message, in the verdict's transaction."""
+    row.report_path = report_path
+    row.message = message
+    session.add(row)
+    session.flush()
 
 
 def list_submissions(
@@ -291,20 +341,7 @@ def submission_dict(row: SubmissionFields) -> dict[str, Any]:
     """A submission as plain JSON-ready data, its fields in the record's order (a loaded row's
     ``model_dump`` follows the order SQLAlchemy happened to load them in)."""
     out = {name: getattr(row, name) for name in SubmissionFields.model_fields}
-    for key in ("received_at", "validated_at"):
+    for key in ("received_at", "validated_at", "claimed_at"):
         if out[key] is not None:
             out[key] = out[key].isoformat(timespec="seconds")
     return out
-
-
-def set_report(row: Submission, report_path: str, message: str, *, engine: Engine) -> Submission:
-    """Attach the written report and the outcome message to a stored submission."""
-    with Session(engine) as session:
-        stored = session.get(Submission, row.id)
-        assert stored is not None
-        stored.report_path = report_path
-        stored.message = message
-        session.add(stored)
-        session.commit()
-        session.refresh(stored)
-        return stored

@@ -9,13 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from ci_pipeline.clock import utcnow
 
 
 class Status(StrEnum):
+    """What became of a submission. ``received`` is the only one that is not a verdict: the
+    bytes are stored and an ingest must still decide (the reconciler finds any left)."""
+
+    received = "received"
     accepted = "accepted"
     rejected = "rejected"
     duplicate = "duplicate"
@@ -107,11 +111,24 @@ class SubmissionFields(SubmissionOutcome):
     rows_rejected: int = 0
     archive_path: str | None = None
     superseded_by: int | None = Field(default=None, foreign_key="submission.id")
+    size_bytes: int | None = None
+    # What the submitter declared for this file alone (JSON: {"encoding": ..., ...}), kept
+    # with the received record so whichever worker ingests it reads it the same way.
+    options: str | None = None
+    # When an ingest (or the reconciler, queueing one) last took this received submission:
+    # another is started only once this is older than the lease.
+    claimed_at: datetime | None = None
 
 
 #: A submission's fields a partner is never shown: the server's paths, and the initiative (one
 #: per installation). The others are its public fields (the intake API's schema).
-SUBMISSION_INTERNAL = ("initiative_id", "report_path", "archive_path")
+SUBMISSION_INTERNAL = (
+    "initiative_id",
+    "report_path",
+    "archive_path",
+    "options",
+    "claimed_at",
+)
 
 
 class Submission(SubmissionFields, table=True):
@@ -131,6 +148,17 @@ class Submission(SubmissionFields, table=True):
             postgresql_where=text("status = 'accepted'"),
         ),
     )
+
+
+class ReceivedFile(SQLModel, table=True):
+    """A received file's bytes, content-addressed: stored before the receipt is answered, so
+    any worker, on any machine, can ingest it from the database alone."""
+
+    __tablename__ = "received_file"
+    content_hash: str = Field(primary_key=True)
+    size_bytes: int
+    content: bytes = Field(sa_type=LargeBinary)
+    stored_at: datetime = Field(default_factory=utcnow)
 
 
 class Observation(SQLModel, table=True):

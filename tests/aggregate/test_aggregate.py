@@ -20,6 +20,7 @@ from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import TOTAL, Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
+from tests import helpers
 
 OBS_SCHEMA: dict[str, Any] = {
     "partner_id": pl.Utf8,
@@ -502,14 +503,11 @@ def some_demo_files(demo_files: list[demo.DemoFile]) -> list[demo.DemoFile]:
 def ingest(
     f: demo.DemoFile, *, initiative: Initiative, settings: Settings, engine: Engine
 ) -> intake.Receipt:
-    new = intake.receive(f.path, f.partner_id, f.period, initiative=initiative, settings=settings)
-    duplicate = intake.duplicate_receipt(new, engine=engine)
-    if duplicate is not None:
-        return duplicate
-    parsed = intake.parse(f.path, new, encoding=None, initiative=initiative, settings=settings)
-    assert not isinstance(parsed, str), parsed
-    result = intake.check(parsed, new, initiative=initiative, engine=engine)
-    return intake.record(new, result, encoding=parsed.encoding, settings=settings, engine=engine)
+    receipt = helpers.ingest(
+        f.path, f.partner_id, f.period, initiative=initiative, settings=settings, engine=engine
+    )
+    assert not any(i["rule"] == "file_refused" for i in receipt.first_issues), receipt
+    return receipt
 
 
 def batches(files: list[demo.DemoFile]) -> list[list[demo.DemoFile]]:

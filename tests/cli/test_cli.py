@@ -21,6 +21,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.validate.template import template_frame
+from tests import helpers
 from tests.helpers import as_json, flat, invoke, runs_named
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -395,11 +396,9 @@ def ingested(home: Path, settings: Settings, initiative: Initiative, tmp_path: P
     ]
     for i, (partner, period, content) in enumerate(files):
         path = write(tmp_path, f"file{i}.csv", content)
-        new = intake.receive(path, partner, period, initiative=initiative, settings=settings)
-        parsed = intake.parse(path, new, encoding=None, initiative=initiative, settings=settings)
-        assert not isinstance(parsed, str)
-        result = intake.check(parsed, new, initiative=initiative, engine=engine)
-        receipt = intake.record(new, result, encoding="utf-8", settings=settings, engine=engine)
+        receipt = helpers.ingest(
+            path, partner, period, initiative=initiative, settings=settings, engine=engine
+        )
         assert receipt.status == "accepted", receipt.first_issues
     engine.dispose()
     return settings

@@ -18,10 +18,11 @@ from prefect.client.schemas.filters import (
 from prefect.states import State
 
 from ci_pipeline import store
-from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
-from ci_pipeline.errors import InvalidPeriod
+from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
+from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.flows.ingest import ingest_submission
 from ci_pipeline.flows.runtime import in_process
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from tests.helpers import read_run, run_flow, task_names, task_runs
 
@@ -36,9 +37,24 @@ BAD = (
 )
 
 
+def received(
+    path: Path, partner_id: str = FUND, period: str = QUARTER, initiative_dir: Path | None = None
+) -> int:
+    """The file received (bytes and submission stored), as the command line does first."""
+    settings = get_settings(**({"initiative": initiative_dir} if initiative_dir else {}))
+    initiative = load_initiative(settings.initiative)
+    engine = store.engine_for(settings.resolved_database_url)
+    intake.prepare_database(initiative, engine=engine)
+    row = intake.take(
+        path, partner_id, period, initiative=initiative, settings=settings, engine=engine
+    )
+    assert row.id is not None
+    return row.id
+
+
 def run(path: Path, partner_id: str = FUND, period: str = QUARTER) -> tuple[dict[str, Any], UUID]:
     """The ingest flow on one file, as the command line runs it: its receipt and run id."""
-    return run_flow(ingest_submission, str(path), partner_id, period)
+    return run_flow(ingest_submission, received(path, partner_id, period))
 
 
 @pytest.fixture
@@ -70,8 +86,8 @@ def test_an_accepted_file_returns_the_receipt(good: Path, settings: Settings) ->
         engine.dispose()
 
     run_ = read_run(flow_run_id)
-    assert run_.name == f"ingest {FUND} {QUARTER}"
-    assert run_.parameters["partner_id"] == FUND
+    assert run_.name == f"ingest {FUND} {QUARTER} #{receipt['submission_id']}"
+    assert run_.parameters["submission_id"] == receipt["submission_id"]
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
     assert all(t.state is not None and t.state.is_completed() for t in task_runs(flow_run_id))
 
@@ -90,7 +106,7 @@ def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: 
         "value_in_range",
     }
     assert Path(receipt["report_path"]).is_file()
-    assert read_run(flow_run_id).name == f"ingest {FUND} {QUARTER}"
+    assert read_run(flow_run_id).name == f"ingest {FUND} {QUARTER} #{receipt['submission_id']}"
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -151,9 +167,10 @@ def test_a_partner_id_with_an_underscore_still_gets_its_artifact(
         encoding="utf-8",
     )
 
+    submission_id = received(good, "galilee_fund", QUARTER, initiative_dir=folder)
     with in_process():
         state: State[Any] = ingest_submission(
-            str(good), "galilee_fund", QUARTER, initiative_dir=str(folder), return_state=True
+            submission_id, initiative_dir=str(folder), return_state=True
         )
 
     assert state.is_completed(), state.message
@@ -168,36 +185,50 @@ def test_a_partner_id_with_an_underscore_still_gets_its_artifact(
     assert [a.key for a in artifacts] == ["validation-galilee-fund"]
 
 
-def test_a_bad_period_fails_at_once_without_retries(good: Path, settings: Settings) -> None:
-    with in_process(), pytest.raises(InvalidPeriod, match="'2025-13' is not a period"):
-        ingest_submission(str(good), FUND, "2025-13")  # called plainly, it raises the error
+def test_a_submission_that_does_not_exist_fails_at_once_without_retries(
+    settings: Settings,
+) -> None:
+    with in_process(), pytest.raises(SubmissionRefused, match="there is no submission #999"):
+        ingest_submission(999)  # called plainly, it raises the error
 
     with in_process():
-        state: State[Any] = ingest_submission(str(good), FUND, "2025-13", return_state=True)
+        state: State[Any] = ingest_submission(999, return_state=True)
 
     assert state.is_failed()
-    assert isinstance(state.result(raise_on_failure=False), InvalidPeriod)
+    assert isinstance(state.result(raise_on_failure=False), SubmissionRefused)
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
-    assert read_run(flow_run_id).name == f"ingest {FUND} 2025-13"
+    assert read_run(flow_run_id).name == "ingest #999"
     [receive] = task_runs(flow_run_id)
     assert receive.state is not None and receive.state.is_failed()
-    assert receive.run_count == 1  # a caller's mistake is not retried
+    assert receive.run_count == 1  # nothing to retry
+
+
+def test_a_decided_submission_is_not_ingested_again(good: Path, settings: Settings) -> None:
+    """A repeated event, or a retry of the whole run, returns the verdict: nothing changes."""
+    first, _ = run(good)
+
+    again, flow_run_id = run_flow(ingest_submission, first["submission_id"])
+
+    assert again == first
+    assert task_names(flow_run_id) == ["receive"]
+    engine = store.engine_for(settings.resolved_database_url)
+    assert [s.id for s in store.list_submissions(engine=engine)] == [first["submission_id"]]
 
 
 def test_a_passing_disk_error_is_retried(
     good: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = intake.receive
+    real = intake.load
     calls: list[str] = []
 
-    def flaky(*args: Any, **kwargs: Any) -> store.NewSubmission:
+    def flaky(*args: Any, **kwargs: Any) -> Any:
         calls.append("receive")
         if len(calls) == 1:
             raise OSError("the archive disk was busy")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(intake, "receive", flaky)
+    monkeypatch.setattr(intake, "load", flaky)
 
     receipt, flow_run_id = run(good)
 

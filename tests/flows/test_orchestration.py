@@ -202,7 +202,10 @@ def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: 
     target = served.settings.inbox_dir / "employment-service" / "2025-Q4" / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     settings = served.settings.model_copy(update={"settle_seconds": 0.3})
-    with inbox.InboxWatcher(settings, served.initiative, emitter=events.prefect_emitter):
+    engine = store.engine_for(settings.resolved_database_url)
+    with inbox.InboxWatcher(
+        settings, served.initiative, emitter=events.prefect_emitter, engine=engine
+    ):
         target.write_bytes(source.read_bytes())
 
         ingested = wait_for(
@@ -211,8 +214,10 @@ def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: 
         )
     run = ingested[0]
     assert run.state is not None and run.state.is_completed(), run.state
-    assert run.name == "ingest employment-service 2025-Q4"
-    assert run.parameters["partner_id"] == "employment-service"
+    assert run.name.startswith("ingest employment-service 2025-Q4 #")
+    submission_id = run.parameters["submission_id"]
+    row = store.get_submission(int(submission_id), engine=engine)
+    assert row is not None and row.partner_id == "employment-service"
     assert run.parameters["file_name"] == source.name
     assert run.parameters["period"] == "2025-Q4"
     assert (

@@ -17,7 +17,7 @@ from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake, tokens
 from ci_pipeline.receive.api import SubmissionOut, create_app
-from tests.helpers import ingest, postgres_schema, postgres_url
+from tests.helpers import ingest, ingest_received, postgres_schema, postgres_url
 
 A, B = "galilee-foundation", "braude-college"
 LIMIT = 4096  # the API's max_file_bytes in these tests
@@ -160,31 +160,36 @@ def test_an_upload_is_received_and_announced(world: World, initiative: Initiativ
 
     assert response.status_code == 202, response.text
     digest = hashlib.sha256(UPLOAD).hexdigest()
-    assert response.json() == {
+    received = response.json()
+    submission_id = received["submission_id"]
+    assert received == {
         "status": "received",
+        "submission_id": submission_id,
         "partner_id": A,
         "period": "2025-Q1",
         "file_name": "fund.csv",
         "content_hash": digest,
         "size_bytes": len(UPLOAD),
+        "submission_url": f"/v1/submissions/{submission_id}",
         "submissions_url": f"/v1/submissions?content_hash={digest}",
     }
     (spec,) = world.sent
     assert spec.event == events.SUBMISSION_RECEIVED
     assert (spec.labels["ci.partner"], spec.labels["ci.period"]) == (A, "2025-Q1")
     assert spec.labels["ci.source"] == "api"
+    assert spec.labels["ci.submission"] == str(submission_id)
     assert spec.payload["content_hash"] == digest and spec.payload["file_name"] == "fund.csv"
-    path = Path(spec.payload["path"])
-    assert path.read_bytes() == UPLOAD
-    assert path.parent == world.settings.received_dir / A / "2025-Q1"
-    assert path.name.endswith(f"-{digest[:12]}-fund.csv")
-    assert files_in(world.settings.received_dir) == [path]  # no partial file left behind
+    # The 202 came after the bytes and the submission were committed; no spool is left.
+    assert store.received_content(digest, engine=world.engine) == UPLOAD
+    assert files_in(world.settings.received_dir) == []
 
-    # Not ingested yet: polling finds nothing, until the ingest run (here: by hand) stores it.
-    poll = response.json()["submissions_url"]
-    assert world.client.get(poll, headers=world.a).json() == []
-    ingest(path, A, "2025-Q1", initiative=initiative, settings=world.settings, engine=world.engine)
-    (row,) = world.client.get(poll, headers=world.a).json()
+    # Polling finds it received, until the ingest run (here: by hand) decides it.
+    poll = received["submission_url"]
+    assert world.client.get(poll, headers=world.a).json()["status"] == "received"
+    ingest_received(
+        submission_id, initiative=initiative, settings=world.settings, engine=world.engine
+    )
+    (row,) = world.client.get(received["submissions_url"], headers=world.a).json()
     assert (row["status"], row["content_hash"], row["supersedes"]) == (
         "accepted",
         digest,
@@ -203,7 +208,8 @@ def test_the_partner_comes_from_the_token_only(world: World) -> None:
     assert response.status_code == 202
     assert response.json()["partner_id"] == A
     assert world.sent[0].labels["ci.partner"] == A
-    assert Path(world.sent[0].payload["path"]).is_relative_to(world.settings.received_dir / A)
+    row = store.get_submission(response.json()["submission_id"], engine=world.engine)
+    assert row is not None and row.partner_id == A
     assert not (world.settings.received_dir / B).exists()
 
 
@@ -217,9 +223,11 @@ def test_the_file_name_cannot_leave_its_folder(edge: World) -> None:
 
     assert response.status_code == 202
     assert response.json()["file_name"] == "my_data_rm.csv"
-    path = Path(edge.sent[0].payload["path"])
-    assert path.parent == edge.settings.received_dir / A / "2025-Q1"
-    assert edge.sent[0].payload["encoding"] == "cp1255"
+    row = store.get_submission(response.json()["submission_id"], engine=edge.engine)
+    assert row is not None and row.file_name == "my_data_rm.csv"
+    assert row.archive_path is not None
+    assert Path(row.archive_path).parent == edge.settings.archive_dir / A / "2025-Q1"
+    assert store.submission_options(row) == {"encoding": "cp1255"}
 
 
 @pytest.mark.parametrize("letter", ["ד", "ع", "a"])
@@ -239,8 +247,10 @@ def test_a_long_name_in_any_script_is_cut_to_what_a_file_system_holds(
     name = response.json()["file_name"]
     assert name.endswith(".csv") and set(name.removesuffix(".csv")) == {letter}
     assert len(name.encode("utf-8")) <= 200
-    [stored] = files_in(edge.settings.received_dir)
-    assert len(stored.name.encode("utf-8")) <= 255 and stored.name.endswith(name)
+    row = store.get_submission(response.json()["submission_id"], engine=edge.engine)
+    assert row is not None and row.archive_path is not None
+    archived = Path(row.archive_path).name  # the name the audit copy will be written under
+    assert len(archived.encode("utf-8")) <= 255 and archived.endswith(name)
 
 
 def test_a_partner_reads_its_own_submissions(world: World) -> None:
@@ -423,7 +433,13 @@ def test_the_api_schema_is_the_stored_records_public_fields(edge: World) -> None
     schema = edge.client.get("/openapi.json").json()["components"]["schemas"]["SubmissionOut"]
     assert list(schema["properties"]) == [*public, *links]
     assert schema["required"] == [*public, *links]
-    assert {"initiative_id", "report_path", "archive_path"} == set(store.SUBMISSION_INTERNAL)
+    assert {
+        "initiative_id",
+        "report_path",
+        "archive_path",
+        "options",
+        "claimed_at",
+    } == set(store.SUBMISSION_INTERNAL)
     [listed] = edge.client.get("/v1/submissions?limit=1", headers=edge.a).json()
     assert list(listed) == [*public, *links]
 

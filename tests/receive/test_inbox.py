@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-from ci_pipeline import events
+from ci_pipeline import events, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.receive import inbox
+from ci_pipeline.receive import inbox, intake
 
 PARTNER = "nahf-council"
 SETTLE = 1.0
@@ -39,6 +40,7 @@ class Harness:
     def __init__(self, settings: Settings, initiative: Initiative) -> None:
         self.settings = settings
         self.initiative = initiative
+        self.engine = database(settings, initiative)
         self.pending: inbox.Pending = {}
         self.events: list[events.EventSpec] = []
 
@@ -47,6 +49,7 @@ class Harness:
             self.settings,
             self.initiative,
             emitter=emitter or self.events.append,
+            engine=self.engine,
             pending=self.pending,
             now=now,
         )
@@ -56,6 +59,20 @@ class Harness:
         first = self.scan(start)
         assert not first.taken and not first.refused
         return self.scan(start + self.settings.settle_seconds)
+
+
+def database(settings: Settings, initiative: Initiative) -> Engine:
+    """The home's database, with the initiative's definitions."""
+    engine = store.engine_for(settings.resolved_database_url)
+    intake.prepare_database(initiative, engine=engine)
+    return engine
+
+
+def stored_submission(engine: Engine, spec: events.EventSpec) -> store.Submission:
+    """The received submission an event names (its bytes must be stored with it)."""
+    row = store.get_submission(spec.payload["submission_id"], engine=engine)
+    assert row is not None and row.status == "received"
+    return row
 
 
 @pytest.fixture
@@ -117,17 +134,29 @@ def test_a_settled_file_is_moved_and_announced_once(harness: Harness, cfg: Setti
     assert taken.emitted
 
     [spec] = harness.events
+    row = stored_submission(harness.engine, spec)
+    assert (row.partner_id, row.period, row.file_name, row.size_bytes) == (
+        PARTNER,
+        "2025-Q4",
+        "lfp.csv",
+        len(CSV),
+    )
+    assert store.received_content(digest, engine=harness.engine) == CSV
     assert spec.event == events.SUBMISSION_RECEIVED
-    assert spec.resource["prefect.resource.id"] == f"ci.upload.{PARTNER}.2025-Q4.{digest[:12]}"
-    assert spec.labels == {"ci.partner": PARTNER, "ci.period": "2025-Q4", "ci.source": "inbox"}
+    assert spec.resource["prefect.resource.id"] == f"ci.upload.{row.id}"
+    assert spec.labels == {
+        "ci.partner": PARTNER,
+        "ci.period": "2025-Q4",
+        "ci.source": "inbox",
+        "ci.submission": str(row.id),
+    }
     assert spec.payload == {
-        "path": str(taken.path),
+        "submission_id": row.id,
         "partner_id": PARTNER,
         "period": "2025-Q4",
         "file_name": "lfp.csv",
         "content_hash": digest,
         "size_bytes": len(CSV),
-        "encoding": None,
         "source": "inbox",
     }
     # Nothing left to do: a later scan neither re-takes nor re-announces.
@@ -272,8 +301,12 @@ def test_a_failed_emit_leaves_the_file_in_received_and_says_so(
         [taken] = harness.scan(SETTLE, broken).taken
 
     assert not taken.emitted and taken.path.read_bytes() == CSV
+    # The file is stored as a received submission: the reconciler will start its ingest.
+    [row] = store.list_submissions(engine=harness.engine)
+    assert row.status == "received"
+    assert store.received_content(row.content_hash, engine=harness.engine) == CSV
     assert any(
-        str(taken.path) in r.getMessage() and "ci-pipeline submit" in r.getMessage()
+        f"submission #{row.id}" in r.getMessage() and "reconcile" in r.getMessage()
         for r in caplog.records
         if r.name.startswith(inbox.__name__)
     )
@@ -416,7 +449,8 @@ def test_the_watcher_takes_a_file_written_in_two_chunks_once(
     emitted: list[events.EventSpec] = []
     target = settings.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
 
-    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append) as watcher:
+    engine = database(settings, initiative)
+    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append, engine=engine) as watcher:
         assert watcher.running
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as fh:
@@ -428,7 +462,9 @@ def test_the_watcher_takes_a_file_written_in_two_chunks_once(
     assert not watcher.running
 
     [spec] = emitted
-    assert Path(spec.payload["path"]).read_bytes() == CSV
+    assert (
+        store.received_content(stored_submission(engine, spec).content_hash, engine=engine) == CSV
+    )
     assert spec.payload["content_hash"] == sha(CSV) and spec.payload["size_bytes"] == len(CSV)
     assert not target.exists()
 
@@ -440,7 +476,13 @@ def test_the_watcher_takes_files_present_before_it_started_without_events(
     drop(settings, f"{PARTNER}/2025-09/lfp.csv")
     emitted: list[events.EventSpec] = []
 
-    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append, use_observer=False):
+    with inbox.InboxWatcher(
+        settings,
+        initiative,
+        emitter=emitted.append,
+        engine=database(settings, initiative),
+        use_observer=False,
+    ):
         assert wait_for(lambda: len(emitted) >= 1), "no event within the deadline"
     assert [e.payload["period"] for e in emitted] == ["2025-09"]
     assert (settings.inbox_dir / PARTNER).is_dir()  # start() prepared the layout

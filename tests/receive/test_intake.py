@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import InvalidPeriod, SubmissionRefused, UnknownPartner
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
-from tests.helpers import IngestedDemo, ingest
+from tests.helpers import IngestedDemo, ingest, ingest_received
 
 HEADER = "measure_id,geo_code,period,value"
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
@@ -107,12 +106,29 @@ def test_a_receipt_repeats_stored_fields_and_comes_back_from_its_plain_form(
         intake.Receipt(**plain, content_hash="abc")  # type: ignore[call-arg]
 
 
-def test_the_period_is_made_canonical(
-    fund_file: Path, initiative: Initiative, settings: Settings
+def test_a_received_file_is_stored_with_its_bytes_before_any_ingest(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
 ) -> None:
-    new = intake.receive(fund_file, FUND, "2025q1", initiative=initiative, settings=settings)
-    assert new.period == QUARTER
-    assert new.content_hash == hashlib.sha256(fund_file.read_bytes()).hexdigest()
+    row = intake.take(
+        fund_file, FUND, "2025q1", initiative=initiative, settings=settings, engine=db,
+        options={"encoding": "windows-1255", "ignored": None},
+    )  # fmt: skip
+    assert row.period == QUARTER  # made canonical
+    assert row.content_hash == hashlib.sha256(fund_file.read_bytes()).hexdigest()
+    assert (row.status, row.size_bytes, row.validated_at) == (
+        "received",
+        len(fund_file.read_bytes()),
+        None,
+    )
+    assert store.submission_options(row) == {"encoding": "windows-1255"}
+    fund_file.unlink()  # the partner's copy (or the spooled upload) is gone; the bytes are not
+    stored = store.get_submission(row.id or 0, engine=db)
+    assert stored is not None and stored.status == "received"
+    assert (
+        hashlib.sha256(store.received_content(row.content_hash, engine=db) or b"").hexdigest()
+        == row.content_hash
+    )
+    assert not settings.archive_dir.exists()  # the audit copy is the ingest's, from the database
 
 
 def test_the_archive_keeps_a_copy(
@@ -130,67 +146,58 @@ def test_the_archive_keeps_a_copy(
     assert archived.name == f"{row.content_hash[:12]}-fund_2025-Q1.csv"
 
 
-def test_an_event_can_only_name_a_file_received_for_its_partner(
-    fund_file: Path, initiative: Initiative, settings: Settings, tmp_path: Path
+def test_only_a_received_submission_is_ingested_and_a_decided_one_is_left_as_it_is(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
 ) -> None:
-    """The ingest an event triggers reads only regular files under received/<partner>/: a
-    forged ci.submission.received naming any other path is refused before a byte is read."""
-    own = settings.received_dir / FUND / QUARTER / "20260101T000000Z-abc-fund.csv"
-    own.parent.mkdir(parents=True)
-    own.write_bytes(fund_file.read_bytes())
-    other = settings.received_dir / STARTER / QUARTER / "theirs.csv"
-    other.parent.mkdir(parents=True)
-    other.write_bytes(fund_file.read_bytes())
-    link = own.with_name("link.csv")
-    link.symlink_to(fund_file)
+    """An event names a submission id: an id with no submission is refused, and one that
+    already has a verdict (a repeated or forged event, a retry after the commit, the reconciler
+    beside a late run) gets its receipt back with nothing changed."""
+    with pytest.raises(SubmissionRefused, match="there is no submission #999"):
+        intake.load(999, settings=settings, engine=db)
 
-    def receive(path: Path, received_only: bool = True) -> store.NewSubmission:
-        return intake.receive(
-            path, FUND, QUARTER, initiative=initiative, settings=settings,
-            received_only=received_only,
-        )  # fmt: skip
+    first = ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    assert first.status == "accepted"
+    before = store.list_submissions(engine=db)
 
-    assert receive(own).content_hash == hashlib.sha256(own.read_bytes()).hexdigest()
-    for path in (
-        fund_file,
-        other,
-        link,
-        settings.received_dir / FUND / ".." / STARTER / QUARTER / "theirs.csv",
-    ):
-        with pytest.raises(SubmissionRefused, match=f"is not a file received for {FUND}"):
-            receive(path)
-    assert not settings.archive_dir.joinpath(STARTER).exists()
-    # The command line names its own file: any path is read there.
-    assert receive(fund_file, received_only=False).partner_id == FUND
+    again = ingest_received(
+        first.submission_id, initiative=initiative, settings=settings, engine=db
+    )
+
+    assert again == intake.Receipt.from_row(before[0])
+    assert store.list_submissions(engine=db) == before
+    assert count(db, "SELECT count(*) FROM observation") == 1
 
 
 def test_a_truncated_archive_copy_is_written_again(
-    fund_file: Path, initiative: Initiative, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """A write that failed half-way (a full disk, say) leaves no copy under the real name, and
-    the step's retry writes it whole; a copy that does not match the bytes is replaced."""
+    the step's retry writes it whole from the database; a copy that does not match the bytes is
+    replaced."""
     original = fund_file.read_bytes()
-    real_copy = shutil.copy2
+    row = intake.take(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    assert row.id is not None and row.archive_path is not None
+    real_write = Path.write_bytes
 
-    def half_then_fail(src: Path, dst: Path) -> None:
-        Path(dst).write_bytes(original[: len(original) // 2])
+    def half_then_fail(self: Path, data: bytes) -> int:
+        real_write(self, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shutil, "copy2", half_then_fail)
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
-        intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
+        intake.load(row.id, settings=settings, engine=db)
     folder = settings.archive_dir / FUND / QUARTER
     assert list(folder.iterdir()) == []  # no truncated copy, under any name
 
-    monkeypatch.setattr(shutil, "copy2", real_copy)
-    new = intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
-    assert new.archive_path is not None
-    assert Path(new.archive_path).read_bytes() == original
+    monkeypatch.setattr(Path, "write_bytes", real_write)
+    loaded = intake.load(row.id, settings=settings, engine=db)
+    assert isinstance(loaded, store.Submission)
+    assert Path(row.archive_path).read_bytes() == original
 
-    Path(new.archive_path).write_bytes(b"tampered")  # a copy whose bytes are not the file's
-    again = intake.receive(fund_file, FUND, QUARTER, initiative=initiative, settings=settings)
-    assert again.archive_path == new.archive_path
-    assert Path(new.archive_path).read_bytes() == original
+    Path(row.archive_path).write_bytes(b"tampered")  # a copy whose bytes are not the file's
+    intake.write_archive(original, Path(row.archive_path), row.content_hash)
+    assert Path(row.archive_path).read_bytes() == original
 
 
 BAD_ROWS = (
@@ -409,20 +416,22 @@ def test_a_file_over_the_size_limit_is_refused_and_recorded(
 
 
 def test_an_unknown_partner_is_refused(
-    fund_file: Path, initiative: Initiative, settings: Settings
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
 ) -> None:
     with pytest.raises(UnknownPartner, match="no partner 'galilee-fund'"):
-        intake.receive(fund_file, "galilee-fund", QUARTER, initiative=initiative, settings=settings)
-    assert not settings.archive_dir.exists()
+        intake.take(
+            fund_file, "galilee-fund", QUARTER, initiative=initiative, settings=settings, engine=db
+        )
+    assert store.list_submissions(engine=db) == []
 
 
 @pytest.mark.parametrize("period", ["2025-13", "Q1", "2025-Q5", "last quarter", ""])
 def test_a_bad_period_is_refused(
-    period: str, fund_file: Path, initiative: Initiative, settings: Settings
+    period: str, fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
 ) -> None:
     with pytest.raises(InvalidPeriod, match="is not a period"):
-        intake.receive(fund_file, FUND, period, initiative=initiative, settings=settings)
-    assert not settings.archive_dir.exists()
+        intake.take(fund_file, FUND, period, initiative=initiative, settings=settings, engine=db)
+    assert store.list_submissions(engine=db) == []
 
 
 def test_every_demo_file_in_order(demo_db: tuple[IngestedDemo, Engine]) -> None:

@@ -15,6 +15,7 @@ from ci_pipeline.cli.tokens import tokens_app
 from ci_pipeline.errors import UnknownPartner
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import tokens
+from ci_pipeline.store import migrate
 
 FUND, STARTER = "galilee-foundation", "braude-college"
 
@@ -87,9 +88,12 @@ def test_the_schema_upgrade_adds_the_table_to_a_database_that_predates_it(
 ) -> None:
     """A database made before tokens existed gets the table from the upgrade every entry point
     runs (``store.create_schema``), not from the token functions themselves."""
+    # The release before Alembic: the first revision's tables, without api_token.
+    store.drop_schema(engine=sqlite_engine)
+    migrate.upgrade(engine=sqlite_engine, revision="0001")
     with sqlite_engine.begin() as conn:
         conn.execute(text("DROP TABLE api_token"))
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))  # the release before Alembic
+        conn.execute(text("DROP TABLE alembic_version"))
     with pytest.raises(OperationalError, match="api_token"):
         tokens.issue(initiative, FUND, engine=sqlite_engine)
 

@@ -69,14 +69,9 @@ def test_ingest_runs_on_each_received_file_with_parameters_from_the_event() -> N
     (trigger,) = triggers("on-received")
     assert trigger.expect == {events.SUBMISSION_RECEIVED}
     assert trigger.within == timedelta(0) and trigger.threshold == 1
-    assert trigger.parameters == {
-        "path": "{{ event.payload.path }}",
-        "partner_id": "{{ event.resource['ci.partner'] }}",
-        "period": "{{ event.resource['ci.period'] }}",
-        "encoding": "{{ event.payload.encoding }}",
-        "file_name": "{{ event.payload.file_name }}",
-        "received_only": True,  # set by the deployment: an event cannot name any path
-    }
+    # The event names a stored submission, never a path: the ingest reads the bytes from the
+    # database, and only those of a submission still waiting for its verdict.
+    assert trigger.parameters == {"submission_id": "{{ event.resource['ci.submission'] }}"}
 
 
 @pytest.mark.parametrize(

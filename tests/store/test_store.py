@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE
-from ci_pipeline.errors import ConcurrentSubmission, DefinitionError
+from ci_pipeline.errors import DefinitionError
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.store import Status, Submission
@@ -75,15 +75,29 @@ def new_submission(
     )
 
 
+def receive(engine: Engine, new: store.NewSubmission) -> Submission:
+    """The submission as it is received: bytes aside (none here), status ``received``."""
+    return store.record_received(new, content=None, size_bytes=0, engine=engine)
+
+
+def received_id(engine: Engine, new: store.NewSubmission) -> int:
+    row = receive(engine, new)
+    assert row.id is not None
+    return row.id
+
+
+def accept_received(engine: Engine, pending: Submission, frame: pl.DataFrame) -> Any:
+    with store.locked_transaction("test", engine=engine) as session:
+        return store.accept(session, pending, frame, rows_total=frame.height, encoding="utf-8")
+
+
 def accept(engine: Engine, rows: list[Row], content_hash: str, **kwargs: str) -> store.Accepted:
-    frame = observations(rows)
-    return store.store_accepted(
-        new_submission(content_hash, **kwargs),
-        frame,
-        rows_total=frame.height,
-        report_path=None,
-        engine=engine,
+    """Receive a file of ``rows`` and accept it, as the intake does (in the accept lock)."""
+    outcome = accept_received(
+        engine, receive(engine, new_submission(content_hash, **kwargs)), observations(rows)
     )
+    assert isinstance(outcome, store.Accepted)
+    return outcome
 
 
 def count(engine: Engine, sql: str, **params: Any) -> int:
@@ -228,24 +242,27 @@ def test_store_accepted_writes_every_row_through_the_bulk_path(
     ]
     frame = observations(rows)
 
-    outcome = store.store_accepted(
-        new_submission(), frame, rows_total=1210, report_path="r.json", engine=synced
-    )
+    pending = receive(synced, new_submission())
+    with store.locked_transaction("test", engine=synced) as session:
+        outcome = store.accept(session, pending, frame, rows_total=1210, encoding="utf-8")
+        assert isinstance(outcome, store.Accepted)
+        store.describe(session, outcome.submission, report_path="r.json", message="accepted")
 
     assert calls == [1203]
-    sub = outcome.submission
-    assert sub.id is not None
-    assert (sub.status, sub.rows_total, sub.rows_accepted, sub.report_path) == (
+    sub = stored(synced, pending.id)
+    assert (sub.status, sub.rows_total, sub.rows_accepted, sub.report_path, sub.message) == (
         "accepted",
         1210,
         1203,
         "r.json",
+        "accepted",
     )
     assert (sub.partner_id, sub.period, sub.supersedes) == (PARTNER, PERIOD, None)
     assert outcome.superseded is None
     assert outcome.diff is None
     assert count(synced, "SELECT count(*) FROM observation") == 1203
 
+    assert sub.id is not None
     back = store.read_observations(sub.id, engine=synced).sort("source_row")
     assert back["submission_id"].unique().to_list() == [sub.id]
     assert back["partner_id"].unique().to_list() == [PARTNER]
@@ -346,8 +363,16 @@ def test_accepting_is_one_transaction(synced: Engine, monkeypatch: pytest.Monkey
         accept(synced, NEW, "2" * 64)
 
     assert seen_inside == [len(OLD) + len(NEW)]  # the rows were written, then rolled back
-    assert count(synced, "SELECT count(*) FROM submission") == 1
-    assert count(synced, "SELECT count(*) FROM submission WHERE content_hash = :h", h="2" * 64) == 0
+    # The second file is still only received (an ingest will decide it again).
+    assert count(synced, "SELECT count(*) FROM submission WHERE status = 'accepted'") == 1
+    assert (
+        count(
+            synced,
+            "SELECT count(*) FROM submission WHERE content_hash = :h AND status = 'received'",
+            h="2" * 64,
+        )
+        == 1
+    )
     assert count(synced, "SELECT count(*) FROM observation") == len(OLD)
     assert (
         count(synced, "SELECT count(*) FROM observation WHERE submission_id <> :id", id=first.id)
@@ -368,34 +393,55 @@ def test_a_row_breaking_the_unique_key_rolls_back_the_whole_file(synced: Engine)
     with pytest.raises((IntegrityError, psycopg.errors.UniqueViolation), match="observation"):
         accept(synced, clash, "2" * 64)
 
-    assert count(synced, "SELECT count(*) FROM submission") == 1
+    assert count(synced, "SELECT count(*) FROM submission WHERE status = 'accepted'") == 1
     assert count(synced, "SELECT count(*) FROM observation") == len(OLD)
     previous = stored(synced, first.id)
     assert (previous.status, previous.superseded_by) == (Status.accepted, None)
 
 
-def test_a_predecessor_changed_meanwhile_is_reported_as_concurrent(
-    synced: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_submission_is_decided_once_and_never_supersedes_itself(synced: Engine) -> None:
+    """Accepting a received submission again (a retried store step, the reconciler beside a
+    late run) writes nothing: the first verdict stands, with its rows counted once."""
     first = accept(synced, OLD, "1" * 64).submission
-    read = store.read_observations
+    pending = receive(synced, new_submission("2" * 64))
+    outcome = accept_received(synced, pending, observations(NEW))
+    assert isinstance(outcome, store.Accepted) and outcome.superseded is not None
 
-    def read_then_someone_else_rejects(submission_id: int, *, engine: Engine) -> pl.DataFrame:
-        frame = read(submission_id, engine=engine)
-        with engine.begin() as conn:  # another process changes the row in between
-            conn.execute(
-                text("UPDATE submission SET status = 'superseded' WHERE id = :id"),
-                {"id": submission_id},
-            )
-        return frame
+    again = accept_received(synced, pending, observations(NEW))
 
-    monkeypatch.setattr(store_submissions, "read_observations", read_then_someone_else_rejects)
-
-    with pytest.raises(ConcurrentSubmission, match=f"#{first.id} changed"):
-        accept(synced, NEW, "2" * 64)
-
-    assert count(synced, "SELECT count(*) FROM submission") == 1
-    assert count(synced, "SELECT count(*) FROM observation") == len(OLD)
+    assert again is None
+    row = stored(synced, pending.id)
+    assert (row.status, row.supersedes) == (Status.accepted, first.id)
+    assert count(
+        synced, "SELECT count(*) FROM observation WHERE submission_id = :id", id=row.id
+    ) == len(NEW)
+    assert (
+        store.record_rejected(
+            received_id(synced, new_submission("3" * 64)),
+            rows_total=1,
+            rows_rejected=1,
+            issues=1,
+            report_path=None,
+            message="rejected",
+            encoding=None,
+            engine=synced,
+        ).status
+        == Status.rejected
+    )
+    # A verdict already written is not overwritten by another.
+    assert (
+        store.record_rejected(
+            row.id,  # type: ignore[arg-type]
+            rows_total=1,
+            rows_rejected=1,
+            issues=1,
+            report_path=None,
+            message="rejected",
+            encoding=None,
+            engine=synced,
+        ).status
+        == Status.accepted
+    )
 
 
 def insert(engine: Engine, content_hash: str, status: Status, period: str = PERIOD) -> None:
@@ -427,27 +473,14 @@ def test_only_one_accepted_submission_per_partner_and_period(synced: Engine) -> 
     )
 
 
-def test_a_second_accept_that_loses_the_race_is_a_concurrent_submission(
-    synced: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Both saw no accepted submission; the other one committed first.
-    monkeypatch.setattr(store_submissions, "current_submission", lambda *a, **k: None)
-    accept(synced, OLD, "1" * 64)
-
-    with pytest.raises(ConcurrentSubmission, match="accepted at the same time"):
-        accept(synced, NEW, "2" * 64)
-
-    assert count(synced, "SELECT count(*) FROM submission") == 1
-    assert count(synced, "SELECT count(*) FROM observation") == len(OLD)
-
-
 # --- duplicates and rejections -------------------------------------------------------------------
 
 
 def test_find_and_record_a_duplicate(synced: Engine) -> None:
     original = accept(synced, OLD, "1" * 64).submission
     store.record_rejected(
-        new_submission("9" * 64),
+        received_id(synced, new_submission("9" * 64)),
+        encoding=None,
         rows_total=3,
         rows_rejected=1,
         issues=2,
@@ -468,7 +501,7 @@ def test_find_and_record_a_duplicate(synced: Engine) -> None:
     # A rejected file sent again is validated again, not a duplicate.
     assert store.find_duplicate(new_submission("9" * 64), engine=synced) is None
 
-    dup = store.record_duplicate(again, found, engine=synced)
+    dup = store.record_duplicate(received_id(synced, again), found, engine=synced)
 
     assert dup.id is not None and dup.id != original.id
     assert (dup.status, dup.duplicate_of, dup.file_name) == (
@@ -488,7 +521,8 @@ def test_find_and_record_a_duplicate(synced: Engine) -> None:
 
 def test_record_rejected_stores_no_observation(synced: Engine) -> None:
     row = store.record_rejected(
-        new_submission(),
+        received_id(synced, new_submission()),
+        encoding=None,
         rows_total=10,
         rows_rejected=3,
         issues=4,
@@ -529,7 +563,10 @@ def test_find_conflicts_finds_figures_held_by_another_period(synced: Engine) -> 
     # The same key from another partner, and from a rejected file, do not clash.
     accept(synced, MONTHLY, "2" * 64, partner_id="online-commerce-centre", period="2025-01")
     store.record_rejected(
-        new_submission("3" * 64, partner_id="braude-college", period="2025-02"),
+        received_id(
+            synced, new_submission("3" * 64, partner_id="braude-college", period="2025-02")
+        ),
+        encoding=None,
         rows_total=1,
         rows_rejected=1,
         issues=1,

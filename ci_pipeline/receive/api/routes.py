@@ -4,18 +4,18 @@ reports.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from ci_pipeline import events, store
-from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
 from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive import intake
 from ci_pipeline.receive.api.auth import ApiContext, Context, PartnerId, authenticated_partner
 from ci_pipeline.receive.api.schemas import Received, SubmissionOut, problems
 from ci_pipeline.receive.api.uploads import (
@@ -112,7 +112,7 @@ LimitQuery = Annotated[int, Query(ge=1, le=500, description="At most this many, 
     response_model=Received,
     tags=["submissions"],
     summary="Upload a file for a period",
-    responses=problems(401, 413, 422),
+    responses=problems(401, 413, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -143,34 +143,48 @@ async def upload(
         raise too_large(limit)  # refused unread
     folder = context.settings.received_dir / partner_id / canonical
     partial, content_hash, size = await spool(request, folder, limit)
-    if size == 0:
-        partial.unlink(missing_ok=True)
-        raise HTTPException(422, detail="the request body is empty: send the file's bytes")
-    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-    final = folder / f"{stamp}-{content_hash[:12]}-{file_name}"
     try:
-        os.replace(partial, final)  # atomic: the ingest run never sees half a file
-    except OSError:
+        if size == 0:
+            raise HTTPException(422, detail="the request body is empty: send the file's bytes")
+        # The bytes and the received submission are committed before the 202: whatever
+        # crashes next, the file reaches a verdict (the reconciler sees to it).
+        row = await run_in_threadpool(
+            intake.take_bytes,
+            partial.read_bytes(),
+            partner_id,
+            canonical,
+            file_name=file_name,
+            initiative=context.initiative,
+            settings=context.settings,
+            engine=context.engine,
+            options={"encoding": declared_encoding},
+        )
+    except SQLAlchemyError as exc:
+        raise HTTPException(
+            503, detail="the file could not be stored just now; nothing was received: send it again"
+        ) from exc
+    finally:
         partial.unlink(missing_ok=True)  # never leave a spooled upload behind
-        raise
+    assert row.id is not None
     spec = events.submission_received(
+        submission_id=row.id,
         partner_id=partner_id,
         period=canonical,
-        path=str(final),
         file_name=file_name,
         content_hash=content_hash,
         size_bytes=size,
         source="api",
-        encoding=declared_encoding,
     )
     await run_in_threadpool(events.emit, spec, emitter=context.emitter)
     return Received(
         status="received",
+        submission_id=row.id,
         partner_id=partner_id,
         period=canonical,
         file_name=file_name,
         content_hash=content_hash,
         size_bytes=size,
+        submission_url=f"/v1/submissions/{row.id}",
         submissions_url=f"/v1/submissions?content_hash={content_hash}",
     )
 

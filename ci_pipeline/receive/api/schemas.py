@@ -23,14 +23,17 @@ class Health(BaseModel):
 
 
 class Received(BaseModel):
-    """An upload was received and waits to be ingested; poll ``submissions_url`` for the verdict."""
+    """An upload was received — its bytes and submission are stored — and waits to be
+    ingested; poll ``submission_url`` for the verdict."""
 
     status: str
+    submission_id: int
     partner_id: str
     period: str
     file_name: str
     content_hash: str
     size_bytes: int
+    submission_url: str
     submissions_url: str
 
 
@@ -66,5 +69,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such submission (or not this partner's), or no such report.",
         413: "The file is larger than the installation's limit.",
         422: "The period, file name, encoding or body is not acceptable.",
+        503: "The file could not be stored just now; nothing was received: send it again.",
     }
     return {code: {"model": Problem, "description": words[code]} for code in codes}

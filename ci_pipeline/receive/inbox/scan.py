@@ -1,19 +1,23 @@
 """One pass over the inbox with an explicit clock and an explicit table of files being watched:
-settled files are taken (moved to ``received`` and announced), unroutable ones refused.
+settled files are taken (their bytes and ``received`` submission committed, then moved to
+``received`` and announced), unroutable ones refused.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
 from ci_pipeline import events
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake
 from ci_pipeline.receive.inbox.layout import (
     README,
     REASON_SUFFIX,
@@ -88,6 +92,7 @@ def scan(
     initiative: Initiative,
     *,
     emitter: events.Emitter,
+    engine: Engine,
     pending: Pending,
     now: float,
 ) -> ScanResult:
@@ -117,7 +122,14 @@ def scan(
             result.waiting.append(path)
             continue
         outcome = _handle(
-            path, rel, st, settings, initiative, emitter=emitter, retrying=seen.failures > 0
+            path,
+            rel,
+            st,
+            settings,
+            initiative,
+            emitter=emitter,
+            engine=engine,
+            retrying=seen.failures > 0,
         )
         if isinstance(outcome, Taken):
             result.taken.append(outcome)
@@ -195,6 +207,7 @@ def _handle(
     initiative: Initiative,
     *,
     emitter: events.Emitter,
+    engine: Engine,
     retrying: bool = False,
 ) -> Taken | Refused | _Retry | _Gone:
     """Route one settled file: take it, refuse it, or return its new signature to retry."""
@@ -204,11 +217,20 @@ def _handle(
         if isinstance(routed, str):
             return _refuse(path, rel, routed, settings, initiative)
         partner_id, period = routed
-        return _take(path, partner_id, period, signature, settings, emitter=emitter)
+        return _take(
+            path,
+            partner_id,
+            period,
+            signature,
+            settings,
+            initiative,
+            emitter=emitter,
+            engine=engine,
+        )
     except FileNotFoundError:
         logger.info("inbox: %s disappeared before it could be handled", path)
         return _Gone()
-    except OSError as exc:
+    except (OSError, SQLAlchemyError) as exc:
         # E.g. still open by a writer on a share that locks it, or a full disk: keep the file
         # where it is and retry after another settle period; say so loudly only once.
         log = logger.debug if retrying else logger.warning
@@ -222,8 +244,10 @@ def _take(
     period: str,
     signature: Signature,
     settings: Settings,
+    initiative: Initiative,
     *,
     emitter: events.Emitter,
+    engine: Engine,
 ) -> Taken | _Retry:
     """Fingerprint, move to ``received`` and announce one settled file.
 
@@ -231,20 +255,29 @@ def _take(
     size and mtime must match the settled signature before and after reading: a writer that
     resumed makes us wait another settle period rather than announce bytes that are not final.
     """
-    digest = hashlib.sha256()
-    size = 0
     with path.open("rb") as fh:
         opened = signature_of(os.fstat(fh.fileno()))
         if opened != signature:
             return _Retry(opened, failed=False)
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
+        content = fh.read()
         after = signature_of(os.fstat(fh.fileno()))
+    size = len(content)
     if after != signature or size != signature[0]:
         logger.info("inbox: %s changed while being read; waiting for it to settle again", path)
         return _Retry(after, failed=False)
-    content_hash = digest.hexdigest()
+    # The bytes and the received submission are committed before the file leaves the inbox:
+    # if this fails (the database is down), the file stays and is tried again.
+    row = intake.take_bytes(
+        content,
+        partner_id,
+        period,
+        file_name=path.name,
+        initiative=initiative,
+        settings=settings,
+        engine=engine,
+    )
+    assert row.id is not None
+    content_hash = row.content_hash
     folder = settings.received_dir / partner_id / period
     folder.mkdir(parents=True, exist_ok=True)
     target = free_name(folder, f"{utc_stamp()}-{content_hash[:12]}-", path.name)
@@ -259,27 +292,23 @@ def _take(
         target,
     )
     spec = events.submission_received(
+        submission_id=row.id,
         partner_id=partner_id,
         period=period,
-        path=str(target),
         file_name=path.name,
         content_hash=content_hash,
         size_bytes=size,
         source="inbox",
-        encoding=None,
     )
     emitted = events.emit(spec, emitter=emitter) == 1
     if not emitted:
-        # events.emit logged the cause; say what it means for this file and how to recover.
+        # events.emit logged the cause; say what it means for this file and who recovers it.
         logger.error(
-            "inbox: %s is safe in %s but its %s event was not sent, so no ingest was started; "
-            "submit it by hand: ci-pipeline submit %s --partner %s --period %s",
+            "inbox: %s is stored as submission #%d, but its %s event was not sent: the "
+            "reconciler will start its ingest (ci-pipeline reconcile does it now)",
             path.name,
-            target,
+            row.id,
             events.SUBMISSION_RECEIVED,
-            target,
-            partner_id,
-            period,
         )
     return Taken(path, target, partner_id, period, path.name, content_hash, size, emitted)
 

@@ -11,6 +11,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import Engine
+
 from ci_pipeline import events
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
@@ -44,11 +46,13 @@ class InboxWatcher:
         initiative: Initiative,
         *,
         emitter: events.Emitter,
+        engine: Engine,
         use_observer: bool = True,
     ) -> None:
         self.settings = settings
         self.initiative = initiative
         self.emitter = emitter
+        self.engine = engine
         self.use_observer = use_observer
         self.pending: Pending = {}
         self._lock = threading.Lock()  # one scan at a time, whoever calls it
@@ -119,6 +123,7 @@ class InboxWatcher:
                 self.settings,
                 self.initiative,
                 emitter=self.emitter,
+                engine=self.engine,
                 pending=self.pending,
                 now=time.monotonic() if now is None else now,
             )

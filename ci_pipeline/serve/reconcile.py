@@ -1,0 +1,132 @@
+"""The reconciler: every received submission reaches a verdict, whatever was lost on the way.
+
+A file is stored (bytes and ``received`` submission) before anyone is told "received"; its
+ingest is started by an event. When that event is lost (the Prefect server was down: ``emit``
+logs and carries on), or the run that took it died (a kill, a crash, a SIGTERM), the submission
+stays ``received``. :func:`reconcile` finds such submissions — never taken and older than
+``reconcile_after_seconds``, or taken longer than ``ingest_lease_seconds`` ago — and starts an
+ingest for each. ``serve`` runs it at start and every ``reconcile_every_seconds``
+(:class:`Reconciler`); ``ci-pipeline reconcile`` runs it once, by hand.
+
+Starting a second ingest of a submission that is in fact still being ingested is safe: the
+verdict is written once (``store.decide``), and the later run returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ci_pipeline import store
+from ci_pipeline.config import Settings
+from ci_pipeline.model.initiative import Initiative
+
+logger = logging.getLogger(__name__)
+
+#: Starts an ingest of one submission (a deployment run in ``serve``, a flow call by hand);
+#: raises if it could not.
+Starter = Callable[[int], None]
+
+
+def reconcile(
+    settings: Settings,
+    initiative: Initiative,
+    *,
+    engine: Engine,
+    start: Starter,
+    unclaimed_for: timedelta | None = None,
+) -> list[int]:
+    """Start an ingest for every received submission nobody is deciding; the ids started.
+
+    One that could not be started is logged and left for the next pass (it is claimed only
+    once its run was started).
+    """
+    rows = store.unfinished_submissions(
+        initiative.info.id,
+        unclaimed_for=(
+            timedelta(seconds=settings.reconcile_after_seconds)
+            if unclaimed_for is None
+            else unclaimed_for
+        ),
+        lease=timedelta(seconds=settings.ingest_lease_seconds),
+        engine=engine,
+    )
+    started: list[int] = []
+    for row in rows:  # one per stranded submission, not per data row
+        assert row.id is not None
+        try:
+            start(row.id)
+        except Exception as exc:  # the orchestrator is down: say so, try again next pass
+            logger.warning(
+                "reconcile: could not start an ingest for submission #%d (%s %s): %s; "
+                "%d received submission(s) wait, retried at the next pass",
+                row.id,
+                row.partner_id,
+                row.period,
+                exc,
+                len(rows) - len(started),
+            )
+            break
+        store.claim_received(row.id, engine=engine)
+        started.append(row.id)
+    if started:
+        logger.warning(
+            "reconcile: started ingests for %d received submission(s) nobody was deciding: %s",
+            len(started),
+            ", ".join(f"#{i}" for i in started),
+        )
+    return started
+
+
+class Reconciler:
+    """:func:`reconcile` at start and every ``reconcile_every_seconds``, on a daemon thread
+    (a context manager, like the inbox watcher)."""
+
+    def __init__(
+        self, settings: Settings, initiative: Initiative, *, engine: Engine, start: Starter
+    ) -> None:
+        self.settings, self.initiative, self.engine, self.start_run = (
+            settings,
+            initiative,
+            engine,
+            start,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def pass_once(self) -> list[int]:
+        """One pass; a database outage is logged, not raised (the next pass tries again)."""
+        try:
+            return reconcile(
+                self.settings, self.initiative, engine=self.engine, start=self.start_run
+            )
+        except SQLAlchemyError as exc:
+            logger.warning("reconcile: the database did not answer (%s); trying again later", exc)
+            return []
+
+    def _run(self) -> None:
+        while True:
+            self.pass_once()
+            if self._stop.wait(self.settings.reconcile_every_seconds):
+                return
+
+    def __enter__(self) -> Reconciler:
+        self._thread = threading.Thread(target=self._run, name="ci-reconciler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
