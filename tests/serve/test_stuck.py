@@ -13,8 +13,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -27,6 +29,8 @@ from prefect.client.schemas.responses import SetStateStatus
 from prefect.events import emit_event
 from prefect.states import Pending, Running
 
+from ci_pipeline.config import Settings
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.serve import stuck
 from ci_pipeline.serve.stuck import Bounds, stuck_reason
 
@@ -266,3 +270,123 @@ def test_an_events_outage_is_logged_and_no_running_run_is_judged_without_heartbe
             assert [r.id for r in await stuck.sweep([ingest], client=client, now=now)] == [running]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_sweeping_finishes_what_no_runner_is_left_to_run_at_start_and_at_exit(
+    names: dict[str, str],
+) -> None:
+    async def submitting(deployment: str) -> UUID:
+        async with get_client() as client:
+            return await _run_in(client, deployment, Pending(name="Submitting"))
+
+    async def state(run_id: UUID) -> str:
+        async with get_client() as client:
+            return (await _state(client, run_id))[0]
+
+    ingest, other = names["ingest"], names["other"]
+    # serve with its own Prefect server: a run left Submitting by the serve that was killed
+    # is finished at start; one the runner was still submitting when it stopped, at exit.
+    left = asyncio.run(submitting(ingest))
+    with stuck.sweeping([ingest], own_server=True, every=3600):
+        assert asyncio.run(state(left)) == "CRASHED"
+        during = asyncio.run(submitting(ingest))
+        assert asyncio.run(state(during)) == "PENDING"
+    assert asyncio.run(state(during)) == "CRASHED"
+    # serve against a shared server: a run just submitted may be another worker's; kept.
+    shared = asyncio.run(submitting(other))
+    with stuck.sweeping([other], own_server=False, every=3600):
+        pass
+    assert asyncio.run(state(shared)) == "PENDING"
+
+
+@flow(name="stuck-heartbeat-probe")
+def heartbeat_probe(path: str) -> None:
+    """Write the heartbeat frequency this run's process was given."""
+    from prefect.settings import get_current_settings
+
+    Path(path).write_text(str(get_current_settings().flows.heartbeat_frequency))
+
+
+@pytest.mark.slow
+def test_runs_served_by_serve_send_a_heartbeat_every_30_s(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    # Prefect's default is 180 s: a dead run would be noticed only after 4 x 180 s = 12 min.
+    from prefect.deployments.runner import RunnerDeployment
+
+    from ci_pipeline.serve.runner import running
+
+    deployment = RunnerDeployment.from_entrypoint(
+        f"{Path(__file__)}:heartbeat_probe", name=f"heartbeat-{uuid.uuid4().hex[:8]}"
+    )
+    out = tmp_path / "frequency.txt"
+
+    async def run_it() -> str:
+        async with get_client() as client:
+            found = await client.read_deployment_by_name(deployment.full_name)
+            run = await client.create_flow_run_from_deployment(
+                found.id, parameters={"path": str(out)}
+            )
+            deadline = time.monotonic() + 240
+            while not (state := (await client.read_flow_run(run.id)).state) or not state.is_final():
+                assert time.monotonic() < deadline, "the probe run never finished"
+                await asyncio.sleep(0.5)
+            return state.type.value
+
+    async def remove() -> None:
+        async with get_client() as client:
+            await client.delete_deployment(
+                (await client.read_deployment_by_name(deployment.full_name)).id
+            )
+
+    with running([deployment], poll_seconds=0.5):
+        assert asyncio.run(run_it()) == "COMPLETED"
+    asyncio.run(remove())
+    assert out.read_text() == str(stuck.HEARTBEAT_SECONDS) == "30"
+
+
+def test_serve_sweeps_before_its_runner_starts_and_after_it_stops(
+    settings: Settings, initiative: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from ci_pipeline.serve import runner
+
+    calls: list[Any] = []
+
+    def step(name: str) -> Callable[..., AbstractContextManager[Any]]:
+        @contextmanager
+        def context(*args: Any, **kwargs: Any) -> Iterator[str]:
+            calls.append((f"{name} up", *args[:1], *sorted(kwargs.items())))
+            yield "http://127.0.0.1:1/api"
+            calls.append(f"{name} down")
+
+        return context
+
+    monkeypatch.setattr(runner, "prefect_server", step("server"))
+    monkeypatch.setattr(stuck, "sweeping", step("sweep"))
+    monkeypatch.setattr(runner, "running", lambda *_, **__: step("runner")())
+    monkeypatch.setattr(runner, "_wait_for_interrupt", lambda: calls.append("serving"))
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        runner.serve(settings, initiative, on_ready=print, with_api=False, with_inbox=False)
+    names = [
+        "check-completeness/daily",
+        "deliver-alerts/on-alert",
+        "ingest-submission/on-received",
+        "notify-quiet-intake/quiet-intake",
+        "process-period/indicators",
+        "weekly-digest/weekly",
+    ]
+    assert [c if isinstance(c, str) else c[0] for c in calls] == [
+        "server up",
+        "sweep up",
+        "runner up",
+        "serving",
+        "runner down",
+        "sweep down",
+        "server down",
+    ]
+    sweep_up = calls[1]
+    assert isinstance(sweep_up, tuple)
+    assert sorted(sweep_up[1]) == names and sweep_up[2] == ("own_server", True)
