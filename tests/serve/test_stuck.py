@@ -27,7 +27,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas import OrchestrationResult
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.events import emit_event
-from prefect.states import Pending, Running
+from prefect.states import Cancelling, Pending, Running
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
@@ -268,6 +268,26 @@ def test_an_events_outage_is_logged_and_no_running_run_is_judged_without_heartbe
             )
             # Once the events answer again, the next sweep catches up.
             assert [r.id for r in await stuck.sweep([ingest], client=client, now=now)] == [running]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_a_silent_cancelling_run_is_set_cancelled_the_one_state_prefect_allows_it(
+    names: dict[str, str],
+) -> None:
+    async def scenario() -> None:
+        async with get_client() as client:
+            deployment = names["foreign"]
+            run_id = await _run_in(client, deployment, Pending(), Running(), Cancelling())
+            assert await _slots(client, deployment) == 1
+            now = datetime.now(UTC) + timedelta(minutes=10)
+            finished = await stuck.sweep([deployment], client=client, now=now)
+            assert [r.id for r in finished] == [run_id]
+            kind, message = await _state(client, run_id)
+            assert kind == "CANCELLED" and message.startswith("ci-pipeline found this run stuck")
+            assert "Cancelling, for 6" in message  # 600 s, give or take
+            assert await _slots(client, deployment) == 0
 
     asyncio.run(scenario())
 
