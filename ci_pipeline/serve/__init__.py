@@ -1,4 +1,5 @@
 """Running the pipeline on one machine (``runner``: a Prefect server, the deployments that
-``deployments`` reads from ``deployments/prefect.yaml``, the inbox watcher and the intake API)
+``deployments`` reads from ``deployments/prefect.yaml``, the inbox watcher and the intake API;
+``stuck``: runs left behind by a process that is gone, finished so their slots are released)
 and what operators see of it (``status``).
 """

@@ -41,6 +41,7 @@ def reconcile(
     engine: Engine,
     start: Starter,
     unclaimed_for: timedelta | None = None,
+    lease: timedelta | None = None,
 ) -> list[int]:
     """Start an ingest for every received submission nobody is deciding; the ids started.
 
@@ -54,7 +55,7 @@ def reconcile(
             if unclaimed_for is None
             else unclaimed_for
         ),
-        lease=timedelta(seconds=settings.ingest_lease_seconds),
+        lease=timedelta(seconds=settings.ingest_lease_seconds) if lease is None else lease,
         engine=engine,
     )
     started: list[int] = []
@@ -89,22 +90,40 @@ class Reconciler:
     (a context manager, like the inbox watcher)."""
 
     def __init__(
-        self, settings: Settings, initiative: Initiative, *, engine: Engine, start: Starter
+        self,
+        settings: Settings,
+        initiative: Initiative,
+        *,
+        engine: Engine,
+        start: Starter,
+        sole_runner: bool = False,
     ) -> None:
+        """``sole_runner``: no ingest can be running anywhere else when this starts (``serve``
+        with its own Prefect server), so the first pass starts an ingest for every received
+        submission at once, whatever its age or claim: those left by the last ``serve`` (a
+        SIGTERM, a kill, a lost event) need not wait for the lease."""
         self.settings, self.initiative, self.engine, self.start_run = (
             settings,
             initiative,
             engine,
             start,
         )
+        self._first = sole_runner
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def pass_once(self) -> list[int]:
         """One pass; a database outage is logged, not raised (the next pass tries again)."""
+        everything = timedelta(0) if self._first else None
+        self._first = False
         try:
             return reconcile(
-                self.settings, self.initiative, engine=self.engine, start=self.start_run
+                self.settings,
+                self.initiative,
+                engine=self.engine,
+                start=self.start_run,
+                unclaimed_for=everything,
+                lease=everything,
             )
         except SQLAlchemyError as exc:
             logger.warning("reconcile: the database did not answer (%s); trying again later", exc)

@@ -27,7 +27,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import reconcile
+from ci_pipeline.serve import reconcile, stuck
 from ci_pipeline.serve.deployments import runner_deployments
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
@@ -179,7 +179,11 @@ def running(
 
     async def main() -> None:
         runner = Runner(
-            name="ci-pipeline", query_seconds=poll_seconds, limit=limit, pause_on_shutdown=False
+            name="ci-pipeline",
+            query_seconds=poll_seconds,
+            limit=limit,
+            pause_on_shutdown=False,
+            heartbeat_seconds=stuck.HEARTBEAT_SECONDS,
         )
         try:
             for deployment in deployments:
@@ -214,15 +218,30 @@ def serve(
     with_api: bool = True,
     with_inbox: bool = True,
 ) -> None:
-    """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down."""
+    """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down.
+
+    SIGTERM does what Ctrl-C does: the intake API and the inbox stop taking files, then the
+    runner sends SIGTERM to each flow run process in flight (SIGKILL after 30 s) and marks the
+    run Cancelled ("Runner is shutting down."), which frees its concurrency slot; an ingest
+    stopped so has no verdict, and its submission is picked up again by the reconciler. Runs
+    the runner was still submitting, and runs left by a ``serve`` that was killed, are set
+    Crashed by :func:`.stuck.sweeping` before the Prefect server stops, or when ``serve``
+    starts again.
+    """
+    from prefect.settings import get_current_settings
+
     from ci_pipeline import events, store
     from ci_pipeline.receive import api, inbox, intake
 
     engine = store.engine_for(settings.resolved_database_url)
     intake.prepare_database(initiative, engine=engine)
+    own_server = not get_current_settings().api.url
     with ExitStack() as stack:
         api_url = stack.enter_context(prefect_server(settings))
         deployments = runner_deployments()
+        # Before the runner and left after it: stuck runs are finished at start and at exit.
+        names = [d.full_name for d in deployments]
+        stack.enter_context(stuck.sweeping(names, own_server=own_server))
         emitter = events.prefect_emitter
         intake_url = "(not started)"
         # Deployments first: their triggers must exist before the first file is announced.
@@ -230,7 +249,9 @@ def serve(
         # Then every received submission left without a verdict (lost events, dead runs)
         # gets its ingest, now and every reconcile_every_seconds.
         stack.enter_context(
-            reconcile.Reconciler(settings, initiative, engine=engine, start=start_ingest)
+            reconcile.Reconciler(
+                settings, initiative, engine=engine, start=start_ingest, sole_runner=own_server
+            )
         )
         if with_inbox:
             stack.enter_context(

@@ -122,3 +122,26 @@ def test_every_lost_submission_reaches_one_verdict(
     assert store.list_submissions(engine=db) == before
     values = store.current_observations(engine=db, partner_id=FUND)["value"].to_list()
     assert values == [2.0]  # counted once
+
+
+def test_the_first_pass_of_the_sole_runner_takes_every_received_submission(
+    db: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> None:
+    """``serve`` with its own Prefect server is the only runner: at start, a submission its
+    last run took a minute ago (then SIGTERM) and one received just now are both started; the
+    later passes wait for the lease and the grace again."""
+    taken = receive(db, initiative, settings, tmp_path, 1, OLD)
+    claim(db, taken, timedelta(minutes=1))
+    fresh = receive(db, initiative, settings, tmp_path, 2, timedelta(0))
+    started: list[int] = []
+    reconciler = reconcile.Reconciler(
+        settings, initiative, engine=db, start=started.append, sole_runner=True
+    )
+
+    assert reconciler.pass_once() == [taken, fresh]
+    store.claim_received(taken, engine=db)
+    assert reconciler.pass_once() == []
+    assert (
+        reconcile.Reconciler(settings, initiative, engine=db, start=started.append).pass_once()
+        == []
+    )  # not the sole runner: it waits
