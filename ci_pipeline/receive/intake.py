@@ -22,7 +22,7 @@ from sqlmodel import Field
 from ci_pipeline import read, store, validate
 from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
-from ci_pipeline.errors import SubmissionRefused
+from ci_pipeline.errors import AlreadyReported, SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.validate import report
@@ -217,20 +217,49 @@ def check(
                 "replaced; accepting them undoes that correction"
             )
         return validate.ValidationResult(result.rows, result.issues, observations, warnings)
-    issues = conflicts.select(
+    column = parsed.raw.headers.get("period", "period").strip()
+    return validate.ValidationResult(
+        result.rows, already_reported(conflicts, new.partner_id, column), None, result.warnings
+    )
+
+
+def already_reported(
+    conflicts: pl.DataFrame, partner_id: str, column: str = "period"
+) -> pl.DataFrame:
+    """The ``already_reported`` issues of the rows :func:`store.find_overlaps` found: each
+    names its row, the period column as the partner named it, the period written, and the
+    figure it overlaps. Another partner's submission is not named to this partner (a partner
+    sees only its own submissions)."""
+    held = pl.concat_str(
+        pl.col("held_period"),
+        pl.when(pl.col("held_disaggregation") == pl.col("disaggregation"))
+        .then(pl.lit(""))
+        .otherwise(pl.lit(" (") + pl.col("held_disaggregation") + pl.lit(")")),
+    )
+    own = pl.concat_str(
+        pl.lit("this figure overlaps "),
+        held,
+        pl.lit(", already reported in submission #"),
+        pl.col("held_by").cast(pl.Utf8),
+        pl.lit(" for "),
+        pl.col("held_in"),
+        pl.lit("; resubmit that period to correct it, so it is not counted twice"),
+    )
+    other = pl.concat_str(
+        pl.lit("this figure overlaps "),
+        held,
+        pl.lit(
+            ", already reported by another partner; this measure counts one partner's figure "
+            "for a place and period (across_partners: exclusive): ask the backbone team"
+        ),
+    )
+    return conflicts.select(
         pl.col("source_row").alias("row"),
-        pl.lit(parsed.raw.headers.get("period", "period").strip()).alias("column"),
+        pl.lit(column).alias("column"),
         pl.col("period").alias("value"),
         pl.lit("already_reported").alias("rule"),
-        pl.concat_str(
-            pl.lit("this figure was already reported in submission #"),
-            pl.col("held_by").cast(pl.Utf8),
-            pl.lit(" for "),
-            pl.col("held_in"),
-            pl.lit("; resubmit that period to correct it, so it is not counted twice"),
-        ).alias("message"),
+        pl.when(pl.col("held_partner") == partner_id).then(own).otherwise(other).alias("message"),
     ).sort("row")
-    return validate.ValidationResult(result.rows, issues, None, result.warnings)
 
 
 def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[str]]:
@@ -285,9 +314,14 @@ def record(
         )
         return Receipt.from_row(row, result.issues, result.warnings)
     assert result.observations is not None
-    outcome = store.store_accepted(
-        new, result.observations, rows_total=result.rows, report_path=None, engine=engine
-    )
+    try:
+        outcome = store.store_accepted(
+            new, result.observations, rows_total=result.rows, report_path=None, engine=engine
+        )
+    except AlreadyReported as exc:  # accepted meanwhile: another file holds these figures now
+        issues = already_reported(exc.conflicts, new.partner_id)
+        refused = validate.ValidationResult(result.rows, issues, None, result.warnings)
+        return record(new, refused, encoding=encoding, settings=settings, engine=engine)
     row = outcome.submission
     message = f"accepted: {row.rows_accepted} row(s) stored"
     if outcome.superseded is not None and outcome.diff is not None:

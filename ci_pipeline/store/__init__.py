@@ -60,14 +60,18 @@ from ci_pipeline.store.indicators import (
     updated_slices,
 )
 from ci_pipeline.store.observations import (
+    HELD_SCHEMA,
     Diff,
     bulk_insert_observations,
     current_observations,
     diff_observations,
     find_conflicts,
+    find_overlaps,
+    observations_of,
     read_observations,
 )
 from ci_pipeline.store.submissions import (
+    ACCEPT_LOCK,
     RECEIVED_SCHEMA,
     Accepted,
     NewSubmission,
@@ -112,7 +116,9 @@ from ci_pipeline.store.tokens import (
 )
 
 __all__ = [
+    "ACCEPT_LOCK",
     "ALERTS_SINCE_SCHEMA",
+    "HELD_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "RECEIVED_SCHEMA",
@@ -155,6 +161,7 @@ __all__ = [
     "find_alert",
     "find_conflicts",
     "find_duplicate",
+    "find_overlaps",
     "get_alerts",
     "get_submission",
     "indicators_digest",
@@ -164,6 +171,7 @@ __all__ = [
     "list_tokens",
     "locked_transaction",
     "make_engine",
+    "observations_of",
     "open_alerts",
     "pending_alert_ids",
     "read_frame",

@@ -1,7 +1,8 @@
 """The submission lifecycle: duplicates, rejections, acceptance (with supersession and the
 overlap check), and the listings of submissions.
 
-Accepting a file is one transaction: all of its rows or none.
+Accepting a file is one transaction: all of its rows or none, checked for figures already
+counted in the same locked transaction that writes them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ci_pipeline.clock import utcnow
-from ci_pipeline.errors import ConcurrentSubmission
+from ci_pipeline.errors import AlreadyReported, ConcurrentSubmission
+from ci_pipeline.store.db import locked_transaction
 from ci_pipeline.store.observations import (
     Diff,
     bulk_insert_observations,
     diff_observations,
-    read_observations,
+    find_overlaps,
+    observations_of,
 )
 from ci_pipeline.store.tables import (
     Status,
@@ -150,6 +153,23 @@ class Accepted:
     diff: Diff | None
 
 
+def _accepted_in(session: Session, new: NewSubmission) -> Submission | None:
+    """The accepted submission for the new file's partner and period, read in ``session``."""
+    return session.exec(
+        select(Submission).where(
+            Submission.initiative_id == new.initiative_id,
+            Submission.partner_id == new.partner_id,
+            Submission.period == new.period,
+            Submission.status == Status.accepted,
+        )
+    ).first()
+
+
+#: The one lock every acceptance takes (:func:`store_accepted`): whatever the partner and
+#: period, no two files are checked and written at the same time.
+ACCEPT_LOCK = "accept-observations"
+
+
 def store_accepted(
     new: NewSubmission,
     observations: pl.DataFrame,
@@ -158,24 +178,28 @@ def store_accepted(
     report_path: str | None,
     engine: Engine,
 ) -> Accepted:
-    """Accept a validated file in one transaction: its rows, and the supersession of its predecessor.
+    """Accept a validated file in one transaction: its rows, and the supersession of its
+    predecessor, unless a row overlaps a figure already counted.
+
+    The overlap check (:func:`find_overlaps`) and the write are one atomic step: they run in
+    one :func:`locked_transaction` on :data:`ACCEPT_LOCK`, which every acceptance takes, so no
+    interleaving of two ingests (any partner, any period) stores what the check would refuse.
+    A file that overlaps raises :class:`AlreadyReported` and writes nothing; the check before
+    storing (``find_conflicts``) only spares the partner a wait for the common case.
 
     The earlier accepted submission for the same partner and period, if any, becomes
     ``superseded`` (kept, pointing to its successor) and its observations stop counting.
     """
-    previous = current_submission(new.initiative_id, new.partner_id, new.period, engine=engine)
-    stale: Submission | None = None
-    diff = None
-    if previous is not None:
-        assert previous.id is not None
-        diff = diff_observations(read_observations(previous.id, engine=engine), observations)
-    with Session(engine) as session:
-        if previous is not None:
-            stale = session.get(Submission, previous.id)
-            if stale is None or stale.status != Status.accepted:
-                raise ConcurrentSubmission(
-                    f"submission #{previous.id} changed while this file was being stored; submit again"
-                )
+    with locked_transaction(ACCEPT_LOCK, engine=engine) as session:
+        conn = session.connection()
+        conflicts = find_overlaps(conn, new.initiative_id, new.partner_id, new.period, observations)
+        if not conflicts.is_empty():
+            raise AlreadyReported(conflicts)
+        stale = _accepted_in(session, new)
+        diff = None
+        if stale is not None:
+            assert stale.id is not None
+            diff = diff_observations(observations_of(conn, stale.id), observations)
             stale.status = Status.superseded
             session.add(stale)
             session.flush()  # free the one-accepted-per-period slot before taking it
@@ -188,12 +212,13 @@ def store_accepted(
                 rows_total=rows_total,
                 rows_accepted=observations.height,
                 report_path=report_path,
-                supersedes=previous.id if previous else None,
+                supersedes=stale.id if stale else None,
                 rows_added=diff.added if diff else None,
                 rows_removed=diff.removed if diff else None,
                 rows_changed=diff.changed if diff else None,
             )
-        except IntegrityError as exc:  # the one-accepted-per-period index: another file won
+        except IntegrityError as exc:  # the one-accepted-per-period index: a writer that
+            # bypassed the lock took the slot (every acceptance here reads it under the lock)
             raise ConcurrentSubmission(
                 f"another submission for {new.partner_id} {new.period} was accepted at the same time; "
                 "submit again to supersede it"
@@ -204,17 +229,14 @@ def store_accepted(
         # A failure here (a row breaking the observation key, a dropped connection) is not a
         # concurrent submission: it propagates as itself, and the session rolls everything back.
         bulk_insert_observations(
-            session.connection(),
+            conn,
             observations.with_columns(
                 pl.lit(row.id, pl.Int64).alias("submission_id"),
                 pl.lit(new.partner_id).alias("partner_id"),
             ),
         )
-        session.commit()
-        session.refresh(row)
-        if stale is not None:
-            session.refresh(stale)
-        return Accepted(row, stale, diff)
+        session.flush()
+    return Accepted(row, stale, diff)
 
 
 def list_submissions(
