@@ -6,6 +6,8 @@ codes, so the core never prints and never exits.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PipelineError(Exception):
     """Base class: something the user can act on, with a message that says what."""
@@ -36,3 +38,14 @@ class InvalidPeriod(PipelineError):
 
 class ConcurrentSubmission(PipelineError):
     """Another submission for the same partner and period was accepted at the same moment."""
+
+
+class AlreadyReported(PipelineError):
+    """A file's rows overlap figures already counted (found as the file was being stored).
+
+    ``conflicts`` is the frame ``store.find_overlaps`` returned: the rows and who holds them.
+    """
+
+    def __init__(self, conflicts: Any) -> None:
+        self.conflicts = conflicts
+        super().__init__(f"{len(conflicts)} row(s) overlap figures already counted")

@@ -17,6 +17,7 @@ from ci_pipeline.aggregate.rollup import (
     expected_partners,
     geography_rollup,
     join_disaggregation,
+    mark_counted,
     split_disaggregation,
 )
 from ci_pipeline.aggregate.summary import headline
@@ -30,6 +31,7 @@ __all__ = [
     "geography_rollup",
     "headline",
     "join_disaggregation",
+    "mark_counted",
     "refresh_indicators",
     "split_disaggregation",
 ]

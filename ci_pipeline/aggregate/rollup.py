@@ -3,8 +3,9 @@
 Pure polars. For each measure × geography (each locality and every ancestor up to the
 cluster) × period × disaggregation (each dimension's codes and their ``total``), the value is
 combined by the measure's rule — counts and amounts summed; proportions as Σ numerator /
-Σ denominator, never averaged rates; scores as means weighted by respondents — with the
-partners that reported against those expected (coverage) and the submissions that contributed
+Σ denominator, never averaged rates; scores as means weighted by respondents — over the rows
+that count (partners reporting the same population: the measure's ``across_partners``), with
+the partners that reported against those expected (coverage) and the submissions behind it
 (lineage).
 """
 
@@ -15,7 +16,7 @@ import itertools
 import polars as pl
 
 from ci_pipeline.model.frames import INDICATOR_SCHEMA
-from ci_pipeline.model.initiative import TOTAL, Combine, GeoLevel, Initiative
+from ci_pipeline.model.initiative import TOTAL, AcrossPartners, Combine, GeoLevel, Initiative
 
 SLICE = ["measure_id", "period"]
 KEY = ["measure_id", "geo_code", "period", "disaggregation"]
@@ -72,8 +73,47 @@ def expected_partners(initiative: Initiative) -> pl.DataFrame:
     return pl.DataFrame(sorted(rows), schema=["measure_id", "geo_code", "partner_id"], orient="row")
 
 
+def mark_counted(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
+    """``observations`` with ``_counts``: whether each row's figure counts.
+
+    Partners' figures for the same measure, geography and period are added up (the measure's
+    ``across_partners: sum``, and ``exclusive``, where the intake lets only one partner report
+    a cell). With ``prefer``, the partners of ``partner_precedence`` report the same
+    population: of those that reported a measure, geography and period, only the first in that
+    list counts, all of its rows (its breakdowns are parts of its own account); the others'
+    rows for it do not. Partners not listed count as usual.
+    """
+    ranks = [
+        (m.id, partner_id, rank)
+        for m in initiative.measures.values()
+        if m.across_partners is AcrossPartners.prefer
+        for rank, partner_id in enumerate(m.partner_precedence)
+    ]
+    if not ranks:
+        return observations.with_columns(pl.lit(True).alias("_counts"))
+    order = pl.DataFrame(
+        ranks,
+        schema={"measure_id": pl.Utf8, "partner_id": pl.Utf8, "_rank": pl.Int64},
+        orient="row",
+    )
+    rank = pl.col("_rank")
+    return (
+        observations.join(order, on=["measure_id", "partner_id"], how="left")
+        .with_columns(
+            (rank.is_null() | (rank == rank.min().over("measure_id", "geo_code", "period"))).alias(
+                "_counts"
+            )
+        )
+        .drop("_rank")
+    )
+
+
 def _combine(rule: pl.Expr) -> list[pl.Expr]:
-    n, d, v = pl.col("numerator"), pl.col("denominator"), pl.col("value")
+    """A cell's figures from the rows that count (:func:`mark_counted`); its coverage and
+    lineage from every row behind it, counted or not (a partner whose figure another's
+    replaces has still reported, and a change to its file must still refresh the cell)."""
+    counts = pl.col("_counts")
+    n, d, v = (pl.col(c).filter(counts) for c in ("numerator", "denominator", "value"))
     ratio = rule == Combine.ratio_of_sums
     weighted = rule == Combine.weighted_mean
     num = n.sum()
@@ -89,6 +129,7 @@ def _combine(rule: pl.Expr) -> list[pl.Expr]:
         pl.when(ratio.first() | weighted.first()).then(den).otherwise(None).alias("denominator"),
         pl.col("partner_id").n_unique().cast(pl.Int64).alias("partners_reported"),
         pl.col("submission_id").unique().sort().cast(pl.Utf8).str.join(",").alias("lineage"),
+        counts.any().alias("_counted"),
     ]
 
 
@@ -111,7 +152,7 @@ def aggregate(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFram
     )
     dims_of = {m.id: sorted(m.dimensions) for m in initiative.measures.values()}
     base = (
-        split_disaggregation(observations, dims)
+        split_disaggregation(mark_counted(observations, initiative), dims)
         .join(geography_rollup(initiative), on="geo_code", how="inner")
         .drop("geo_code")
         .rename({"target_geo": "geo_code"})
@@ -131,7 +172,8 @@ def aggregate(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFram
                 _combine(pl.col("_combine"))
             )
         )
-    grouped = pl.concat(parts)
+    # A cell only the rows that do not count reach (another partner's breakdown) is not one.
+    grouped = pl.concat(parts).filter(pl.col("_counted")).drop("_counted")
     # A measure without a dimension has only that dimension's total.
     grouped = grouped.filter(
         pl.all_horizontal(

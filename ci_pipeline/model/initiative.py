@@ -52,6 +52,20 @@ COMBINE_FOR_UNIT = {
 }
 
 
+class AcrossPartners(StrEnum):
+    """How two partners' figures for the same measure, geography and period combine."""
+
+    #: They count different people (each its own clients, students, businesses): added up.
+    sum = "sum"
+    #: They report the same population (a municipality and a national service, each giving
+    #: the locality's figure): the first partner of ``partner_precedence`` that reported the
+    #: cell counts; the others' figures are kept, shown and not counted.
+    prefer = "prefer"
+    #: Only one partner may report a cell: a file overlapping another partner's accepted
+    #: figure is rejected (``already_reported``).
+    exclusive = "exclusive"
+
+
 class Direction(StrEnum):
     higher_is_better = "higher_is_better"
     lower_is_better = "lower_is_better"
@@ -144,6 +158,17 @@ class Measure(StrictModel):
         None, description="What it is out of (proportions) or who answered (scores)."
     )
     combine: Combine
+    across_partners: AcrossPartners = Field(
+        AcrossPartners.sum,
+        description="How partners' figures for the same measure, place and period combine: "
+        "sum (they count different people), prefer (the same people: the first of "
+        "partner_precedence that reported counts), exclusive (one partner per cell).",
+    )
+    partner_precedence: list[Slug] = Field(
+        default_factory=list,
+        description="With across_partners: prefer, the partners reporting the same population, "
+        "the one that counts first; partners not listed are added as usual.",
+    )
     direction: Direction
     geo_levels: list[GeoLevel] = Field(default_factory=lambda: [GeoLevel.locality], min_length=1)
     dimensions: dict[Slug, list[Slug]] = Field(
@@ -182,6 +207,15 @@ class Measure(StrictModel):
             lo, hi = self.valid_range.min, self.valid_range.max
             if (lo is not None and lo < 0) or (hi is not None and hi > 1):
                 raise ValueError("a proportion's valid_range must lie within [0, 1]")
+        if (self.across_partners is AcrossPartners.prefer) != bool(self.partner_precedence):
+            raise ValueError(
+                "partner_precedence lists the partners in order with across_partners: prefer, "
+                "and only then"
+            )
+        if self.across_partners is AcrossPartners.prefer and len(self.partner_precedence) < 2:
+            raise ValueError("partner_precedence needs at least two partners to prefer between")
+        if len(set(self.partner_precedence)) != len(self.partner_precedence):
+            raise ValueError("partner_precedence lists a partner twice")
         if self.unit is Unit.score and not self.denominator:
             raise ValueError("a score needs 'denominator': who answered (the weight)")
         for name in ("baseline", "target"):

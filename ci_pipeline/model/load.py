@@ -137,6 +137,14 @@ def load_initiative(path: Path) -> Initiative:
             "".encode(p.encoding)
         except LookupError:
             problems.append(f"partners.yaml[{p.id}]: encoding: unknown encoding {p.encoding!r}")
+    for m in measures.values():
+        for partner_id in m.partner_precedence:
+            reports = partners.get(partner_id)
+            if reports is None or m.id not in reports.measures:
+                problems.append(
+                    f"{MEASURE_DIR}/{m.id}.yaml: partner_precedence: {partner_id!r} is not a "
+                    f"partner that reports {m.id}"
+                )
     if problems or info is None:
         raise DefinitionError(problems)
 

@@ -165,3 +165,15 @@ def period_end(label: pl.Expr) -> pl.Expr:
         .otherwise(1)
     )
     return period_start(label) + length - 1
+
+
+def overlapping_labels(period: Period) -> list[str]:
+    """Every month, quarter and year label whose span shares a month with ``period``, sorted:
+    a quarter's three months, itself and its year; a month, its quarter and its year."""
+    return sorted(
+        {
+            period_containing(month, periodicity).label
+            for periodicity in Periodicity
+            for month in range(period.start, period.end + 1)
+        }
+    )

@@ -20,14 +20,13 @@ from sqlalchemy import Engine
 from ci_pipeline import read, store, validate
 from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
-from ci_pipeline.errors import SubmissionRefused
+from ci_pipeline.errors import AlreadyReported, SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive.receipt import RECEIPT_FIELDS, Receipt
 from ci_pipeline.validate import report
 
 __all__ = [
-    "ACCEPT_LOCK",
     "RECEIPT_FIELDS",
     "Parsed",
     "Receipt",
@@ -60,11 +59,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-#: The one lock every acceptance takes (:func:`store.locked_transaction`): the duplicate and
-#: overlap checks and the write they allow are one step, whatever the partner or period.
-ACCEPT_LOCK = "ci_pipeline.accept"
 
 
 def archive_target(
@@ -262,20 +256,49 @@ def check(
                 "replaced; accepting them undoes that correction"
             )
         return validate.ValidationResult(result.rows, result.issues, observations, warnings)
-    issues = conflicts.select(
+    column = parsed.raw.headers.get("period", "period").strip()
+    return validate.ValidationResult(
+        result.rows, already_reported(conflicts, new.partner_id, column), None, result.warnings
+    )
+
+
+def already_reported(
+    conflicts: pl.DataFrame, partner_id: str, column: str = "period"
+) -> pl.DataFrame:
+    """The ``already_reported`` issues of the rows :func:`store.find_overlaps` found: each
+    names its row, the period column as the partner named it, the period written, and the
+    figure it overlaps. Another partner's submission is not named to this partner (a partner
+    sees only its own submissions)."""
+    held = pl.concat_str(
+        pl.col("held_period"),
+        pl.when(pl.col("held_disaggregation") == pl.col("disaggregation"))
+        .then(pl.lit(""))
+        .otherwise(pl.lit(" (") + pl.col("held_disaggregation") + pl.lit(")")),
+    )
+    own = pl.concat_str(
+        pl.lit("this figure overlaps "),
+        held,
+        pl.lit(", already reported in submission #"),
+        pl.col("held_by").cast(pl.Utf8),
+        pl.lit(" for "),
+        pl.col("held_in"),
+        pl.lit("; resubmit that period to correct it, so it is not counted twice"),
+    )
+    other = pl.concat_str(
+        pl.lit("this figure overlaps "),
+        held,
+        pl.lit(
+            ", already reported by another partner; this measure counts one partner's figure "
+            "for a place and period (across_partners: exclusive): ask the backbone team"
+        ),
+    )
+    return conflicts.select(
         pl.col("source_row").alias("row"),
-        pl.lit(parsed.raw.headers.get("period", "period").strip()).alias("column"),
+        pl.lit(column).alias("column"),
         pl.col("period").alias("value"),
         pl.lit("already_reported").alias("rule"),
-        pl.concat_str(
-            pl.lit("this figure was already reported in submission #"),
-            pl.col("held_by").cast(pl.Utf8),
-            pl.lit(" for "),
-            pl.col("held_in"),
-            pl.lit("; resubmit that period to correct it, so it is not counted twice"),
-        ).alias("message"),
+        pl.when(pl.col("held_partner") == partner_id).then(own).otherwise(other).alias("message"),
     ).sort("row")
-    return validate.ValidationResult(result.rows, issues, None, result.warnings)
 
 
 def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[str]]:
@@ -337,7 +360,30 @@ def record(
         issues = result.issues if stored.report_path == str(path) else None
         return Receipt.from_row(stored, issues, result.warnings)
     assert result.observations is not None
-    with store.locked_transaction(ACCEPT_LOCK, engine=engine) as session:
+    try:
+        accepted = _accept(row, result, folder, summary, encoding=encoding, engine=engine)
+    except AlreadyReported as exc:  # accepted meanwhile: another file holds these figures now
+        issues = already_reported(exc.conflicts, row.partner_id)
+        refused = validate.ValidationResult(result.rows, issues, None, result.warnings)
+        return record(row, refused, encoding=encoding, settings=settings, engine=engine)
+    final = store.get_submission(row.id, engine=engine)
+    assert final is not None
+    return Receipt.from_row(final, warnings=result.warnings if accepted else [])
+
+
+def _accept(
+    row: store.Submission,
+    result: validate.ValidationResult,
+    folder: Path,
+    summary: dict[str, Any],
+    *,
+    encoding: str | None,
+    engine: Engine,
+) -> bool:
+    """Check and write an accepted file under ``store.ACCEPT_LOCK``, its report written before
+    the commit; False when the submission was decided otherwise (a duplicate, or already)."""
+    assert result.observations is not None
+    with store.locked_transaction(store.ACCEPT_LOCK, engine=engine) as session:
         outcome = store.accept(
             session, row, result.observations, rows_total=result.rows, encoding=encoding
         )
@@ -357,9 +403,8 @@ def record(
                 outcome.diff.rows if outcome.diff else None,
             )
             store.describe(session, accepted, report_path=str(path), message=message)
-    final = store.get_submission(row.id, engine=engine)
-    assert final is not None
-    return Receipt.from_row(final, warnings=result.warnings)
+            return True
+    return False
 
 
 def refuse(row: store.Submission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:

@@ -61,11 +61,14 @@ from ci_pipeline.store.indicators import (
     updated_slices,
 )
 from ci_pipeline.store.observations import (
+    HELD_SCHEMA,
     Diff,
     bulk_insert_observations,
     current_observations,
     diff_observations,
     find_conflicts,
+    find_overlaps,
+    observations_of,
     read_observations,
 )
 from ci_pipeline.store.received import (
@@ -76,6 +79,7 @@ from ci_pipeline.store.received import (
     unfinished_submissions,
 )
 from ci_pipeline.store.submissions import (
+    ACCEPT_LOCK,
     RECEIVED_SCHEMA,
     Accepted,
     NewSubmission,
@@ -122,7 +126,9 @@ from ci_pipeline.store.tokens import (
 )
 
 __all__ = [
+    "ACCEPT_LOCK",
     "ALERTS_SINCE_SCHEMA",
+    "HELD_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "RECEIVED_SCHEMA",
@@ -170,6 +176,7 @@ __all__ = [
     "find_alert",
     "find_conflicts",
     "find_duplicate",
+    "find_overlaps",
     "get_alerts",
     "get_submission",
     "indicators_digest",
@@ -179,6 +186,7 @@ __all__ = [
     "list_tokens",
     "locked_transaction",
     "make_engine",
+    "observations_of",
     "open_alerts",
     "pending_alert_ids",
     "read_frame",

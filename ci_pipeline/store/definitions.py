@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from ci_pipeline.errors import DefinitionError
-from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.initiative import Initiative, Measure
 from ci_pipeline.store.tables import GeographyRow, InitiativeRow, MeasureRow, PartnerRow
+
+
+def _same_definition(stored: str, measure: Measure) -> bool:
+    """Whether a stored definition means ``measure``: read back, it equals it. A field added
+    to the model since (stored without it) takes its default, which keeps the meaning the
+    stored definition had, so it is not a change."""
+    try:
+        return Measure.model_validate_json(stored) == measure
+    except ValidationError:
+        return False
 
 
 def sync_initiative(initiative: Initiative, *, engine: Engine) -> list[str]:
@@ -72,7 +83,7 @@ def sync_initiative(initiative: Initiative, *, engine: Engine) -> list[str]:
                     )
                 )
                 changes.append(f"measure {m.id} v{m.version} added")
-            elif stored.definition != definition:
+            elif not _same_definition(stored.definition, m):
                 problems.append(
                     f"measures/{m.id}.yaml: version: the definition of {m.id} v{m.version} "
                     f"changed, but observations may refer to it; raise 'version' to {m.version + 1}"

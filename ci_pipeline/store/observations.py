@@ -1,18 +1,23 @@
 """Observations: written set-based (sqlite3 ``executemany`` or PostgreSQL ``COPY``, never
 per-object ORM inserts), read back per submission or as the figures that count, compared
-between a submission and its successor, and checked for figures already counted.
+between a submission and its successor, and checked for figures already counted (the rule is
+:mod:`ci_pipeline.model.overlap`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
+from ci_pipeline.model.initiative import AcrossPartners
+from ci_pipeline.model.overlap import overlapping
+from ci_pipeline.model.periods import overlapping_labels, parse_period
 from ci_pipeline.store.db import read_frame
 from ci_pipeline.store.tables import (
     NATURAL_KEY,
@@ -24,43 +29,121 @@ from ci_pipeline.store.tables import (
 def read_observations(submission_id: int, *, engine: Engine) -> pl.DataFrame:
     """All observations of one submission as a polars frame."""
     with engine.connect() as conn:
-        return read_frame(
-            conn,
-            f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation WHERE submission_id = :id",
-            {"id": submission_id},
+        return observations_of(conn, submission_id)
+
+
+def observations_of(conn: Connection, submission_id: int) -> pl.DataFrame:
+    """:func:`read_observations` on the caller's connection (inside its transaction)."""
+    return read_frame(
+        conn,
+        f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation WHERE submission_id = :id",
+        {"id": submission_id},
+    )
+
+
+#: The figures already counted that a new file is compared with: :func:`find_overlaps`.
+HELD_SCHEMA: dict[str, Any] = {
+    "measure_id": pl.Utf8,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+    "held_by": pl.Int64,
+    "held_in": pl.Utf8,
+    "held_partner": pl.Utf8,
+}
+
+
+def _exclusive_measures(
+    conn: Connection, initiative_id: str, observations: pl.DataFrame
+) -> list[str]:
+    """The file's measures whose stored definition (at the file's version) lets only one
+    partner report a cell (``across_partners: exclusive``)."""
+    measures = observations["measure_id"].unique().sort().to_list()
+    result = conn.execute(
+        text(
+            "SELECT id, version, definition FROM measure WHERE initiative_id = :ini AND id IN ("
+            + ", ".join(f":m{i}" for i in range(len(measures)))
+            + ")"
+        ),
+        {"ini": initiative_id} | {f"m{i}": m for i, m in enumerate(measures)},
+    )
+    used = set(observations.select("measure_id", "measure_version").unique().iter_rows())
+    return sorted(
+        {
+            measure
+            for measure, version, definition in result
+            if (measure, version) in used
+            and json.loads(definition).get("across_partners") == AcrossPartners.exclusive
+        }
+    )
+
+
+def find_overlaps(
+    conn: Connection, initiative_id: str, partner_id: str, period: str, observations: pl.DataFrame
+) -> pl.DataFrame:
+    """The rows of a new file that overlap a figure already counted (:mod:`.model.overlap`).
+
+    Compared with every accepted submission of the same partner for another period (one for
+    the same period is the file this one supersedes, not a second count of it) and, for a
+    measure that lets only one partner report a cell (``across_partners: exclusive``), with
+    every other partner's accepted submissions. Returns the new rows (``source_row`` and the
+    key) with ``held_by``, ``held_in`` and ``held_partner`` (the submission that holds the
+    figure, its period and partner) and ``held_period``, ``held_disaggregation`` (the figure
+    overlapped); one row per new row and holding submission, ordered by ``source_row``.
+    Runs on the caller's connection, so it can share the transaction that writes the file.
+    """
+    labels = sorted(
+        {
+            label
+            for p in observations["period"].unique().to_list()
+            for label in overlapping_labels(parse_period(p))
+        }
+    )
+    measures = observations["measure_id"].unique().sort().to_list()
+    held = pl.DataFrame(schema=HELD_SCHEMA)
+    if labels:
+        exclusive = _exclusive_measures(conn, initiative_id, observations)
+        others = (
+            " OR (s.partner_id <> :partner AND o.measure_id IN ("
+            + ", ".join(f":x{i}" for i in range(len(exclusive)))
+            + "))"
+            if exclusive
+            else ""
         )
+        rows = conn.execute(
+            text(
+                "SELECT o.measure_id, o.geo_code, o.period, o.disaggregation, "
+                "s.id AS held_by, s.period AS held_in, s.partner_id AS held_partner "
+                "FROM observation o JOIN submission s ON s.id = o.submission_id "
+                "WHERE s.initiative_id = :ini AND s.status = 'accepted' "
+                f"AND ((s.partner_id = :partner AND s.period <> :period){others}) "
+                "AND o.measure_id IN ("
+                + ", ".join(f":m{i}" for i in range(len(measures)))
+                + ") AND o.period IN ("
+                + ", ".join(f":p{i}" for i in range(len(labels)))
+                + ")"
+            ),
+            {"ini": initiative_id, "partner": partner_id, "period": period}
+            | {f"m{i}": m for i, m in enumerate(measures)}
+            | {f"p{i}": p for i, p in enumerate(labels)}
+            | {f"x{i}": m for i, m in enumerate(exclusive)},
+        ).all()
+        held = pl.DataFrame(rows, schema=HELD_SCHEMA, orient="row")
+    return (
+        overlapping(observations, held)
+        .unique(subset=["source_row", "held_by"], keep="first", maintain_order=True)
+        .sort("source_row", "held_by", "held_period", "held_disaggregation")
+    )
 
 
 def find_conflicts(
     initiative_id: str, partner_id: str, period: str, observations: pl.DataFrame, *, engine: Engine
 ) -> pl.DataFrame:
-    """Rows this partner already reported in another accepted submission (another period).
-
-    A monthly figure sent again inside a quarterly file would be counted twice; it must be
-    corrected by resubmitting the period it was first sent in. Returns the clashing rows with
-    ``source_row`` and the id and period of the submission that holds them.
-    """
-    periods = observations["period"].unique().to_list()
-    if not periods:
-        return observations.clear()
+    """:func:`find_overlaps` on a connection of its own: the check before storing, whose
+    answer stands only until another file is accepted (``store_accepted`` checks again, in the
+    transaction that writes)."""
     with engine.connect() as conn:
-        existing = read_frame(
-            conn,
-            "SELECT o.measure_id, o.geo_code, o.period, o.disaggregation, "
-            "s.id AS held_by, s.period AS held_in FROM observation o "
-            "JOIN submission s ON s.id = o.submission_id "
-            "WHERE s.initiative_id = :ini AND s.partner_id = :partner AND s.status = 'accepted' "
-            "AND s.period <> :period AND o.period IN ("
-            + ", ".join(f":p{i}" for i in range(len(periods)))
-            + ")",
-            {"ini": initiative_id, "partner": partner_id, "period": period}
-            | {f"p{i}": p for i, p in enumerate(periods)},
-        )
-    if existing.is_empty():
-        return observations.clear().with_columns(
-            pl.lit(None, pl.Int64).alias("held_by"), pl.lit(None, pl.Utf8).alias("held_in")
-        )
-    return observations.join(existing, on=NATURAL_KEY, how="inner")
+        return find_overlaps(conn, initiative_id, partner_id, period, observations)
 
 
 @dataclass(frozen=True)

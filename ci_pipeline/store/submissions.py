@@ -19,14 +19,15 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from ci_pipeline.clock import utcnow
-from ci_pipeline.store.db import read_frame
+from ci_pipeline.errors import AlreadyReported
 from ci_pipeline.store.observations import (
     Diff,
     bulk_insert_observations,
     diff_observations,
+    find_overlaps,
+    observations_of,
 )
 from ci_pipeline.store.tables import (
-    OBSERVATION_COLUMNS,
     Status,
     Submission,
     SubmissionFields,
@@ -176,6 +177,12 @@ def current_submission(
         return _current(session, initiative_id, partner_id, period)
 
 
+#: The one lock every acceptance takes (:func:`~ci_pipeline.store.db.locked_transaction`): the
+#: duplicate and overlap checks and the write they allow are one step, whatever the partner or
+#: period, so no two files are checked and written at the same time.
+ACCEPT_LOCK = "accept-observations"
+
+
 @dataclass(frozen=True)
 class Accepted:
     submission: Submission
@@ -198,7 +205,9 @@ def accept(
     The earlier accepted submission for the same partner and period, if any, becomes
     ``superseded`` (kept, pointing to its successor) and its observations stop counting. The
     same bytes already accepted make this one a duplicate instead (the stored row is returned).
-    None: the submission already had a verdict, and nothing was written.
+    None: the submission already had a verdict, and nothing was written. A row that overlaps a
+    figure already counted (:func:`find_overlaps`) raises :class:`AlreadyReported`, and the
+    caller's transaction writes nothing: the check and the write it allows are one step.
     """
     assert pending.id is not None
     original = session.exec(_duplicate_query(pending, Status.accepted)).first()
@@ -215,16 +224,17 @@ def accept(
             )
             or None
         )
+    conn = session.connection()
+    conflicts = find_overlaps(
+        conn, pending.initiative_id, pending.partner_id, pending.period, observations
+    )
+    if not conflicts.is_empty():
+        raise AlreadyReported(conflicts)
     previous = _current(session, pending.initiative_id, pending.partner_id, pending.period)
     diff = None
     if previous is not None:
         assert previous.id is not None
-        old = read_frame(
-            session.connection(),
-            f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation WHERE submission_id = :id",
-            {"id": previous.id},
-        )
-        diff = diff_observations(old, observations)
+        diff = diff_observations(observations_of(conn, previous.id), observations)
         previous.status = Status.superseded
         session.add(previous)
         session.flush()  # free the one-accepted-per-period slot before taking it
@@ -249,7 +259,7 @@ def accept(
     # A failure here (a row breaking the observation key, a dropped connection) propagates as
     # itself, and the transaction rolls everything back.
     bulk_insert_observations(
-        session.connection(),
+        conn,
         observations.with_columns(
             pl.lit(row.id, pl.Int64).alias("submission_id"),
             pl.lit(pending.partner_id).alias("partner_id"),

@@ -608,3 +608,81 @@ def test_a_slice_whose_last_submission_stops_counting_is_emptied(
     assert aggregate.refresh_indicators(tiny, engine=engine).rows == 0
     assert store.read_indicators(ini, engine=engine).is_empty()
     assert store.stale_slices(ini, engine=engine) == []
+
+
+# --- partners reporting the same population (across_partners) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def preferring(tmp_path_factory: pytest.TempPathFactory) -> Initiative:
+    """Like ``tiny``, with ``served`` reported for the same people by b (first) and a: b a
+    municipality, a a national service; c serves other people in the south."""
+    served = measure_yaml("served", "count", dimensions=SEX) | {
+        "across_partners": "prefer",
+        "partner_precedence": ["b", "a"],
+    }
+    share = measure_yaml("share", "proportion", dimensions=SEX) | {
+        "across_partners": "prefer",
+        "partner_precedence": ["b", "a"],
+    }
+    return write_initiative(
+        tmp_path_factory.mktemp("preferring") / "initiative",
+        ["north", "south"],
+        {"a": ["north", "south"], "b": ["north"], "c": ["south"]},
+        [served, share],
+    )
+
+
+SAME_PEOPLE: list[Row] = [
+    ("b", 2, "served", "north", "sex=total", None, None, 4.0),  # counts: b comes first
+    ("a", 1, "served", "north", "sex=female", None, None, 2.0),  # b reported north: not counted
+    ("a", 1, "served", "north", "sex=male", None, None, 3.0),  # nor this
+    ("a", 1, "served", "south", "sex=total", None, None, 7.0),  # b does not serve the south
+    ("c", 3, "served", "south", "sex=total", None, None, 10.0),  # not listed: added as usual
+]
+
+
+def test_preferred_partner_counts_once_for_the_same_people(preferring: Initiative) -> None:
+    got = cells(aggregate.aggregate(observations(SAME_PEOPLE), preferring), "served")
+
+    # north: b's 4 alone (a's 2 + 3 describe the same people); south: a's 7 + c's 10 = 17;
+    # the region: 4 + 17 = 21 (summing everything would give 4 + 5 + 17 = 26).
+    assert {k: v["value"] for k, v in got.items()} == {
+        ("north", "sex=total"): 4.0,
+        ("south", "sex=total"): 17.0,
+        ("region", "sex=total"): 21.0,
+    }
+    # a's north breakdown is not a cell of its own: b's total is the north's figure.
+    assert ("north", "sex=female") not in got
+    # a reported the north too: coverage counts it; lineage names its submission.
+    assert got[("north", "sex=total")]["partners_reported"] == 2
+    assert got[("north", "sex=total")]["lineage"] == "1,2"
+
+
+def test_preferred_partner_for_a_proportion(preferring: Initiative) -> None:
+    rows: list[Row] = [
+        ("b", 2, "share", "north", "sex=total", 30.0, 100.0, 0.3),
+        ("a", 1, "share", "north", "sex=total", 45.0, 100.0, 0.45),
+        ("a", 1, "share", "south", "sex=total", 10.0, 50.0, 0.2),
+    ]
+    got = cells(aggregate.aggregate(observations(rows), preferring), "share")
+
+    # north: b's 30/100; the region: (30 + 10) / (100 + 50) = 40/150 = 0.2667 (with a's north
+    # figure too it would be 85/250 = 0.34).
+    assert got[("north", "sex=total")]["value"] == pytest.approx(0.3)
+    assert got[("region", "sex=total")]["value"] == pytest.approx(40 / 150)
+    assert (
+        got[("region", "sex=total")]["numerator"],
+        got[("region", "sex=total")]["denominator"],
+    ) == (40.0, 150.0)
+
+
+def test_by_default_partners_figures_are_added(tiny: Initiative) -> None:
+    """The same rows under ``tiny`` (``across_partners`` left at its default, sum): north is
+    4 + 2 + 3 = 9, south 7 + 10 = 17, the region 26: today's results for every bundled measure."""
+    got = cells(aggregate.aggregate(observations(SAME_PEOPLE), tiny), "served")
+
+    assert got[("north", "sex=total")]["value"] == 9.0
+    assert got[("south", "sex=total")]["value"] == 17.0
+    assert got[("region", "sex=total")]["value"] == 26.0
+    assert got[("north", "sex=female")]["value"] == 2.0

@@ -15,6 +15,7 @@ from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.errors import DefinitionError, UnknownPartner
 from ci_pipeline.model.initiative import (
     COMBINE_FOR_UNIT,
+    AcrossPartners,
     Combine,
     GeoLevel,
     Initiative,
@@ -342,6 +343,17 @@ def test_measure_model_accepts_the_bundled_file() -> None:
         ({"id": "Arab Women"}, "String should match pattern"),
         ({"version": 0}, "greater than or equal to 1"),
         ({"alert": {"alpha": 0.7}}, "less than 0.5"),
+        ({"across_partners": "prefer"}, "partner_precedence lists the partners in order"),
+        ({"partner_precedence": ["a", "b"]}, "partner_precedence lists the partners in order"),
+        (
+            {"across_partners": "prefer", "partner_precedence": ["a"]},
+            "needs at least two partners",
+        ),
+        (
+            {"across_partners": "prefer", "partner_precedence": ["a", "b", "a"]},
+            "lists a partner twice",
+        ),
+        ({"across_partners": "average"}, "Input should be 'sum', 'prefer' or 'exclusive'"),
     ],
 )
 def test_measure_model_refuses(changes: dict[str, Any], message: str) -> None:
@@ -358,3 +370,28 @@ def test_committed_json_schema_is_up_to_date() -> None:
     assert schema["title"] == "Shared measure"
     assert schema["additionalProperties"] is False  # misspelt fields are errors in editors too
     assert {"id", "unit", "combine", "periodicity"} <= set(schema["required"])
+
+
+def test_partners_figures_are_summed_unless_the_measure_says_otherwise() -> None:
+    assert Measure.model_validate(_measure()).across_partners is AcrossPartners.sum
+    preferring = Measure.model_validate(
+        _measure(across_partners="prefer", partner_precedence=["b", "a"])
+    )
+    assert preferring.partner_precedence == ["b", "a"]
+
+
+def test_partner_precedence_names_partners_that_report_the_measure(copy: Path) -> None:
+    _edit(
+        copy / "measures" / "smb-digital-presence.yaml",
+        "combine: ratio_of_sums",
+        "combine: ratio_of_sums\nacross_partners: prefer\n"
+        "partner_precedence: [karmiel-municipality, braude-college, nobody]",
+    )
+    with pytest.raises(DefinitionError) as exc:
+        load_initiative(copy)
+    assert exc.value.problems == [
+        "measures/smb-digital-presence.yaml: partner_precedence: 'braude-college' is not a "
+        "partner that reports smb-digital-presence",
+        "measures/smb-digital-presence.yaml: partner_precedence: 'nobody' is not a "
+        "partner that reports smb-digital-presence",
+    ]

@@ -389,6 +389,97 @@ def test_a_figure_already_reported_in_another_period_is_rejected(
     assert store.current_submission("beit-hakerem", STARTER, QUARTER, engine=db) is None
 
 
+def write_by_sex(path: Path, *rows: tuple[str, str, str, int]) -> Path:
+    """Starter figures with a ``sex`` column (blank: the total)."""
+    return write_csv(
+        path,
+        *(f"starter-students-trained,{geo},{p},{sex},{value}" for geo, p, sex, value in rows),
+        header="measure_id,geo_code,period,sex,value",
+    )
+
+
+def test_a_breakdown_of_a_total_already_reported_is_rejected(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    """The issue's case: Karmiel's January total (4) in the January file, then January's
+    female 2 / male 2 in the Q1 file. Both accepted, the total would be 4 + 2 + 2 = 8."""
+    january = ingest(
+        write_by_sex(tmp_path / "jan.csv", ("karmiel", "2025-01", "", 4)),
+        STARTER,
+        "2025-01",
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+    assert january.status == "accepted"
+
+    receipt = ingest(
+        write_by_sex(
+            tmp_path / "q1.csv",
+            ("karmiel", "2025-01", "female", 2),  # row 2: part of January's total
+            ("karmiel", "2025-01", "male", 2),  # row 3: the other part
+            ("karmiel", "2025-02", "female", 3),  # row 4: February was never sent: fine
+        ),
+        STARTER,
+        QUARTER,
+        initiative=initiative,
+        settings=settings,
+        engine=db,
+    )
+
+    assert receipt.status == "rejected"
+    assert [(i["row"], i["column"], i["value"], i["rule"]) for i in receipt.first_issues] == [
+        (2, "period", "2025-01", "already_reported"),
+        (3, "period", "2025-01", "already_reported"),
+    ]
+    assert receipt.first_issues[0]["message"] == (
+        "this figure overlaps 2025-01 (sex=total), already reported in submission "
+        f"#{january.submission_id} for 2025-01; resubmit that period to correct it, "
+        "so it is not counted twice"
+    )
+    counted = store.current_observations(engine=db, partner_id=STARTER)
+    assert counted.select("period", "disaggregation", "value").rows() == [
+        ("2025-01", "sex=total", 4.0)
+    ]
+
+
+def test_two_files_checked_before_either_is_stored_cannot_both_count(
+    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+) -> None:
+    """Two ingests interleaved: both checks pass (nothing is stored yet), then both write.
+    The second is refused at the write, by the same rule, and stores nothing."""
+    steps = []
+    for name, period, rows in (
+        ("jan.csv", "2025-01", [("karmiel", "2025-01", "", 4)]),
+        ("q1.csv", QUARTER, [("karmiel", "2025-01", "female", 2), ("misgav", "2025-02", "", 1)]),
+    ):
+        path = write_by_sex(tmp_path / name, *rows)
+        row = intake.take(
+            path, STARTER, period, initiative=initiative, settings=settings, engine=db
+        )
+        new = intake.load(row.id or 0, settings=settings, engine=db)
+        assert isinstance(new, store.Submission)
+        parsed = intake.parse(new, initiative=initiative, settings=settings)
+        assert isinstance(parsed, intake.Parsed)
+        steps.append((new, parsed))
+    results = [intake.check(p, n, initiative=initiative, engine=db) for n, p in steps]
+    assert all(r.accepted for r in results)  # neither saw the other
+
+    first, second = (
+        intake.record(n, r, encoding=p.encoding, settings=settings, engine=db)
+        for (n, p), r in zip(steps, results, strict=True)
+    )
+
+    assert first.status == "accepted"
+    assert second.status == "rejected"
+    assert [(i["row"], i["value"], i["rule"]) for i in second.first_issues] == [
+        (2, "2025-01", "already_reported")
+    ]
+    assert f"submission #{first.submission_id} for 2025-01" in second.first_issues[0]["message"]
+    assert count(db, "SELECT count(*) FROM observation") == 1
+    assert count(db, "SELECT count(*) FROM submission WHERE status = 'accepted'") == 1
+
+
 def test_a_file_over_the_size_limit_is_refused_and_recorded(
     fund_file: Path, initiative: Initiative, home: Path, db: Engine
 ) -> None:
