@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     quiet_days: int = Field(
         14, gt=0, description="No submission at all for this many days notifies the data engineers."
     )
+    received_url: str | None = Field(
+        None,
+        description="An fsspec URL (s3://bucket/prefix, file:///shared/received) where received "
+        "files' bytes are kept, content-addressed, instead of in the app database. Every "
+        "process that receives or ingests must reach it.",
+    )
     reconcile_every_seconds: float = Field(
         60.0,
         gt=0,

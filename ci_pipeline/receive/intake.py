@@ -23,6 +23,7 @@ from ci_pipeline.config import Settings
 from ci_pipeline.errors import AlreadyReported, SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
+from ci_pipeline.receive import blobs
 from ci_pipeline.receive.receipt import RECEIPT_FIELDS, Receipt
 from ci_pipeline.validate import report
 
@@ -142,8 +143,17 @@ def take_bytes(
         ),
     )
     declared = {k: v for k, v in (options or {}).items() if v is not None}
+    content_url = None
+    if content is not None and settings.received_url:
+        # The object first: a submission never names bytes that are not there.
+        content_url, content = blobs.put(settings.received_url, content), None
     return store.record_received(
-        new, content=content, size_bytes=size_bytes, options=declared, engine=engine
+        new,
+        content=content,
+        size_bytes=size_bytes,
+        options=declared,
+        content_url=content_url,
+        engine=engine,
     )
 
 
@@ -162,7 +172,11 @@ def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Sub
         assert decided is not None
         return Receipt.from_row(decided)
     if row.archive_path is not None:
-        content = store.received_content(row.content_hash, engine=engine)
+        content = (
+            blobs.get(row.content_url, row.content_hash)
+            if row.content_url
+            else store.received_content(row.content_hash, engine=engine)
+        )
         if content is None:
             raise SubmissionRefused(
                 f"submission #{submission_id}'s bytes are not in the database: cannot ingest"

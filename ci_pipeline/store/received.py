@@ -42,10 +42,12 @@ def record_received(
     content: bytes | None,
     size_bytes: int,
     options: dict[str, Any] | None = None,
+    content_url: str | None = None,
     engine: Engine,
 ) -> Submission:
-    """Commit the file's bytes (``None``: too large to keep, the ingest will refuse it) and its
-    ``received`` submission in one transaction; return the row, with its id."""
+    """Commit the file's bytes and its ``received`` submission in one transaction; return the
+    row, with its id. ``content`` None: the bytes are at ``content_url`` (already written), or,
+    without one, too large to keep (the ingest refuses the file)."""
     with Session(engine, expire_on_commit=False) as session:
         if content is not None:
             _store_bytes(session, new.content_hash, content)
@@ -53,6 +55,7 @@ def record_received(
             **vars(new),
             status=Status.received,
             size_bytes=size_bytes,
+            content_url=content_url,
             options=json.dumps(options, sort_keys=True) if options else None,
         )
         session.add(row)

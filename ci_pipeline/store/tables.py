@@ -112,6 +112,8 @@ class SubmissionFields(SubmissionOutcome):
     archive_path: str | None = None
     superseded_by: int | None = Field(default=None, foreign_key="submission.id")
     size_bytes: int | None = None
+    # Where the bytes are when they are not in ``received_file`` (an fsspec URL).
+    content_url: str | None = None
     # What the submitter declared for this file alone (JSON: {"encoding": ..., ...}), kept
     # with the received record so whichever worker ingests it reads it the same way.
     options: str | None = None
@@ -128,6 +130,7 @@ SUBMISSION_INTERNAL = (
     "archive_path",
     "options",
     "claimed_at",
+    "content_url",
 )
 
 

@@ -439,6 +439,7 @@ def test_the_api_schema_is_the_stored_records_public_fields(edge: World) -> None
         "archive_path",
         "options",
         "claimed_at",
+        "content_url",
     } == set(store.SUBMISSION_INTERNAL)
     [listed] = edge.client.get("/v1/submissions?limit=1", headers=edge.a).json()
     assert list(listed) == [*public, *links]

@@ -32,6 +32,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("submission") as batch:
         batch.add_column(sa.Column("size_bytes", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("content_url", sa.String(), nullable=True))
         batch.add_column(sa.Column("options", sa.String(), nullable=True))
         batch.add_column(sa.Column("claimed_at", Timestamp, nullable=True))
 
@@ -40,5 +41,6 @@ def downgrade() -> None:
     with op.batch_alter_table("submission") as batch:
         batch.drop_column("claimed_at")
         batch.drop_column("options")
+        batch.drop_column("content_url")
         batch.drop_column("size_bytes")
     op.drop_table("received_file")
