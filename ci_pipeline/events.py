@@ -10,7 +10,8 @@ is in the payload. The builders here are pure: they return :class:`EventSpec` va
 event                         resource (labels)                        payload
 ============================  =======================================  ===========================
 ``ci.submission.received``    ``ci.upload.<partner>.<period>.<sha12>``  path, file name, encoding,
-                              ci.partner, ci.period, ci.source          content hash, size, source
+                              ci.partner, ci.period, ci.source          locale, content hash, size,
+                                                                       source
 ``ci.submission.accepted``    ``ci.submission.<id>``                    the receipt
 ``ci.submission.rejected``    ci.partner, ci.period, ci.status; related
 ``ci.submission.duplicate``   measure and geography resources
@@ -107,6 +108,7 @@ def submission_received(
     size_bytes: int,
     source: str,
     encoding: str | None = None,
+    locale: str | None = None,
 ) -> EventSpec:
     """A file has landed (inbox or upload) and waits to be ingested."""
     return EventSpec(
@@ -126,6 +128,7 @@ def submission_received(
             "content_hash": content_hash,
             "size_bytes": size_bytes,
             "encoding": encoding,
+            "locale": locale,
             "source": source,
         },
     )

@@ -87,8 +87,12 @@ def ingest_submission(
     initiative_dir: str | None = None,
     file_name: str | None = None,
     received_only: bool = False,
+    locale: str | None = None,
 ) -> dict[str, Any]:
     """Ingest one partner's file for one period and return the receipt.
+
+    ``encoding`` and ``locale`` (how the file writes numbers: he_IL, de_DE …) override the
+    partner's settings for this file.
 
     ``file_name``: the name the partner gave the file, when ``path`` is the inbox's or the
     intake API's stamped copy of it (receipts and reports use the partner's name).
@@ -112,7 +116,9 @@ def ingest_submission(
     )
     result = None
     if receipt is None:
-        parsed = read(Path(path), new, encoding=encoding, initiative=ini, settings=cfg)
+        parsed = read(
+            Path(path), new, encoding=encoding, initiative=ini, settings=cfg, locale=locale
+        )
         if isinstance(parsed, str):
             receipt = refuse(new, parsed, settings=cfg, engine=db)
         else:

@@ -179,13 +179,20 @@ def parse(
     encoding: str | None,
     initiative: Initiative,
     settings: Settings,
+    locale: str | None = None,
 ) -> Parsed | str:
-    """Read the file into the long frame, or return why it was refused unread."""
-    encoding = encoding or initiative.partner(new.partner_id).encoding
+    """Read the file into the long frame, or return why it was refused unread.
+
+    ``encoding`` and ``locale`` are this submission's, when it gave them; the partner's
+    settings otherwise.
+    """
+    partner = initiative.partner(new.partner_id)
     try:
         raw = read.read_submission(
             Path(path),
-            encoding=encoding,
+            encoding=encoding or partner.encoding,
+            locale=locale or initiative.partner_locale(partner.id),
+            sheet=partner.sheet,
             max_bytes=settings.max_file_bytes,
             max_expanded_bytes=settings.max_xlsx_expanded_bytes,
         )

@@ -210,7 +210,12 @@ def test_the_partner_comes_from_the_token_only(world: World) -> None:
 def test_the_file_name_cannot_leave_its_folder(edge: World) -> None:
     response = edge.client.post(
         "/v1/submissions",
-        params={"period": "2025-Q1", "filename": "..\\../etc/my data;rm.csv", "encoding": "cp1255"},
+        params={
+            "period": "2025-Q1",
+            "filename": "..\\../etc/my data;rm.csv",
+            "encoding": "cp1255",
+            "locale": "de-de",
+        },
         content=FUND_CSV,
         headers=edge.a,
     )
@@ -220,6 +225,7 @@ def test_the_file_name_cannot_leave_its_folder(edge: World) -> None:
     path = Path(edge.sent[0].payload["path"])
     assert path.parent == edge.settings.received_dir / A / "2025-Q1"
     assert edge.sent[0].payload["encoding"] == "cp1255"
+    assert edge.sent[0].payload["locale"] == "de_DE"  # as babel spells it, for the ingest run
 
 
 @pytest.mark.parametrize("letter", ["ד", "ع", "a"])
@@ -357,9 +363,10 @@ def test_too_large_while_streaming_without_content_length(edge: World) -> None:
         ({"period": "2025-Q1", "filename": "f.exe"}, FUND_CSV, "not a file the pipeline reads"),
         ({"period": "2025-Q1", "filename": ".."}, FUND_CSV, "not a file the pipeline reads"),
         ({"period": "2025-Q1", "filename": "f.csv", "encoding": "klingon"}, FUND_CSV, "encoding"),
+        ({"period": "2025-Q1", "filename": "f.csv", "locale": "xx_YY"}, FUND_CSV, "locale"),
         ({"period": "2025-Q1", "filename": "f.csv"}, b"", "empty"),
     ],
-    ids=["period", "suffix", "no-name", "encoding", "empty"],
+    ids=["period", "suffix", "no-name", "encoding", "locale", "empty"],
 )
 def test_unacceptable_uploads(edge: World, params: dict[str, str], body: bytes, says: str) -> None:
     response = edge.client.post("/v1/submissions", params=params, content=body, headers=edge.a)

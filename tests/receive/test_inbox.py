@@ -128,6 +128,7 @@ def test_a_settled_file_is_moved_and_announced_once(harness: Harness, cfg: Setti
         "content_hash": digest,
         "size_bytes": len(CSV),
         "encoding": None,
+        "locale": None,
         "source": "inbox",
     }
     # Nothing left to do: a later scan neither re-takes nor re-announces.

@@ -74,6 +74,7 @@ def test_ingest_runs_on_each_received_file_with_parameters_from_the_event() -> N
         "partner_id": "{{ event.resource['ci.partner'] }}",
         "period": "{{ event.resource['ci.period'] }}",
         "encoding": "{{ event.payload.encoding }}",
+        "locale": "{{ event.payload.locale }}",
         "file_name": "{{ event.payload.file_name }}",
         "received_only": True,  # set by the deployment: an event cannot name any path
     }

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from ci_pipeline import events, store
+from ci_pipeline import events, read, store
 from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
 from ci_pipeline.model.periods import parse_period
@@ -132,11 +132,20 @@ async def upload(
     encoding: Annotated[
         str | None, Query(description="CSV text encoding, e.g. windows-1255. Default: partner's.")
     ] = None,
+    locale: Annotated[
+        str | None,
+        Query(
+            description="How the file writes numbers (a CLDR locale): he_IL for 1,234.5, de_DE "
+            "for 1.234,5, fr_FR for 1 234,5. Default: the partner's."
+        ),
+    ] = None,
 ) -> Received:
     """Receive one file for the token's partner; ingestion follows asynchronously (poll)."""
     canonical = parse_period(period).label
     file_name = safe_file_name(filename)
     declared_encoding = checked_encoding(encoding)
+    # An unknown locale is a 422 now (SubmissionRefused), not a rejected file later.
+    declared_locale = read.check_locale(locale) if locale and locale.strip() else None
     limit = context.settings.max_file_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -162,6 +171,7 @@ async def upload(
         size_bytes=size,
         source="api",
         encoding=declared_encoding,
+        locale=declared_locale,
     )
     await run_in_threadpool(events.emit, spec, emitter=context.emitter)
     return Received(
