@@ -10,7 +10,8 @@ is in the payload. The builders here are pure: they return :class:`EventSpec` va
 event                         resource (labels)                        payload
 ============================  =======================================  ===========================
 ``ci.submission.received``    ``ci.upload.<partner>.<period>.<sha12>``  path, file name, encoding,
-                              ci.partner, ci.period, ci.source          content hash, size, source
+                              ci.partner, ci.period, ci.source          locale, content hash, size,
+                                                                       source
 ``ci.submission.accepted``    ``ci.submission.<id>``                    the receipt
 ``ci.submission.rejected``    ci.partner, ci.period, ci.status; related
 ``ci.submission.duplicate``   measure and geography resources

@@ -69,6 +69,7 @@ def partners(json_out: JsonOpt = False) -> None:
             "measures": p.measures,
             "submits_every": p.submits_every,
             "encoding": p.encoding,
+            "locale": initiative.partner_locale(p.id),
             "contact": p.contact.email,
         }
         for p in initiative.partners.values()
@@ -91,6 +92,7 @@ def partners(json_out: JsonOpt = False) -> None:
                 "measures",
                 "submits_every",
                 "encoding",
+                "locale",
                 "contact",
             ],
         )

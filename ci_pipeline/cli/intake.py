@@ -66,6 +66,13 @@ def submit(
             help="CSV text encoding, e.g. windows-1255 (Hebrew), windows-1256 (Arabic). Default: the partner's setting, else UTF-8.",
         ),
     ] = None,
+    locale: Annotated[
+        str | None,
+        typer.Option(
+            "--locale",
+            help="How this file writes numbers, as a CLDR locale: he_IL (1,234.5), de_DE (1.234,5), fr_FR (1 234,5). Default: the partner's setting.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
@@ -73,11 +80,14 @@ def submit(
     from ci_pipeline.flows.ingest import ingest_submission
     from ci_pipeline.flows.runtime import in_process
     from ci_pipeline.model.periods import parse_period
+    from ci_pipeline.read import check_locale
     from ci_pipeline.receive import intake
 
     settings, initiative = load_context()
     initiative.partner(partner)  # the caller's mistakes are told before anything is made
     parse_period(period)
+    if locale is not None:
+        locale = check_locale(locale)  # an unknown locale is told before anything is made
     engine = open_engine(settings)
     intake.prepare_database(initiative, engine=engine)
     # Received (bytes and submission stored) first, then ingested.
@@ -88,7 +98,7 @@ def submit(
         initiative=initiative,
         settings=settings,
         engine=engine,
-        options={"encoding": encoding},
+        options={"encoding": encoding, "locale": locale},
     )
     assert row.id is not None
     with in_process():

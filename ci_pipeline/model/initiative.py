@@ -11,7 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from babel import Locale, UnknownLocaleError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.model.periods import Periodicity, parse_period
@@ -83,6 +84,20 @@ class Sector(StrEnum):
 class GeoLevel(StrEnum):
     cluster = "cluster"
     locality = "locality"
+
+
+def known_locale(value: str) -> str:
+    """A CLDR locale id babel knows, spelt as babel spells it (``he-il`` → ``he_IL``): how a
+    partner writes numbers (see :mod:`ci_pipeline.read.numbers`)."""
+    try:
+        return str(Locale.parse(value.strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(
+            f"unknown locale {value!r}: give a CLDR locale such as he_IL, ar, en, de_DE or fr_FR"
+        ) from None
+
+
+LocaleId = Annotated[str, AfterValidator(known_locale)]
 
 
 class Names(StrictModel):
@@ -268,7 +283,21 @@ class Partner(StrictModel):
     submits_every: Periodicity = Field(
         Periodicity.month, description="How often the partner sends a file."
     )
-    encoding: str = Field("utf-8", description="The encoding the partner's files use.")
+    encoding: str = Field(
+        "utf-8",
+        description="The encoding the partner's CSV files use when they carry no byte-order "
+        "mark and are not UTF-8 (a default, not a trap: see ci_pipeline.read.files.decode).",
+    )
+    locale: LocaleId | None = Field(
+        None,
+        description="How the partner writes numbers (a CLDR locale: he_IL, ar, de_DE …); "
+        "default: the initiative's.",
+    )
+    sheet: str | None = Field(
+        None,
+        description="The workbook sheet that holds the data; default: the one whose "
+        "header names the columns.",
+    )
     contact: Contact
 
 
@@ -277,6 +306,9 @@ class InitiativeInfo(StrictModel):
     name: Names
     description: str
     version: str
+    locale: LocaleId = Field(
+        "en", description="How partners write numbers unless a partner's settings say otherwise."
+    )
 
 
 class Initiative(BaseModel):
@@ -315,6 +347,10 @@ class Initiative(BaseModel):
             raise UnknownPartner(
                 f"no partner {partner_id!r} in {self.info.id}; known: {known}"
             ) from None
+
+    def partner_locale(self, partner_id: str) -> str:
+        """How the partner writes numbers: its own locale, else the initiative's."""
+        return self.partner(partner_id).locale or self.info.locale
 
     def partner_geographies(self, partner_id: str) -> list[str]:
         """Geographies a partner may report for: its localities and their ancestors."""

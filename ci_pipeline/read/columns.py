@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+
+from ci_pipeline.errors import SubmissionRefused
 
 ROW = "_row"  # the row number as the partner sees it (spreadsheet row / CSV line)
+
+
+#: ``_typed_value`` etc.: whether the file stored the cell as a number (an XLSX number cell, a
+#: Parquet numeric column), so its text is read without the partner's locale.
+TYPED_PREFIX = "_typed_"
 
 
 KEY_COLUMNS = ["measure_id", "geo_code", "period"]
@@ -57,3 +65,19 @@ def canonical_header(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).strip().casefold()
     text = re.sub(r"[\s\-.]+", "_", text)
     return HEADER_ALIASES.get(text, text)
+
+
+def check_header_once(names: Sequence[str | None], file_name: str) -> None:
+    """Refuse a header that names one column twice (``value,value``): which one counts would be
+    a guess. Blank names and the template's help columns may repeat."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        canonical = canonical_header(name or "")
+        if not canonical or canonical in HELP_COLUMNS or canonical.startswith("_"):
+            continue  # not read anyway (see read_submission)
+        if canonical in seen:
+            raise SubmissionRefused(
+                f"{file_name}: the header names {canonical} twice (columns {seen[canonical]} "
+                f"and {position}); keep one {canonical} column"
+            )
+        seen[canonical] = position

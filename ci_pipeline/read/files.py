@@ -1,38 +1,63 @@
 """Reading a partner's file (CSV, XLSX, Parquet) into text columns exactly as written, with the
-encoding, delimiter and size checks that come before anything is parsed.
+encoding, delimiter, shape and size checks that come before anything is parsed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import struct
-import zipfile
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from ci_pipeline.errors import SubmissionRefused
-from ci_pipeline.read.columns import HELP_COLUMNS, ROW, canonical_header
+from ci_pipeline.read.columns import (
+    HELP_COLUMNS,
+    NUMBER_COLUMNS,
+    ROW,
+    TYPED_PREFIX,
+    canonical_header,
+    check_header_once,
+)
+from ci_pipeline.read.numbers import NumberFormat, number_format
+from ci_pipeline.read.workbooks import check_xlsx_expansion, read_xlsx
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
 class RawSubmission:
-    """A file's cells as text, with canonical column names and the partner's row numbers."""
+    """A file's cells as text, with canonical column names and the partner's row numbers.
+
+    ``rows`` may hold ``_typed_<column>`` flags beside the number columns (see
+    :data:`~ci_pipeline.read.columns.TYPED_PREFIX`); ``numbers`` is the locale the text numbers
+    are read in; ``warnings`` are told to the partner with the outcome.
+    """
 
     rows: pl.DataFrame
     headers: dict[str, str]  # canonical name -> the header as the partner wrote it
     file_format: str
     encoding: str | None
     ignored_columns: list[str] = field(default_factory=list)
+    numbers: NumberFormat = field(default_factory=lambda: number_format("en"))
+    warnings: list[str] = field(default_factory=list)
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
+
+#: Byte-order marks and the encoding each one says, longest first.
+BYTE_ORDER_MARKS = ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+#: What a refusal for undecodable bytes suggests: no command-line option, since inbox and API
+#: partners never gave one.
+ENCODING_HINT = (
+    'If it was saved from Excel in Hebrew or Arabic, save it again as "CSV UTF-8", or ask the '
+    "backbone team to record its encoding (windows-1255 for Hebrew, windows-1256 for Arabic) "
+    "in your settings or give it with the file."
+)
 
 
 def _check_size(path: Path, max_bytes: int) -> None:
@@ -44,18 +69,49 @@ def _check_size(path: Path, max_bytes: int) -> None:
         )
 
 
-def decode(data: bytes, encoding: str) -> str:
-    """Decode strictly: bytes that are not valid in ``encoding`` refuse the file, never mojibake."""
+def byte_order_mark(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``data`` says, if it starts with one."""
+    return next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), None)
+
+
+def has_byte_order_mark(path: Path) -> bool:
+    """Whether the file starts with a byte-order mark (Excel's "CSV UTF-8" writes one)."""
+    with path.open("rb") as fh:
+        return byte_order_mark(fh.read(3)) is not None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A file's text, the encoding it was read in, and what the partner should be told."""
+
+    text: str
+    encoding: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes, encoding: str) -> Decoded:
+    """Decode strictly; bytes that are not valid text refuse the file, never mojibake.
+
+    The declared ``encoding`` is a default, not a trap: a byte-order mark decides (it is the
+    file's own word), and a file that is valid UTF-8 with non-ASCII text is read as UTF-8 with
+    a warning (a legacy code page decodes almost any bytes, so it would read UTF-8 as mojibake).
+    Otherwise the declared encoding is used.
+    """
     codec = encoding.lower().replace("_", "-")
-    if codec in ("utf-8", "utf8", "utf-8-sig"):
-        codec = "utf-8-sig"  # accept a byte-order mark, as Excel writes one
-    elif data[:3] == UTF8_BOM or _is_non_ascii_utf8(data):
-        # A legacy code page decodes almost any bytes, so check that the file is not UTF-8.
-        raise SubmissionRefused(
-            f"the file is UTF-8 text but was declared {encoding}; submit it without --encoding"
+    marked = byte_order_mark(data)
+    warnings: list[str] = []
+    if marked is not None:
+        codec = "utf-8-sig" if marked == "utf-8" else marked  # utf-16 takes its own mark off
+        encoding = marked
+    elif codec in ("utf-8", "utf8", "utf-8-sig"):
+        codec, encoding = "utf-8-sig", "utf-8"
+    elif _is_non_ascii_utf8(data):
+        warnings.append(
+            f"the file is UTF-8 text although {encoding} was expected; it was read as UTF-8"
         )
+        codec, encoding = "utf-8", "utf-8"
     try:
-        return data.decode(codec)
+        return Decoded(data.decode(codec), encoding, warnings)
     except LookupError:
         raise SubmissionRefused(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
@@ -64,10 +120,7 @@ def decode(data: bytes, encoding: str) -> str:
         line = data[:start].count(b"\n") + 1
         bad = data[start : start + 8]
         hint = (
-            "If the file was saved from Excel in Hebrew or Arabic, submit it with "
-            "--encoding windows-1255 (Hebrew) or --encoding windows-1256 (Arabic)."
-            if codec == "utf-8-sig"
-            else "Check the encoding the file was saved in."
+            ENCODING_HINT if codec == "utf-8-sig" else "Check the encoding the file was saved in."
         )
         raise SubmissionRefused(
             f"line {line} (byte {start}) is not valid {encoding}: {bad!r}. {hint}"
@@ -84,152 +137,119 @@ def _is_non_ascii_utf8(data: bytes) -> bool:
     return True
 
 
+DELIMITERS = (",", ";", "\t")
+
+
 def sniff_delimiter(text: str) -> str:
     """The delimiter of a CSV text: comma, semicolon (decimal-comma locales) or tab."""
     sample = "\n".join(text.splitlines()[:20])
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+        return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
-        counts = {d: sample.count(d) for d in (",", ";", "\t")}
+        counts = {d: sample.count(d) for d in DELIMITERS}
         return max(counts, key=lambda d: counts[d])
 
 
-def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int]:
-    text = decode(path.read_bytes(), encoding)
+def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int, str, list[str]]:
+    """The CSV's cells as text, the line of the first row, the encoding read, and warnings."""
+    decoded = decode(path.read_bytes(), encoding)
+    text = decoded.text
+    if "\x00" in text:
+        raise SubmissionRefused(
+            f"{path.name} holds NUL bytes, so it is not CSV text: send it as CSV, XLSX or Parquet"
+        )
     if not text.strip():
         raise SubmissionRefused(f"{path.name} is empty")
+    first_line = text.lstrip("\r\n").splitlines()[0]
+    if not any(d in first_line for d in DELIMITERS):
+        raise SubmissionRefused(
+            f"{path.name}: its first line has no comma, semicolon or tab, so its columns cannot "
+            "be told apart; the first line names the columns (measure_id, geo_code, period, "
+            "value …) separated by commas, semicolons or tabs"
+        )
     separator = sniff_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=separator), [])
     check_header_once(header, path.name)
+    data = text.encode("utf-8")
     try:
-        frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")), separator=separator, infer_schema=False
-        )
+        frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False)
     except pl.exceptions.PolarsError:  # a quote never closed, or more cells than the header
-        ragged = _first_ragged_line(text, separator, len(header))
-        if ragged is not None:
-            line, cells = ragged
-            raise SubmissionRefused(
-                f"{path.name}: line {line} has {cells} cells but the header has {len(header)}; "
-                f"a number written with a comma (1,234) must be quoted in a file separated by "
-                f"{_separator_name(separator)}, or the line has a cell too many"
-            ) from None
+        _refuse_ragged(path, text, separator, len(header))
         raise SubmissionRefused(
             f'{path.name} could not be read as CSV: check for a cell whose quote (") is never '
             "closed, or save it from Excel again"
         ) from None
-    return frame, 2  # the header is line 1
+    # polars pads a line with fewer cells than the header with nulls; only such a line, or a
+    # blank last cell, leaves the last column null, so only then is the file walked for it.
+    padded = frame.width > 1 and frame.select(_padded(frame)).item()
+    if padded and _has_short_record(data, separator, frame.width):
+        _refuse_ragged(path, text, separator, len(header))
+    return frame, 2, decoded.encoding, decoded.warnings  # the header is line 1
 
 
-def _first_ragged_line(text: str, separator: str, width: int) -> tuple[int, int] | None:
-    """The first line with more cells than the header, and how many (only after the fast
-    reader refused the file: this walks it record by record)."""
+def _padded(frame: pl.DataFrame) -> pl.Expr:
+    """Whether some non-blank row has a null last cell."""
+    blank = pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+    return (pl.col(frame.columns[-1]).is_null() & ~blank).any()
+
+
+def _has_short_record(data: bytes, separator: str, width: int) -> bool:
+    """Whether a non-blank record has fewer cells than the header (``a,b`` under ``a,b,c``;
+    ``a,b,`` has three). Parsed by Arrow; Python sees only the records that are wrong."""
+    short: list[int] = []
+
+    def invalid(row: pa_csv.InvalidRow) -> str:
+        if row.text.strip() and row.actual_columns < row.expected_columns:
+            short.append(row.actual_columns)
+        return "skip"
+
+    try:
+        pa_csv.read_csv(
+            io.BytesIO(data),
+            # The header read as a row of its own: it, not the first data line, sets the width.
+            read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=separator, newlines_in_values=True, invalid_row_handler=invalid
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={f"f{i}": pa.string() for i in range(width)}
+            ),
+        )
+    except pa.ArrowInvalid:
+        return False  # what polars read, Arrow could not: polars' reading stands
+    return bool(short)
+
+
+def _refuse_ragged(path: Path, text: str, separator: str, width: int) -> None:
+    """Refuse the file naming its first line whose cells do not match the header's, if any
+    (only once the file is known to be wrong: this walks it record by record)."""
     reader = csv.reader(io.StringIO(text), delimiter=separator)
     for record in reader:
-        if len(record) > width:
-            return reader.line_num, len(record)
-    return None
+        if len(record) == width or not "".join(record).strip():
+            continue
+        line, cells = reader.line_num, len(record)
+        if cells > width:
+            reason = (
+                f"a number written with a comma (1,234) must be quoted in a file separated by "
+                f"{_separator_name(separator)}, or the line has a cell too many"
+            )
+        else:
+            reason = (
+                "every line needs a cell for every column of the header (an empty cell is "
+                f"written as nothing between two {_separator_name(separator)})"
+            )
+        raise SubmissionRefused(
+            f"{path.name}: line {line} has {cells} cells but the header has {width}; {reason}"
+        )
 
 
 def _separator_name(separator: str) -> str:
     return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(separator, repr(separator))
 
 
-def check_header_once(names: Sequence[str | None], file_name: str) -> None:
-    """Refuse a header that names one column twice (``value,value``): which one counts would be
-    a guess. Blank names and the template's help columns may repeat."""
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names, 1):
-        canonical = canonical_header(name or "")
-        if not canonical or canonical in HELP_COLUMNS or canonical.startswith("_"):
-            continue  # not read anyway (see read_submission)
-        if canonical in seen:
-            raise SubmissionRefused(
-                f"{file_name}: the header names {canonical} twice (columns {seen[canonical]} "
-                f"and {position}); keep one {canonical} column"
-            )
-        seen[canonical] = position
-
-
-def check_xlsx_expansion(path: Path, max_expanded: int) -> None:
-    """Refuse a workbook that inflates past ``max_expanded`` bytes, measured by inflating it
-    (up to the limit), not by the sizes its zip headers declare: those can lie."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-            expanded = (
-                declared if declared > max_expanded else inflated_size(path, archive, max_expanded)
-            )
-    except (zipfile.BadZipFile, zlib.error, struct.error):
-        raise SubmissionRefused(f"{path.name} is not an XLSX workbook") from None
-    if expanded > max_expanded:
-        shown = f"{expanded:,} bytes" if expanded == declared else "more bytes"
-        raise SubmissionRefused(
-            f"{path.name} expands to {shown}, past the limit of {max_expanded:,}; "
-            "it is refused unparsed"
-        )
-
-
-def inflated_size(path: Path, archive: zipfile.ZipFile, limit: int) -> int:
-    """What the members really inflate to, counted up to ``limit + 1`` bytes: each deflate
-    stream is inflated from its local header until it ends, whatever the headers declare."""
-    total = 0
-    with path.open("rb") as raw:
-        for info in archive.infolist():
-            if info.compress_type == zipfile.ZIP_STORED:
-                total += info.compress_size  # stored: no larger than the bytes in the file
-            elif info.compress_type != zipfile.ZIP_DEFLATED:
-                raise zipfile.BadZipFile(f"unsupported compression {info.compress_type}")
-            else:
-                raw.seek(info.header_offset + 26)
-                name_length, extra_length = struct.unpack("<HH", raw.read(4))
-                raw.seek(name_length + extra_length, io.SEEK_CUR)
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                pending = b""
-                while not inflater.eof and total <= limit:
-                    pending = pending or raw.read(1 << 16)
-                    if not pending:
-                        break  # the stream ends with the file
-                    total += len(inflater.decompress(pending, limit + 1 - total))
-                    pending = inflater.unconsumed_tail
-            if total > limit:
-                break
-    return total
-
-
-def read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
-    import fastexcel
-
-    try:
-        # Every row from the sheet's row 1: by default calamine skips leading empty rows, and
-        # the partner's row numbers would shift with them. The first non-blank row is the header.
-        cells = (
-            fastexcel.read_excel(path)
-            .load_sheet(0, header_row=None, skip_rows=0, dtypes="string")
-            .to_polars()
-        )
-    except Exception as exc:  # fastexcel raises its own error types for corrupt workbooks
-        raise SubmissionRefused(f"{path.name} could not be read as a workbook: {exc}") from None
-    if cells.width == 0:
-        raise SubmissionRefused(f"{path.name} is empty")
-    filled = ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
-    at = cells.select(filled.arg_true().first()).item()
-    if at is None:
-        raise SubmissionRefused(f"{path.name} is empty")
-    check_header_once(list(cells.row(at)), path.name)
-    names: list[str] = []
-    for i, cell in enumerate(cells.row(at)):  # as fastexcel names them: __UNNAMED__1, value_1
-        name = cell if cell is not None and cell.strip() else f"__UNNAMED__{i}"
-        unique, n = name, 0
-        while unique in names:
-            n += 1
-            unique = f"{name}_{n}"
-        names.append(unique)
-    frame = cells.slice(at + 1).rename(dict(zip(cells.columns, names, strict=True)))
-    return frame, at + 2  # the header is spreadsheet row at + 1
-
-
-def read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
+def read_parquet(path: Path) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """The Parquet file's cells as text, and, column by column, whether they are stored as
+    numbers (read without the partner's locale)."""
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises ComputeError / OSError variants for bad files
@@ -242,47 +262,50 @@ def read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
             f"{path.name}: column {', '.join(nested)} holds lists or records, not one value per "
             "cell; send each value in a cell of its own"
         )
+    numeric = frame.select(
+        pl.repeat(dtype.is_numeric(), pl.len()).alias(name) for name, dtype in frame.schema.items()
+    )
     try:
-        return frame.with_columns(pl.all().cast(pl.Utf8)), 1  # records count from 1
+        return frame.with_columns(pl.all().cast(pl.Utf8)), 1, numeric  # records count from 1
     except pl.exceptions.PolarsError as exc:  # e.g. binary or object columns
         raise SubmissionRefused(
             f"{path.name}: a column's type cannot be read as text ({exc}); send numbers and text"
         ) from None
 
 
-def has_byte_order_mark(path: Path) -> bool:
-    """Whether the file starts with UTF-8's byte-order mark (Excel's "CSV UTF-8" writes one)."""
-    with path.open("rb") as fh:
-        return fh.read(3) == UTF8_BOM
-
-
 def read_submission(
     path: Path,
     *,
     encoding: str | None = None,
+    locale: str = "en",
+    sheet: str | None = None,
     max_bytes: int,
     max_expanded_bytes: int,
 ) -> RawSubmission:
     """Read a submission file into text cells, refusing what cannot be read safely.
 
-    ``encoding`` applies to CSV only (XLSX and Parquet carry their own); default UTF-8.
+    ``encoding`` applies to CSV only (XLSX and Parquet carry their own); default UTF-8, and a
+    default only (see :func:`decode`). ``locale`` is how the partner writes numbers (checked
+    here, used by :func:`~ci_pipeline.read.long.to_long_frame`). ``sheet``: the workbook sheet
+    to read (default: the first whose header names the key columns).
     """
     path = Path(path)
+    numbers = number_format(locale)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise SubmissionRefused(
             f"{path.name}: unsupported file type {path.suffix!r}; send CSV, XLSX or Parquet"
         )
     _check_size(path, max_bytes)
+    numeric: pl.DataFrame | None = None
+    warnings: list[str] = []
     if fmt == "csv":
-        # The file's own byte-order mark says UTF-8, whatever the partner's settings declare.
-        encoding = "utf-8" if has_byte_order_mark(path) else encoding or "utf-8"
-        frame, first_row = read_csv(path, encoding)
+        frame, first_row, encoding, warnings = read_csv(path, encoding or "utf-8")
     elif fmt == "xlsx":
         check_xlsx_expansion(path, max_expanded_bytes)
-        frame, first_row = read_xlsx(path)
+        frame, first_row, numeric = read_xlsx(path, sheet)
     else:
-        frame, first_row = read_parquet(path)
+        frame, first_row, numeric = read_parquet(path)
 
     headers: dict[str, str] = {}
     ignored: list[str] = []
@@ -297,8 +320,14 @@ def read_submission(
         headers[name] = original
         renames[original] = name
     frame = frame.select(list(renames)).rename(renames)
+    cells = list(frame.columns)
+    if numeric is not None:
+        frame = frame.with_columns(
+            numeric[original].alias(f"{TYPED_PREFIX}{name}")
+            for original, name in renames.items()
+            if name in NUMBER_COLUMNS
+        )
     frame = frame.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
-    cells = [c for c in frame.columns if c != ROW]
     # Blank rows (trailing ones especially) are dropped; the numbering above is kept.
     if cells:  # (all_horizontal over no columns is an error, so build it only when there are)
         blank = pl.all_horizontal(
@@ -307,4 +336,6 @@ def read_submission(
         frame = frame.filter(~blank)
     else:
         frame = frame.clear()
-    return RawSubmission(frame, headers, fmt, encoding if fmt == "csv" else None, ignored)
+    return RawSubmission(
+        frame, headers, fmt, encoding if fmt == "csv" else None, ignored, numbers, warnings
+    )

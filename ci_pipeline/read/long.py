@@ -1,5 +1,5 @@
-"""The raw columns as a typed long frame: numbers parsed, periods made canonical, localities
-resolved to codes.
+"""The raw columns as a typed long frame: numbers parsed (in the partner's locale, see
+:mod:`ci_pipeline.read.numbers`), periods made canonical, localities resolved to codes.
 """
 
 from __future__ import annotations
@@ -8,35 +8,9 @@ import polars as pl
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, normalise_name
 from ci_pipeline.model.periods import canonical_period
-from ci_pipeline.read.columns import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW
+from ci_pipeline.read.columns import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW, TYPED_PREFIX
 from ci_pipeline.read.files import RawSubmission
-
-
-def parse_number(text: pl.Expr) -> pl.Expr:
-    """Numbers as partners write them: ``1,234.5``, ``0,26`` (decimal comma), ``1.234,5``
-    (dots grouping thousands, a decimal comma), `` 12 ``, ``26%``.
-
-    Commas grouping thousands (``1,234,567.5``) are dropped; a single comma between digits
-    (``0,26``, ``0,260``: no thousands group starts with 0) is a decimal comma. Dots group
-    thousands only where they cannot be a decimal point: before a decimal comma (``1.234,5``) or
-    more than one of them (``1.234.567``). Text that is still not a number becomes null, and the
-    validate stage reports it.
-    """
-    s = text.str.strip_chars().str.replace_all(r"[\s\u00a0\u202f]", "")
-    percent = s.str.ends_with("%")
-    s = s.str.strip_chars_end("%")
-    s = (
-        pl.when(s.str.contains(r"^-?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"))
-        .then(s.str.replace_all(",", ""))
-        .when(s.str.contains(r"^-?[1-9]\d{0,2}(\.\d{3})+,\d+$|^-?[1-9]\d{0,2}(\.\d{3}){2,}$"))
-        .then(s.str.replace_all(r"\.", "").str.replace(",", "."))
-        .when(s.str.contains(r"^-?\d+,\d+$"))
-        .then(s.str.replace(",", "."))
-        .otherwise(s)
-    )
-    number = s.cast(pl.Float64, strict=False)
-    number = pl.when(number.is_finite()).then(number)  # 'NaN', 'inf' are not numbers
-    return pl.when(percent).then(number / 100).otherwise(number)
+from ci_pipeline.read.numbers import NumberFormat, parse_number, parse_plain_number
 
 
 def resolve_geographies(written: pl.Series, initiative: Initiative) -> dict[str, str]:
@@ -52,6 +26,17 @@ def resolve_geographies(written: pl.Series, initiative: Initiative) -> dict[str,
     }
 
 
+def number(frame: pl.DataFrame, column: str, numbers: NumberFormat) -> pl.Expr:
+    """A number column's values: cells the file stored as numbers read as they are, text read
+    in the partner's locale."""
+    text, typed = pl.col(column), f"{TYPED_PREFIX}{column}"
+    if typed not in frame.columns:
+        return parse_number(text, numbers)
+    return (
+        pl.when(pl.col(typed)).then(parse_plain_number(text)).otherwise(parse_number(text, numbers))
+    )
+
+
 def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
     """Map text cells onto the canonical long frame, resolving names and parsing numbers.
 
@@ -63,6 +48,8 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
     frame = raw.rows
     known = {ROW, PARTNER_COLUMN, *KEY_COLUMNS, *NUMBER_COLUMNS, *initiative.dimension_names}
     for name in frame.columns:
+        if name.startswith(TYPED_PREFIX):
+            continue
         written = raw.headers.get(name, name)
         if name not in known and written not in raw.ignored_columns:
             raw.ignored_columns.append(written)
@@ -75,7 +62,7 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
         pl.col("measure_id").str.strip_chars().str.to_lowercase(),
         pl.col("geo_code").replace_strict(resolve_geographies(frame["geo_code"], initiative)),
         *(pl.col(c).alias(f"{c}_text") for c in NUMBER_COLUMNS),
-        *(parse_number(pl.col(c)).alias(c) for c in NUMBER_COLUMNS),
+        *(number(frame, c, raw.numbers).alias(c) for c in NUMBER_COLUMNS),
         *(
             pl.col(d).str.strip_chars().str.to_lowercase().fill_null(TOTAL).replace("", TOTAL)
             for d in initiative.dimension_names

@@ -1,15 +1,14 @@
-"""One submission, end to end through receive → read → validate → store: the steps the
-ingest flow runs, and the reception that comes before it (:func:`take`).
+"""One received submission through load → read → validate → store: the steps the ingest flow
+runs. The reception before them (:func:`take`, in :mod:`.reception`) is re-exported here, so
+callers find every step of a submission in one place.
 
 Each function is one step with its I/O at the edge (the settings, initiative and engine are
-passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests can call them
-directly.
+passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests
+can call them directly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,19 @@ import polars as pl
 from sqlalchemy import Engine
 
 from ci_pipeline import read, store, validate
-from ci_pipeline.clock import utcnow
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import AlreadyReported, SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive import blobs
 from ci_pipeline.receive.receipt import RECEIPT_FIELDS, Receipt
+from ci_pipeline.receive.reception import (
+    archive_target,
+    sha256_of,
+    take,
+    take_bytes,
+    write_archive,
+)
 from ci_pipeline.validate import report
 
 __all__ = [
@@ -51,110 +56,6 @@ def prepare_database(initiative: Initiative, *, engine: Engine) -> list[str]:
     """Create missing tables and store the initiative's definitions (idempotent)."""
     store.create_schema(engine=engine)
     return store.sync_initiative(initiative, engine=engine)
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, hex, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def archive_target(
-    settings: Settings, partner_id: str, period: str, content_hash: str, name: str
-) -> Path:
-    """Where the audit copy of a received file is kept."""
-    return settings.archive_dir / partner_id / period / f"{content_hash[:12]}-{name}"
-
-
-def take(
-    path: Path,
-    partner_id: str,
-    period: str,
-    *,
-    initiative: Initiative,
-    settings: Settings,
-    engine: Engine,
-    file_name: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> store.Submission:
-    """Receive the file at ``path`` (see :func:`take_bytes`); a file over the size limit is
-    recorded without its bytes, and its ingest refuses it."""
-    path = Path(path)
-    size = path.stat().st_size
-    content = path.read_bytes() if size <= settings.max_file_bytes else None
-    return take_bytes(
-        content,
-        partner_id,
-        period,
-        file_name=file_name or path.name,
-        size_bytes=size,
-        content_hash=sha256_of(path) if content is None else None,
-        initiative=initiative,
-        settings=settings,
-        engine=engine,
-        options=options,
-    )
-
-
-def take_bytes(
-    content: bytes | None,
-    partner_id: str,
-    period: str,
-    *,
-    file_name: str,
-    initiative: Initiative,
-    settings: Settings,
-    engine: Engine,
-    size_bytes: int | None = None,
-    content_hash: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> store.Submission:
-    """Receive a file: check who and when, then commit its bytes and a ``received`` submission
-    in one transaction. Only then may anyone be told "received" (the API's 202, the inbox's
-    move): whatever crashes next, the submission is in the database and will reach a verdict.
-
-    ``file_name`` is the name the partner gave the file; ``options`` what the submitter
-    declared for this file alone (``encoding``). ``content`` None: the file was too large to
-    keep (``size_bytes`` and ``content_hash`` say what it was), and its ingest refuses it.
-    """
-    initiative.partner(partner_id)  # raises UnknownPartner
-    canonical = parse_period(period).label  # raises InvalidPeriod
-    if content is not None:
-        content_hash = hashlib.sha256(content).hexdigest()
-        size_bytes = len(content)
-    assert content_hash is not None and size_bytes is not None
-    suffix = Path(file_name).suffix.lower()
-    new = store.NewSubmission(
-        initiative_id=initiative.info.id,
-        partner_id=partner_id,
-        period=canonical,
-        content_hash=content_hash,
-        file_name=file_name,
-        file_format=read.FORMATS.get(suffix, suffix.lstrip(".")),
-        encoding=None,
-        received_at=utcnow(),
-        archive_path=(
-            str(archive_target(settings, partner_id, canonical, content_hash, file_name))
-            if content is not None
-            else None
-        ),
-    )
-    declared = {k: v for k, v in (options or {}).items() if v is not None}
-    content_url = None
-    if content is not None and settings.received_url:
-        # The object first: a submission never names bytes that are not there.
-        content_url, content = blobs.put(settings.received_url, content), None
-    return store.record_received(
-        new,
-        content=content,
-        size_bytes=size_bytes,
-        options=declared,
-        content_url=content_url,
-        engine=engine,
-    )
 
 
 def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Submission | Receipt:
@@ -185,24 +86,6 @@ def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Sub
     return row
 
 
-def write_archive(content: bytes, target: Path, content_hash: str) -> None:
-    """Keep the audit copy at ``target``: written whole under a temporary name, checked against
-    the hash and moved into place, so a failed write never leaves a truncated copy; a copy
-    already there is kept only when its bytes are the file's (re-running repairs one that is
-    not)."""
-    if target.is_file() and sha256_of(target) == content_hash:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    try:
-        partial.write_bytes(content)
-        if sha256_of(partial) != content_hash:
-            raise OSError(f"the copy written to {partial} does not match its SHA-256")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def duplicate_receipt(row: store.Submission, *, engine: Engine) -> Receipt | None:
     """If these bytes were already accepted for this partner and period, say so and stop."""
     original = store.find_duplicate(row, engine=engine)
@@ -226,19 +109,21 @@ def parse(
     settings: Settings,
 ) -> Parsed | str:
     """Read the received file (its audit copy) into the long frame, or return why it was
-    refused unread. The encoding is the one declared for this file, else the partner's."""
+    refused unread. The encoding and locale are the ones declared for this file, else the
+    partner's settings."""
     if row.archive_path is None:
         return (
             f"{row.file_name} is {row.size_bytes} bytes, larger than the limit of "
             f"{settings.max_file_bytes} bytes a submission may be; it was not read"
         )
-    encoding = (
-        store.submission_options(row).get("encoding") or initiative.partner(row.partner_id).encoding
-    )
+    declared = store.submission_options(row)
+    partner = initiative.partner(row.partner_id)
     try:
         raw = read.read_submission(
             Path(row.archive_path),
-            encoding=encoding,
+            encoding=declared.get("encoding") or partner.encoding,
+            locale=declared.get("locale") or initiative.partner_locale(partner.id),
+            sheet=partner.sheet,
             max_bytes=settings.max_file_bytes,
             max_expanded_bytes=settings.max_xlsx_expanded_bytes,
         )

@@ -7,9 +7,10 @@ and turns pandera's failure cases into issues a partner can act on: the row as t
 their own file, the column as they named it, the value they wrote, the rule, and a sentence.
 
 The modules: ``contract`` (the generated schema and its rule book), ``issues`` (running it, and
-failures as issues), ``observations`` (the validated frame as stored rows), ``report`` (the
-partner's error files) and ``template`` (the data-entry form). This namespace re-exports the
-first three's public names.
+failures as issues), ``observations`` (the validated frame as stored rows), ``echo`` (values
+echoed back, cut to a readable length), ``report`` (the partner's error files) and
+``template`` (the data-entry form). This namespace re-exports the public names of the first
+four.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from ci_pipeline.validate.contract import (
     message_text,
     rules_frame,
 )
+from ci_pipeline.validate.echo import ECHO_LIMIT, MESSAGE_LIMIT, echo_text, echoed
 from ci_pipeline.validate.issues import ISSUE_SCHEMA, ValidationResult, validate
 from ci_pipeline.validate.observations import to_observations
 
 __all__ = [
+    "ECHO_LIMIT",
     "ISSUE_SCHEMA",
+    "MESSAGE_LIMIT",
     "RATIO_TOLERANCE",
     "Rule",
     "ValidationResult",
     "build_contract",
+    "echo_text",
+    "echoed",
     "message_text",
     "rules_frame",
     "to_observations",

@@ -17,7 +17,15 @@ from pandera.api.polars.types import PolarsData
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
 from ci_pipeline.model.periods import CANONICAL_PATTERNS, Period, period_end, period_start
-from ci_pipeline.read import NUMBER_COLUMNS, PARTNER_COLUMN, ROW
+from ci_pipeline.read import (
+    NUMBER_COLUMNS,
+    PARTNER_COLUMN,
+    ROW,
+    NumberFormat,
+    looks_like_number,
+    number_format,
+)
+from ci_pipeline.validate.echo import echoed
 
 #: Tolerance when a partner gives both a proportion's value and its numerator/denominator.
 RATIO_TOLERANCE = 0.0005
@@ -80,14 +88,18 @@ def message_text(*parts: str | pl.Expr) -> pl.Expr:
 
 
 def _q(col: str) -> pl.Expr:
-    return message_text("'", pl.col(col).fill_null(""), "'")
+    """A cell's value quoted in a message, cut to a readable length (see ``echo``)."""
+    return message_text("'", echoed(pl.col(col).fill_null("")), "'")
 
 
 class _ContractBuilder:
     """Builds the schema and the rule book together, so every check has a name and a sentence."""
 
-    def __init__(self, initiative: Initiative, partner_id: str, period: Period) -> None:
+    def __init__(
+        self, initiative: Initiative, partner_id: str, period: Period, numbers: NumberFormat
+    ) -> None:
         self.initiative = initiative
+        self.numbers = numbers
         self.partner = initiative.partner(partner_id)
         self.period = period
         self.rules_lf = rules_frame(initiative).lazy()
@@ -301,11 +313,27 @@ class _ContractBuilder:
             else {f"{col}_not_negative": (x >= 0, message_text(f"{col} ", _fmt(x), " is negative"))}
         )
         self.column(col, pl.Float64, rules)
+        text = pl.col(f"{col}_text")
+        # Digits and separators that do not fit the locale's grammar are a matter of format
+        # (the partner can fix it, or declare the locale they write in); anything else is text.
+        numeric_looking = looks_like_number(text)
         self.row_rule(
             f"{col}_is_number",
             col,
-            pl.col(f"{col}_text").is_null() | x.is_not_null(),
+            text.is_null() | x.is_not_null() | numeric_looking,
             message_text(f"{col} ", _q(f"{col}_text"), " is not a number"),
+        )
+        self.row_rule(
+            f"{col}_number_format",
+            col,
+            text.is_null() | x.is_not_null() | ~numeric_looking,
+            message_text(
+                f"{col} ",
+                _q(f"{col}_text"),
+                f" is not a number as this file's locale writes them: {self.numbers.describe()}."
+                " If you write numbers another way, ask the backbone team to record your locale"
+                " (e.g. de_DE for 1.234,5, fr_FR for 1 234,5), or give it with the file",
+            ),
         )
 
     def _period_rules(self) -> None:
@@ -447,13 +475,21 @@ class _ContractBuilder:
 
 
 def build_contract(
-    initiative: Initiative, partner_id: str, period: Period, *, with_partner_column: bool = False
+    initiative: Initiative,
+    partner_id: str,
+    period: Period,
+    *,
+    with_partner_column: bool = False,
+    numbers: NumberFormat | None = None,
 ) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
     """Generate the pandera contract for one partner's submission for one period.
 
-    Returns the schema and its rule book (rule name → reported column and message).
+    ``numbers``: the locale the file's numbers were read in (default: the partner's), quoted by
+    the ``<column>_number_format`` rules. Returns the schema and its rule book (rule name →
+    reported column and message).
     """
-    builder = _ContractBuilder(initiative, partner_id, period)
+    numbers = numbers or number_format(initiative.partner_locale(partner_id))
+    builder = _ContractBuilder(initiative, partner_id, period, numbers)
     if with_partner_column:
         builder.partner_rule()
     return builder.build()

@@ -14,6 +14,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import Period
 from ci_pipeline.read import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW, RawSubmission
 from ci_pipeline.validate.contract import Rule, build_contract, message_text, rules_frame
+from ci_pipeline.validate.echo import echo_text
 
 ISSUE_SCHEMA = {
     "row": pl.Int64,
@@ -71,14 +72,21 @@ def validate(
 ) -> ValidationResult:
     """Validate a long frame (from :func:`ci_pipeline.read.to_long_frame`) in one lazy pass."""
     warnings = [
-        f"column {c!r} is not part of the submission format and was ignored"
-        for c in raw.ignored_columns
+        *raw.warnings,
+        *(
+            f"column {echo_text(c)!r} is not part of the submission format and was ignored"
+            for c in raw.ignored_columns
+        ),
     ]
     header = _header_issues(raw)
     if header.height:
         return ValidationResult(raw.rows.height, header, None, warnings)
     schema, rules = build_contract(
-        initiative, partner_id, period, with_partner_column=PARTNER_COLUMN in frame.columns
+        initiative,
+        partner_id,
+        period,
+        with_partner_column=PARTNER_COLUMN in frame.columns,
+        numbers=raw.numbers,
     )
     try:
         schema.validate(frame, lazy=True)

@@ -1,6 +1,7 @@
 """Error reports a partner can open: CSV (for a spreadsheet) and JSON (for a script).
 
-Every value echoed back is neutralised against spreadsheet formula injection: a cell that
+Every value echoed back is cut to a readable length (see ``echo``: a 1 MB cell is echoed as
+its first 200 characters and its length) and neutralised against spreadsheet formula injection: a cell that
 starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'`` so a
 spreadsheet shows it as text instead of running it (OWASP's CSV-injection advice). A plain
 number such as ``-3`` is echoed as written.
@@ -14,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from ci_pipeline.validate.echo import ECHO_LIMIT, MESSAGE_LIMIT, echoed
+
 FORMULA_PREFIX = r"^[=+\-@\t\r]"
 PLAIN_NUMBER = r"^[+-]?\d+([.,]\d+)?$"  # -3 or +0,5 is a number, not a formula
 TEXT_COLUMNS = ["column", "value", "message"]
@@ -26,9 +29,12 @@ def neutralise(expr: pl.Expr) -> pl.Expr:
 
 
 def safe_issues(issues: pl.DataFrame) -> pl.DataFrame:
-    """The issues table with every echoed text cell neutralised."""
+    """The issues table with every echoed text cell cut to a readable length and neutralised
+    (a sentence, which may quote a value, is cut at a longer length)."""
     return issues.with_columns(
-        neutralise(pl.col(c)).alias(c) for c in TEXT_COLUMNS if c in issues.columns
+        neutralise(echoed(pl.col(c), MESSAGE_LIMIT if c == "message" else ECHO_LIMIT)).alias(c)
+        for c in TEXT_COLUMNS
+        if c in issues.columns
     )
 
 

@@ -104,6 +104,8 @@ def test_partners_json(home: Path) -> None:
     assert len(partners) == 13
     by_id = {p["id"]: p for p in partners}
     assert by_id["employment-service"]["encoding"] == "windows-1255"
+    assert by_id["employment-service"]["locale"] == "ru"  # its own; the others the initiative's
+    assert by_id[FUND]["locale"] == "he_IL"
     assert by_id[FUND]["submits_every"] == "quarter"
     assert "new-resources-nis" in by_id[FUND]["measures"]
     assert by_id["kurkum"]["localities"] == ["majd-al-krum"]
@@ -297,6 +299,7 @@ def test_an_unknown_partner_is_a_red_error_without_traceback(tmp_path: Path, hom
 
     for args in (
         ["submit", str(file), "-p", "nobody", "--period", QUARTER],
+        ["submit", str(file), "-p", "nobody", "--period", QUARTER, "--locale", "de_DE"],
         ["template", "-p", "nobody", "--period", QUARTER, "-o", str(tmp_path / "f.csv")],
     ):
         result = invoke(*args)
@@ -307,6 +310,17 @@ def test_an_unknown_partner_is_a_red_error_without_traceback(tmp_path: Path, hom
         assert result.stdout == ""
         assert "\x1b[31merror:\x1b[0m no partner 'nobody' in beit-hakerem" in result.stderr
         assert "known: biina-council, braude-college" in result.stderr
+    assert not (home / "ci_pipeline.db").exists()  # nothing was started
+
+
+@pytest.mark.usefixtures("coloured")
+def test_an_unknown_locale_is_an_error_before_a_flow_starts(tmp_path: Path, home: Path) -> None:
+    file = tmp_path / "fund.csv"
+    file.write_text(GOOD, encoding="utf-8")
+    result = invoke("submit", str(file), "-p", FUND, "--period", QUARTER, "--locale", "klingon")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "unknown locale 'klingon'" in result.stderr
     assert not (home / "ci_pipeline.db").exists()  # nothing was started
 
 

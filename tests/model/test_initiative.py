@@ -257,6 +257,10 @@ def test_measure_id_must_match_its_file_name(copy: Path) -> None:
     [
         ("partners.yaml", "encoding: windows-1256", "encoding: klingon",
          "partners.yaml[kurkum]: encoding: unknown encoding 'klingon'"),
+        ("partners.yaml", "  locale: ru\n", "  locale: klingon\n",
+         "partners.yaml[employment-service]: locale: Value error, unknown locale 'klingon'"),
+        ("initiative.yaml", "locale: he_IL", "locale: xx_YY",
+         "initiative.yaml: locale: Value error, unknown locale 'xx_YY'"),
         ("partners.yaml", "- id: misgav-council", "- id: karmiel-municipality",
          "partners.yaml[karmiel-municipality]: id: defined twice"),
         ("partners.yaml", "email: hello@kurkum.example.org", "email: kurkum",

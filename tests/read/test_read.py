@@ -11,26 +11,38 @@ from typing import Any
 import polars as pl
 import pytest
 import xlsxwriter
+from babel.numbers import get_group_symbol, parse_decimal
 
 from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.read import (
     ROW,
+    SPACES,
     RawSubmission,
     canonical_header,
+    number_format,
     parse_number,
     read_submission,
     to_long_frame,
 )
 from ci_pipeline.read import files as read_files
+from ci_pipeline.read import workbooks as read_workbooks
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 LIMITS: dict[str, Any] = {"max_bytes": 1_000_000, "max_expanded_bytes": 10_000_000}
 
 
-def load(path: Path | str, encoding: str | None = None, **limits: int) -> RawSubmission:
+def load(
+    path: Path | str,
+    encoding: str | None = None,
+    locale: str = "he_IL",
+    sheet: str | None = None,
+    **limits: int,
+) -> RawSubmission:
     path = FIXTURES / path if isinstance(path, str) else path
-    return read_submission(path, encoding=encoding, **{**LIMITS, **limits})
+    return read_submission(
+        path, encoding=encoding, locale=locale, sheet=sheet, **{**LIMITS, **limits}
+    )
 
 
 def column(frame: pl.DataFrame, name: str) -> list[Any]:
@@ -81,7 +93,9 @@ def test_utf8_with_bom_and_crlf(initiative: Initiative) -> None:
 
 
 def test_windows_1255_hebrew_semicolons_and_decimal_commas(initiative: Initiative) -> None:
-    raw = load("hebrew_windows1255.csv", encoding="windows-1255")
+    # The employment service's office writes decimal commas: its settings say locale ru.
+    assert initiative.partner_locale("employment-service") == "ru"
+    raw = load("hebrew_windows1255.csv", encoding="windows-1255", locale="ru")
     assert raw.encoding == "windows-1255"
     assert raw.headers == {
         "measure_id": "מדד",
@@ -291,7 +305,8 @@ def test_xlsx_blank_header_cells(tmp_path: Path) -> None:
     raw = load(path)
     assert raw.headers == {"measure_id": "measure_id", "value": "value", "notes": "Notes"}
     assert raw.ignored_columns == ["__UNNAMED__1", "__UNNAMED__3"]
-    assert raw.rows.row(0) == (2, "m", "1", "n")
+    assert raw.rows.select(ROW, "measure_id", "value", "notes").row(0) == (2, "m", "1", "n")
+    assert raw.rows["_typed_value"].to_list() == [True]  # Excel stored 1 as a number
 
 
 def test_xlsx_column_named_twice_is_refused(tmp_path: Path) -> None:
@@ -312,7 +327,8 @@ def test_parquet(initiative: Initiative) -> None:
     raw = load("typed.parquet")
     assert (raw.file_format, raw.encoding) == ("parquet", None)
     assert raw.rows.schema[ROW] == pl.Int64
-    assert all(raw.rows.schema[c] == pl.Utf8 for c in raw.rows.columns if c != ROW)
+    assert all(raw.rows.schema[c] == pl.Utf8 for c in raw.headers)
+    assert raw.rows["_typed_value"].to_list() == [True, True]  # an integer column
     assert raw.rows.select(ROW, "value").rows() == [(1, "12"), (2, "3")]  # records count from 1
     frame = to_long_frame(raw, initiative)
     assert frame.select("geo_code", "value").rows() == [("majd-al-krum", 12.0), ("karmiel", 3.0)]
@@ -353,7 +369,9 @@ def test_bytes_that_are_not_utf8_are_refused_naming_the_line() -> None:
     first_bad = (FIXTURES / "not_utf8.csv").read_bytes().index("כ".encode("windows-1255"))
     assert first_bad == 95
     assert message.startswith("line 3 (byte 95) is not valid utf-8: b'\\xeb\\xf8")
-    assert "--encoding windows-1255" in message
+    # Told how to fix it, without a command-line option an inbox or API partner never saw
+    assert '"CSV UTF-8"' in message and "windows-1255 for Hebrew" in message
+    assert "--encoding" not in message
 
 
 def test_the_same_file_reads_with_its_encoding(initiative: Initiative) -> None:
@@ -366,8 +384,9 @@ def test_the_same_file_reads_with_its_encoding(initiative: Initiative) -> None:
     [("hebrew_windows1255.csv", None), ("arabic_windows1256.csv", "utf-8")],
 )
 def test_legacy_code_page_undeclared_is_refused(name: str, encoding: str | None) -> None:
-    with pytest.raises(SubmissionRefused, match=r"^line 1 .*--encoding windows-1255 \(Hebrew\)"):
+    with pytest.raises(SubmissionRefused, match=r"^line 1 .*windows-1255 for Hebrew") as exc:
         load(name, encoding=encoding)
+    assert "--encoding" not in str(exc.value)
 
 
 def test_bad_byte_after_a_bom_names_its_line(tmp_path: Path) -> None:
@@ -381,13 +400,23 @@ def test_bad_byte_after_a_bom_names_its_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["localities.csv", "hebrew_windows1255.csv"])
-def test_utf8_declared_as_a_code_page_is_refused(tmp_path: Path, name: str) -> None:
+def test_utf8_declared_as_a_code_page_is_read_as_utf8_with_a_warning(
+    tmp_path: Path, name: str
+) -> None:
+    """A declared encoding is a default, not a trap: valid UTF-8 with non-ASCII text is UTF-8
+    (windows-1255 would decode its bytes as mojibake), and the partner is told."""
     source = FIXTURES / name
     if name == "hebrew_windows1255.csv":  # the same file saved as UTF-8
         source = tmp_path / name
         source.write_text((FIXTURES / name).read_text(encoding="windows-1255"), encoding="utf-8")
-    with pytest.raises(SubmissionRefused, match="is UTF-8 text but was declared windows-1255"):
-        load(source, encoding="windows-1255")
+    expected = load(source, encoding="utf-8")
+    raw = load(source, encoding="windows-1255")
+    assert raw.encoding == "utf-8"
+    assert raw.warnings == [
+        "the file is UTF-8 text although windows-1255 was expected; it was read as UTF-8"
+    ]
+    assert raw.rows.equals(expected.rows)  # Hebrew names as written, not mojibake
+    assert expected.warnings == []
 
 
 @pytest.mark.parametrize("declared", [None, "windows-1255", "windows-1256"])
@@ -494,7 +523,10 @@ def test_an_honest_workbook_inflates_to_what_it_declares() -> None:
     reads it (the check does not over-count)."""
     with zipfile.ZipFile(FIXTURES / "dates.xlsx") as archive:
         declared = sum(i.file_size for i in archive.infolist())
-        assert read_files.inflated_size(FIXTURES / "dates.xlsx", archive, 10 * declared) == declared
+        assert (
+            read_workbooks.inflated_size(FIXTURES / "dates.xlsx", archive, 10 * declared)
+            == declared
+        )
     assert load("dates.xlsx", max_expanded_bytes=declared).rows.height == 2
 
 
@@ -572,39 +604,98 @@ def test_canonical_header(written: str, name: str) -> None:
     assert canonical_header(written) == name
 
 
-@pytest.mark.parametrize(
-    ("text", "number"),
-    [
-        ("1,234.5", 1234.5),
-        ("1,234,567.5", 1234567.5),
-        ("0,26", 0.26),
-        (" 12 ", 12.0),
-        ("26%", 0.26),
-        ("12,5%", 0.125),
-        ("1 234,5", 1234.5),
-        ("1\u00a0234", 1234.0),  # a no-break space groups thousands
-        ("-3", -3.0),
-        ("0.5", 0.5),
-        ("abc", None),
-        ("", None),
-        ("1,2,3", None),
-        ("0,260", 0.26),  # no thousands group starts with 0: a decimal comma
-        ("-0,5", -0.5),
-        ("1.234,5", 1234.5),  # dots grouping thousands before a decimal comma
-        ("1.234.567", 1234567.0),  # more than one dot: they group thousands
-        ("12.345.678,25", 12345678.25),
-        ("1.234", 1.234),  # one dot and no comma stays a decimal point
-        ("1.23,4", None),  # not a grouping: reported, not guessed
-        ("01,234", 1.234),  # a leading zero cannot start a thousands group
-        ("NaN", None),
-        ("inf", None),
-        (None, None),
-    ],
-)
-def test_parse_number(text: str | None, number: float | None) -> None:
+#: (text, locale, number): each written number read one way in each locale, or not at all (None).
+#: Worked by hand from the locale's symbols (babel/CLDR): he_IL and en group with ',' and put
+#: '.' before the decimals; de_DE groups with '.' and uses ','; fr_FR groups with a narrow
+#: no-break space and uses ','; hi_IN groups 3 then 2; ar_EG writes Arabic-Indic digits with
+#: '٬' grouping and '٫' before the decimals (and Latin digits as en does).
+NUMBERS: list[tuple[str | None, str, float | None]] = [
+    ("1,234.5", "he_IL", 1234.5),
+    ("1,234.5", "de_DE", None),  # ',' is de_DE's decimal: '1,234' then '.5' fits nothing
+    ("1,234.5", "fr_FR", None),
+    ("1.234,5", "de_DE", 1234.5),
+    ("1.234,5", "he_IL", None),  # a group symbol after the decimal point
+    ("1 234,5", "fr_FR", 1234.5),
+    ("1\u00a0234,5", "fr_FR", 1234.5),  # no-break space
+    ("1\u202f234,5", "fr_FR", 1234.5),  # narrow no-break space, fr_FR's own
+    ("1 234,5", "ru", 1234.5),
+    ("1 234,5", "he_IL", None),  # he_IL does not group with a space
+    ("1 234,5", "de_DE", None),
+    ("0,26", "de_DE", 0.26),
+    ("0,26", "fr_FR", 0.26),
+    ("0,26", "he_IL", None),  # ',' groups thousands in he_IL: '0,26' is no grouping
+    ("0,26", "en", None),
+    ("0,260", "he_IL", None),  # a group cannot start with 0, nor follow a lone 0
+    ("0,260", "de_DE", 0.26),
+    ("1,234", "he_IL", 1234.0),  # the declared locale decides: ',' groups thousands
+    ("1,234", "de_DE", 1.234),  # and here it is the decimal comma
+    ("1.234", "he_IL", 1.234),
+    ("1.234", "de_DE", 1234.0),
+    ("1,234,567.5", "en", 1234567.5),
+    ("1,23,4", "en", None),  # misplaced group separators
+    ("12,34", "en", None),
+    ("1,2345", "en", None),
+    ("12,34,567.5", "hi_IN", 1234567.5),  # groups of 3, then 2
+    ("12,34,567.5", "en", None),
+    ("1.234.567", "de_DE", 1234567.0),
+    ("1.234.567", "he_IL", None),  # two decimal points
+    (" 12 ", "he_IL", 12.0),
+    ("-3", "he_IL", -3.0),
+    ("\u200e-3", "he_IL", -3.0),  # Hebrew software's left-to-right mark before the minus
+    ("\u2212" + "3", "fr_FR", -3.0),  # the minus sign U+2212
+    ("26%", "he_IL", 0.26),
+    ("12,5%", "de_DE", 0.125),
+    ("12,5%", "he_IL", None),
+    (".5", "en", 0.5),
+    ("١٬٢٣٤٫٥", "ar_EG", 1234.5),  # Arabic-Indic digits where babel says the locale uses them
+    ("٠٫٢٦", "ar_EG", 0.26),
+    ("1,234.5", "ar_EG", 1234.5),  # Latin digits with the Latin symbols, there too
+    ("١٬٢٣٤٫٥", "ar", None),  # ar's numbering system is Latin
+    ("١٢3", "ar_EG", None),  # two digit systems in one number
+    ("1e5", "en", 100000.0),  # an exponent, as babel reads it
+    ("1,5e3", "de_DE", 1500.0),
+    ("1,5e3", "en", None),
+    ("NaN", "en", None),  # NaN and infinities are not how partners write numbers
+    ("inf", "en", None),
+    ("abc", "en", None),
+    ("", "en", None),
+    (None, "en", None),
+]
+
+
+@pytest.mark.parametrize(("text", "locale", "number"), NUMBERS)
+def test_parse_number_in_the_partners_locale(
+    text: str | None, locale: str, number: float | None
+) -> None:
     frame = pl.DataFrame({"text": [text]}, schema={"text": pl.Utf8})
-    value = frame.select(parse_number(pl.col("text"))).item()
+    value = frame.select(parse_number(pl.col("text"), number_format(locale))).item()
     assert value == (pytest.approx(number) if number is not None else None)
+
+
+@pytest.mark.parametrize(("text", "locale", "number"), NUMBERS)
+def test_what_is_read_is_what_babel_reads(
+    text: str | None, locale: str, number: float | None
+) -> None:
+    """The vectorised grammar agrees with babel's strict parser wherever it reads a number
+    (Latin digits; babel leaves digits of other scripts to the caller)."""
+    if number is None or text is None or not text.strip().isascii():
+        return
+    plain = text.replace("\u200e", "").replace("%", "").strip()
+    group = get_group_symbol(locale)
+    if group in SPACES:  # any space groups where the locale groups with one (documented)
+        plain = re.sub("[ \u00a0\u202f]", group, plain)
+    scale = 100 if text.endswith("%") else 1
+    assert float(parse_decimal(plain, locale, strict=True)) / scale == pytest.approx(number)
+
+
+def test_a_number_format_says_what_its_locale_expects() -> None:
+    assert number_format("he-IL").describe() == (
+        "he_IL (Hebrew (Israel)) writes numbers like 1,234.5: ',' groups thousands and '.' is "
+        "the decimal separator"
+    )
+    assert number_format("fr_FR").example == "1 234,5"
+    with pytest.raises(SubmissionRefused, match="unknown locale 'klingon'"):
+        number_format("klingon")
 
 
 def test_parquet_nan_is_not_a_number(tmp_path: Path, initiative: Initiative) -> None:
@@ -636,3 +727,109 @@ def test_a_parquet_column_of_lists_or_records_is_refused_by_name(
     message = str(refused.value)
     assert message.startswith("nested.parquet: column 'value' (")
     assert dtype_words in message.lower() and "one value per cell" in message
+
+
+# --- lines with fewer cells than the header -----------------------------------------------------
+
+
+def test_a_line_with_fewer_cells_than_the_header_is_refused_naming_it(tmp_path: Path) -> None:
+    """polars pads a short line with nulls: ``1,2`` under ``a,b,c`` would read as if c were
+    blank. The line is named instead; ``1,2,`` (an empty last cell) is three cells and reads."""
+    path = tmp_path / "short.csv"
+    path.write_text("measure_id,geo_code,period,value\nm,nahf,2025-Q1,\n\nm,nahf,2025-Q2\n")
+    with pytest.raises(SubmissionRefused) as refused:
+        load(path)
+    assert str(refused.value).startswith(
+        "short.csv: line 4 has 3 cells but the header has 4; every line needs a cell for every "
+        "column of the header"
+    )
+    path.write_text(
+        "measure_id,geo_code,period,value\nm,nahf,2025-Q1,\n\n , , , \nm,nahf,2025-Q2,\n"
+    )
+    assert column(load(path).rows, ROW) == [2, 5]  # empty last cells and blank lines are fine
+
+
+# --- workbooks: the data sheet, title rows, number cells -----------------------------------------
+
+
+def _workbook(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
+    workbook = xlsxwriter.Workbook(str(path))
+    for name, rows in sheets.items():
+        sheet = workbook.add_worksheet(name)
+        for at, row in enumerate(rows):
+            sheet.write_row(at, 0, row)
+    workbook.close()
+    return path
+
+
+DATA: list[list[Any]] = [
+    ["measure_id", "geo_code", "period", "value"],
+    ["ecommerce-centre-employees", "nahf", "2025-09", 4],
+]
+
+
+def test_the_sheet_holding_the_header_is_read_title_rows_skipped(tmp_path: Path) -> None:
+    """A notes sheet first, and two title rows above the header: the header's sheet is found,
+    and rows keep the numbers the spreadsheet shows (header on row 4, data on row 5)."""
+    title = [["דוח רבעוני — מרכז המסחר המקוון"], ["", "prepared 2025-10-01"]]
+    path = _workbook(
+        tmp_path / "titled.xlsx",
+        {"Notes": [["read me"], ["nothing here"]], "Data": [*title, *DATA]},
+    )
+    raw = load(path)
+    assert list(raw.headers) == ["measure_id", "geo_code", "period", "value"]
+    assert raw.rows.select(ROW, "geo_code", "value").rows() == [(4, "nahf", "4")]
+
+
+def test_the_sheet_named_in_the_partners_settings_is_read(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path / "two.xlsx",
+        {"Draft": DATA, "Final": [DATA[0], [*DATA[1][:3], 5]]},
+    )
+    assert column(load(path).rows, "value") == ["4"]  # the first sheet with the header
+    assert column(load(path, sheet="Final").rows, "value") == ["5"]
+    with pytest.raises(
+        SubmissionRefused, match=r"two.xlsx has no sheet named 'Summary'.*'Draft', 'Final'"
+    ):
+        load(path, sheet="Summary")
+
+
+def test_a_workbook_without_the_header_reads_its_first_row_for_the_report(
+    tmp_path: Path,
+) -> None:
+    path = _workbook(tmp_path / "plain.xlsx", {"S": [["title"], ["a", "b"], ["1", "2"]]})
+    raw = load(path)  # the first non-blank row, as before: validation names what is missing
+    assert list(raw.headers) == ["title"]
+
+
+def test_number_cells_are_read_as_numbers_whatever_the_locale(
+    tmp_path: Path, initiative: Initiative
+) -> None:
+    """A number cell's text is the number itself (1.234), so it is not read in the locale (in
+    ru, '1.234' typed as text is no number at all); a text cell is."""
+    path = _workbook(
+        tmp_path / "ru.xlsx",
+        {
+            "S": [
+                ["measure_id", "geo_code", "period", "value"],
+                ["new-resources-nis", "beit-hakerem", "2025-Q1", 1.234],
+                ["new-resources-nis", "beit-hakerem", "2025-Q2", "1 234,5"],
+                ["new-resources-nis", "beit-hakerem", "2025-Q3", "1.234"],
+            ]
+        },
+    )
+    frame = to_long_frame(load(path, locale="ru"), initiative)
+    assert frame.select("value", "value_text").rows() == [
+        (1.234, "1.234"),
+        (1234.5, "1 234,5"),
+        (None, "1.234"),  # typed as text: not how ru writes a number; reported, not guessed
+    ]
+
+
+def test_the_bomb_guard_stops_inflating_at_the_limit(tmp_path: Path) -> None:
+    """Inflating stops one byte past the limit, however far the member would expand."""
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 5_000_000)
+    with zipfile.ZipFile(path) as archive:
+        assert read_workbooks.inflated_size(path, archive, 1000) == 1001

@@ -16,12 +16,23 @@ Issue = tuple[int | None, str | None, str | None, str]
 
 
 def run(
-    tmp_path: Path, initiative: Initiative, text: str, partner: str, period: str
+    tmp_path: Path,
+    initiative: Initiative,
+    text: str,
+    partner: str,
+    period: str,
+    locale: str = "he_IL",
 ) -> validate.ValidationResult:
-    """Validate a tiny CSV text as ``partner``'s submission for ``period``."""
+    """Validate a tiny CSV text as ``partner``'s submission for ``period``, its numbers read in
+    ``locale`` (the initiative's, he_IL, unless given)."""
     path = tmp_path / "submission.csv"
     path.write_text(text, encoding="utf-8")
-    raw = read.read_submission(path, max_bytes=10**8, max_expanded_bytes=10**8)
+    raw = read.read_submission(
+        path,
+        locale=locale,
+        max_bytes=10**8,
+        max_expanded_bytes=10**8,
+    )
     frame = read.to_long_frame(raw, initiative)
     return validate.validate(frame, raw, initiative, partner, parse_period(period))
 
@@ -41,6 +52,7 @@ class Case:
     expected: list[Issue]  # exactly the issues of this rule
     phrase: str  # in every one of their messages
     also: set[str] = field(default_factory=set)  # other rules the file breaks, and no more
+    locale: str = "he_IL"  # how the file's numbers are read
 
 
 KURKUM = "measure_id,geo_code,period,value\n"
@@ -162,6 +174,23 @@ CASES = {
         [(2, "numerator", "five", "numerator_is_number")],
         "numerator 'five' is not a number",
     ),
+    "value_number_format": Case(
+        "kurkum",  # he_IL, the initiative's locale: ',' groups thousands, in threes
+        "2025-Q3",
+        KURKUM + 'kurkum-women-employed,majd-al-krum,2025-07,"1,23"\n',
+        [(2, "value", "1,23", "value_number_format")],
+        "value '1,23' is not a number as this file's locale writes them: he_IL (Hebrew (Israel)) "
+        "writes numbers like 1,234.5: ',' groups thousands and '.' is the decimal separator. If "
+        "you write numbers another way, ask the backbone team to record your locale",
+    ),
+    "numerator_number_format": Case(
+        "employment-service",
+        "2025-Q3",
+        SHARE + "part-time-share,nahf,2025-Q3,female,1.234,2000\n",
+        [(2, "numerator", "1.234", "numerator_number_format")],
+        "ru (Russian) writes numbers like 1 234,5",
+        locale="ru",  # its settings': a space groups thousands and ',' is the decimal comma
+    ),
     "value_required": Case(
         "kurkum",
         "2025-Q3",
@@ -273,7 +302,7 @@ CASES = {
 def test_each_rule_reports_row_column_value_and_message(
     tmp_path: Path, initiative: Initiative, case: Case
 ) -> None:
-    result = run(tmp_path, initiative, case.csv, case.partner, case.period)
+    result = run(tmp_path, initiative, case.csv, case.partner, case.period, case.locale)
     rule = case.expected[0][3]
     assert not result.accepted
     mine = result.issues.filter(pl.col("rule") == rule)

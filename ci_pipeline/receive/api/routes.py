@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from ci_pipeline import events, store
+from ci_pipeline import events, read, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive import intake
@@ -132,11 +132,20 @@ async def upload(
     encoding: Annotated[
         str | None, Query(description="CSV text encoding, e.g. windows-1255. Default: partner's.")
     ] = None,
+    locale: Annotated[
+        str | None,
+        Query(
+            description="How the file writes numbers (a CLDR locale): he_IL for 1,234.5, de_DE "
+            "for 1.234,5, fr_FR for 1 234,5. Default: the partner's."
+        ),
+    ] = None,
 ) -> Received:
     """Receive one file for the token's partner; ingestion follows asynchronously (poll)."""
     canonical = parse_period(period).label
     file_name = safe_file_name(filename)
     declared_encoding = checked_encoding(encoding)
+    # An unknown locale is a 422 now (SubmissionRefused), not a rejected file later.
+    declared_locale = read.check_locale(locale) if locale and locale.strip() else None
     limit = context.settings.max_file_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -157,7 +166,7 @@ async def upload(
             initiative=context.initiative,
             settings=context.settings,
             engine=context.engine,
-            options={"encoding": declared_encoding},
+            options={"encoding": declared_encoding, "locale": declared_locale},
         )
     except SQLAlchemyError as exc:
         raise HTTPException(
