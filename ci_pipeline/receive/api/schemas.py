@@ -65,6 +65,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The request names another partner's resource.",
         404: "No such submission (or not this partner's), or no such report.",
         413: "The file is larger than the installation's limit.",
+        415: "The declared Content-Type, or the file's first bytes, contradict its name.",
         422: "The period, file name, encoding or body is not acceptable.",
     }
     return {code: {"model": Problem, "description": words[code]} for code in codes}

@@ -49,6 +49,8 @@ def opened_folder(root: Path, parts: tuple[str, ...], *, create: bool = False) -
 
     Raises :class:`LinkRefused` when a step is a symbolic link or not a folder.
     """
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for depth, part in enumerate(parts, 1):
