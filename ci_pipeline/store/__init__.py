@@ -12,7 +12,8 @@ SQL. The modules, one reason to change each:
 - ``observations``: the figures, written in bulk, compared and checked for overlap;
 - ``indicators``: indicator slices, their lineage and cells;
 - ``alerts``: alert records and the delivery outbox;
-- ``tokens``: the intake API's tokens.
+- ``tokens``: the intake API's tokens;
+- ``marks``: the demo's mark in a database it made (``demo --reset`` drops only those).
 
 This package's namespace re-exports their public names: callers write ``store.X``.
 """
@@ -61,6 +62,14 @@ from ci_pipeline.store.indicators import (
     slice_observations,
     stale_slices,
     updated_slices,
+)
+from ci_pipeline.store.marks import (
+    DEMO_MARK_TABLE,
+    database_is_empty,
+    demo_mark,
+    drop_demo_database,
+    mark_demo_database,
+    sqlite_file,
 )
 from ci_pipeline.store.observations import (
     Diff,
@@ -116,6 +125,7 @@ from ci_pipeline.store.tokens import (
 
 __all__ = [
     "ALERTS_SINCE_SCHEMA",
+    "DEMO_MARK_TABLE",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "OUTBOX_LOCK",
@@ -152,8 +162,11 @@ __all__ = [
     "create_schema",
     "current_observations",
     "current_submission",
+    "database_is_empty",
+    "demo_mark",
     "diff_observations",
     "dispose_engines",
+    "drop_demo_database",
     "drop_schema",
     "due_messages",
     "engine_for",
@@ -169,6 +182,7 @@ __all__ = [
     "list_tokens",
     "locked_transaction",
     "make_engine",
+    "mark_demo_database",
     "open_alerts",
     "pending_alert_ids",
     "read_frame",
@@ -185,6 +199,7 @@ __all__ = [
     "set_indicators_digest",
     "set_report",
     "slice_observations",
+    "sqlite_file",
     "stale_slices",
     "store_accepted",
     "submission_dict",
