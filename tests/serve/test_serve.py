@@ -8,6 +8,7 @@ the verdict back from the API.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -105,8 +106,15 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
         right = httpx.post(runs_url, json={"limit": 20}, auth=(user, secret), timeout=10)
         assert right.status_code == 200
         assert "ingest galilee-foundation 2025-Q1" in {r["name"] for r in right.json()}
-        monkeypatch.setenv("CI_PIPELINE_PREFECT_PORT", str(prefect_port))
-        snap = ok_json(invoke("status", "--json", "--limit", "20"))
+        # The CLI as a user runs it beside serve: same home, no Prefect settings of its own.
+        status = subprocess.run(
+            [*command[:-1], "status", "--json", "--limit", "20"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        snap = json.loads(status.stdout)
         assert snap["runs_note"] is None
         assert "ingest galilee-foundation 2025-Q1" in {r["name"] for r in snap["runs"]}
     finally:
