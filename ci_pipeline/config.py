@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         return f"http://127.0.0.1:{self.prefect_port}/api"
 
     @property
+    def prefect_auth_file(self) -> Path:
+        """The secret guarding the local Prefect server ``serve`` starts (``admin:<secret>``,
+        readable by its owner only)."""
+        return self.home / "prefect-api-auth"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
 

@@ -30,6 +30,7 @@ from ci_pipeline.alert.lifecycle import (
 from ci_pipeline.alert.outbox import (
     BACKOFF_BASE,
     BACKOFF_MAX,
+    CLAIM_LEASE,
     Delivery,
     Routing,
     backoff,
@@ -43,6 +44,7 @@ __all__ = [
     "ALERT_KEY",
     "BACKOFF_BASE",
     "BACKOFF_MAX",
+    "CLAIM_LEASE",
     "FILE_SCHEME",
     "Delivery",
     "Recorded",

@@ -3,10 +3,20 @@
 - :func:`enqueue` adds an outbox row per (alert, channel, round): new verified alerts go to the
   backbone's channels (routable per working group or measure), held ones to the data
   engineers', and still-open alerts are repeated no more often than ``repeat_interval``.
-- :func:`deliver` sends what is due, grouped into one message per channel (Alertmanager's
-  grouping), records success per row, and schedules failures for a retry with exponential
-  backoff. A crash between sending and recording can repeat a message; nothing is lost, and a
-  row recorded as sent is never sent again.
+- :func:`deliver` claims what is due, sends it grouped into one message per channel
+  (Alertmanager's grouping), records success per row, and schedules failures for a retry with
+  exponential backoff. A row recorded as sent is never sent again.
+
+Two deliveries at once (a ``ci-pipeline process`` run by hand beside the ``on-alert``
+deployment) never send the same row: the due rows are *claimed* in one short locked
+transaction (:func:`store.claim_due_messages`), which moves their next attempt to the end of a
+lease of :data:`CLAIM_LEASE`, before anything is sent and outside any transaction while sending.
+The outcome then replaces the lease: sent, or due again after its backoff. A sender that dies
+after claiming and before recording (a crash, a kill mid-send) leaves its rows claimed until the
+lease ends; the next delivery after that sends them. So such a crash delays those messages by
+at most the lease and can repeat each once (the channel may have had it before the crash), and
+loses none. Sending one channel's message takes seconds (apprise's timeouts), far less than the
+lease, so a live sender never loses its claim.
 """
 
 from __future__ import annotations
@@ -25,6 +35,9 @@ from ci_pipeline.store import Alert, OutboxMessage
 
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=6)
+#: How long a claimed delivery stays another sender's: a claim whose sender died becomes due
+#: again this long after it was made (longer than any send, shorter than a missed morning).
+CLAIM_LEASE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -116,38 +129,38 @@ def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
 def deliver(
     *, engine: Engine, sender: Sender = apprise_sender, now: datetime | None = None
 ) -> list[Delivery]:
-    """Send every due outbox row, one message per (channel, audience); record each outcome."""
+    """Claim every due outbox row, send them as one message per (channel, audience), and record
+    each channel's outcome as soon as it is known (see the module's docstring for the claim)."""
     now = now or utcnow()
-    with store.transaction(engine=engine) as session:
-        due = store.due_messages(now, session=session)
-        stored = store.get_alerts((m.alert_id for m in due), session=session)
-        groups: dict[tuple[str, str], list[OutboxMessage]] = {}
-        for m in due:
-            groups.setdefault((m.channel, m.audience), []).append(m)
-        results = []
-        for (channel, audience), messages in sorted(groups.items()):
-            alerts = [stored[m.alert_id] for m in messages if m.alert_id in stored]
-            title, body = compose(alerts, audience)
-            try:
-                ok, error = sender(channel, title, body), None
-            except Exception as exc:  # a channel's failure must not stop the others
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            for m in messages:
-                m.attempts += 1
-                if ok:
-                    m.status, m.sent_at, m.last_error = "sent", now, None
-                else:
-                    m.last_error = error or "the channel did not accept the message"
-                    m.next_attempt_at = now + backoff(m.attempts)
-            # Recorded per channel, so a crash later in this loop cannot re-send this one.
-            store.record_delivery(messages, session=session)
-            results.append(
-                Delivery(
-                    channel,
-                    len(alerts),
-                    ok,
-                    None if ok else (error or "not accepted"),
-                    tuple(alert_id(a) for a in alerts),
-                )
+    due, stored = store.claim_due_messages(now, now + CLAIM_LEASE, engine=engine)
+    groups: dict[tuple[str, str], list[OutboxMessage]] = {}
+    for m in due:
+        groups.setdefault((m.channel, m.audience), []).append(m)
+    results = []
+    for (channel, audience), messages in sorted(groups.items()):
+        alerts = [stored[m.alert_id] for m in messages if m.alert_id in stored]
+        title, body = compose(alerts, audience)
+        try:
+            ok, error = sender(channel, title, body), None
+        except Exception as exc:  # a channel's failure must not stop the others
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        ids = [m.id for m in messages if m.id is not None]
+        # Recorded per channel, so a crash later in this loop cannot re-send this one.
+        if ok:
+            store.record_sent(ids, now, engine=engine)
+        else:
+            store.record_failed(
+                {m.id: now + backoff(m.attempts) for m in messages if m.id is not None},
+                error or "the channel did not accept the message",
+                engine=engine,
             )
-        return results
+        results.append(
+            Delivery(
+                channel,
+                len(alerts),
+                ok,
+                None if ok else (error or "not accepted"),
+                tuple(alert_id(a) for a in alerts),
+            )
+        )
+    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -41,3 +42,12 @@ def main(
     # The temporary local server would try to send usage telemetry: the machine may well be
     # offline, and an ERROR line about it would only confuse.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Pointed at the local server `serve` started, authenticate with its stored secret.
+    if os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_API_AUTH_STRING"):
+        from pydantic import ValidationError
+
+        from ci_pipeline.config import get_settings
+        from ci_pipeline.serve.auth import use_local_auth
+
+        with contextlib.suppress(ValidationError):  # the command itself reports bad settings
+            use_local_auth(get_settings())

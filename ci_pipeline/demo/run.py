@@ -1,20 +1,35 @@
 """The demo end to end: reset the data folder, generate the sample files, ingest them through the
 ingest flow and process the period. The ``demo`` command prints what this returns.
+
+``demo --reset`` deletes only what the demo made. When the demo starts in a data folder that
+is not there yet (or empty), it writes a token in :data:`MARKER` there, and in the database too
+when it finds that empty (:func:`store.mark_demo_database`). A reset then drops the database
+only if it is empty or carries the same token, and deletes the folder's database, reports,
+archive, Data Docs and alert files only if the folder carries the marker; otherwise it refuses,
+naming the database and the folder, and deletes nothing. So a ``CI_PIPELINE_DATABASE_URL`` or
+``CI_PIPELINE_HOME`` left pointing at real data is never wiped by the demo.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from ci_pipeline import demo, store
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive.intake import Receipt, prepare_database, take
+
+#: The file in the data folder that says the demo made it, with the token it marked the
+#: database with.
+MARKER = "ci-pipeline-demo.txt"
 
 
 @dataclass
@@ -35,14 +50,74 @@ def parse_holds(hold: list[str]) -> set[tuple[str, str]]:
     return {(k[0], k[1]) for k in keys}
 
 
+def home_token(settings: Settings) -> str | None:
+    """The token of :data:`MARKER` in the data folder, or None if the demo did not make it."""
+    marker = settings.home / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    lines = marker.read_text(encoding="utf-8").splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else None
+
+
+def _fresh(folder: Path) -> bool:
+    """Whether a folder is not there, or empty: the demo may call it its own."""
+    return not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print (its password hidden)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def claim(settings: Settings) -> str | None:
+    """Mark the data folder and the database as the demo's where the demo makes them.
+
+    A folder that is not there (or is empty) gets :data:`MARKER`; a database with no table
+    gets the folder's token. Returns the folder's token (None: not the demo's folder).
+    """
+    token = home_token(settings)
+    if token is None and _fresh(settings.home):
+        token = secrets.token_hex(16)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        (settings.home / MARKER).write_text(
+            f"{token}\n"
+            "# Made by `ci-pipeline demo`: `demo --reset` may empty this folder and the database\n"
+            "# it marked with this token. Remove this file to keep it from ever doing so.\n",
+            encoding="utf-8",
+        )
+    url = settings.resolved_database_url
+    if token is not None and store.database_is_empty(url):
+        store.mark_demo_database(url, token)
+    return token
+
+
 def reset(settings: Settings) -> None:
-    """Empty the data folder's database, reports, archive, Data Docs and alert files."""
-    if settings.database_url is None:
-        store.dispose_engines()  # no pooled connection may outlive the file it points at
-        Path(settings.resolved_database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-    else:
-        store.drop_schema(engine=store.engine_for(settings.resolved_database_url))
-        store.dispose_engines()  # the next engine_for creates the schema again
+    """Empty the data folder's database, reports, archive, Data Docs and alert files — only
+    if the demo made them (see the module's docstring); else raise, having deleted nothing."""
+    url = settings.resolved_database_url
+    token = home_token(settings)
+    if token is None and not _fresh(settings.home):
+        raise PipelineError(
+            f"demo --reset deletes only what the demo made, and the data folder {settings.home} "
+            f"was not made by it (it has no {MARKER}): nothing was deleted. Run the demo in a new "
+            "CI_PIPELINE_HOME (make demo uses .demo/; remove that folder to start over)."
+        )
+    empty = store.database_is_empty(url)
+    if not empty and (token is None or store.demo_mark(url) != token):
+        raise PipelineError(
+            f"demo --reset drops only a database the demo made, and {shown_url(url)} was not "
+            f"made by the demo of {settings.home}: nothing was deleted (not the database, not "
+            "archive/ or reports/). Point CI_PIPELINE_DATABASE_URL at an empty database for the "
+            "demo, or unset it to use SQLite in CI_PIPELINE_HOME."
+        )
+    store.dispose_engines()  # no pooled connection may outlive what it points at
+    if not empty:
+        path = store.sqlite_file(url) if settings.database_url is None else None
+        if path is not None:
+            for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                file.unlink(missing_ok=True)
+        else:
+            store.drop_demo_database(url)
     for folder in (settings.reports_dir, settings.archive_dir, settings.gx_dir):
         shutil.rmtree(folder, ignore_errors=True)
     for file in (settings.alerts_file, settings.engineers_file):
@@ -58,6 +133,7 @@ def run_demo(
 ) -> DemoRun:
     """Generate the sample files, ingest all but the held ones, and process the period as of
     :data:`demo.DEMO_AS_OF`. ``progress`` is told each step as it starts."""
+    claim(settings)  # before the engine: it makes the database's tables
     engine = store.engine_for(settings.resolved_database_url)
     prepare_database(initiative, engine=engine)
     generated = demo.generate(initiative, settings.home / "demo-files")

@@ -27,7 +27,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import reconcile, stuck
+from ci_pipeline.serve import auth, reconcile, stuck
 from ci_pipeline.serve.deployments import runner_deployments
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
@@ -51,11 +51,14 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _use_api(api_url: str) -> None:
-    """Point this process, its threads and the runs it starts at ``api_url``."""
+def _use_api(api_url: str, auth_string: str | None = None) -> None:
+    """Point this process, its threads and the runs it starts (they inherit the environment)
+    at ``api_url``, authenticating with ``auth_string`` when given."""
     from prefect.context import refresh_global_settings_context
 
     os.environ["PREFECT_API_URL"] = api_url
+    if auth_string:
+        os.environ[auth.CLIENT_VARIABLE] = auth_string
     refresh_global_settings_context()
 
 
@@ -64,7 +67,9 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
     """The Prefect API to use: ``PREFECT_API_URL`` if set, else a local server started here.
 
     The local server keeps its database in the pipeline's home (``prefect.db``), evaluates
-    proactive triggers every second, and is stopped on exit.
+    proactive triggers every second, requires the auth string of :mod:`.auth` (made once, kept
+    in the home; ``PREFECT_SERVER_API_AUTH_STRING`` if set instead) from every client — this
+    process, the runner and its runs get it — and is stopped on exit.
     """
     from prefect.settings import get_current_settings
 
@@ -82,8 +87,10 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
             f"a Prefect server already answers at {url}: set PREFECT_API_URL={url} to use it, "
             "or CI_PIPELINE_PREFECT_PORT to start another"
         )
+    auth_string = os.environ.get(auth.SERVER_VARIABLE) or auth.auth_string(settings)
     env = {
         **os.environ,
+        auth.SERVER_VARIABLE: auth_string,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": os.environ.get(
             "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", PROACTIVE_GRANULARITY
@@ -121,7 +128,7 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
                     f"the local Prefect server did not start; see {settings.home / 'prefect-server.log'}"
                 )
             time.sleep(0.5)
-        _use_api(url)
+        _use_api(url, auth_string)
         yield url
     finally:
         process.terminate()

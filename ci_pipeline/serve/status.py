@@ -1,12 +1,14 @@
 """What an operator wants at a glance: recent submissions, recent runs, open alerts.
 
 The database part always works; the runs come from the Prefect API the pipeline is served
-against (``PREFECT_API_URL``, or the local server ``ci-pipeline serve`` starts), and are simply
-left out, with the reason, when none answers — asking must never start a server of its own.
+against (``PREFECT_API_URL``, or the local server ``ci-pipeline serve`` starts, with its stored
+secret), and are simply left out, with the reason, when none answers (or refuses the secret) —
+asking must never start a server of its own.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
 from ci_pipeline.config import Settings
+from ci_pipeline.serve import auth
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,17 @@ def prefect_api_url(settings: Settings) -> str:
     return get_current_settings().api.url or settings.local_prefect_api_url
 
 
-def read_runs(api_url: str, *, limit: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+def read_runs(
+    api_url: str, *, limit: int, auth_string: str | None = None, timeout: float = 3.0
+) -> list[dict[str, Any]]:
     """The latest flow runs that were due by now, newest first, from the Prefect REST API
-    (the runs the schedules created for later days would otherwise fill the list)."""
+    (the runs the schedules created for later days would otherwise fill the list), sending
+    ``auth_string`` as Prefect's basic authentication when given."""
     now = datetime.now(UTC).isoformat()
+    headers = {}
+    if auth_string:
+        token = base64.b64encode(auth_string.encode("utf-8")).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
     response = httpx.post(
         f"{api_url.rstrip('/')}/flow_runs/filter",
         json={
@@ -45,6 +55,7 @@ def read_runs(api_url: str, *, limit: int, timeout: float = 3.0) -> list[dict[st
             "sort": "EXPECTED_START_TIME_DESC",
             "flow_runs": {"expected_start_time": {"before_": now}},
         },
+        headers=headers,
         timeout=timeout,
     )
     response.raise_for_status()
@@ -73,7 +84,14 @@ def snapshot(settings: Settings, *, engine: Engine, limit: int = 10) -> Snapshot
     ]
     api_url = prefect_api_url(settings)
     try:
-        runs, note = read_runs(api_url, limit=limit), None
+        secret = auth.client_auth_string(settings, api_url)
+        runs, note = read_runs(api_url, limit=limit, auth_string=secret), None
+    except httpx.HTTPStatusError as exc:
+        runs, note = (
+            [],
+            f"the Prefect API at {api_url} refused the request ({exc.response.status_code}); "
+            "for a server that needs a secret, set PREFECT_API_AUTH_STRING",
+        )
     except httpx.HTTPError as exc:
         runs, note = (
             [],

@@ -13,7 +13,8 @@ SQL. The modules, one reason to change each:
 - ``observations``: the figures, written in bulk, compared and checked for overlap;
 - ``indicators``: indicator slices, their lineage and cells;
 - ``alerts``: alert records and the delivery outbox;
-- ``tokens``: the intake API's tokens.
+- ``tokens``: the intake API's tokens;
+- ``marks``: the demo's mark in a database it made (``demo --reset`` drops only those).
 
 This package's namespace re-exports their public names: callers write ``store.X``.
 """
@@ -22,18 +23,21 @@ from __future__ import annotations
 
 from ci_pipeline.store.alerts import (
     ALERTS_SINCE_SCHEMA,
+    OUTBOX_LOCK,
     acknowledge_alert,
     add_alert,
     add_messages,
     alerts_by_id,
     alerts_since,
+    claim_due_messages,
     due_messages,
     find_alert,
     get_alerts,
     list_alerts,
     open_alerts,
     pending_alert_ids,
-    record_delivery,
+    record_failed,
+    record_sent,
     unresolved_alerts,
 )
 from ci_pipeline.store.db import (
@@ -59,6 +63,14 @@ from ci_pipeline.store.indicators import (
     slice_observations,
     stale_slices,
     updated_slices,
+)
+from ci_pipeline.store.marks import (
+    DEMO_MARK_TABLE,
+    database_is_empty,
+    demo_mark,
+    drop_demo_database,
+    mark_demo_database,
+    sqlite_file,
 )
 from ci_pipeline.store.observations import (
     HELD_SCHEMA,
@@ -128,9 +140,11 @@ from ci_pipeline.store.tokens import (
 __all__ = [
     "ACCEPT_LOCK",
     "ALERTS_SINCE_SCHEMA",
+    "DEMO_MARK_TABLE",
     "HELD_SCHEMA",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
+    "OUTBOX_LOCK",
     "RECEIVED_SCHEMA",
     "SUBMISSION_INTERNAL",
     "UPDATED_SCHEMA",
@@ -162,14 +176,18 @@ __all__ = [
     "alerts_since",
     "all_slices",
     "bulk_insert_observations",
+    "claim_due_messages",
     "claim_received",
     "create_schema",
     "current_observations",
     "current_submission",
+    "database_is_empty",
     "decide",
+    "demo_mark",
     "describe",
     "diff_observations",
     "dispose_engines",
+    "drop_demo_database",
     "drop_schema",
     "due_messages",
     "engine_for",
@@ -186,6 +204,7 @@ __all__ = [
     "list_tokens",
     "locked_transaction",
     "make_engine",
+    "mark_demo_database",
     "observations_of",
     "open_alerts",
     "pending_alert_ids",
@@ -193,16 +212,18 @@ __all__ = [
     "read_indicators",
     "read_observations",
     "received_content",
-    "record_delivery",
     "record_duplicate",
+    "record_failed",
     "record_received",
     "record_rejected",
+    "record_sent",
     "replace_indicators",
     "reported_cells",
     "revoke_tokens",
     "session_scope",
     "set_indicators_digest",
     "slice_observations",
+    "sqlite_file",
     "stale_slices",
     "submission_dict",
     "submission_options",

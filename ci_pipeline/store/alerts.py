@@ -3,9 +3,14 @@ queueing deliveries, and reading the ones that are due.
 
 The rules (what to record, when to resolve, when to repeat, how long to back off) are
 :mod:`ci_pipeline.alert`'s. A step that must be atomic — recording a run's findings, queueing a
-round, a delivery's claim and outcome — runs in one :func:`transaction` whose session the caller
-passes to these functions (``session=``); the ORM objects they return are changed in place and
-written when the transaction (or :func:`record_delivery`) commits.
+round — runs in one :func:`transaction` whose session the caller passes to these functions
+(``session=``); the ORM objects they return are changed in place and written when the
+transaction commits.
+
+Delivery is three short steps, none held open while a channel is being sent to:
+:func:`claim_due_messages` takes the due rows in one :func:`locked_transaction` (two senders at
+once never claim the same row), then the caller sends, then :func:`record_sent` or
+:func:`record_failed` writes the outcome.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from ci_pipeline.clock import aware
+from ci_pipeline.store.db import locked_transaction
 from ci_pipeline.store.tables import Alert, AlertStatus, OutboxMessage
+
+#: The name of the lock that claiming outbox rows holds (:func:`locked_transaction`).
+OUTBOX_LOCK = "outbox"
 
 #: One row per alert a digest reports: :func:`alerts_since`.
 ALERTS_SINCE_SCHEMA: dict[str, Any] = {
@@ -161,8 +170,59 @@ def due_messages(now: datetime, *, session: Session) -> list[OutboxMessage]:
     return [m for m in pending if (aware(m.next_attempt_at) or now) <= now]
 
 
-def record_delivery(messages: Iterable[OutboxMessage], *, session: Session) -> None:
-    """Commit the outcome of one channel's delivery (the messages' attempts, status, error and
-    next attempt) at once, so a crash later cannot send it again."""
-    session.add_all(list(messages))
-    session.commit()
+def claim_due_messages(
+    now: datetime, lease_until: datetime, *, engine: Engine
+) -> tuple[list[OutboxMessage], dict[int, Alert]]:
+    """Claim the deliveries due by ``now`` for one sender: the rows and their alerts.
+
+    In one :func:`locked_transaction`, so no other claim runs beside it: the due rows get their
+    next attempt moved to ``lease_until`` and one more attempt counted, and are then no longer
+    due for anyone else until the outcome is recorded — or, if the sender dies first, until the
+    lease ends. Committed before returning: the sending happens outside any transaction.
+    """
+    with locked_transaction(OUTBOX_LOCK, engine=engine) as session:
+        due = due_messages(now, session=session)
+        ids = [m.id for m in due]
+        if not ids:
+            return [], {}
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids))
+            .values(next_attempt_at=lease_until, attempts=col(OutboxMessage.attempts) + 1),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        return due, get_alerts((m.alert_id for m in due), session=session)
+
+
+def record_sent(ids: Iterable[int], at: datetime, *, engine: Engine) -> None:
+    """Record these claimed deliveries as sent at ``at`` (sent is final: never sent again).
+
+    One statement, committed at once, so a crash after it cannot send them again.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(wanted), col(OutboxMessage.status) == "pending")
+            .values(status="sent", sent_at=at, last_error=None)
+        )
+
+
+def record_failed(retry_at: Mapping[int, datetime], error: str, *, engine: Engine) -> None:
+    """Record these claimed deliveries as failed with ``error``, each due again at its time
+    in ``retry_at`` (a row already recorded as sent is left as it is)."""
+    if not retry_at:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.status == "pending")
+        .values(last_error=error, next_attempt_at=bindparam("retry_at"))
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            statement,
+            [{"row_id": row_id, "retry_at": at} for row_id, at in sorted(retry_at.items())],
+        )

@@ -8,6 +8,7 @@ local-file channel is exercised through real apprise.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ci_pipeline import alert
+from ci_pipeline import alert, store
 from ci_pipeline.alert import Routing
 from ci_pipeline.clock import aware
 from ci_pipeline.detect import FINDING_SCHEMA
@@ -487,31 +488,111 @@ def test_a_crash_after_sending_repeats_a_message_but_loses_nothing(
     assert row.status == "sent"
 
 
-def test_a_crash_before_the_outcome_is_recorded_loses_nothing(
+def test_a_crash_before_the_outcome_is_recorded_resends_after_the_lease(
     engine: Engine, initiative: Initiative, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The process dies after the channel accepted the message, before the commit."""
+    """The process dies after the channel accepted the message, before recording it sent.
+
+    The row stays claimed until the lease ends (T0 + 15 min), then the next delivery sends it
+    again (a repeat, nothing lost) and records it.
+    """
     record(initiative, engine, STEP, DRIFT)
     alert.enqueue(ROUTING, repeat_interval=DAY, engine=engine, now=T0)
     sender = FakeSender()
 
-    def crash(self: Session) -> None:
+    def killed(*args: Any, **kwargs: Any) -> None:
         raise SystemExit("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Session, "commit", crash)
+        patch.setattr(store, "record_sent", killed)
         with pytest.raises(SystemExit):
             alert.deliver(engine=engine, sender=sender, now=T0)
     assert len(sender.calls) == 1
-    assert {(m.status, m.attempts) for m in outbox(engine)} == {("pending", 0)}
+    # Claimed: one attempt counted, not due again before the lease ends.
+    assert timedelta(minutes=15) == alert.CLAIM_LEASE
+    assert {(m.status, m.attempts, aware(m.next_attempt_at)) for m in outbox(engine)} == {
+        ("pending", 1, T0 + timedelta(minutes=15))
+    }
+    assert alert.deliver(engine=engine, sender=sender, now=T0) == []
+    assert alert.deliver(engine=engine, sender=sender, now=T0 + timedelta(minutes=14)) == []
+    assert len(sender.calls) == 1
 
-    # The next call sends it again (a repeat, nothing lost), and records it.
-    alert.deliver(engine=engine, sender=sender, now=T0)
-    assert len(sender.calls) == 2
+    [again] = alert.deliver(engine=engine, sender=sender, now=T0 + timedelta(minutes=15))
+    assert again.ok and len(sender.calls) == 2
     assert sender.calls[0] == sender.calls[1]
-    assert {(m.status, m.attempts) for m in outbox(engine)} == {("sent", 1)}
+    assert {(m.status, m.attempts) for m in outbox(engine)} == {("sent", 2)}
     alert.deliver(engine=engine, sender=sender, now=T0 + DAY)
     assert len(sender.calls) == 2
+
+
+def test_two_deliveries_at_once_send_each_row_exactly_once(
+    engine: Engine, initiative: Initiative
+) -> None:
+    """A ``process`` run by hand beside the ``on-alert`` deployment: two ``deliver`` calls on
+    two threads. A sender holds its message until the other delivery has also reached a
+    sender or finished, so without an atomic claim both would hold the same due rows."""
+    routing = Routing(
+        backbone=["json://a.example.org", "json://b.example.org"], engineers=[], routes={}
+    )
+    record(initiative, engine, STEP, DRIFT)
+    alert.enqueue(routing, repeat_interval=DAY, engine=engine, now=T0)
+    sent: list[str] = []
+    condition = threading.Condition()
+    state = {"sending": 0, "finished": 0}
+
+    def sender(url: str, title: str, body: str) -> bool:
+        with condition:
+            sent.append(url)
+            state["sending"] += 1
+            condition.notify_all()
+            # A guard against a hang, not a timing claim: the other call gets there in ms.
+            assert condition.wait_for(lambda: state["sending"] + state["finished"] >= 2, 60)
+        return True
+
+    results: list[list[alert.Delivery]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(alert.deliver(engine=engine, sender=sender, now=T0))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            with condition:
+                state["finished"] += 1
+                condition.notify_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    # Two channels x two alerts: each channel's one message sent once, by one of the calls.
+    assert sorted(sent) == ["json://a.example.org", "json://b.example.org"]
+    assert sorted(len(r) for r in results) == [0, 2]
+    assert {(m.status, m.attempts) for m in outbox(engine)} == {("sent", 1)}
+    assert len(outbox(engine)) == 4
+
+
+def test_a_late_failure_report_leaves_a_sent_row_sent(
+    engine: Engine, initiative: Initiative
+) -> None:
+    """A sender whose claim ran out (stuck past the lease) reports a failure after another
+    sender, which claimed the row when the lease ended, recorded it sent: it stays sent."""
+    record(initiative, engine, STEP)
+    alert.enqueue(ROUTING, repeat_interval=DAY, engine=engine, now=T0)
+    lease = T0 + alert.CLAIM_LEASE
+    [first], _ = store.claim_due_messages(T0, lease, engine=engine)
+    [second], _ = store.claim_due_messages(lease, lease + alert.CLAIM_LEASE, engine=engine)
+    assert first.id == second.id and second.attempts == 2
+    assert first.id is not None
+
+    store.record_sent([first.id], lease, engine=engine)
+    store.record_failed({first.id: T0 + DAY}, "TimeoutError: too slow", engine=engine)
+
+    [row] = outbox(engine)
+    assert (row.status, row.last_error, aware(row.sent_at)) == ("sent", None, lease)
 
 
 def test_a_sent_row_is_never_sent_again(engine: Engine, initiative: Initiative) -> None:

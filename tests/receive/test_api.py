@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from starlette.requests import ClientDisconnect
 
 from ci_pipeline import events, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake, tokens
-from ci_pipeline.receive.api import SubmissionOut, create_app
+from ci_pipeline.receive.api import SubmissionOut, create_app, routes, uploads
 from tests.helpers import ingest, ingest_received, postgres_schema, postgres_url
 
 A, B = "galilee-foundation", "braude-college"
@@ -385,6 +389,137 @@ def test_unacceptable_uploads(edge: World, params: dict[str, str], body: bytes, 
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
 
 
+XLSX_HEAD = b"PK\x03\x04\x14\x00\x06\x00"  # how every .xlsx (a zip archive) starts
+PARQUET_HEAD = b"PAR1\x15\x04\x15\x10"
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "body"),
+    [
+        ("f.csv", None, FUND_CSV),
+        ("f.csv", "application/octet-stream", FUND_CSV),
+        ("f.csv", "application/x-www-form-urlencoded", FUND_CSV),  # curl --data-binary
+        ("f.csv", "text/csv; charset=windows-1255", FUND_CSV),
+        ("f.csv", "application/vnd.ms-excel", FUND_CSV),  # a Windows browser with Excel
+        ("f.tsv", "text/tab-separated-values", FUND_CSV),
+        ("f.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", XLSX_HEAD),
+        ("f.xlsx", None, XLSX_HEAD),
+        ("f.parquet", "application/vnd.apache.parquet", PARQUET_HEAD),
+    ],
+)
+def test_a_declared_type_that_fits_the_name_is_received(
+    edge: World, filename: str, content_type: str | None, body: bytes
+) -> None:
+    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": filename},
+        content=body,
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    row = store.get_submission(response.json()["submission_id"], engine=edge.engine)
+    assert row is not None
+    assert store.received_content(row.content_hash, engine=edge.engine) == body
+    assert len(edge.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "body", "says"),
+    [
+        ("f.csv", "image/png", FUND_CSV, "'image/png' is not that of a csv file"),
+        ("f.xlsx", "text/csv", XLSX_HEAD, "'text/csv' is not that of a xlsx file"),
+        ("f.parquet", "text/plain", PARQUET_HEAD, "'text/plain' is not that of a parquet file"),
+        ("f.csv", "multipart/form-data; boundary=x", FUND_CSV, "not as a form field"),
+        # The bytes contradict the name, whatever was declared.
+        ("f.xlsx", None, FUND_CSV, "its bytes are not a zip archive"),
+        ("f.xlsx", "application/octet-stream", FUND_CSV, "its bytes are not a zip archive"),
+        ("f.parquet", None, FUND_CSV, "its bytes are not a Parquet file"),
+        ("f.csv", "text/csv", XLSX_HEAD + FUND_CSV, "its bytes are a zip archive"),
+        ("f.txt", None, PARQUET_HEAD, "its bytes are a Parquet file"),
+    ],
+)
+def test_a_type_or_bytes_that_contradict_the_name_are_refused_415(
+    edge: World, filename: str, content_type: str | None, body: bytes, says: str
+) -> None:
+    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": filename},
+        content=body,
+        headers=headers,
+    )
+    assert response.status_code == 415, response.text
+    assert says in response.json()["detail"]
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+
+
+def test_a_file_that_could_not_be_stored_is_not_received_and_leaves_no_spool(
+    edge: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is down: 503, nothing received, nothing announced, no spooled upload left;
+    any other failure while storing (a full disk) leaves no spool either."""
+
+    def database_down(*_: object, **__: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(routes.intake, "take_bytes", database_down)
+    response = edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": "f.csv"},
+        content=FUND_CSV,
+        headers=edge.a,
+    )
+    assert response.status_code == 503
+    assert "nothing was received" in response.json()["detail"]
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(routes.intake, "take_bytes", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        edge.client.post(
+            "/v1/submissions",
+            params={"period": "2025-Q1", "filename": "f.csv"},
+            content=FUND_CSV,
+            headers=edge.a,
+        )
+    assert files_in(edge.settings.received_dir) == [] and edge.sent == []
+    assert store.list_submissions(engine=edge.engine) == [
+        s for s in store.list_submissions(engine=edge.engine) if s.status != "received"
+    ]
+
+
+def test_a_client_gone_mid_upload_leaves_no_spooled_file(tmp_path: Path) -> None:
+    class Gone:
+        """A request whose client disconnects after the first chunk."""
+
+        async def stream(self) -> AsyncIterator[bytes]:
+            yield FUND_CSV
+            raise ClientDisconnect()
+
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(uploads.spool(Gone(), tmp_path, LIMIT))  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_an_upload_is_never_written_through_a_link_in_received(edge: World, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    edge.settings.received_dir.mkdir(parents=True, exist_ok=True)
+    (edge.settings.received_dir / A).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(OSError, match="symbolic link"):
+        edge.client.post(
+            "/v1/submissions",
+            params={"period": "2025-Q1", "filename": "f.csv"},
+            content=FUND_CSV,
+            headers=edge.a,
+        )
+    assert list(elsewhere.iterdir()) == [] and edge.sent == []
+
+
 def test_a_bad_period_filter_is_422(edge: World) -> None:
     response = edge.client.get("/v1/submissions", params={"period": "soon"}, headers=edge.a)
     assert response.status_code == 422 and "is not a period" in response.json()["detail"]
@@ -464,9 +599,10 @@ def test_the_openapi_document(edge: World) -> None:
     assert set(upload["requestBody"]["content"]) == {
         "text/csv",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.apache.parquet",
         "application/octet-stream",
     }
-    assert {"202", "401", "413", "422"} <= set(upload["responses"])
+    assert {"202", "401", "413", "415", "422"} <= set(upload["responses"])
     assert upload["security"] == [{"PartnerToken": []}]
     assert "403" in doc["paths"]["/v1/partners/{partner_id}/submissions"]["get"]["responses"]
     assert "404" in doc["paths"]["/v1/submissions/{submission_id}"]["get"]["responses"]

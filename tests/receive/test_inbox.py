@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,9 @@ from ci_pipeline import events, store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import inbox, intake
+
+#: The module (the package's ``scan`` names its function).
+scan_module = importlib.import_module("ci_pipeline.receive.inbox.scan")
 
 PARTNER = "nahf-council"
 SETTLE = 1.0
@@ -317,10 +322,11 @@ def test_a_move_across_file_systems_copies_then_removes(
 ) -> None:
     real_replace = os.replace
 
-    def no_cross_device(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if Path(src).parent != Path(dst).parent:
+    def no_cross_device(src: str, dst: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
+        """A rename between two folders fails as between two file systems."""
+        if os.path.samestat(os.fstat(src_dir_fd), os.fstat(dst_dir_fd)) is False:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        real_replace(src, dst)
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "replace", no_cross_device)
     source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
@@ -427,6 +433,134 @@ def test_a_link_planted_in_refused_never_carries_a_refusal_outside_the_inbox(
     assert list(elsewhere.rglob("*")) == []  # nothing written through the link
     assert source.read_bytes() == CSV  # the partner's file is where it was
     assert any("symbolic link" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_refused_link_is_moved_as_a_link_across_file_systems(
+    harness: Harness, cfg: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def no_cross_device(src: str, dst: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
+        if not os.path.samestat(os.fstat(src_dir_fd), os.fstat(dst_dir_fd)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(os, "replace", no_cross_device)
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(CSV)
+    link = cfg.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+
+    [refused] = harness.settle().refused
+    assert refused.path.is_symlink() and os.readlink(refused.path) == str(secret)
+    assert not os.path.lexists(link) and secret.read_bytes() == CSV
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+@pytest.mark.parametrize("rel", [PARTNER, f"{PARTNER}/2025-Q4"])
+def test_a_link_to_a_folder_outside_is_refused_and_never_entered(
+    harness: Harness, cfg: Settings, tmp_path: Path, rel: str
+) -> None:
+    """``inbox/nahf-council -> /outside`` or ``inbox/nahf-council/2025-Q4 -> /outside``: the
+    link is moved aside as a link; nothing inside the folder it names is read or moved."""
+    outside = tmp_path / "outside"
+    (outside / "2025-Q4").mkdir(parents=True)
+    (outside / "lfp.csv").write_bytes(CSV)
+    (outside / "2025-Q4" / "lfp.csv").write_bytes(CSV)
+    link = cfg.inbox_dir / rel
+    shutil.rmtree(link, ignore_errors=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside, target_is_directory=True)
+
+    [refused] = harness.settle().refused
+    assert "symbolic link" in refused.reason and harness.events == []
+    assert refused.path == cfg.inbox_dir / inbox.REFUSED / rel and refused.path.is_symlink()
+    assert sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*")) == [
+        "2025-Q4",
+        "2025-Q4/lfp.csv",
+        "lfp.csv",
+    ]
+    assert list(cfg.received_dir.rglob("*.csv")) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_link_planted_in_received_never_carries_a_file_outside(
+    harness: Harness, cfg: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (cfg.received_dir / PARTNER).symlink_to(elsewhere, target_is_directory=True)
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+
+    with caplog.at_level(logging.WARNING):
+        result = harness.settle()
+
+    assert result.taken == [] and harness.events == []
+    assert list(elsewhere.rglob("*")) == []  # nothing made or moved through the link
+    assert source.read_bytes() == CSV  # the partner's file is where it was
+    assert any("symbolic link" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_a_link_swapped_in_after_the_file_settled_is_never_read(
+    harness: Harness,
+    cfg: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    swapped: str,
+) -> None:
+    """The file settles as a regular file; between the check and the read, it (or its period
+    folder) is replaced by a link to an outside file with the same bytes and modification
+    time, so the settled signature matches. Nothing is read through the link: no event, the
+    outside file stays where it is, and the next pass refuses the link."""
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv")
+    st = source.stat()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "lfp.csv"
+    secret.write_bytes(CSV)
+    os.utime(secret, ns=(st.st_atime_ns, st.st_mtime_ns))
+    real_route = scan_module.route
+
+    def route_then_swap(*args: object, **kwargs: object) -> object:
+        routed = real_route(*args, **kwargs)
+        if swapped == "file":
+            source.unlink()
+            source.symlink_to(secret)
+        else:
+            shutil.rmtree(source.parent)
+            source.parent.symlink_to(outside, target_is_directory=True)
+        return routed
+
+    harness.scan(0.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(scan_module, "route", route_then_swap)
+        result = harness.scan(SETTLE)
+
+    assert result.taken == [] and harness.events == []
+    assert secret.read_bytes() == CSV and list(cfg.received_dir.rglob("*.csv")) == []
+    [refused] = harness.settle(10 * SETTLE).refused
+    assert refused.path.is_symlink() and harness.events == []
+    assert secret.read_bytes() == CSV
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_link_planted_as_the_readme_is_replaced_not_written_through(
+    cfg: Settings, initiative: Initiative, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me", encoding="utf-8")
+    cfg.inbox_dir.mkdir(parents=True)
+    (cfg.inbox_dir / inbox.README).symlink_to(outside)
+
+    inbox.prepare(cfg, initiative)
+
+    assert outside.read_text(encoding="utf-8") == "keep me"
+    readme = cfg.inbox_dir / inbox.README
+    assert not readme.is_symlink() and "Partner folders" in readme.read_text(encoding="utf-8")
 
 
 # --- the watcher thread ------------------------------------------------------------------------

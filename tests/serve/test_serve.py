@@ -8,9 +8,11 @@ the verdict back from the API.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -91,6 +93,30 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
             time.sleep(1)
             verdict = httpx.get(status_url, headers=headers, timeout=10).json()
         assert verdict[0]["status"] == "accepted" and verdict[0]["file_name"] == "fund.csv"
+
+        # Its Prefect API answers only with the secret serve made (0600) under the home: the
+        # runner's ingest run above used it, and so does the CLI.
+        secret_file = home / "prefect-api-auth"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        user, _, secret = secret_file.read_text(encoding="utf-8").strip().partition(":")
+        runs_url = f"http://127.0.0.1:{prefect_port}/api/flow_runs/filter"
+        assert httpx.post(runs_url, json={"limit": 1}, timeout=10).status_code == 401
+        wrong = httpx.post(runs_url, json={"limit": 1}, auth=(user, "guess"), timeout=10)
+        assert wrong.status_code == 401
+        right = httpx.post(runs_url, json={"limit": 20}, auth=(user, secret), timeout=10)
+        assert right.status_code == 200
+        assert "ingest galilee-foundation 2025-Q1" in {r["name"] for r in right.json()}
+        # The CLI as a user runs it beside serve: same home, no Prefect settings of its own.
+        status = subprocess.run(
+            [*command[:-1], "status", "--json", "--limit", "20"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        snap = json.loads(status.stdout)
+        assert snap["runs_note"] is None
+        assert "ingest galilee-foundation 2025-Q1" in {r["name"] for r in snap["runs"]}
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -20,11 +20,14 @@ from ci_pipeline.receive.api.auth import ApiContext, Context, PartnerId, authent
 from ci_pipeline.receive.api.schemas import Received, SubmissionOut, problems
 from ci_pipeline.receive.api.uploads import (
     UPLOAD_TYPES,
+    checked_content_type,
     checked_encoding,
+    checked_signature,
     safe_file_name,
     spool,
     too_large,
 )
+from ci_pipeline.receive.inbox.moves import folder_within
 
 NOT_FOUND = "no such submission"  # the same words whether it does not exist or is not yours
 
@@ -112,7 +115,7 @@ LimitQuery = Annotated[int, Query(ge=1, le=500, description="At most this many, 
     response_model=Received,
     tags=["submissions"],
     summary="Upload a file for a period",
-    responses=problems(401, 413, 422, 503),
+    responses=problems(401, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -140,21 +143,31 @@ async def upload(
         ),
     ] = None,
 ) -> Received:
-    """Receive one file for the token's partner; ingestion follows asynchronously (poll)."""
+    """Receive one file for the token's partner; ingestion follows asynchronously (poll).
+
+    Refused before anything is read: a bad period, name or encoding (422), a declared
+    Content-Type that contradicts the name (415), a declared length past the limit (413).
+    Refused after streaming, the spooled file deleted: a body past the limit (413), an empty
+    one (422), first bytes that contradict the name (415). Every failure after the spool file
+    is made deletes it.
+    """
     canonical = parse_period(period).label
     file_name = safe_file_name(filename)
     declared_encoding = checked_encoding(encoding)
     # An unknown locale is a 422 now (SubmissionRefused), not a rejected file later.
     declared_locale = read.check_locale(locale) if locale and locale.strip() else None
+    checked_content_type(request.headers.get("content-type"), file_name)
     limit = context.settings.max_file_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(limit)  # refused unread
-    folder = context.settings.received_dir / partner_id / canonical
-    partial, content_hash, size = await spool(request, folder, limit)
+    # Made without following a link: the folders below received/ are the pipeline's own.
+    folder = folder_within(context.settings.received_dir, (partner_id, canonical))
+    partial, content_hash, size, head = await spool(request, folder, limit)
     try:
         if size == 0:
             raise HTTPException(422, detail="the request body is empty: send the file's bytes")
+        checked_signature(head, file_name)
         # The bytes and the received submission are committed before the 202: whatever
         # crashes next, the file reaches a verdict (the reconciler sees to it).
         row = await run_in_threadpool(

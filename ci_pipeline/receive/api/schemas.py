@@ -68,6 +68,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The request names another partner's resource.",
         404: "No such submission (or not this partner's), or no such report.",
         413: "The file is larger than the installation's limit.",
+        415: "The declared Content-Type, or the file's first bytes, contradict its name.",
         422: "The period, file name, encoding, locale or body is not acceptable.",
         503: "The file could not be stored just now; nothing was received: send it again.",
     }

@@ -49,12 +49,27 @@ def prepare(settings: Settings, initiative: Initiative) -> list[Path]:
         folder = inbox / partner_id
         folder.mkdir(exist_ok=True)
         folders.append(folder)
-    readme = inbox / README
-    text = readme_text(settings, initiative)
+    text = readme_text(settings, initiative).encode("utf-8")
     # Rewrite only when it changed: an unchanged write would still wake every watcher.
-    if not readme.is_file() or readme.read_text(encoding="utf-8") != text:
-        readme.write_text(text, encoding="utf-8")
+    if _read_no_link(inbox / README) != text:
+        # A new file renamed over the name: a link planted there is replaced, not written through.
+        tmp = inbox / f".{README}.tmp"
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as fh:
+            fh.write(text)
+        os.replace(tmp, inbox / README)
     return folders
+
+
+def _read_no_link(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (not a link), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read() if stat.S_ISREG(os.fstat(fh.fileno()).st_mode) else None
 
 
 def formats_text() -> str:
@@ -120,6 +135,12 @@ def route(
 ) -> tuple[str, str] | str:
     """``(partner id, canonical period)`` for a file that can be taken, else why it cannot."""
     name = rel[-1]
+    if stat.S_ISLNK(st.st_mode):
+        # It could point anywhere on the server: moved aside as the link itself, never followed.
+        return (
+            f"{name!r} is a symbolic link, not a regular file (or folder): links are never "
+            "followed; send the file itself."
+        )
     if len(rel) == 1:
         return (
             f"The file {name!r} was put directly in the inbox, not in a partner folder, so it "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +30,11 @@ from ci_pipeline.receive.inbox.layout import (
 )
 from ci_pipeline.receive.inbox.moves import (
     Signature,
-    folder_within,
+    create_file,
     free_name,
-    move_file,
+    move_between,
+    open_file,
+    opened_folder,
     signature_of,
     utc_stamp,
 )
@@ -219,6 +222,7 @@ def _handle(
         partner_id, period = routed
         return _take(
             path,
+            rel,
             partner_id,
             period,
             signature,
@@ -240,6 +244,7 @@ def _handle(
 
 def _take(
     path: Path,
+    rel: tuple[str, ...],
     partner_id: str,
     period: str,
     signature: Signature,
@@ -254,34 +259,39 @@ def _take(
     The hash is taken before the move (it names the received file) from one open handle whose
     size and mtime must match the settled signature before and after reading: a writer that
     resumed makes us wait another settle period rather than announce bytes that are not final.
+    The file is opened, and moved, relative to its folder reached without following a link
+    (:func:`opened_folder`): a link swapped in for it, or for a folder above it, after it was
+    listed is never read through (an :class:`OSError`; the next pass refuses the link).
     """
-    with path.open("rb") as fh:
-        opened = signature_of(os.fstat(fh.fileno()))
-        if opened != signature:
-            return _Retry(opened, failed=False)
-        content = fh.read()
-        after = signature_of(os.fstat(fh.fileno()))
-    size = len(content)
-    if after != signature or size != signature[0]:
-        logger.info("inbox: %s changed while being read; waiting for it to settle again", path)
-        return _Retry(after, failed=False)
-    # The bytes and the received submission are committed before the file leaves the inbox:
-    # if this fails (the database is down), the file stays and is tried again.
-    row = intake.take_bytes(
-        content,
-        partner_id,
-        period,
-        file_name=path.name,
-        initiative=initiative,
-        settings=settings,
-        engine=engine,
-    )
-    assert row.id is not None
-    content_hash = row.content_hash
-    folder = settings.received_dir / partner_id / period
-    folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, f"{utc_stamp()}-{content_hash[:12]}-", path.name)
-    move_file(path, target)
+    with opened_folder(settings.inbox_dir, rel[:-1]) as source:
+        with os.fdopen(open_file(source, rel[-1]), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            opened = signature_of(st)
+            if opened != signature or not stat.S_ISREG(st.st_mode):
+                return _Retry(opened, failed=False)
+            content = fh.read()
+            after = signature_of(os.fstat(fh.fileno()))
+        size = len(content)
+        if after != signature or size != signature[0]:
+            logger.info("inbox: %s changed while being read; waiting for it to settle again", path)
+            return _Retry(after, failed=False)
+        # The bytes and the received submission are committed before the file leaves the
+        # inbox: if this fails (the database is down), the file stays and is tried again.
+        row = intake.take_bytes(
+            content,
+            partner_id,
+            period,
+            file_name=path.name,
+            initiative=initiative,
+            settings=settings,
+            engine=engine,
+        )
+        assert row.id is not None
+        content_hash = row.content_hash
+        folder = settings.received_dir / partner_id / period
+        with opened_folder(settings.received_dir, (partner_id, period), create=True) as received:
+            target = free_name(folder, f"{utc_stamp()}-{content_hash[:12]}-", path.name)
+            move_between(source, rel[-1], received, target.name)
     logger.info(
         "inbox: took %s for %s %s (%d bytes, sha256 %s) -> %s",
         path.name,
@@ -316,13 +326,31 @@ def _take(
 def _refuse(
     path: Path, rel: tuple[str, ...], reason: str, settings: Settings, initiative: Initiative
 ) -> Refused:
-    """Move a file that cannot be taken to ``_refused`` (same sub-path) and explain why."""
-    folder = folder_within(settings.inbox_dir, (REFUSED, *rel[:-1]))
-    target = free_name(folder, "", path.name)
-    move_file(path, target)
+    """Move a file that cannot be taken to ``_refused`` (same sub-path) and explain why.
+
+    A link is moved as a link, never followed; nothing is written through a link planted under
+    ``_refused`` (:func:`opened_folder`).
+    """
+    folder = settings.inbox_dir.joinpath(REFUSED, *rel[:-1])
+    with (
+        opened_folder(settings.inbox_dir, rel[:-1]) as source,
+        opened_folder(settings.inbox_dir, (REFUSED, *rel[:-1]), create=True) as refused,
+    ):
+        target = free_name(folder, "", path.name)
+        move_between(source, rel[-1], refused, target.name)
+        reason_path: Path | None = _write_reason(refused, target, rel, reason, initiative)
+    logger.warning("inbox: refused %s -> %s: %s", "/".join(rel), target, reason)
+    return Refused(path, target, reason_path, reason)
+
+
+def _write_reason(
+    folder: int, target: Path, rel: tuple[str, ...], reason: str, initiative: Initiative
+) -> Path | None:
+    """Write ``<refused name>.reason.txt`` next to the refused file; its path, or None if it
+    could not be written (the file itself is safe; the note is a courtesy)."""
     partner_id = partner_for(rel[0], initiative) if len(rel) > 1 else None
     note = (
-        f"{path.name} was not taken: {reason}\n"
+        f"{rel[-1]} was not taken: {reason}\n"
         "\n"
         f"{layout_text(initiative, partner_id)}\n"
         "\n"
@@ -331,11 +359,10 @@ def _refuse(
         "Nothing in it was read. Put a corrected copy in the right folder to send it again; "
         "this file and this note can then be removed.\n"
     )
-    reason_path: Path | None = target.with_name(target.name + REASON_SUFFIX)
+    reason_path = target.with_name(target.name + REASON_SUFFIX)
     try:
-        target.with_name(target.name + REASON_SUFFIX).write_text(note, encoding="utf-8")
-    except OSError as exc:  # the file itself is safe; the note is a courtesy
+        create_file(folder, reason_path.name, note.encode("utf-8"))
+    except OSError as exc:
         logger.error("inbox: could not write the reason next to %s: %s", target, exc)
-        reason_path = None
-    logger.warning("inbox: refused %s -> %s: %s", "/".join(rel), target, reason)
-    return Refused(path, target, reason_path, reason)
+        return None
+    return reason_path
