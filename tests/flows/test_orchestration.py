@@ -215,16 +215,18 @@ def test_a_file_landing_drives_ingest_aggregation_and_a_delivered_alert(served: 
     run = ingested[0]
     assert run.state is not None and run.state.is_completed(), run.state
     assert run.name.startswith("ingest employment-service 2025-Q4 #")
+    # The event's one parameter, a number: the stored submission, its bytes in the database.
     submission_id = run.parameters["submission_id"]
-    row = store.get_submission(int(submission_id), engine=engine)
-    assert row is not None and row.partner_id == "employment-service"
-    assert run.parameters["file_name"] == source.name
-    assert run.parameters["period"] == "2025-Q4"
-    assert (
-        Path(run.parameters["path"]).parent
-        == served.settings.received_dir / "employment-service" / "2025-Q4"
+    assert isinstance(submission_id, int)
+    row = store.get_submission(submission_id, engine=engine)
+    assert row is not None
+    assert (row.partner_id, row.period, row.file_name, row.status) == (
+        "employment-service",
+        "2025-Q4",
+        source.name,
+        "accepted",
     )
-    assert Path(run.parameters["path"]).read_bytes() == source.read_bytes()
+    assert store.received_content(row.content_hash, engine=engine) == source.read_bytes()
     assert {"partner:employment-service", "period:2025-Q4", "measure:arab-women-lfp"} <= set(
         run.tags
     )

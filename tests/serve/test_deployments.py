@@ -71,7 +71,7 @@ def test_ingest_runs_on_each_received_file_with_parameters_from_the_event() -> N
     assert trigger.within == timedelta(0) and trigger.threshold == 1
     # The event names a stored submission, never a path: the ingest reads the bytes from the
     # database, and only those of a submission still waiting for its verdict.
-    assert trigger.parameters == {"submission_id": "{{ event.resource['ci.submission'] }}"}
+    assert trigger.parameters == {"submission_id": "{{ event.payload.submission_id }}"}
 
 
 @pytest.mark.parametrize(
