@@ -119,6 +119,9 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Its own session: a Ctrl-C at the terminal reaches serve alone, which then stops the
+        # runner (whose last state updates need this server) before it stops the server.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + startup_timeout

@@ -61,7 +61,10 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
     token = ok_json(invoke("tokens", "issue", "--partner", "galilee-foundation", "--json"))
     command = [str(Path(sys.executable).with_name("ci-pipeline")), "serve"]
     log = (tmp_path / "serve.log").open("w+")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    # Its own process group, as a terminal's foreground job is: Ctrl-C reaches the whole group.
+    server = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     api = f"http://127.0.0.1:{api_port}"
     try:
         deadline = time.monotonic() + STARTUP
@@ -123,7 +126,7 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
             r["name"].startswith("ingest galilee-foundation 2025-Q1 #") for r in snap["runs"]
         )
     finally:
-        server.send_signal(signal.SIGINT)
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C at the terminal
         try:
             code = server.wait(timeout=90)
         except subprocess.TimeoutExpired:
