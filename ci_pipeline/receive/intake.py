@@ -4,6 +4,9 @@ ingest flow runs, and the reception that comes before it (:func:`take`).
 Each function is one step with its I/O at the edge (the settings, initiative and engine are
 passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests can call them
 directly.
+
+Over 400 lines: the steps share the submission's row, its report folder and the receipt, and
+splitting them would spread one submission's life over several modules.
 """
 
 from __future__ import annotations
