@@ -239,5 +239,6 @@ def check_invariants(
 
     # Nothing written outside CI_PIPELINE_HOME.
     assert settings.home.is_relative_to(root)
-    assert files_outside(root, settings.home, ignore=ignore) == outside_before
+    now = files_outside(root, settings.home, ignore=ignore)
+    assert now == outside_before, now ^ outside_before
     return rows
