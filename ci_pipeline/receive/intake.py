@@ -212,8 +212,11 @@ def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[s
 
 
 def _report_folder(row: store.Submission, settings: Settings) -> Path:
+    """The submission's own report folder: named by its id too, so the same bytes received
+    twice in one second never share (and overwrite) one."""
     stamp = row.received_at.strftime("%Y%m%dT%H%M%S")
-    return settings.reports_dir / row.partner_id / row.period / f"{stamp}-{row.content_hash[:8]}"
+    name = f"{stamp}-{row.content_hash[:8]}-{row.id}"
+    return settings.reports_dir / row.partner_id / row.period / name
 
 
 def record(

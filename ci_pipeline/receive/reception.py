@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +129,14 @@ def write_archive(content: bytes, target: Path, content_hash: str) -> None:
     """Keep the audit copy at ``target``: written whole under a temporary name, checked against
     the hash and moved into place, so a failed write never leaves a truncated copy; a copy
     already there is kept only when its bytes are the file's (re-running repairs one that is
-    not)."""
+    not). Each writer has a temporary name of its own: two ingests of the same file at once
+    (sent twice) never remove or overwrite each other's copy before it is checked."""
     if target.is_file() and sha256_of(target) == content_hash:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    partial = Path(name)
     try:
         partial.write_bytes(content)
         if sha256_of(partial) != content_hash:
