@@ -4,6 +4,9 @@ ingest flow runs, and the reception that comes before it (:func:`take`).
 Each function is one step with its I/O at the edge (the settings, initiative and engine are
 passed in), so the Prefect flow in ``ci_pipeline/flows/ingest.py`` only wires them, and tests can call them
 directly.
+
+Over 400 lines: the steps of one submission are kept together, in the order the flow runs
+them, so the one place that decides a submission reads top to bottom.
 """
 
 from __future__ import annotations
