@@ -7,6 +7,7 @@ trigger and schedule is valid for Prefect, and the coalescing rules hold.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from datetime import timedelta
 from typing import Any
@@ -72,6 +73,55 @@ def test_ingest_runs_on_each_received_file_with_parameters_from_the_event() -> N
     # The event names a stored submission, never a path: the ingest reads the bytes from the
     # database, and only those of a submission still waiting for its verdict.
     assert trigger.parameters == {"submission_id": "{{ event.payload.submission_id }}"}
+
+
+def rendered(parameters: dict[str, Any], resource: dict[str, str]) -> dict[str, Any]:
+    """A trigger's parameters as the Prefect server renders them for an event on ``resource``
+    with :data:`PAYLOAD` (its run-deployment action: templates upgraded, then hydrated with the
+    event)."""
+    from prefect.server.events.actions import RunDeployment
+    from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
+
+    upgraded = copy.deepcopy(parameters)
+    RunDeployment._upgrade_v1_templates(upgraded)
+    context = {"event": {"resource": resource, "payload": PAYLOAD}}
+    return hydrate(
+        upgraded, HydrationContext(raise_on_error=True, render_jinja=True, jinja_context=context)
+    )
+
+
+#: An event's resource labels as the pipeline's events carry them: always strings.
+LABELS = {"ci.submission": "7", "ci.period": "2025-Q4", "ci.partner": "nahf-council"}
+#: A received event's payload, as :func:`events.submission_received` builds it.
+PAYLOAD = events.submission_received(
+    submission_id=7,
+    partner_id="nahf-council",
+    period="2025-Q4",
+    file_name="x.csv",
+    content_hash="ab" * 32,
+    size_bytes=12,
+    source="api",
+).payload
+
+
+@pytest.mark.parametrize("name", sorted(n for n, d in DECLARED.items() if d.get("triggers")))
+def test_the_parameters_a_trigger_renders_are_valid_for_its_flow(name: str) -> None:
+    # The server refuses a run whose parameters do not match the flow's schema (Prefect's
+    # enforce_parameter_schema): a label is a string, so an int parameter comes from the payload.
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.schema_tools.validation import validate
+
+    declaration = DECLARED[name]
+    flow: Any = load_flow_from_entrypoint(str(ROOT / declaration["entrypoint"]))
+    schema = parameter_schema(flow).model_dump_for_openapi()
+    for trigger in declaration["triggers"]:
+        values = rendered(trigger.get("parameters", {}), LABELS)
+        validate(values, schema, raise_on_error=True, ignore_required=True)
+
+
+def test_the_ingest_trigger_passes_the_submission_id_as_a_number() -> None:
+    (trigger,) = DECLARED["on-received"]["triggers"]
+    assert rendered(trigger["parameters"], LABELS) == {"submission_id": 7}
 
 
 @pytest.mark.parametrize(
