@@ -6,7 +6,9 @@ logs and carries on), or the run that took it died (a kill, a crash, a SIGTERM),
 stays ``received``. :func:`reconcile` finds such submissions — never taken and older than
 ``reconcile_after_seconds``, or taken longer than ``ingest_lease_seconds`` ago — and starts an
 ingest for each. ``serve`` runs it at start and every ``reconcile_every_seconds``
-(:class:`Reconciler`); ``ci-pipeline reconcile`` runs it once, by hand.
+(:class:`Reconciler`), ingesting in its own warm process (no process start, no concurrency
+slot to wait for, so a backlog drains at the pace of the work); ``ci-pipeline reconcile`` runs
+it once, by hand.
 
 Starting a second ingest of a submission that is in fact still being ingested is safe: the
 verdict is written once (``store.decide``), and the later run returns it unchanged.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from types import TracebackType
 
@@ -28,6 +31,13 @@ from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 
 logger = logging.getLogger(__name__)
+
+#: This many submissions in a row that could not be started mean an outage: the pass stops.
+OUTAGE = 3
+
+#: A submission whose ingest could not be started is left out of the passes for this long
+#: (the others go on; an outage stops the pass anyway).
+RETRY_AFTER_SECONDS = 300.0
 
 #: Starts an ingest of one submission (a deployment run in ``serve``, a flow call by hand);
 #: raises if it could not.
@@ -42,11 +52,16 @@ def reconcile(
     start: Starter,
     unclaimed_for: timedelta | None = None,
     lease: timedelta | None = None,
+    skip: Collection[int] = (),
+    failed: list[int] | None = None,
 ) -> list[int]:
-    """Start an ingest for every received submission nobody is deciding; the ids started.
+    """Start an ingest for every received submission nobody is deciding (but those in
+    ``skip``); the ids started.
 
-    One that could not be started is logged and left for the next pass (it is claimed only
-    once its run was started).
+    One that could not be started is logged, added to ``failed`` and left for a later pass (it
+    is claimed only once its run was started); the pass goes on with the others, unless
+    :data:`OUTAGE` in a row failed: then the orchestrator or the database is down, and the
+    pass stops.
     """
     rows = store.unfinished_submissions(
         initiative.info.id,
@@ -59,21 +74,30 @@ def reconcile(
         engine=engine,
     )
     started: list[int] = []
+    failures = 0
     for row in rows:  # one per stranded submission, not per data row
         assert row.id is not None
+        if row.id in skip:
+            continue
         try:
             start(row.id)
-        except Exception as exc:  # the orchestrator is down: say so, try again next pass
+        except Exception as exc:  # its ingest, or the orchestrator, failed: say so
+            failures += 1
+            if failed is not None:
+                failed.append(row.id)
             logger.warning(
                 "reconcile: could not start an ingest for submission #%d (%s %s): %s; "
-                "%d received submission(s) wait, retried at the next pass",
+                "%d received submission(s) wait, retried at a later pass",
                 row.id,
                 row.partner_id,
                 row.period,
                 exc,
                 len(rows) - len(started),
             )
-            break
+            if failures >= OUTAGE:
+                break
+            continue
+        failures = 0
         store.claim_received(row.id, engine=engine)
         started.append(row.id)
     if started:
@@ -109,6 +133,7 @@ class Reconciler:
             start,
         )
         self._first = sole_runner
+        self._retry_at: dict[int, float] = {}  # submission → when its ingest may be tried again
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -116,6 +141,9 @@ class Reconciler:
         """One pass; a database outage is logged, not raised (the next pass tries again)."""
         everything = timedelta(0) if self._first else None
         self._first = False
+        now = time.monotonic()
+        self._retry_at = {i: at for i, at in self._retry_at.items() if at > now}
+        failed: list[int] = []
         try:
             return reconcile(
                 self.settings,
@@ -124,10 +152,14 @@ class Reconciler:
                 start=self.start_run,
                 unclaimed_for=everything,
                 lease=everything,
+                skip=set(self._retry_at),
+                failed=failed,
             )
         except SQLAlchemyError as exc:
             logger.warning("reconcile: the database did not answer (%s); trying again later", exc)
             return []
+        finally:
+            self._retry_at |= {i: now + RETRY_AFTER_SECONDS for i in failed}
 
     def _run(self) -> None:
         while True:

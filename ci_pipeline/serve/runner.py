@@ -260,7 +260,7 @@ def serve(
         # gets its ingest, now and every reconcile_every_seconds.
         stack.enter_context(
             reconcile.Reconciler(
-                settings, initiative, engine=engine, start=start_ingest, sole_runner=own_server
+                settings, initiative, engine=engine, start=ingest_here, sole_runner=own_server
             )
         )
         if with_inbox:
@@ -282,20 +282,14 @@ def serve(
     store.dispose_engines()
 
 
-#: The deployment the reconciler starts ingests of (``deployments/prefect.yaml``).
-INGEST_DEPLOYMENT = "ingest-submission/on-received"
+def ingest_here(submission_id: int) -> None:
+    """Ingest one stored submission in this process, which is warm (the flows imported, the
+    engine open): the reconciler's way, a flow run named and tagged in the UI like the
+    deployment's, but with no process to start and no concurrency slot to wait for — a backlog
+    left by an outage drains at the pace of the work, not of process starts."""
+    from ci_pipeline.flows.ingest import ingest_submission
 
-
-def start_ingest(submission_id: int) -> None:
-    """Start a run of the on-received deployment for one stored submission (not waited for)."""
-    from prefect.deployments import run_deployment
-
-    run_deployment(
-        INGEST_DEPLOYMENT,
-        parameters={"submission_id": submission_id},
-        timeout=0,
-        tags=["reconciled"],
-    )
+    ingest_submission(submission_id)
 
 
 def _wait_for_interrupt() -> None:

@@ -145,3 +145,38 @@ def test_the_first_pass_of_the_sole_runner_takes_every_received_submission(
         reconcile.Reconciler(settings, initiative, engine=db, start=started.append).pass_once()
         == []
     )  # not the sole runner: it waits
+
+
+def test_one_submission_that_fails_does_not_hold_up_the_others(
+    db: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> None:
+    """Its ingest fails before taking it (say its bytes are unreadable): the pass goes on with
+    the next, and the reconciler leaves the failed one out for a while instead of trying it
+    first on every pass."""
+    bad = receive(db, initiative, settings, tmp_path, 1, OLD)
+    good = receive(db, initiative, settings, tmp_path, 2, OLD)
+    tried: list[int] = []
+
+    def start(submission_id: int) -> None:
+        tried.append(submission_id)
+        if submission_id == bad:
+            raise OSError("its bytes could not be read")
+
+    reconciler = reconcile.Reconciler(settings, initiative, engine=db, start=start)
+    assert reconciler.pass_once() == [good]
+    assert reconciler.pass_once() == []
+    assert tried == [bad, good]  # the second pass left the failed one out
+
+
+def test_an_outage_stops_the_pass_after_three_failures_in_a_row(
+    db: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> None:
+    ids = [receive(db, initiative, settings, tmp_path, v, OLD) for v in range(1, 6)]
+    tried: list[int] = []
+
+    def down(submission_id: int) -> None:
+        tried.append(submission_id)
+        raise ConnectionError("the Prefect API is down")
+
+    assert reconcile.reconcile(settings, initiative, engine=db, start=down) == []
+    assert tried == ids[: reconcile.OUTAGE]
