@@ -63,17 +63,10 @@ def ingest_received(
     submission_id: int, *, initiative: Initiative, settings: Settings, engine: Engine
 ) -> intake.Receipt:
     """A received submission through the ingest flow's steps, without Prefect."""
-    loaded = intake.load(submission_id, settings=settings, engine=engine)
-    if isinstance(loaded, intake.Receipt):
-        return loaded
-    duplicate = intake.duplicate_receipt(loaded, engine=engine)
-    if duplicate is not None:
-        return duplicate
-    parsed = intake.parse(loaded, initiative=initiative, settings=settings)
-    if isinstance(parsed, str):
-        return intake.refuse(loaded, parsed, settings=settings, engine=engine)
-    result = intake.check(parsed, loaded, initiative=initiative, engine=engine)
-    return intake.record(loaded, result, encoding=parsed.encoding, settings=settings, engine=engine)
+    receipt, _ = intake.ingest(
+        submission_id, initiative=initiative, settings=settings, engine=engine
+    )
+    return receipt
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ __all__ = [
     "archive_target",
     "check",
     "duplicate_receipt",
+    "ingest",
     "load",
     "parse",
     "prepare_database",
@@ -307,6 +308,27 @@ def _accept(
             store.describe(session, accepted, report_path=str(path), message=message)
             return True
     return False
+
+
+def ingest(
+    submission_id: int, *, initiative: Initiative, settings: Settings, engine: Engine
+) -> tuple[Receipt, validate.ValidationResult | None]:
+    """A received submission through every step, in order, in this process and without an
+    orchestrator: the steps the ingest flow wires (``flows/ingest.py``), for the reconciler,
+    which must decide submissions whatever state the orchestrator is in. Returns the receipt,
+    and the validation result when the file was validated."""
+    loaded = load(submission_id, settings=settings, engine=engine)
+    if isinstance(loaded, Receipt):
+        return loaded, None
+    duplicate = duplicate_receipt(loaded, engine=engine)
+    if duplicate is not None:
+        return duplicate, None
+    parsed = parse(loaded, initiative=initiative, settings=settings)
+    if isinstance(parsed, str):
+        return refuse(loaded, parsed, settings=settings, engine=engine), None
+    result = check(parsed, loaded, initiative=initiative, engine=engine)
+    receipt = record(loaded, result, encoding=parsed.encoding, settings=settings, engine=engine)
+    return receipt, result
 
 
 def refuse(row: store.Submission, reason: str, *, settings: Settings, engine: Engine) -> Receipt:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from prefect.deployments.runner import RunnerDeployment
+from sqlalchemy import Engine
 
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
@@ -260,7 +261,11 @@ def serve(
         # gets its ingest, now and every reconcile_every_seconds.
         stack.enter_context(
             reconcile.Reconciler(
-                settings, initiative, engine=engine, start=ingest_here, sole_runner=own_server
+                settings,
+                initiative,
+                engine=engine,
+                start=ingest_here(settings, initiative, engine),
+                sole_runner=own_server,
             )
         )
         if with_inbox:
@@ -282,14 +287,42 @@ def serve(
     store.dispose_engines()
 
 
-def ingest_here(submission_id: int) -> None:
-    """Ingest one stored submission in this process, which is warm (the flows imported, the
-    engine open): the reconciler's way, a flow run named and tagged in the UI like the
-    deployment's, but with no process to start and no concurrency slot to wait for — a backlog
-    left by an outage drains at the pace of the work, not of process starts."""
-    from ci_pipeline.flows.ingest import ingest_submission
+def ingest_here(
+    settings: Settings,
+    initiative: Initiative,
+    engine: Engine,
+    *,
+    emitter: Callable[[Any], Any] | None = None,
+) -> Callable[[int], None]:
+    """The reconciler's ingest: the steps of one stored submission in this warm process,
+    without the orchestrator (which may be what failed: a submission reaches its verdict
+    whatever state Prefect is in), and its outcome announced as the flow would announce it.
+    A backlog left by an outage drains at the pace of the work, not of process starts and
+    concurrency slots; the verdicts are in ``submissions`` and the events in the UI."""
+    from ci_pipeline import events
+    from ci_pipeline.receive import intake
 
-    ingest_submission(submission_id)
+    def ingest(submission_id: int) -> None:
+        receipt, result = intake.ingest(
+            submission_id, initiative=initiative, settings=settings, engine=engine
+        )
+        measures, geographies = intake.touched(result)
+        events.emit(
+            events.submission_outcome(
+                receipt.to_dict(), measures=measures, geographies=geographies
+            ),
+            emitter=emitter or events.prefect_emitter,
+        )
+        logger.info(
+            "reconcile: #%d %s %s %s: %s",
+            submission_id,
+            receipt.partner_id,
+            receipt.period,
+            receipt.file_name,
+            receipt.message,
+        )
+
+    return ingest
 
 
 def _wait_for_interrupt() -> None:

@@ -180,3 +180,24 @@ def test_an_outage_stops_the_pass_after_three_failures_in_a_row(
 
     assert reconcile.reconcile(settings, initiative, engine=db, start=down) == []
     assert tried == ids[: reconcile.OUTAGE]
+
+
+def test_serve_decides_a_stranded_submission_in_its_own_process_and_announces_it(
+    db: Engine, initiative: Initiative, settings: Settings, tmp_path: Path
+) -> None:
+    """No orchestrator needed (it may be what is down): the steps run here, and the outcome
+    is announced as the ingest flow announces it."""
+    from ci_pipeline import events
+    from ci_pipeline.serve import runner
+
+    lost = receive(db, initiative, settings, tmp_path, 7, OLD)
+    sent: list[events.EventSpec] = []
+    ingest = runner.ingest_here(settings, initiative, db, emitter=sent.append)
+
+    assert reconcile.reconcile(settings, initiative, engine=db, start=ingest) == [lost]
+
+    row = store.get_submission(lost, engine=db)
+    assert row is not None and row.status == "accepted"
+    [spec] = sent
+    assert spec.event == events.SUBMISSION_ACCEPTED
+    assert spec.labels["ci.partner"] == FUND and spec.payload["submission_id"] == lost
