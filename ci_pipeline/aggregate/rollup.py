@@ -55,7 +55,7 @@ def geography_rollup(initiative: Initiative) -> pl.DataFrame:
         for code in initiative.geographies
         for target in [code, *initiative.ancestors(code)]
     ]
-    return pl.DataFrame(pairs, schema=["geo_code", "target_geo"], orient="row")
+    return pl.DataFrame(pairs, schema={"geo_code": pl.Utf8, "target_geo": pl.Utf8}, orient="row")
 
 
 def expected_partners(initiative: Initiative) -> pl.DataFrame:
@@ -70,7 +70,13 @@ def expected_partners(initiative: Initiative) -> pl.DataFrame:
                     rows.update((measure_id, g, p.id) for g in [loc, *initiative.ancestors(loc)])
                 if GeoLevel.cluster in m.geo_levels:
                     rows.update((measure_id, g, p.id) for g in initiative.ancestors(loc))
-    return pl.DataFrame(sorted(rows), schema=["measure_id", "geo_code", "partner_id"], orient="row")
+    # Typed, because it may be empty (a measure no partner reports, an initiative without
+    # partners yet): an untyped empty frame fails the joins it takes part in.
+    return pl.DataFrame(
+        sorted(rows),
+        schema={"measure_id": pl.Utf8, "geo_code": pl.Utf8, "partner_id": pl.Utf8},
+        orient="row",
+    )
 
 
 def mark_counted(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:

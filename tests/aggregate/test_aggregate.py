@@ -686,3 +686,19 @@ def test_by_default_partners_figures_are_added(tiny: Initiative) -> None:
     assert got[("south", "sex=total")]["value"] == 17.0
     assert got[("region", "sex=total")]["value"] == 26.0
     assert got[("north", "sex=female")]["value"] == 2.0
+
+
+def test_a_measure_no_partner_is_expected_to_report_still_aggregates(tiny: Initiative) -> None:
+    """Issue 10's last case: with no partner expected anywhere (here: no partners at all) the
+    table of expected partners is empty, and was untyped, so the join failed (SchemaError).
+    The figures still add up; no partner was expected: coverage is not a number."""
+    alone = tiny.model_copy(update={"partners": {}})
+    expected = aggregate.expected_partners(alone)
+    assert expected.is_empty()
+    assert expected.schema == {"measure_id": pl.Utf8, "geo_code": pl.Utf8, "partner_id": pl.Utf8}
+    rows: list[Row] = [("a", 1, "people", "north", "age_band=young;sex=female", None, None, 1.0)]
+
+    got = cells(aggregate.aggregate(observations(rows), alone), "people")
+
+    north = got[("north", "age_band=young;sex=female")]
+    assert (north["value"], north["partners_reported"], north["partners_expected"]) == (1.0, 1, 0)
