@@ -9,17 +9,20 @@ database, and the headline table masking suppressed cells.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from sqlalchemy import Engine
 
 from ci_pipeline import aggregate, alert, demo, detect, store
-from ci_pipeline.config import Settings
+from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus
 from tests.helpers import IngestedDemo, ingest
@@ -371,3 +374,44 @@ def test_changed_definitions_recompute_every_slice(
     cells = store.read_indicators(initiative.info.id, engine=small, measure_id=starter.id)
     assert cells.height > 0 and cells["suppressed"].all()
     assert aggregate.refresh_indicators(stricter, engine=small).slices == []
+
+
+def one_geography(folder: Path) -> Initiative:
+    """The bundled initiative cut to its cluster alone: no localities, every partner serving
+    the cluster (issue 10: an initiative of a single geography)."""
+    shutil.copytree(DEFAULT_INITIATIVE, folder)
+    geographies = yaml.safe_load((folder / "geographies.yaml").read_text(encoding="utf-8"))
+    cluster = [g for g in geographies if g["level"] == "cluster"]
+    (folder / "geographies.yaml").write_text(yaml.safe_dump(cluster, allow_unicode=True))
+    partners = yaml.safe_load((folder / "partners.yaml").read_text(encoding="utf-8"))
+    for p in partners:
+        p["localities"] = [cluster[0]["code"]]
+    (folder / "partners.yaml").write_text(yaml.safe_dump(partners, allow_unicode=True))
+    return load_initiative(folder)
+
+
+def test_an_initiative_of_one_geography_is_processed_end_to_end(
+    sqlite_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """One cluster, no localities: nothing has a parent, so the privacy audit's table of
+    parents was empty and untyped, and aggregation failed on its join (SchemaError)."""
+    alone = one_geography(tmp_path / "initiative")
+    intake.prepare_database(alone, engine=sqlite_engine)
+    path = tmp_path / "fund.csv"
+    path.write_text(
+        "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n",
+        encoding="utf-8",
+    )
+    receipt = ingest(
+        path, "galilee-foundation", "2025-Q1", initiative=alone, settings=settings,
+        engine=sqlite_engine,
+    )  # fmt: skip
+    assert receipt.status == "accepted", receipt.first_issues
+
+    refreshed = aggregate.refresh_indicators(alone, engine=sqlite_engine)
+    judgement = detect.judge(alone, engine=sqlite_engine, settings=settings, as_of=SMALL_AS_OF)
+    alert.record_alerts(judgement, alone, settings=settings, engine=sqlite_engine)
+
+    assert refreshed.slices == [("new-resources-nis", "2025-Q1")]
+    cells = store.read_indicators(alone.info.id, engine=sqlite_engine)
+    assert cells.select("geo_code", "value").rows() == [("beit-hakerem", 250000.0)]

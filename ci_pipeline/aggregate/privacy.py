@@ -61,9 +61,9 @@ def equations(cells: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
                 (pl.col(dim) == TOTAL).alias("is_total"),
             )
         )
-    parents = pl.DataFrame(
+    parents = pl.DataFrame(  # typed: an initiative of one geography has no parent at all
         [(g.code, g.parent) for g in initiative.geographies.values() if g.parent],
-        schema=["geo_code", "parent"],
+        schema={"geo_code": pl.Utf8, "parent": pl.Utf8},
         orient="row",
     )
     children = frame.join(parents, on="geo_code", how="inner")
