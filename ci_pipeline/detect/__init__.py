@@ -32,18 +32,19 @@ from __future__ import annotations
 
 from ci_pipeline.detect.describe import describe, described, format_value
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
-from ci_pipeline.detect.findings import FINDING_SCHEMA, KINDS, Candidate, fold
+from ci_pipeline.detect.findings import FINDING_SCHEMA, KINDS, REGRESSIONS, Candidate, fold
 from ci_pipeline.detect.judgement import FINDING_ORDER, Judgement, judge
 from ci_pipeline.detect.missing import due_date, missing_data
 from ci_pipeline.detect.stats import (
-    MAD_SCALE,
-    MEAN_AD_SCALE,
+    Expectation,
     benjamini_hochberg,
+    cusum,
+    cusum_arl,
+    cusum_p,
+    expectation,
     mann_kendall,
-    poisson_p,
-    prediction_p,
-    robust_z,
-    two_proportion_p,
+    predictions,
+    step_p,
     worse,
 )
 
@@ -51,15 +52,19 @@ __all__ = [
     "FINDING_ORDER",
     "FINDING_SCHEMA",
     "KINDS",
-    "MAD_SCALE",
-    "MEAN_AD_SCALE",
+    "REGRESSIONS",
     "Candidate",
+    "Expectation",
     "Judgement",
     "benjamini_hochberg",
+    "cusum",
+    "cusum_arl",
+    "cusum_p",
     "describe",
     "described",
     "detect",
     "due_date",
+    "expectation",
     "fold",
     "format_value",
     "judge",
@@ -67,9 +72,7 @@ __all__ = [
     "mann_kendall",
     "missing_data",
     "off_track",
-    "poisson_p",
-    "prediction_p",
-    "robust_z",
-    "two_proportion_p",
+    "predictions",
+    "step_p",
     "worse",
 ]

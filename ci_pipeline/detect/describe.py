@@ -9,25 +9,84 @@ from typing import Any
 
 import polars as pl
 
-from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.detect.findings import FINDING_SCHEMA, REGRESSIONS
 from ci_pipeline.model.initiative import TOTAL, Initiative, Measure, Unit
 
 
-def format_value(measure: Measure, value: float | None) -> str:
-    """A value as a coordinator reads it: 31.2%, 1,250 people, 3.8 of 5, 250,000 NIS."""
+def format_value(measure: Measure, value: float | None, digits: int = 0) -> str:
+    """A value as a coordinator reads it: 31.2%, 1,250 people, 3.80, 250,000 NIS (``digits``
+    more decimals where two values would otherwise read the same)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if measure.unit is Unit.proportion:
-        return f"{value * 100:.1f}%"
+        return f"{value * 100:.{1 + digits}f}%"
     if measure.unit is Unit.score:
-        return f"{value:.2f}"
-    if measure.unit is Unit.amount:
-        return f"{value:,.0f} {measure.unit_label}"
-    return f"{value:,.0f}"
+        return f"{value:.{2 + digits}f}"
+    return f"{value:,.{digits}f} {measure.unit_label}"
+
+
+def format_pair(measure: Measure, before: float, after: float) -> tuple[str, str]:
+    """Two values with enough digits to show that they differ (never "from 2.3% to 2.3%")."""
+    for digits in range(4):
+        a, b = format_value(measure, before, digits), format_value(measure, after, digits)
+        if a != b:
+            break
+    return a, b
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as evidence: a bound below 0.0001, never "p = 0"."""
+    if p is None or math.isnan(p):
+        return "p unknown"
+    return "p < 0.0001" if p < 0.0001 else f"p = {p:.2g}"
+
+
+def how_often(p: float | None) -> str:
+    """A one-sided p-value in words: how often the series moves like this by chance."""
+    if p is None or math.isnan(p) or p <= 0 or p < 0.0001:
+        return "seen in fewer than 1 of 10,000 comparable periods"
+    odds = 1 / p
+    rounded = float(f"{odds:.2g}") if odds >= 10 else round(odds)
+    return f"seen in about 1 of {rounded:,.0f} comparable periods"
+
+
+def _span(measure: Measure, n: int) -> str:
+    unit = str(measure.periodicity)
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _regression(f: dict[str, Any], m: Measure, subject: str, evidence: str) -> str:
+    """The sentence of a step, sustained change or drift: what happened, then the evidence."""
+    verb = "rose" if (f["change"] or 0) > 0 else "fell"
+    ref, val = format_pair(m, f["reference"], f["value"])
+    chance = how_often(f["raw_p"] if f.get("raw_p") is not None else f["p_value"])
+    if f["kind"] == "drift":
+        text = (
+            f"{subject} has worsened steadily from {ref} in {f['reference_period']} to {val} in "
+            f"{f['period']}, over {_span(m, f['span'] or 1)} (a run this steady is {chance})"
+        )
+    elif f["kind"] == "sustained":
+        text = (
+            f"{subject} {verb} from {ref} in {f['reference_period']} to {val} in {f['period']}, "
+            f"over {_span(m, f['span'] or 1)}: a sustained move, more than this series usually "
+            f"moves ({chance})"
+        )
+    elif f["reference_period"] and f["reference_period"][0].isdigit():
+        text = (
+            f"{subject} {verb} from {ref} in {f['reference_period']} to {val} in {f['period']}: "
+            f"more than this series usually moves ({chance})"
+        )
+    else:
+        text = (
+            f"{subject} {verb} to {val} in {f['period']} against {ref} expected from "
+            f"{f['reference_period']}: more than this series usually moves ({chance})"
+        )
+    return f"{text}. Evidence: {evidence}"
 
 
 def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
-    """One sentence per finding, with its evidence."""
+    """One sentence per finding, for people: what moved, from what to what, over how long and
+    how unusual that is; the test, its statistic and p-value follow as the evidence."""
     names = {g.code: g.name.en for g in initiative.geographies.values()}
     out = []
     for f in findings.iter_rows(named=True):
@@ -44,23 +103,10 @@ def describe(findings: pl.DataFrame, initiative: Initiative) -> pl.Series:
             else ""
         )
         note = f"; {f['coverage_note']}" if f["coverage_note"] else ""
-        verb = "rose" if (f["change"] or 0) > 0 else "fell"
-        if f["kind"] in ("step", "seasonal_step"):
-            if f["reference_period"].startswith("median"):
-                evidence = f"{f['period']} vs the {f['reference_period']}, modified z = {f['statistic']:.1f}, limit {m.alert.robust_z:g}, adjusted p = {f['p_value']:.2g}"
-                text = f"{m.title} in {where}{breakdown} {verb} to {format_value(m, f['value'])} from a usual {format_value(m, f['reference'])}"
-            else:
-                evidence = (
-                    f"{f['period']} vs {f['reference_period']}, adjusted p = {f['p_value']:.2g}"
-                )
-                text = f"{m.title} in {where}{breakdown} {verb} from {format_value(m, f['reference'])} to {format_value(m, f['value'])}"
-            out.append(f"{text} ({evidence}; {coverage}{note})")
-        elif f["kind"] == "drift":
-            out.append(
-                f"{m.title} in {where}{breakdown} has worsened steadily from {format_value(m, f['reference'])} "
-                f"({f['reference_period']}) to {format_value(m, f['value'])} ({f['period']}) "
-                f"(Mann–Kendall z = {f['statistic']:.2f}, p = {f['p_value']:.2g}; {coverage}{note})"
-            )
+        if f["kind"] in REGRESSIONS:
+            adjusted = "" if f["kind"] == "drift" else "adjusted "
+            evidence = f"{f['test']}; {adjusted}{format_p(f['p_value'])}; {coverage}{note}"
+            out.append(_regression(f, m, f"{m.title} in {where}{breakdown}", evidence))
         elif f["kind"] == "off_track":
             out.append(
                 f"{m.title} in {where} is off track: {format_value(m, f['value'])} in {f['period']} against "

@@ -4,6 +4,8 @@ measure (see the package docstring for the rules).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 from scipy import stats
@@ -11,36 +13,100 @@ from scipy import stats
 from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
+    CUSUM_WINDOW,
+    SEASON_YEARS,
+    Expectation,
+    bad_sign,
     benjamini_hochberg,
+    cusum,
+    cusum_p,
+    expectation,
     mann_kendall,
-    poisson_p,
-    prediction_p,
-    robust_z,
-    two_proportion_p,
+    pooled_scale,
+    step_p,
     worse,
 )
 from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
 
+PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+#: Periods of a series read for its expectation: two years of errors to estimate the scale
+#: from, and the earlier years a seasonal expectation needs.
+HISTORY = 24
 
-def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> list[Candidate]:
-    """Every test for one series (rows of one measure × geography × breakdown, by period)."""
+
+def _usable(row: dict[str, Any] | None) -> bool:
+    return row is not None and not row["suppressed"] and row["value"] is not None
+
+
+def _reference_text(model: str, measure: Measure, before: Period, usual: int) -> str:
+    """What the judged period was compared with, in words."""
+    unit = str(measure.periodicity)
+    if model == "previous":
+        return before.label
+    if model == "usual":
+        return f"the usual level (median of the {usual} {unit}s before)"
+    if model == "seasonal_previous":
+        return f"{before.label} and the usual move into this {unit} in earlier years"
+    return f"the same {unit} in earlier years"
+
+
+def _window(
+    measure: Measure, by_period: dict[str, dict[str, Any]], judged: Period
+) -> tuple[list[Period], list[dict[str, Any] | None], np.ndarray, np.ndarray | None]:
+    """The periods read for a series' expectation, their rows, values and (for proportions)
+    denominators, NaN where unknown or suppressed."""
+    per_year = PER_YEAR[str(measure.periodicity)]
+    span = HISTORY + (SEASON_YEARS * per_year + 1 if per_year > 1 else 0)
+    periods = [shift(judged, k) for k in range(-span, 1)]
+    rows = [by_period.get(p.label) for p in periods]
+    usable = [r if r is not None and _usable(r) else None for r in rows]
+    y = np.array([np.nan if r is None else r["value"] for r in usable], dtype=float)
+    denominator = None
+    if measure.unit is Unit.proportion:
+        denominator = np.array(
+            [np.nan if r is None or not r["denominator"] else r["denominator"] for r in usable],
+            dtype=float,
+        )
+    return periods, rows, y, denominator
+
+
+def _expectation(
+    measure: Measure, by_period: dict[str, dict[str, Any]], judged: Period
+) -> Expectation | None:
+    """The series' expectation of its judged period, or None where it is not judged."""
+    if not _usable(by_period.get(judged.label)):
+        return None
+    _periods, _rows, y, denominator = _window(measure, by_period, judged)
+    if int(np.sum(~np.isnan(y[:-1]))) < measure.alert.min_history:
+        return None
+    return expectation(
+        y,
+        unit=measure.unit,
+        per_year=PER_YEAR[str(measure.periodicity)],
+        denominator=denominator,
+        seasonal=measure.alert.seasonal,
+    )
+
+
+def _series_tests(
+    measure: Measure,
+    series: pl.DataFrame,
+    judged: Period,
+    prior: tuple[float, int] | None = None,
+) -> list[Candidate]:
+    """Every test for one series (rows of one measure × geography × breakdown, by period);
+    ``prior`` is the pooled scale of the measure's series and its weight (see :func:`detect`)."""
     by_period = {row["period"]: row for row in series.iter_rows(named=True)}
     now = by_period.get(judged.label)
-    if now is None or now["suppressed"] or now["value"] is None:
+    if now is None or not _usable(now):
         return []
     a = measure.alert
     direction = measure.direction
-    lagged = [  # (periods back, row) of the usable trailing history
-        (k, by_period[p.label])
-        for k, p in ((k, shift(judged, -k)) for k in range(1, 13))
-        if p.label in by_period
-        and not by_period[p.label]["suppressed"]
-        and by_period[p.label]["value"] is not None
-    ]
-    history = [row for _, row in lagged]
+    periods, rows, y, _denominator = _window(measure, by_period, judged)
+    history = [r for r in rows[-13:-1] if _usable(r)]  # the trailing year's usable periods
     usual = (
-        float(np.median([h["partners_reported"] for h in history]))
+        float(np.median([h["partners_reported"] for h in history]))  # type: ignore[index]
         if history
         else now["partners_reported"]
     )
@@ -54,81 +120,70 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
         "usual_reported": usual,
     }
     out: list[Candidate] = []
-    if len(history) < a.min_history:
+    if int(np.sum(~np.isnan(y[:-1]))) < a.min_history:
         return out
-    per_year = {"month": 12, "quarter": 4, "year": 1}[str(measure.periodicity)]
-    comparisons = [("step", shift(judged, -1))]
-    if a.seasonal and per_year > 1:  # for a yearly measure a year before is the step itself
-        comparisons.append(("seasonal_step", shift(judged, -per_year)))
-    for kind, ref_period in comparisons:
-        ref = by_period.get(ref_period.label)
-        if ref is None or ref["suppressed"] or ref["value"] is None:
-            continue
-        change = now["value"] - ref["value"]
-        practical = worse(direction, change) and abs(change) >= a.min_change
-        if measure.unit is Unit.proportion:
-            z, p = two_proportion_p(
-                ref["numerator"],
-                ref["denominator"],
-                now["numerator"],
-                now["denominator"],
-                direction,
-            )
-        elif measure.unit is Unit.count:
-            z, p = poisson_p(ref["value"], now["value"], direction)
-        else:
-            # The step against the trailing history; the seasonal step against the same
-            # period of the earlier years in it (not the same history again).
-            pool = history if kind == "step" else [h for k, h in lagged if k % per_year == 0]
-            values = np.array([h["value"] for h in pool], dtype=float)
-            rz = robust_z(values, now["value"])
-            if rz is None:
-                continue
-            z = rz
-            # Beyond the robust control limit is necessary; the p-value the run-wide adjustment
-            # and alpha act on is the prediction t-test's (a bare p = 0 beyond the limit would
-            # escape both: with a few periods of history the limit alone fires far more often
-            # than alpha, and more series would mean more false alarms).
-            beyond = abs(rz) >= a.robust_z and worse(direction, rz)
-            p = prediction_p(values, now["value"], direction) if beyond else 1.0
-            change = now["value"] - float(np.median(values))
-            practical = worse(direction, change) and abs(change) >= a.min_change
-            out.append(
-                Candidate(
-                    kind=kind,
-                    value=now["value"],
-                    reference=float(np.median(values)),
-                    reference_period=(
-                        f"median of {len(values)} periods"
-                        if kind == "step"
-                        else f"median of the same {measure.periodicity} in {len(values)} earlier years"
-                    ),
-                    statistic=z,
-                    p_value=p,
-                    practical=practical,
-                    **base,
-                )
-            )
-            continue
+    ex = _expectation(measure, by_period, judged)
+    if ex is not None and prior is not None:
+        ex = ex.moderated(*prior)
+    value = float(now["value"])
+    if ex is not None:
+        change = value - ex.expected
+        seasonal = ex.model.startswith("seasonal")
+        usual_n = int(np.sum(~np.isnan(y[-13:-1])))
+        test = (
+            f"{'seasonal ' if seasonal else ''}step against "
+            f"{ex.model.replace('_', ' ')}; z = {ex.z:.2f} in standard deviations of the "
+            f"series' own past {len(ex.errors) - 1} prediction errors"
+            + ("" if not ex.sampling else " (no past move: sampling noise)")
+        )
         out.append(
             Candidate(
-                kind=kind,
-                value=now["value"],
-                reference=ref["value"],
-                reference_period=ref_period.label,
-                statistic=z,
-                p_value=p,
-                practical=practical,
+                kind="seasonal_step" if seasonal else "step",
+                value=value,
+                reference=ex.expected,
+                reference_period=_reference_text(ex.model, measure, periods[-2], usual_n),
+                statistic=ex.z,
+                p_value=step_p(ex, direction),
+                test=test,
+                span=1,
+                practical=worse(direction, change) and abs(change) >= a.min_change,
                 **base,
             )
         )
+        # A sustained change: Page's CUSUM of the errors (bad direction up) over the last
+        # periods, in the history's standard deviations.
+        recent = ex.errors[-CUSUM_WINDOW:] / ex.scale * bad_sign(direction)
+        s, start = cusum(recent)
+        first = len(ex.errors) - len(recent) + start  # index in ex.errors of the run's start
+        run = len(ex.errors) - first
+        if s > 0 and run >= 2:
+            # The level before the run: the latest known period before its first one.
+            known = np.flatnonzero(~np.isnan(y[: len(y) - run]))
+            before = int(known[-1]) if len(known) else 0
+            total = value - float(y[before])
+            out.append(
+                Candidate(
+                    kind="sustained",
+                    value=value,
+                    reference=float(y[before]),
+                    reference_period=periods[before].label,
+                    statistic=s,
+                    p_value=cusum_p(s),
+                    test=(
+                        f"CUSUM of the last {run} prediction errors against "
+                        f"{ex.model.replace('_', ' ')} = {s:.2f} standard deviations"
+                    ),
+                    span=len(y) - 1 - before,
+                    practical=worse(direction, total) and abs(total) >= a.min_change,
+                    **base,
+                )
+            )
     window = [shift(judged, -k) for k in range(a.drift_periods - 1, -1, -1)]
-    if all(
-        p.label in by_period
-        and not by_period[p.label]["suppressed"]
-        and by_period[p.label]["value"] is not None
-        for p in window
-    ):
+    # Mann–Kendall assumes values scattered around a level (or a trend): a series that wanders
+    # (best predicted by its period before) makes monotone runs by chance (five moves the same
+    # way one time in 32), so there the CUSUM of its moves judges a sustained change alone.
+    level = ex is None or not ex.model.endswith("previous")
+    if level and all(_usable(by_period.get(p.label)) for p in window):
         values = np.array([by_period[p.label]["value"] for p in window], dtype=float)
         z, slope = mann_kendall(values)
         total_change = slope * (len(values) - 1)
@@ -136,11 +191,13 @@ def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> lis
         out.append(
             Candidate(
                 kind="drift",
-                value=now["value"],
+                value=value,
                 reference=float(values[0]),
                 reference_period=window[0].label,
                 statistic=z,
                 p_value=float(p),
+                test=f"Mann–Kendall trend test over {len(values)} periods, z = {z:.2f}",
+                span=len(values) - 1,
                 practical=worse(direction, total_change) and abs(total_change) >= a.min_change,
                 **base,
             )
@@ -171,14 +228,23 @@ def detect(
     indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
     """Step, drift and off-track findings for the judged period of each measure."""
+    groups = [
+        (initiative.measures[str(key[0])], series)
+        for key, series in indicators.group_by(["measure_id", "geo_code", "disaggregation"])
+        if str(key[0]) in initiative.measures and str(key[0]) in periods
+    ]
+    # The scale of each measure's series, pooled: a series with a short history borrows
+    # strength from the measure's others (see stats.pooled_scale).
+    scales: dict[str, list[Expectation]] = {}
+    for m, series in groups:
+        by_period = {row["period"]: row for row in series.iter_rows(named=True)}
+        ex = _expectation(m, by_period, periods[m.id])
+        if ex is not None:
+            scales.setdefault(m.id, []).append(ex)
+    priors = {m: pooled_scale(exs) for m, exs in scales.items()}
     candidates: list[Candidate] = []
-    for (measure_id, _geo, _disagg), series in indicators.group_by(
-        ["measure_id", "geo_code", "disaggregation"]
-    ):
-        m = initiative.measures.get(str(measure_id))
-        if m is None or str(measure_id) not in periods:
-            continue
-        candidates += _series_tests(m, series, periods[str(measure_id)])
+    for m, series in groups:
+        candidates += _series_tests(m, series, periods[m.id], priors.get(m.id))
     findings = _significant(candidates, initiative)
     off = off_track(indicators, initiative, periods)
     return fold(pl.concat([findings, off], how="diagonal_relaxed"), initiative)
@@ -187,12 +253,15 @@ def detect(
 def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.DataFrame:
     if not candidates:
         return pl.DataFrame(schema=FINDING_SCHEMA)
-    # Steps are adjusted across the run (Benjamini–Hochberg); Mann–Kendall over a short window
-    # is already conservative (six periods need a perfectly monotone run to reach p < 0.01).
+    # A series is judged by two tests, the step and the CUSUM: each gets half of alpha
+    # (Bonferroni), so alpha stays the false-alarm rate of a stable series per period. Both
+    # are then adjusted across the run (Benjamini–Hochberg), so the number of series does not
+    # multiply false alarms. Mann–Kendall over a short window is already conservative (six
+    # periods need a perfectly monotone run to reach p < 0.01), and runs on level series only.
     p = np.array([c.p_value for c in candidates])
-    steps = np.array([c.kind != "drift" for c in candidates])
+    steps = np.array([c.kind != "drift" for c in candidates])  # steps and CUSUMs
     q = p.copy()
-    q[steps] = benjamini_hochberg(p[steps])
+    q[steps] = benjamini_hochberg(np.minimum(2 * p[steps], 1.0))
     rows = []
     for c, qv in zip(candidates, q, strict=True):
         m = initiative.measures[c.measure_id]
@@ -212,6 +281,9 @@ def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.Data
                 "change": c.value - c.reference,
                 "statistic": c.statistic,
                 "p_value": float(qv),
+                "raw_p": c.p_value,
+                "test": c.test,
+                "span": c.span,
                 "partners_reported": c.partners_reported,
                 "partners_expected": c.partners_expected,
                 "coverage_note": (

@@ -22,7 +22,10 @@ FINDING_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
     "reference_period": pl.Utf8,
     "change": pl.Float64,
     "statistic": pl.Float64,
-    "p_value": pl.Float64,
+    "p_value": pl.Float64,  # adjusted across the run where the test's are
+    "raw_p": pl.Float64,  # the test's own p-value: how often a move like it comes by chance
+    "test": pl.Utf8,  # the test and expectation behind the finding, for the evidence
+    "span": pl.Int64,  # periods the change spans (1: this period against the one expected)
     "partners_reported": pl.Int64,
     "partners_expected": pl.Int64,
     "coverage_note": pl.Utf8,
@@ -31,7 +34,10 @@ FINDING_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
 }
 
 
-KINDS = ("step", "seasonal_step", "drift", "off_track", "missing")
+KINDS = ("step", "seasonal_step", "sustained", "drift", "off_track", "missing")
+
+#: The kinds that say a series regressed (one episode of a series, whatever finds it).
+REGRESSIONS = ("step", "seasonal_step", "sustained", "drift")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Candidate:
     reference_period: str
     statistic: float
     p_value: float
+    test: str
+    span: int
     practical: bool  # the change is at least the measure's min_change, in the bad direction
     partners_reported: int
     partners_expected: int
@@ -79,7 +87,7 @@ def fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             causes = [
                 key
                 for key in keys
-                if key[0] in ("step", "seasonal_step", "drift")
+                if key[0] in REGRESSIONS
                 and key[1] == m
                 and key[4] == p
                 and key[3] == totals[m]
@@ -87,11 +95,19 @@ def fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             ]
             if causes:
                 explained_by = sorted(causes)[0]
-        elif k == "drift" and any((s, m, g, d, p) in keys for s in ("step", "seasonal_step")):
-            # The same series stepped this period: the step says it, with its evidence.
-            explained_by = next(
-                (s, m, g, d, p) for s in ("step", "seasonal_step") if (s, m, g, d, p) in keys
+        elif k in REGRESSIONS and (
+            above := next(
+                (
+                    (s, m, g, d, p)
+                    for s in REGRESSIONS[: REGRESSIONS.index(k)]
+                    if (s, m, g, d, p) in keys
+                ),
+                None,
             )
+        ):
+            # The same series regressed this period by another test too: one finding says it,
+            # the first of REGRESSIONS (a step's evidence is the most direct).
+            explained_by = above
         elif d != totals[m] and (k, m, g, totals[m], p) in keys:
             explained_by = (k, m, g, totals[m], p)
         else:

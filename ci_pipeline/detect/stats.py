@@ -1,20 +1,59 @@
 """The statistical tests the detectors use: pure functions of numbers, no frames, no measures
-beyond a direction.
+beyond a direction and a unit.
+
+The model behind every test (see the package docstring): a series' expected value for a period
+comes from its own past (the period before, the usual level, or the same period of earlier
+years, whichever has predicted this series best), and what counts as an unusual move is
+estimated from the series' own past prediction errors — over-dispersion included. Sampling
+theory (binomial for proportions, Poisson for counts) gives only the *shape* of the variance
+(how it changes with the level and the denominator); its *scale* is estimated from the history,
+as quasi-binomial / quasi-Poisson models do. So a proportion of millions of people is not judged
+more severely than the same proportion reported in thousands: both are judged against how much
+the series itself moves.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
-from ci_pipeline.model.initiative import Direction
+from ci_pipeline.model.initiative import Direction, Unit
 
-MAD_SCALE = 0.6745  # modified z-score (Iglewicz & Hoaglin)
+#: Normal-consistency factor of the median absolute deviation.
+MAD_SCALE = 1.4826
+#: Past prediction errors beyond this many robust standard deviations are left out of the
+#: scale (a past outbreak must not make the next one look ordinary; Farrington down-weights
+#: them for the same reason).
+TRIM = 3.5
+#: Standardised errors are clipped here before they enter the CUSUM, so one outlier is a step,
+#: not a sustained change.
+CLIP = 3.0
+#: CUSUM reference value (half a standard deviation): tuned to detect sustained shifts of about
+#: one standard deviation.
+CUSUM_K = 0.5
+#: Siegmund's correction for the overshoot of a Gaussian CUSUM (0.583 per side, times 2).
+SIEGMUND = 1.166
+#: Periods of standardised errors a CUSUM accumulates at most.
+CUSUM_WINDOW = 12
+#: Years of the same period used for a seasonal expectation, at most (Farrington's b).
+SEASON_YEARS = 5
+#: The usual level: the median of at most this many periods before.
+USUAL_WINDOW = 12
 
+#: How much smaller a model's typical error must be than a simpler one's for it to be chosen.
+MODEL_GAIN = 0.8
+#: The most a measure's other series count for, in errors, when a series' scale is
+#: estimated (empirical Bayes, as limma's moderated t: Smyth 2004).
+PRIOR_DF = 10
+#: Past periods two models must both have predicted before one can be preferred.
+MIN_COMPARE = 8
 
-MEAN_AD_SCALE = 1.253314  # their fallback when the MAD is zero
+#: The models, simplest first.
+MODELS = ("usual", "previous", "seasonal_usual", "seasonal_previous")
 
 
 def worse(direction: Direction, change: float) -> bool:
@@ -22,56 +61,239 @@ def worse(direction: Direction, change: float) -> bool:
     return change < 0 if direction is Direction.higher_is_better else change > 0
 
 
-def two_proportion_p(
-    n1: float, d1: float, n2: float, d2: float, direction: Direction
-) -> tuple[float, float]:
-    """One-sided p-value that proportion 2 is worse than proportion 1, and the z statistic."""
-    pooled = (n1 + n2) / (d1 + d2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / d1 + 1 / d2))
-    if se == 0:
-        return 0.0, 1.0
-    z = (n2 / d2 - n1 / d1) / se
-    p = stats.norm.cdf(z) if direction is Direction.higher_is_better else stats.norm.sf(z)
-    return z, float(p)
+def bad_sign(direction: Direction) -> float:
+    """+1 where a rise is the regression, -1 where a fall is."""
+    return -1.0 if direction is Direction.higher_is_better else 1.0
 
 
-def poisson_p(c1: float, c2: float, direction: Direction) -> tuple[float, float]:
-    """Exact conditional test for two Poisson counts: given c1 + c2, c2 ~ Binomial(n, 1/2)."""
-    n = round(c1 + c2)
-    k = round(c2)
-    if n == 0:
-        return 0.0, 1.0
-    if direction is Direction.higher_is_better:
-        p = stats.binom.cdf(k, n, 0.5)
-    else:
-        p = stats.binom.sf(k - 1, n, 0.5)
-    z = (k - n / 2) / math.sqrt(n / 4)
-    return z, float(p)
+def _lag(y: np.ndarray, k: int) -> np.ndarray:
+    """``y`` shifted ``k`` periods later (NaN where the past is unknown)."""
+    out = np.full_like(y, np.nan)
+    if k < len(y):
+        out[k:] = y[: len(y) - k]
+    return out
 
 
-def robust_z(history: np.ndarray, x: float) -> float | None:
-    """Modified z-score of ``x`` against history; None where history has no spread."""
-    median = float(np.median(history))
-    mad = float(np.median(np.abs(history - median)))
-    if mad > 0:
-        return MAD_SCALE * (x - median) / mad
-    mean_ad = float(np.mean(np.abs(history - median)))
-    if mean_ad > 0:
-        return (x - median) / (MEAN_AD_SCALE * mean_ad)
-    return None
+def _nanmedian(stack: np.ndarray) -> np.ndarray:
+    """Column medians ignoring NaN; NaN where a column has nothing (without numpy's warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(stack, axis=0)
 
 
-def prediction_p(history: np.ndarray, x: float, direction: Direction) -> float:
-    """One-sided p-value that ``x`` is worse than a new draw from the history's population:
-    the prediction-interval t-test, exact for normal noise (``t = (x - mean) / (s * sqrt(1 +
-    1/n))`` on ``n - 1`` degrees of freedom)."""
-    n = len(history)
-    sd = float(np.std(history, ddof=1)) if n > 1 else 0.0
-    if sd == 0:
-        return 0.0 if worse(direction, x - float(np.mean(history))) else 1.0
-    t = (x - float(np.mean(history))) / (sd * math.sqrt(1 + 1 / n))
-    tail = stats.t.cdf if direction is Direction.higher_is_better else stats.t.sf
-    return float(tail(t, n - 1))
+def predictions(y: np.ndarray, per_year: int) -> dict[str, np.ndarray]:
+    """Each model's prediction of every period from the periods before it (no look-ahead).
+
+    - ``previous``: the period before (a random walk: a series that wanders, like an
+      unemployment rate);
+    - ``usual``: the median of up to :data:`USUAL_WINDOW` periods before (a stable level with
+      noise around it); at least two;
+    - ``seasonal_previous``: the period before plus the usual move into this period in earlier
+      years (a wandering series with seasons);
+    - ``seasonal_usual``: the median of the same period (±1 month) in up to
+      :data:`SEASON_YEARS` earlier years, as Farrington's algorithm does; at least two years.
+    """
+    n = len(y)
+    out: dict[str, np.ndarray] = {"previous": _lag(y, 1)}
+    usual_lags = np.stack([_lag(y, k) for k in range(1, USUAL_WINDOW + 1)])
+    usual = _nanmedian(usual_lags)
+    usual[np.sum(~np.isnan(usual_lags), axis=0) < 2] = np.nan
+    out["usual"] = usual
+    if per_year > 1 and n > 2 * per_year:
+        years = range(1, SEASON_YEARS + 1)
+        moves = np.stack([_lag(y, j * per_year) - _lag(y, j * per_year + 1) for j in years])
+        move = _nanmedian(moves)
+        move[np.sum(~np.isnan(moves), axis=0) < 2] = np.nan
+        out["seasonal_previous"] = _lag(y, 1) + move
+        window = (-1, 0, 1) if per_year >= 12 else (0,)
+        same = np.stack([_lag(y, j * per_year + d) for j in years for d in window])
+        seen = np.stack([_lag(y, j * per_year) for j in years])
+        level = _nanmedian(same)
+        level[np.sum(~np.isnan(seen), axis=0) < 2] = np.nan
+        out["seasonal_usual"] = level
+    return out
+
+
+def shape(unit: Unit, expected: np.ndarray, denominator: np.ndarray | None) -> np.ndarray:
+    """The sampling theory's standard deviation of a value around its expectation, up to the
+    scale the history estimates: ``sqrt(p(1-p)/n)`` for proportions, ``sqrt(mu)`` for counts,
+    1 for scores and amounts. A level at 0 (or 1) still has some spread."""
+    if unit is Unit.proportion and denominator is not None:
+        n = np.maximum(denominator, 1e-300)
+        p = np.clip(expected, 0.5 / n, 1 - 0.5 / n)
+        return np.sqrt(p * (1 - p) / n)
+    if unit is Unit.count:
+        return np.sqrt(np.maximum(expected, 0.5))
+    return np.ones_like(expected)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a series was expected to do in its last period, and how unusual what it did is.
+
+    ``errors`` are the standardised prediction errors ``(y - expected) / shape`` of every period
+    the model could predict, oldest first, the judged period last; ``scale`` is their standard
+    deviation estimated from the history alone (over-dispersion: 1 would be pure sampling
+    noise), on ``df`` errors.
+    """
+
+    model: str
+    expected: float
+    errors: np.ndarray
+    scale: float
+    df: int
+    sampling: bool  # the history had no spread at all: the scale is sampling theory's
+
+    def moderated(self, prior_scale: float, prior_df: int) -> Expectation:
+        """The scale shrunk towards a prior worth ``prior_df`` errors (limma's moderated t:
+        ``s² = (d0 s0² + d s²) / (d0 + d)`` on ``d0 + d`` degrees of freedom)."""
+        if prior_df <= 0 or prior_scale <= 0:
+            return self
+        own = 0 if self.sampling else self.df
+        scale = math.sqrt((prior_df * prior_scale**2 + own * self.scale**2) / (prior_df + own))
+        return replace(self, scale=scale, df=prior_df + own, sampling=False)
+
+    @property
+    def z(self) -> float:
+        """The judged period's error in standard deviations of the history's errors."""
+        return float(self.errors[-1] / self.scale)
+
+
+def _scale(errors: np.ndarray) -> tuple[float, int]:
+    """Root-mean-square of the errors (about 0: a model that drifts is penalised, not
+    excused), leaving out those beyond :data:`TRIM` robust standard deviations."""
+    robust = MAD_SCALE * float(np.median(np.abs(errors)))
+    kept = errors if robust == 0 else errors[np.abs(errors) <= TRIM * robust]
+    return float(np.sqrt(np.mean(kept**2))), len(kept)
+
+
+def expectation(
+    y: np.ndarray,
+    *,
+    unit: Unit,
+    per_year: int,
+    denominator: np.ndarray | None = None,
+    seasonal: bool | None = None,
+    window: int = 24,
+) -> Expectation | None:
+    """The best-predicting model's expectation of ``y[-1]`` and the history's error scale.
+
+    ``y`` holds consecutive periods, oldest first, NaN where a period is unknown or suppressed;
+    the last is the judged one. The models compete on the same past periods (at most
+    ``window``) by the robust size of their errors; seasonal ones take part where two years of
+    history exist (``seasonal=False`` never, ``True`` only them when they can). None when no
+    model can predict the judged period or its history.
+    """
+    preds = predictions(y, per_year)
+    if seasonal is False:
+        preds = {k: v for k, v in preds.items() if not k.startswith("seasonal")}
+    elif seasonal is True and any(k.startswith("seasonal") for k in preds):
+        seasonal_ok = {
+            k: v for k, v in preds.items() if k.startswith("seasonal") and not np.isnan(v[-1])
+        }
+        preds = seasonal_ok or preds
+    errors: dict[str, np.ndarray] = {}
+    for name, pred in preds.items():
+        if np.isnan(pred[-1]) or np.isnan(y[-1]):
+            continue
+        e = (y - pred) / shape(unit, pred, denominator)
+        errors[name] = e
+    if not errors:
+        return None
+    # The simplest model that predicts well wins: the usual level, unless following the period
+    # before predicts clearly better (a series that wanders); seasons only where they predict
+    # clearly better again. Each challenger is compared on the past periods both predicted,
+    # and only on enough of them: a model with more to fit wins on noise otherwise, and the
+    # scale of a model chosen on noise is too small.
+    # Only models with a past error to estimate their scale from take part.
+    errors = {k: e for k, e in errors.items() if np.any(~np.isnan(e[:-1]))} or errors
+    order = [k for k in MODELS if k in errors]
+    name = order[0]
+    for other in order[1:]:
+        both = ~np.isnan(errors[name][:-1]) & ~np.isnan(errors[other][:-1])
+        common = np.flatnonzero(both)[-window:]
+        if len(common) < MIN_COMPARE:
+            continue
+        # Mean absolute errors: a median would not see a season that is one period in four.
+        size = float(np.mean(np.abs(errors[other][common])))
+        if size < MODEL_GAIN * float(np.mean(np.abs(errors[name][common]))):
+            name = other
+    e = errors[name]
+    history = e[:-1][~np.isnan(e[:-1])][-window:]
+    if len(history) == 0:
+        return None
+    pred = preds[name]
+    if name == "usual" and len(history) >= 3:
+        # A median lags a series with a trend by the same amount each period: the usual level
+        # is corrected by the median of its past errors (the trend it has been missing).
+        bias = float(np.median(history))
+        e, history = e - bias, history - bias
+        pred = pred + bias * shape(unit, pred, denominator)
+    scale, df = _scale(history)
+    sampling = scale == 0
+    if sampling:
+        if unit not in (Unit.proportion, Unit.count):
+            return None  # a score or amount that never moved: nothing says how much it may
+        # A history without a single move (rounded figures, a constant): fall back to sampling
+        # noise, the variance of a difference of two independent draws.
+        scale, df = math.sqrt(2.0), 0
+    return Expectation(
+        name,
+        float(pred[-1]),
+        np.concatenate([history, e[-1:]]),
+        scale,
+        df,
+        sampling,
+    )
+
+
+def pooled_scale(expectations: list[Expectation]) -> tuple[float, int] | None:
+    """The prior scale of a measure's series: the median of their own scales (robust to a
+    few series with a different noise), worth at most :data:`PRIOR_DF` errors, and only from
+    two series with their own estimates up (a lone series is judged on its own history)."""
+    own = [e for e in expectations if not e.sampling and e.df >= 2]
+    if len(own) < 2:
+        return None
+    scale = float(np.median([e.scale for e in own]))
+    return scale, min(PRIOR_DF, sum(e.df for e in own) - 1)
+
+
+def step_p(ex: Expectation, direction: Direction) -> float:
+    """One-sided p-value that the judged period is this much worse than expected: Student's t
+    on ``df`` degrees of freedom (the scale is estimated from that many errors), the normal
+    when the scale is sampling theory's."""
+    t = ex.z * bad_sign(direction)
+    return float(stats.norm.sf(t) if ex.df == 0 else stats.t.sf(t, ex.df))
+
+
+def cusum(z: np.ndarray, k: float = CUSUM_K) -> tuple[float, int]:
+    """Page's one-sided CUSUM of standardised errors (bad direction positive), clipped at
+    :data:`CLIP`: the last value and the index where its current run began (the first period
+    after the last zero; ``len(z)`` when it is zero now)."""
+    s, start = 0.0, 0
+    for i, zi in enumerate(np.clip(z, -CLIP, CLIP)):
+        s = max(0.0, s + float(zi) - k)
+        if s == 0.0:
+            start = i + 1
+    return s, start
+
+
+def cusum_arl(h: float, k: float = CUSUM_K) -> float:
+    """In-control average run length of a CUSUM with limit ``h`` on N(0, 1) errors, by
+    Siegmund's approximation: ``(exp(2kb) - 2kb - 1) / (2k^2)`` with ``b = h + 1.166``."""
+    b = h + SIEGMUND
+    return (math.exp(2 * k * b) - 2 * k * b - 1) / (2 * k * k)
+
+
+def cusum_p(s: float, k: float = CUSUM_K) -> float:
+    """A CUSUM value as a false-alarm probability per period: the share of a stable series'
+    periods whose CUSUM is at least ``s``. In control, a CUSUM of N(0, 1) errors is a random
+    walk with drift ``-k`` held at 0, whose stationary law is close to exponential with rate
+    ``2k``, shifted by the overshoot of a discrete step (0.583): ``exp(-2k(s + 0.583))``
+    (checked against a simulation in the tests). With ``k = 0.5``, ``alpha / 2 = 0.005`` is a
+    limit of 4.72 standard deviations, where a stable series' first false alarm comes after
+    ``cusum_arl(4.72)`` = 700 periods on average."""
+    return min(1.0, math.exp(-2 * k * (s + SIEGMUND / 2))) if s > 0 else 1.0
 
 
 def mann_kendall(values: np.ndarray) -> tuple[float, float]:

@@ -141,17 +141,36 @@ class AlertParameters(StrictModel):
 
     min_history: int = Field(4, ge=2, description="Periods of history before judging a change.")
     min_change: float = Field(
-        0.0, ge=0, description="Smallest change, in the measure's unit, worth an alert."
+        0.0,
+        ge=0,
+        description=(
+            "Smallest change that matters to people, in the measure's unit (0.02 is 2 points of "
+            "a proportion): a change the series' own noise explains is never an alert anyway."
+        ),
     )
-    alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of step tests.")
-    robust_z: float = Field(3.5, gt=0, description="Modified z-score limit for scores/amounts.")
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description=(
+            "Significance level of the step and sustained-change tests (for the sustained "
+            "change: false alarms per stable period), adjusted across each run."
+        ),
+    )
     drift_periods: int = Field(6, ge=3, description="Consecutive periods judged for drift.")
     off_track_tolerance: float = Field(
         0.1,
         ge=0,
         description="How far behind the baseline-to-target path, as a share, is off track.",
     )
-    seasonal: bool = Field(False, description="Also compare with the same period a year before.")
+    seasonal: bool | None = Field(
+        None,
+        description=(
+            "Expect each period from the same period of earlier years: unset, where that has "
+            "predicted the series best and two years of history exist; true, whenever they "
+            "exist; false, never."
+        ),
+    )
     min_coverage: float = Field(
         1.0, gt=0, le=1, description="Share of expected partners that must report for a period."
     )

@@ -19,9 +19,6 @@ from ci_pipeline.detect import (
     judged_periods,
     mann_kendall,
     missing_data,
-    poisson_p,
-    robust_z,
-    two_proportion_p,
     worse,
 )
 from ci_pipeline.model import frames
@@ -125,77 +122,10 @@ def with_measure(initiative: Initiative, measure_id: str, **changes: Any) -> Ini
 
 
 FLAT = [0.312] * 7  # seven quarters of history at 31.2%
-STEP = 0.25  # from FLAT: z = -3.08, p = 0.001 (0.26: p = 0.005)
+STEP = 0.25  # from FLAT: z = -3.0 against sampling noise, p = 0.0014 (doubled: 0.0028)
 
 
 # --- the pure tests -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("n1", "d1", "n2", "d2", "direction", "z", "p"),
-    [
-        # pooled 0.275, se = sqrt(0.275 * 0.725 * 2 / 1000) = 0.0199687; z = -0.05 / se
-        (300, 1000, 250, 1000, HIGHER, -2.503915, phi(-2.503915)),
-        (300, 1000, 250, 1000, LOWER, -2.503915, 1 - phi(-2.503915)),
-        (250, 1000, 300, 1000, LOWER, 2.503915, phi(-2.503915)),
-        # unequal denominators: pooled 0.3, se = sqrt(0.21 * (1/200 + 1/800)) = 0.0362284
-        (60, 200, 240, 800, HIGHER, 0.0, 0.5),
-        (50, 200, 250, 800, HIGHER, 1.725164, phi(1.725164)),  # a rise: no evidence of a fall
-        (50, 200, 250, 800, LOWER, 1.725164, 1 - phi(1.725164)),
-    ],
-)
-def test_two_proportion_p(
-    n1: float, d1: float, n2: float, d2: float, direction: Direction, z: float, p: float
-) -> None:
-    got_z, got_p = two_proportion_p(n1, d1, n2, d2, direction)
-    assert got_z == pytest.approx(z, abs=1e-4)
-    assert got_p == pytest.approx(p, abs=1e-5)
-
-
-@pytest.mark.parametrize(("n1", "n2"), [(0, 0), (100, 100)])
-def test_two_proportion_p_without_variance_is_no_evidence(n1: float, n2: float) -> None:
-    assert two_proportion_p(n1, 100, n2, 100, HIGHER) == (0.0, 1.0)
-
-
-@pytest.mark.parametrize(
-    ("c1", "c2", "direction", "p"),
-    [
-        (30, 10, HIGHER, binom_cdf(10, 40)),  # a fall from 30 to 10: P(X <= 10 | 40)
-        (10, 30, LOWER, binom_cdf(10, 40)),  # a rise, for lower-is-better: P(X >= 30 | 40)
-        (30, 10, LOWER, 1 - binom_cdf(9, 40)),  # a fall is good news for lower-is-better
-        (10, 10, HIGHER, binom_cdf(10, 20)),
-        (5, 0, HIGHER, 1 / 32),
-    ],
-)
-def test_poisson_p(c1: float, c2: float, direction: Direction, p: float) -> None:
-    z, got = poisson_p(c1, c2, direction)
-    assert got == pytest.approx(p, rel=1e-9)
-    n = c1 + c2
-    assert z == pytest.approx((c2 - n / 2) / math.sqrt(n / 4))
-
-
-def test_poisson_p_of_nothing_is_no_evidence() -> None:
-    assert poisson_p(0, 0, HIGHER) == (0.0, 1.0)
-
-
-@pytest.mark.parametrize(
-    ("history", "x", "z"),
-    [
-        # median 11, |deviations| 1 1 0 2 2: MAD 1
-        ([10, 12, 11, 13, 9], 15, 0.6745 * 4),
-        ([10, 12, 11, 13, 9], 7, -0.6745 * 4),
-        ([10, 12, 11, 13, 9], 11, 0.0),
-        # MAD 0 (four of five equal): mean |deviation| 0.8, z = 2 / (1.253314 * 0.8)
-        ([5, 5, 5, 5, 9], 7, 2 / (1.253314 * 0.8)),
-        ([5, 5, 5, 5, 1], 3, -2 / (1.253314 * 0.8)),
-    ],
-)
-def test_robust_z(history: list[float], x: float, z: float) -> None:
-    assert robust_z(np.array(history, dtype=float), x) == pytest.approx(z)
-
-
-def test_robust_z_without_spread_is_none() -> None:
-    assert robust_z(np.array([4.0, 4.0, 4.0]), 9.0) is None
 
 
 @pytest.mark.parametrize(
@@ -265,30 +195,13 @@ def test_worse(direction: Direction, change: float, bad: bool) -> None:
 # --- steps --------------------------------------------------------------------------------------
 
 
-def test_a_clear_step_down_is_found_with_its_sentence(initiative: Initiative) -> None:
-    found = run(initiative, frame(series(initiative, LFP, [*FLAT, 0.26])), LFP)
-    assert kinds(found) == [("step", "nahf", "age_band=total")]
-    f = found.row(0, named=True)
-    # pooled 0.286; z = -0.052 / sqrt(0.286 * 0.714 * 2 / 1000); one test, so adjusted = raw
-    p = phi(-0.052 / math.sqrt(0.286 * 0.714 * 2 / 1000))
-    assert f["p_value"] == pytest.approx(p)
-    assert (f["value"], f["reference"], f["reference_period"]) == (0.26, 0.312, "2025-Q3")
-    assert f["change"] == pytest.approx(-0.052)
-    assert f["message"] == (
-        "Arab women's labour-force participation in Nahf fell from 31.2% to 26.0% "
-        f"(2025-Q4 vs 2025-Q3, adjusted p = {p:.2g}; 1 of 1 partners reported)"
-    )
-    assert f["coverage_note"] == ""
-    assert f["folded"] == 0
-
-
 @pytest.mark.parametrize(
     ("measure_id", "after", "flagged"),
     [
-        (LFP, 0.26, True),  # higher is better: a fall is a regression
-        (LFP, 0.364, False),  # the same step, up
-        (WAGE, 0.364, True),  # lower is better: a rise is a regression
-        (WAGE, 0.26, False),
+        (LFP, STEP, True),  # higher is better: a fall is a regression
+        (LFP, 0.374, False),  # the same step, up
+        (WAGE, 0.374, True),  # lower is better: a rise is a regression
+        (WAGE, STEP, False),
     ],
 )
 def test_a_step_counts_only_in_the_bad_direction(
@@ -296,16 +209,6 @@ def test_a_step_counts_only_in_the_bad_direction(
 ) -> None:
     found = run(initiative, frame(series(initiative, measure_id, [*FLAT, after])), measure_id)
     assert found["kind"].to_list() == (["step"] if flagged else [])
-
-
-@pytest.mark.parametrize(("after", "flagged"), [(0.297, False), (0.290, True)])
-def test_a_significant_change_below_min_change_is_quiet(
-    initiative: Initiative, after: float, flagged: bool
-) -> None:
-    """With a million in the denominator even 1.5 points is certain, but min_change is 2."""
-    rows = series(initiative, LFP, [*FLAT, after], denominator=1_000_000)
-    assert two_proportion_p(312_000, 1e6, after * 1e6, 1e6, HIGHER)[1] < 1e-10
-    assert run(initiative, frame(rows), LFP)["kind"].to_list() == (["step"] if flagged else [])
 
 
 @pytest.mark.parametrize(
@@ -335,134 +238,25 @@ def test_suppressed_cells_are_not_judged(
     initiative: Initiative, judged_hidden: bool, previous_hidden: bool
 ) -> None:
     rows = series(
-        initiative, LFP, [*FLAT, 0.26], suppressed={0: judged_hidden, -1: previous_hidden}
+        initiative, LFP, [*FLAT, STEP], suppressed={0: judged_hidden, -1: previous_hidden}
     )
-    assert run(initiative, frame(rows), LFP).is_empty()
-    assert not run(initiative, frame(series(initiative, LFP, [*FLAT, 0.26])), LFP).is_empty()
-
-
-def test_a_count_step_uses_the_exact_poisson_test(initiative: Initiative) -> None:
-    found = run(initiative, frame(series(initiative, STUDENTS, [30.0] * 7 + [12.0])), STUDENTS)
-    assert kinds(found) == [("step", "nahf", "sex=total")]
-    f = found.row(0, named=True)
-    assert f["p_value"] == pytest.approx(binom_cdf(12, 42))
-    assert f["message"].startswith(
-        "Students trained by Galilee Starter in Nahf fell from 30 to 12 ("
-    )
-
-
-@pytest.mark.parametrize(
-    ("measure_id", "history", "now", "flagged"),
-    [
-        # money: median 1,000,000 and MAD 10,000 over eight quarters; 900,000 is far beyond
-        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 0.90e6, True),
-        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 1.10e6, False),
-        # within the limit: modified z = 0.6745 * -20,000 / 10,000 = -1.35
-        (MONEY, [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6], 0.98e6, False),
-        # the survey score: far beyond the limit, and 0.5 > min_change 0.3
-        (SCORE, [4.0, 4.1, 3.9, 4.0], 3.5, True),
-        # beyond the limit, but 0.2 < min_change 0.3
-        (SCORE, [4.0, 4.01, 3.99, 4.0], 3.8, False),
-    ],
-)
-def test_scores_and_amounts_use_robust_control_limits(
-    initiative: Initiative, measure_id: str, history: list[float], now: float, flagged: bool
-) -> None:
-    found = run(
-        initiative, frame(series(initiative, measure_id, [*history, now], geo=CLUSTER)), measure_id
-    )
-    assert found["kind"].to_list() == (["step"] if flagged else [])
-    if flagged:
-        f = found.row(0, named=True)
-        assert f["reference"] == pytest.approx(float(np.median(history)))
-        assert f["reference_period"] == f"median of {len(history)} periods"
-        assert f["statistic"] <= -initiative.measures[measure_id].alert.robust_z
-        assert "modified z = " in f["message"]
-        assert f"limit {initiative.measures[measure_id].alert.robust_z:g}" in f["message"]
-        assert f"adjusted p = {f['p_value']:.2g}" in f["message"]
-        assert f["p_value"] < 0.01
-
-
-def test_the_sentence_of_an_amount(initiative: Initiative) -> None:
-    history = [1.00e6, 1.01e6, 0.99e6, 1.00e6, 1.02e6, 0.98e6, 1.00e6, 1.01e6]
-    found = run(initiative, frame(series(initiative, MONEY, [*history, 0.9e6], geo=CLUSTER)), MONEY)
-    p = found["p_value"][0]
-    assert p == pytest.approx(detect.prediction_p(np.array(history), 0.9e6, HIGHER))
-    assert found["message"].to_list() == [
-        "New resources mobilised for the initiative in Beit HaKerem cluster fell to 900,000 NIS "
-        "from a usual 1,000,000 NIS (2025-Q4 vs the median of 8 periods, modified z = -6.7, "
-        f"limit 3.5, adjusted p = {p:.2g}; 1 of 1 partners reported)"
-    ]
-
-
-def test_beyond_the_limit_is_not_enough_when_the_history_is_too_noisy(
-    initiative: Initiative,
-) -> None:
-    """Four quarters of history: the limit alone fires far more often than alpha (see the
-    simulation); the prediction t-test's p-value has to be significant too."""
-    history = [1.00e6, 1.01e6, 0.99e6, 1.00e6, 2.00e6]  # MAD 10,000, but one lumpy quarter
-    now = 0.90e6
-    assert robust_z(np.array(history), now) == pytest.approx(0.6745 * -10)  # beyond 3.5
-    assert detect.prediction_p(np.array(history), now, HIGHER) > 0.2
-    assert run(
-        initiative, frame(series(initiative, MONEY, [*history, now], geo=CLUSTER)), MONEY
-    ).is_empty()
-
-
-def test_prediction_p_is_the_prediction_t_test() -> None:
-    history = np.array([10.0, 12.0, 11.0, 13.0, 9.0])  # mean 11, sd sqrt(2.5)
-    t = (6 - 11) / (math.sqrt(2.5) * math.sqrt(1 + 1 / 5))
-    assert detect.prediction_p(history, 6.0, HIGHER) == pytest.approx(stats.t.cdf(t, 4))
-    assert detect.prediction_p(history, 6.0, LOWER) == pytest.approx(stats.t.sf(t, 4))
+    found = run(initiative, frame(rows), LFP)
+    if judged_hidden:
+        assert found.is_empty()
+    else:  # judged against the usual level of the periods that are shown, never the hidden one
+        assert found["reference_period"].to_list() == [
+            "the usual level (median of the 6 quarters before)"
+        ]
+    assert not run(initiative, frame(series(initiative, LFP, [*FLAT, STEP])), LFP).is_empty()
 
 
 def test_step_p_values_are_adjusted_across_the_run(initiative: Initiative) -> None:
     """A step at p ~ 0.005 is an alert alone, and not among 19 quiet series (q ~ 0.1)."""
-    step = series(initiative, LFP, [*FLAT, 0.26])
+    step = series(initiative, LFP, [*FLAT, STEP])
     alone = run(initiative, frame(step), LFP)
     assert alone["kind"].to_list() == ["step"]
     quiet = [series(initiative, LFP, [*FLAT, 0.312], geo=f"x{i}") for i in range(19)]
     assert run(initiative, frame(step, *quiet), LFP).is_empty()
-
-
-def test_a_seasonal_measure_is_also_compared_with_a_year_before(initiative: Initiative) -> None:
-    seasonal = with_measure(initiative, LFP, alert_seasonal=True)
-    # Q4 is usually high (36%); this Q4 is 31.2%, no lower than Q3
-    values = [0.30, 0.30, 0.30, 0.36, 0.30, 0.30, 0.30, 0.36, 0.30, 0.30, 0.312, 0.312]
-    found = run(seasonal, frame(series(seasonal, LFP, values, denominator=5000)), LFP)
-    assert kinds(found) == [("seasonal_step", "nahf", "age_band=total")]
-    assert found["reference_period"].to_list() == ["2024-Q4"]
-    assert run(initiative, frame(series(initiative, LFP, values, denominator=5000)), LFP).is_empty()
-
-
-def test_a_seasonal_amount_is_compared_with_the_same_quarter_of_earlier_years(
-    initiative: Initiative,
-) -> None:
-    """Q4 brings the year-end grants (about 3M against 1M): a 1.5M Q4 is a seasonal fall, and
-    the step against the trailing median is not the same finding twice."""
-    seasonal = with_measure(initiative, MONEY, alert_seasonal=True)
-    year = [1.00e6, 1.01e6, 0.99e6]
-    values = [*year, 2.9e6, *year, 3.1e6, *year, 3.0e6, *year, 1.5e6]
-    found = run(seasonal, frame(series(seasonal, MONEY, values, geo=CLUSTER)), MONEY)
-    assert found["kind"].to_list() == ["seasonal_step"]
-    f = found.row(0, named=True)
-    assert f["reference"] == pytest.approx(3.0e6)
-    assert f["reference_period"] == "median of the same quarter in 3 earlier years"
-    # below the usual quarter too: still the seasonal finding, against the Q4s (the trailing
-    # history, with its year-end grants, is too variable for the step's t-test), and not one
-    # finding twice under two names
-    values[-1] = 0.5e6
-    found = run(seasonal, frame(series(seasonal, MONEY, values, geo=CLUSTER)), MONEY)
-    assert found["kind"].to_list() == ["seasonal_step"]
-    assert found["reference"].to_list() == pytest.approx([3.0e6])
-
-
-def test_a_seasonal_yearly_measure_has_no_second_identical_step(initiative: Initiative) -> None:
-    seasonal = with_measure(initiative, SCORE, alert_seasonal=True)
-    found = run(
-        seasonal, frame(series(seasonal, SCORE, [4.0, 4.1, 3.9, 4.0, 3.5], geo=CLUSTER)), SCORE
-    )
-    assert found["kind"].to_list() == ["step"]
 
 
 # --- drift --------------------------------------------------------------------------------------
@@ -471,16 +265,38 @@ def test_a_seasonal_yearly_measure_has_no_second_identical_step(initiative: Init
 def test_drift_is_found_on_a_monotone_slide_no_step_flags(initiative: Initiative) -> None:
     """One point a quarter for six quarters: each step is under min_change (2 points), the
     run is perfectly monotone (p = 0.0043) and the total change is 5 points."""
-    values = [0.40, 0.40, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45]
+    # Before the window the series swung by 6 points a quarter, so a point a quarter is well
+    # within its usual moves: neither a step nor a sustained change (the CUSUM's errors of
+    # about a third of a standard deviation stay under its allowance of half of one).
+    values = [0.37, 0.43, 0.37, 0.43, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45]
     found = run(initiative, frame(series(initiative, WAGE, values, denominator=100_000)), WAGE)
     assert kinds(found) == [("drift", "nahf", "sex=total")]
     f = found.row(0, named=True)
     assert (f["reference"], f["reference_period"], f["value"]) == (0.40, "2024-Q3", 0.45)
-    assert f["p_value"] == pytest.approx(1 - phi(14 / math.sqrt(85 / 3)))
+    assert f["p_value"] == pytest.approx(1 - phi(14 / math.sqrt(85 / 3)))  # 0.0043: 1 in 230
     assert f["message"] == (
-        "Employed earning below the minimum wage in Nahf has worsened steadily from 40.0% "
-        f"(2024-Q3) to 45.0% (2025-Q4) (Mann–Kendall z = 2.63, p = {f['p_value']:.2g}; "
-        "1 of 1 partners reported)"
+        "Employed earning below the minimum wage in Nahf has worsened steadily from 40.0% in "
+        "2024-Q3 to 45.0% in 2025-Q4, over 5 quarters (a run this steady is seen in about 1 of "
+        "230 comparable periods). Evidence: Mann–Kendall trend test over 6 periods, z = 2.63; "
+        "p = 0.0043; 1 of 1 partners reported"
+    )
+
+
+def test_a_steady_slide_beyond_the_series_usual_moves_is_a_sustained_change(
+    initiative: Initiative,
+) -> None:
+    """The same slide after three flat years: a point a quarter is far beyond a series that
+    never moved (its errors are judged against sampling noise), so the CUSUM finds it."""
+    values = [0.40] * 12 + [0.41, 0.42, 0.43, 0.44, 0.45]
+    found = run(initiative, frame(series(initiative, WAGE, values, denominator=100_000)), WAGE)
+    assert kinds(found) == [("sustained", "nahf", "sex=total")]
+    f = found.row(0, named=True)
+    # The run began in 2024-Q4, the first rise: it is measured from 2024-Q3's 40.0%.
+    assert (f["reference"], f["reference_period"], f["span"]) == (0.40, "2024-Q3", 5)
+    assert f["p_value"] < 0.01
+    assert f["message"].startswith(
+        "Employed earning below the minimum wage in Nahf rose from 40.0% in 2024-Q3 to 45.0% "
+        "in 2025-Q4, over 5 quarters: a sustained move"
     )
 
 
@@ -611,7 +427,7 @@ def test_off_track_folds_into_the_step_that_explains_it(initiative: Initiative) 
 
 
 def test_off_track_folds_into_a_drift(initiative: Initiative) -> None:
-    slide = [0.46, 0.46, 0.46, 0.47, 0.48, 0.49, 0.50, 0.51]
+    slide = [0.43, 0.49, 0.43, 0.49, 0.46, 0.47, 0.48, 0.49, 0.50, 0.51]
     rows = [series(initiative, WAGE, slide, geo=CLUSTER, denominator=100_000)]
     found = run(initiative, frame(*rows), WAGE)
     assert kinds(found) == [("drift", CLUSTER, "sex=total")]
@@ -653,11 +469,11 @@ def test_different_measures_do_not_fold_into_each_other(initiative: Initiative) 
 
 
 def test_lower_coverage_than_usual_is_noted(initiative: Initiative) -> None:
-    rows = series(initiative, LFP, [*FLAT, 0.26], reported=[5] * 7 + [3], expected=5)
+    rows = series(initiative, LFP, [*FLAT, STEP], reported=[5] * 7 + [3], expected=5)
     f = run(initiative, frame(rows), LFP).row(0, named=True)
     assert f["coverage_note"] == "judged on lower coverage than usual (3 partners; usually 5)"
     assert f["message"].endswith(
-        "; 3 of 5 partners reported; judged on lower coverage than usual (3 partners; usually 5))"
+        "; 3 of 5 partners reported; judged on lower coverage than usual (3 partners; usually 5)"
     )
 
 
@@ -665,7 +481,7 @@ def test_lower_coverage_than_usual_is_noted(initiative: Initiative) -> None:
 def test_no_coverage_note_at_the_usual_coverage(
     initiative: Initiative, reported: list[int]
 ) -> None:
-    rows = series(initiative, LFP, [*FLAT, 0.26], reported=reported, expected=5)
+    rows = series(initiative, LFP, [*FLAT, STEP], reported=reported, expected=5)
     assert run(initiative, frame(rows), LFP)["coverage_note"].to_list() == [""]
 
 
@@ -682,8 +498,10 @@ def test_hebrew_and_arabic_names_survive_in_the_sentences(initiative: Initiative
     partners["kurkum"] = partners["kurkum"].model_copy(update={"name": "مطبخ كركم — קורכום"})
     named = with_measure(initiative, LFP, title="השתתפות نساء")
     named = named.model_copy(update={"geographies": geos, "partners": partners})
-    step = run(named, frame(series(named, LFP, [*FLAT, 0.26])), LFP)
-    assert step["message"][0].startswith("השתתפות نساء in נחף / نحف fell from 31.2% to 26.0%")
+    step = run(named, frame(series(named, LFP, [*FLAT, STEP])), LFP)
+    assert step["message"][0].startswith(
+        "השתתפות نساء in נחף / نحف fell to 25.0% in 2025-Q4 against 31.2% expected"
+    )
     missing = missing_data(
         pl.DataFrame(schema={"partner_id": pl.Utf8, "measure_id": pl.Utf8, "period": pl.Utf8}),
         named,

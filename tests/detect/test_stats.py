@@ -1,0 +1,213 @@
+"""The statistics of detection, by hand: expectations, the over-dispersion-aware scale, the
+CUSUM and its run lengths, and verdicts that do not depend on the unit a partner counts in."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from ci_pipeline import detect
+from ci_pipeline.detect import cusum, cusum_arl, cusum_p, expectation, predictions, step_p
+from ci_pipeline.detect.stats import Expectation, pooled_scale
+from ci_pipeline.model.initiative import Direction, Initiative, Unit
+from ci_pipeline.model.periods import parse_period
+from tests.detect.test_detect import LFP, Q4, frame, series, with_measure
+
+NAN = math.nan
+HIGHER = Direction.higher_is_better
+
+
+def test_each_model_predicts_from_the_periods_before_only() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    got = predictions(y, per_year=1)
+    # the period before
+    assert got["previous"].tolist() == pytest.approx([NAN, 1, 2, 3, 4], nan_ok=True)
+    # the median of the periods before, from two of them on: (1+2)/2, median(1,2,3), ...
+    assert got["usual"].tolist() == pytest.approx([NAN, NAN, 1.5, 2, 2.5], nan_ok=True)
+    assert "seasonal_usual" not in got  # a yearly series has no seasons
+
+
+def test_the_seasonal_expectation_is_the_same_quarter_of_earlier_years() -> None:
+    # Q4 is 10 higher every year; five years. The seasonal models predict from the third year
+    # on (two earlier years): 8 quarters to compare them with the usual level on, as needed.
+    year = [10.0, 10.0, 10.0, 20.0]
+    y = np.array(year * 5)
+    got = predictions(y, per_year=4)
+    # the fifth year's Q4 (index 19): median of the Q4s of up to five years before = 20
+    assert got["seasonal_usual"][19] == pytest.approx(20.0)
+    # the period before (Q3, 10) plus the usual move into Q4 (+10)
+    assert got["seasonal_previous"][19] == pytest.approx(20.0)
+    assert np.isnan(got["seasonal_usual"][7])  # one earlier year is not enough
+    # With a little noise (a series that never moves has no scale), a Q4 of 12 is expected
+    # near 20 by the seasons: far below them.
+    y = y + np.random.default_rng(3).normal(0, 0.2, 20)
+    y[19] = 12.0
+    ex = expectation(y, unit=Unit.amount, per_year=4)
+    assert ex is not None
+    assert ex.model.startswith("seasonal")
+    assert ex.expected == pytest.approx(20.0, abs=0.3)
+    assert step_p(ex, HIGHER) < 0.001
+
+
+def test_a_series_that_wanders_is_expected_at_its_last_value() -> None:
+    """A random walk: each value is the last plus noise. The usual level lags it; the period
+    before predicts it better (its errors are the walk's steps)."""
+    rng = np.random.default_rng(11)
+    y = 50 + np.cumsum(rng.normal(0, 1, 30))
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    assert ex.model == "previous"
+    assert ex.expected == pytest.approx(y[-2])
+
+
+def test_the_scale_is_the_history_s_own() -> None:
+    """Errors of the usual level around a flat series: the scale is their root mean square
+    (about 0), here on errors -1, +1, -1, +1 ... after the bias correction (median 0)."""
+    y = np.array([10.0, 12.0] * 6 + [10.0])
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    # usual = median of the periods before = 11 from the third on (10, 12 → 11; 10, 12, 10 →
+    # 10 ...): its errors are ±1 or ±2 and alternate; the period before errs by ±2 always.
+    assert ex.model == "usual"
+    assert ex.df == len(ex.errors) - 1
+    rms = float(np.sqrt(np.mean(ex.errors[:-1] ** 2)))
+    assert ex.scale == pytest.approx(rms)
+
+
+def test_step_p_is_student_t_on_the_history_s_degrees_of_freedom() -> None:
+    ex = Expectation("usual", 10.0, np.array([1.0, -1.0, 1.0, -1.0, -4.0]), 1.0, 4, False)
+    assert ex.z == -4.0
+    assert step_p(ex, HIGHER) == pytest.approx(stats.t.cdf(-4.0, 4))
+    assert step_p(ex, Direction.lower_is_better) == pytest.approx(stats.t.sf(-4.0, 4))
+    sampling = Expectation("usual", 10.0, np.array([0.0, -4.0]), math.sqrt(2), 0, True)
+    assert step_p(sampling, HIGHER) == pytest.approx(stats.norm.cdf(-4 / math.sqrt(2)))
+
+
+def test_a_series_scale_is_moderated_by_its_measure_s_other_series() -> None:
+    """limma's moderated variance: s² = (d0 s0² + d s²) / (d0 + d) = (10·4 + 5·1) / 15 = 3."""
+    own = Expectation("usual", 0.3, np.zeros(6), 1.0, 5, False)
+    got = own.moderated(2.0, 10)
+    assert got.scale == pytest.approx(math.sqrt(3.0))
+    assert got.df == 15
+    # a series with no move of its own takes the measure's scale
+    flat = Expectation("usual", 0.3, np.zeros(6), math.sqrt(2), 0, True)
+    assert flat.moderated(2.0, 10).scale == pytest.approx(2.0)
+    # the prior: the median of the series' own scales, worth their errors less one (at most 10)
+    others = [Expectation("usual", 0, np.zeros(4), s, 3, False) for s in (1.0, 2.0, 4.0)]
+    assert pooled_scale(others) == (2.0, 8)
+    assert pooled_scale(others[:1]) is None  # a lone series is judged on its own history
+
+
+def test_cusum_by_hand() -> None:
+    # S = max(0, S + z - 0.5): 0.5, 1.0, 1.5, 0 (1.5 - 2 - 0.5 < 0), 1.5, 3.0 (clipped at 3:
+    # 1.5 + 3 - 0.5 = 4.0, not 1.5 + 5 - 0.5)
+    s, start = cusum(np.array([1.0, 1.0, 1.0, -2.0, 2.0, 5.0]))
+    assert s == pytest.approx(4.0)
+    assert start == 4  # the run began after the zero at index 3
+    assert cusum(np.array([0.2, 0.1]))[0] == 0.0
+
+
+def test_cusum_run_lengths_and_p() -> None:
+    # Siegmund: ARL0 = (exp(2kb) - 2kb - 1) / (2k²), b = h + 1.166; k = 0.5, h = 4:
+    # (e^5.166 - 5.166 - 1) / 0.5
+    assert cusum_arl(4.0) == pytest.approx((math.exp(5.166) - 6.166) / 0.5)
+    # the stationary tail: exp(-(s + 0.583)) for k = 0.5
+    assert cusum_p(4.0) == pytest.approx(math.exp(-4.583))
+    assert cusum_p(0.0) == 1.0
+
+
+def test_cusum_in_control_matches_its_stated_false_alarm_rate() -> None:
+    """An independent check of cusum_p by simulation: the share of stable periods whose
+    CUSUM of N(0, 1) errors (clipped, as the detector does) is at least the limit for
+    alpha/2 = 0.005 stays at or below it (clipping only lowers it)."""
+    rng = np.random.default_rng(2026)
+    z = rng.normal(0, 1, 400_000)
+    h = -math.log(0.005) - 0.583  # 4.72
+    s, above = 0.0, 0
+    for zi in np.clip(z, -3, 3):
+        s = max(0.0, s + zi - 0.5)
+        above += s >= h
+    assert above / len(z) <= 0.005 * 1.1
+
+
+def _rates(y: np.ndarray, den: float) -> list[float]:
+    return list(np.round(y * den) / den)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_persons_or_thousands_of_persons_get_the_same_verdicts(
+    initiative: Initiative, seed: int
+) -> None:
+    """A national rate wandering by 0.1-0.3 points a period, then a jump of about a point: the
+    same numerators and denominators in persons and in thousands of persons give the same
+    findings (the scale comes from the series, not from the denominator)."""
+    ini = with_measure(initiative, LFP, alert_min_change=0.0)
+    rng = np.random.default_rng(seed)
+    p = 0.30 + np.cumsum(rng.normal(0, 0.002, 24))
+    p[-1] -= 0.012
+    rows_persons = series(ini, LFP, list(p), denominator=3_000_000, geo="nahf")
+    rows_thousands = series(ini, LFP, list(p), denominator=3_000, geo="nahf")
+    judged = {LFP: parse_period(Q4)}
+    found = [
+        detect.detect(frame(rows), ini, judged).select("kind", "value", "reference", "p_value")
+        for rows in (rows_persons, rows_thousands)
+    ]
+    assert found[0]["kind"].to_list() == found[1]["kind"].to_list()
+    assert found[0]["p_value"].to_list() == pytest.approx(found[1]["p_value"].to_list())
+    assert not found[0].is_empty()  # the jump is found in both: the check is not vacuous
+
+
+def test_a_large_denominator_alone_does_not_make_a_move_significant(
+    initiative: Initiative,
+) -> None:
+    """With 100 million in the denominator a 0.4-point move is 80 binomial standard errors,
+    but this series moves by about 0.5 points a quarter anyway: no finding. Four points is."""
+    ini = with_measure(initiative, LFP, alert_min_change=0.0)
+    rng = np.random.default_rng(4)
+    p = list(0.30 + rng.normal(0, 0.005, 23))
+    judged = {LFP: parse_period(Q4)}
+    for last, flagged in ((p[-1] - 0.004, False), (0.26, True)):
+        rows = series(ini, LFP, [*p, last], denominator=1e8)
+        found = detect.detect(frame(rows), ini, judged)
+        assert (not found.is_empty()) is flagged, found["message"].to_list()
+
+
+def test_simulated_false_alarms_stay_within_the_bound_at_every_denominator(
+    initiative: Initiative,
+) -> None:
+    """The stated bound: a stable series is flagged in at most 2·alpha of its judged periods
+    (alpha = 0.01 is split between the step and the CUSUM; the model choice and the trimmed
+    scale cost some of the rest). Simulated over-dispersed series — beta-binomial-like level
+    noise of 1 point, a random walk of 0.5 points a quarter, seasons of ±3 points — at every
+    denominator from 10² to 10⁸; 150 series each, so the check fails when the rate exceeds the
+    bound by more than about two binomial standard errors."""
+    ini = with_measure(initiative, LFP, alert_min_change=0.0)
+    rng = np.random.default_rng(20261130)
+    judged = {LFP: parse_period(Q4)}
+    periods = 24
+    total_flagged, total = 0, 0
+    for den in [10.0**e for e in range(2, 9)]:
+        rows = []
+        for i in range(150):
+            if i % 3 == 0:
+                p = 0.3 + rng.normal(0, 0.01, periods)
+            elif i % 3 == 1:
+                p = 0.3 + np.cumsum(rng.normal(0, 0.005, periods))
+            else:
+                season = 0.03 * np.sin(np.arange(periods) * np.pi / 2)
+                p = 0.3 + season + rng.normal(0, 0.005, periods)
+            drawn = rng.binomial(int(den), np.clip(p, 0.01, 0.99)) / den
+            rows.append(series(ini, LFP, list(drawn), denominator=den, geo=f"g{i}"))
+        # judged one series at a time: no run-wide adjustment helps
+        flagged = 0
+        for part in rows:
+            found = detect.detect(frame(part), ini, judged)
+            flagged += int(not found.filter(pl.col("kind").is_in(detect.REGRESSIONS)).is_empty())
+        rate = flagged / 150
+        assert rate <= 0.02 + 2 * math.sqrt(0.02 * 0.98 / 150), (den, rate)
+        total_flagged, total = total_flagged + flagged, total + 150
+    assert total_flagged / total <= 0.02, total_flagged / total
