@@ -9,7 +9,8 @@ one quarter at a time would record them. Every test that touches a database take
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,11 +18,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ci_pipeline import alert, store
+from ci_pipeline import aggregate, alert, detect, store
 from ci_pipeline.alert import Routing, episodes
+from ci_pipeline.config import Settings
 from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import intake
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
+from tests.helpers import ingest
 
 MEASURE = "arab-women-lfp"
 GEO = "nahf"
@@ -374,3 +378,83 @@ def test_a_sustained_alert_has_its_label(engine: Engine, initiative: Initiative)
     run(initiative, engine, "2025-Q2", 0.26, FALL[1])
     _, body = alert.compose(alerts(engine), "backbone")
     assert "[Sustained regression]" in body
+
+
+# --- end to end: files in, judged month by month -------------------------------------------------
+
+#: Braude College's students trained in Karmiel (female, male): a steady year, a fall for six
+#: months, then back.
+STEADY = {f"2024-{m:02d}": (25, 15) for m in range(1, 13)}
+FALLING = {"2025-01": (12, 8), "2025-02": (9, 6), "2025-03": (7, 5), "2025-04": (6, 4),
+           "2025-05": (5, 3), "2025-06": (4, 2)}  # fmt: skip
+BACK = {"2025-07": (25, 15)}
+
+
+def test_a_fall_through_ingest_and_judgement_is_one_alert_per_series(
+    sqlite_engine: Engine, settings: Settings, initiative: Initiative, tmp_path: Path
+) -> None:
+    """The real detectors on real files: each month of the fall may flag the series with a
+    different kind (a step, later a drift); each series falling stays one alert, and the
+    month the value is back resolves each once."""
+    intake.prepare_database(initiative, engine=sqlite_engine)
+
+    def month(period: str, female: int, male: int) -> None:
+        path = tmp_path / f"braude_{period}.csv"
+        path.write_text(
+            "measure_id,geo_code,period,sex,value\n"
+            f"starter-students-trained,karmiel,{period},female,{female}\n"
+            f"starter-students-trained,karmiel,{period},male,{male}\n",
+            encoding="utf-8",
+        )
+        receipt = ingest(
+            path, "braude-college", period, initiative=initiative, settings=settings,
+            engine=sqlite_engine,
+        )  # fmt: skip
+        assert receipt.status == "accepted", receipt.first_issues
+
+    def process(period: str) -> alert.Recorded:
+        aggregate.refresh_indicators(initiative, engine=sqlite_engine)
+        # Judged on the first of the month: nothing is due yet, so no missing-data alerts.
+        as_of = date.fromisoformat(f"{period}-01")
+        judgement = detect.judge(
+            initiative, engine=sqlite_engine, settings=settings, period=period, as_of=as_of
+        )
+        recorded, _ = alert.record_alerts(
+            judgement, initiative, settings=settings, engine=sqlite_engine
+        )
+        return recorded
+
+    for period, (female, male) in STEADY.items():
+        month(period, female, male)
+    flagged: dict[tuple[str, str, str], set[str]] = {}  # series -> kinds found
+    for period, (female, male) in FALLING.items():
+        month(period, female, male)
+        process(period)
+        regression = [a for a in alerts(sqlite_engine) if a.kind in alert.REGRESSION_KINDS]
+        for a in regression:
+            flagged.setdefault((a.measure_id, a.geo_code, a.disaggregation), set()).add(
+                json.loads(a.evidence)["kind"]
+            )
+        # One alert per series, never resolved while the fall goes on.
+        assert len(regression) == len({(a.geo_code, a.disaggregation) for a in regression})
+        assert {a.status for a in regression} <= {AlertStatus.open}
+    regression = [a for a in alerts(sqlite_engine) if a.kind in alert.REGRESSION_KINDS]
+    assert regression, "the detectors found nothing in a fall from 40 to 6 students"
+    lasted = [episode(a)["periods"] for a in regression]
+    assert max(lasted) > 1, "no episode outlasted its first month"
+    assert ("starter-students-trained", "karmiel", "sex=total") in flagged
+    before = snapshot(sqlite_engine)
+
+    # Re-processing the last month of the fall changes nothing.
+    assert process("2025-06").new == []
+    assert snapshot(sqlite_engine) == before
+
+    # Back to 40 students: every episode resolves, once.
+    for period, (female, male) in BACK.items():
+        month(period, female, male)
+    recorded = process("2025-07")
+    assert sorted(recorded.resolved) == sorted(a.id for a in regression if a.id is not None)
+    assert process("2025-07").resolved == []
+    assert len([a for a in alerts(sqlite_engine) if a.kind in alert.REGRESSION_KINDS]) == len(
+        regression
+    )
