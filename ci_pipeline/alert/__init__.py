@@ -1,7 +1,9 @@
-"""Alerts: one record per finding, a lifecycle, and delivery through apprise via an outbox.
+"""Alerts: one record per finding (per episode, for a regression that goes on), a lifecycle,
+and delivery through apprise via an outbox.
 
 The modules: ``lifecycle`` (findings recorded once, keyed so a re-run never duplicates one;
-resolved on recovery; acknowledged), ``outbox`` (a round per alert and channel, delivered
+resolved on recovery; acknowledged), ``episodes`` (a regression that lasts several periods is one
+alert: its start, its latest finding, its sentence, its recovery), ``outbox (a round per alert and channel, delivered
 grouped per channel with backoff), ``channels`` (apprise, the local ``cifile://`` channel,
 redaction) and ``record`` (a judgement's findings recorded and queued). This namespace
 re-exports their public names.
@@ -16,6 +18,7 @@ from ci_pipeline.alert.channels import (
     file_channel,
     redact_channel,
 )
+from ci_pipeline.alert.episodes import REGRESSION_KINDS, Episode, episode_message
 from ci_pipeline.alert.lifecycle import (
     ALERT_KEY,
     Recorded,
@@ -46,7 +49,9 @@ __all__ = [
     "BACKOFF_MAX",
     "CLAIM_LEASE",
     "FILE_SCHEME",
+    "REGRESSION_KINDS",
     "Delivery",
+    "Episode",
     "Recorded",
     "Routing",
     "Sender",
@@ -58,6 +63,7 @@ __all__ = [
     "compose",
     "deliver",
     "enqueue",
+    "episode_message",
     "file_channel",
     "list_alerts",
     "read_alerts",

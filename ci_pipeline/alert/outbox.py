@@ -105,12 +105,21 @@ class Delivery:
 
 def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
     """One message for a channel: every alert of this delivery, most severe kinds first."""
-    order = {"quality": -1, "step": 0, "seasonal_step": 1, "drift": 2, "off_track": 3, "missing": 4}
+    order = {
+        "quality": -1,
+        "step": 0,
+        "seasonal_step": 1,
+        "sustained": 2,
+        "drift": 3,
+        "off_track": 4,
+        "missing": 5,
+    }
     items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
     label = {
         "quality": "Quality gate",
         "step": "Regression",
         "seasonal_step": "Regression (vs a year before)",
+        "sustained": "Sustained regression",
         "drift": "Sustained drift",
         "off_track": "Off track",
         "missing": "Missing data",

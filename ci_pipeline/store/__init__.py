@@ -38,6 +38,7 @@ from ci_pipeline.store.alerts import (
     pending_alert_ids,
     record_failed,
     record_sent,
+    series_alerts,
     unresolved_alerts,
 )
 from ci_pipeline.store.db import (
@@ -220,6 +221,7 @@ __all__ = [
     "replace_indicators",
     "reported_cells",
     "revoke_tokens",
+    "series_alerts",
     "session_scope",
     "set_indicators_digest",
     "slice_observations",

@@ -56,6 +56,32 @@ def find_alert(initiative_id: str, key: Mapping[str, str], *, session: Session) 
     ).first()
 
 
+def series_alerts(
+    initiative_id: str,
+    kinds: Iterable[str],
+    measure_id: str,
+    geo_code: str,
+    disaggregation: str,
+    *,
+    session: Session,
+) -> list[Alert]:
+    """The alerts of these kinds on one series (measure, geography, breakdown), whatever their
+    status, in the order they were opened."""
+    return list(
+        session.exec(
+            select(Alert)
+            .where(
+                Alert.initiative_id == initiative_id,
+                col(Alert.kind).in_(sorted(set(kinds))),
+                Alert.measure_id == measure_id,
+                Alert.geo_code == geo_code,
+                Alert.disaggregation == disaggregation,
+            )
+            .order_by(col(Alert.id))
+        ).all()
+    )
+
+
 def add_alert(alert: Alert, *, session: Session) -> int:
     """Add a new alert to the session's transaction; its id."""
     session.add(alert)

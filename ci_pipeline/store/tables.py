@@ -243,7 +243,8 @@ class AlertStatus(StrEnum):
 
 
 class Alert(SQLModel, table=True):
-    """One alert per (measure, geography, breakdown, period, kind[, partner]): never duplicated."""
+    """One alert per (measure, geography, breakdown, period, kind[, partner]): never duplicated.
+    A regression episode keeps the key of its first finding (:mod:`ci_pipeline.alert.episodes`)."""
 
     __tablename__ = "alert"
     __table_args__ = (
