@@ -149,9 +149,10 @@ def ma3_vs_min12(y: np.ndarray, k: float = 3.0) -> np.ndarray:
     return out
 
 
-def cusum(y: np.ndarray, k: float = 0.5, h: float = 5.0) -> np.ndarray:
-    z = trailing_z(y)
-    out = np.zeros(len(y), dtype=bool)
+def tabular_cusum(z: np.ndarray, k: float = 0.5, h: float = 5.0) -> np.ndarray:
+    """One-sided tabular CUSUM of ``z`` (NaN: no statistic, skipped): ``S = max(0, S + z - k)``,
+    an alarm when ``S > h``, after which ``S`` restarts at 0."""
+    out = np.zeros(len(z), dtype=bool)
     s = 0.0
     for t, zt in enumerate(z):
         if math.isnan(zt):
@@ -161,6 +162,10 @@ def cusum(y: np.ndarray, k: float = 0.5, h: float = 5.0) -> np.ndarray:
             out[t] = True
             s = 0.0
     return out
+
+
+def cusum(y: np.ndarray) -> np.ndarray:
+    return tabular_cusum(trailing_z(y))
 
 
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
