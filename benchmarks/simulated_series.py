@@ -24,7 +24,7 @@ window 35..39) and the drift's start (window 29..40).
 The many series are replayed in ``--mode direct`` (``detect()`` on the growing indicator
 frame: no database), for runtime (the pipeline takes about 2 s a period); ``--pipeline-check
 K`` also replays the first K ``shift`` series at 10^2, 10^4 and 10^8 of each unit through the
-real pipeline and prints whether their alarm periods equal direct mode's. Fixed seeds: each (unit, denominator, variant) has its own stream.
+real pipeline and prints whether their alarm starts (after collapsing) equal direct mode's. Fixed seeds: each (unit, denominator, variant) has its own stream.
 """
 
 from __future__ import annotations
@@ -172,7 +172,11 @@ def main() -> None:
                             through = replay_pipeline(_as(s), work / s.name)
                             pipeline_seconds += time.perf_counter() - t
                             checked += 1
-                            agreed += [bool(x) for x in through] == [bool(x) for x in kinds]
+                            # Alarm starts, as scored: with one alert per episode the
+                            # pipeline opens one where detect() finds every period of it.
+                            agreed += collapse(np.array([bool(x) for x in through])) == collapse(
+                                np.array([bool(x) for x in kinds])
+                            )
                         for rule, flags in rules_flags(s, kinds).items():
                             by_rule[rule][variant].append(
                                 score(collapse(flags), s.changes, PERIODS, 4)
@@ -195,7 +199,7 @@ def main() -> None:
     if checked:
         print(
             f"pipeline mode agrees with direct mode on {agreed} of {checked} series "
-            f"(alarm periods equal); {pipeline_seconds:.0f} s in pipeline mode"
+            f"(alarm starts equal); {pipeline_seconds:.0f} s in pipeline mode"
         )
     command = (
         f".venv/bin/python benchmarks/simulated_series.py --series {args.series} --seed {args.seed}"
