@@ -207,7 +207,9 @@ def format_table(results: dict[str, dict[str, Score]]) -> str:
             if rule == "pipeline":
                 verdict = ", ".join(
                     [
-                        "recall ok" if math.isnan(s.recall) or s.recall >= 0.9 else "recall LOW",
+                        "recall n/a"
+                        if math.isnan(s.recall)
+                        else ("recall ok" if s.recall >= 0.9 else "recall LOW"),
                         "FA ok" if s.false_per_year <= 0.2 else "FA HIGH",
                         f"{'>=' if as_good(s, scores[best]) else 'worse than'} {best}",
                     ]
