@@ -1,0 +1,64 @@
+"""The real series the harness replays (benchmarks/series/): each parses, its periods run
+without a gap, its source is named, and its documented change points lie inside it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from benchmarks.evaluate_detection import SERIES_DIR, load_series, period_file, real_series
+from ci_pipeline.model.initiative import Unit
+from ci_pipeline.model.periods import parse_period, shift
+
+
+def test_there_are_real_series_covering_recession_policy_and_epidemic() -> None:
+    names = real_series()
+    assert len(names) >= 4
+    text = " ".join((SERIES_DIR / f"{n}.yaml").read_text(encoding="utf-8") for n in names)
+    for word in ("recession", "law", "epidemic"):
+        assert word in text
+
+
+@pytest.mark.parametrize("name", real_series())
+def test_a_real_series_parses_and_its_change_points_lie_inside_it(name: str) -> None:
+    meta = yaml.safe_load((SERIES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    for field in ("package", "dataset", "original", "licence"):
+        assert meta["source"][field], field
+    s = load_series(name)
+    n = len(s.periods)
+    assert n >= 60
+    assert s.periods == [shift(parse_period(s.periods[0]), i).label for i in range(n)]
+    assert np.isfinite(s.value).all()
+    for change, raw in zip(s.changes, meta["changes"], strict=True):
+        assert raw["citation"].strip()
+        start, end = change.episode
+        # The turning point and the episode's start are periods of the series; the end may
+        # run past its last period (a recession still going on when the series stops).
+        assert 0 <= start <= change.turning_point < n
+        assert change.turning_point <= end
+    assert any(c.regression for c in s.changes) or name == "uk-driver-deaths"
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in real_series() if load_series(n).unit is Unit.proportion]
+)
+def test_a_rate_made_a_proportion_keeps_the_published_rate(name: str) -> None:
+    s = load_series(name)
+    with (SERIES_DIR / f"{name}.csv").open(encoding="utf-8") as f:
+        published = np.array([float(r["rate_percent"]) for r in csv.DictReader(f)]) / 100
+    # numerator = round(rate x denominator): off by at most half a person.
+    assert s.denominator is not None
+    assert np.abs(s.value - published).max() <= 0.5 / s.denominator.min()
+
+
+def test_the_partner_file_of_a_period_holds_that_period_alone(tmp_path: Path) -> None:
+    s = load_series("german-unemployment-sa")
+    text = period_file(s, 0, tmp_path).read_text(encoding="utf-8")
+    assert text == (
+        "measure_id,geo_code,period,numerator,denominator\n"
+        "german-unemployment-sa,area,1962-Q1,162000,27000000\n"
+    )  # 0.6% of 27,000,000
