@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.clock import utcnow
+from ci_pipeline.detect.findings import is_gap
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus
 
@@ -151,8 +152,9 @@ def recovered(
         k[1:4] == (alert.measure_id, alert.geo_code, alert.disaggregation) and k[4] == period
         for k in seen
     )
-    if alert.kind in ("step", "seasonal_step"):
-        # Recovered when the series is back to where it was before the fall.
+    if alert.kind in ("step", "seasonal_step") and not is_gap(alert.disaggregation):
+        # Recovered when the series is back to where it was before the fall. (An equity gap's
+        # series is derived, not a stored cell: it recovers as a drift does, below.)
         if current is None or series_found:
             return False
         cell = current.filter(
@@ -174,7 +176,7 @@ def recovered(
 
         gap = float(cell["value"][0]) - float(reference)
         return not (worse(m.direction, gap) and abs(gap) >= m.alert.min_change)
-    # drift, off track, quality: the condition is not found in the later period.
+    # drift, off track, quality, a gap's step: the condition is not found in the later period.
     return not series_found
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
@@ -170,7 +171,8 @@ def judged_periods(
 def detect(
     indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
-    """Step, drift and off-track findings for the judged period of each measure."""
+    """Step, drift and off-track findings for the judged period of each measure, on every
+    indicator series and every equity gap series."""
     candidates: list[Candidate] = []
     for (measure_id, _geo, _disagg), series in indicators.group_by(
         ["measure_id", "geo_code", "disaggregation"]
@@ -179,7 +181,13 @@ def detect(
         if m is None or str(measure_id) not in periods:
             continue
         candidates += _series_tests(m, series, periods[str(measure_id)])
-    findings = _significant(candidates, initiative)
+    # --- equity gaps (ci_pipeline.detect.gaps): the gap series between the groups the
+    # initiative tracks, judged by the same per-series tests and adjusted with the rest; their
+    # sentences name both groups and both values.
+    gap_rows = gaps.gap_series(indicators, initiative)
+    candidates += gaps.judge_gaps(gap_rows, initiative, periods, _series_tests)
+    findings = gaps.describe_gaps(_significant(candidates, initiative), gap_rows, initiative)
+    # --- end of equity gaps
     off = off_track(indicators, initiative, periods)
     return fold(pl.concat([findings, off], how="diagonal_relaxed"), initiative)
 
