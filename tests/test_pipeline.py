@@ -387,6 +387,10 @@ def one_geography(folder: Path) -> Initiative:
     for p in partners:
         p["localities"] = [cluster[0]["code"]]
     (folder / "partners.yaml").write_text(yaml.safe_dump(partners, allow_unicode=True))
+    # Without localities there are no groups of them to compare (breakdown pairs stay).
+    info = yaml.safe_load((folder / "initiative.yaml").read_text(encoding="utf-8"))
+    info["equity_gaps"] = [g for g in info["equity_gaps"] if g.get("dimension")]
+    (folder / "initiative.yaml").write_text(yaml.safe_dump(info, allow_unicode=True))
     return load_initiative(folder)
 
 

@@ -36,6 +36,7 @@ from ci_pipeline.alert.episodes import (
     from_evidence,
 )
 from ci_pipeline.clock import utcnow
+from ci_pipeline.detect.findings import is_gap
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.store import Alert, AlertStatus
@@ -273,6 +274,10 @@ def recovered(
         episode = _episode(alert)
         if parse_period(episode.latest_period) > now_p:  # a period inside it judged again
             return False
+        if is_gap(alert.disaggregation):
+            # An equity gap's series is derived, not a stored cell: it recovers when no test
+            # finds it widening any more.
+            return True
         value = _value(current, series, period)
         return value is not None and back_to_start(
             initiative.measures[alert.measure_id], episode, value

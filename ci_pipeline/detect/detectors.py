@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
@@ -227,7 +228,8 @@ def judged_periods(
 def detect(
     indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
-    """Step, drift and off-track findings for the judged period of each measure."""
+    """Step, sustained, drift and off-track findings for the judged period of each measure, on
+    every indicator series and every equity gap series."""
     groups = [
         (initiative.measures[str(key[0])], series)
         for key, series in indicators.group_by(["measure_id", "geo_code", "disaggregation"])
@@ -245,7 +247,13 @@ def detect(
     candidates: list[Candidate] = []
     for m, series in groups:
         candidates += _series_tests(m, series, periods[m.id], priors.get(m.id))
-    findings = _significant(candidates, initiative)
+    # --- equity gaps (ci_pipeline.detect.gaps): the gap series between the groups the
+    # initiative tracks, judged by the same per-series tests and adjusted with the rest; their
+    # sentences name both groups and both values.
+    gap_rows = gaps.gap_series(indicators, initiative)
+    candidates += gaps.judge_gaps(gap_rows, initiative, periods, _series_tests)
+    findings = gaps.describe_gaps(_significant(candidates, initiative), gap_rows, initiative)
+    # --- end of equity gaps
     off = off_track(indicators, initiative, periods)
     return fold(pl.concat([findings, off], how="diagonal_relaxed"), initiative)
 

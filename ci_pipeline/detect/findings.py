@@ -10,6 +10,14 @@ import polars as pl
 
 from ci_pipeline.model.initiative import Initiative
 
+GAP_PREFIX = "gap:"  # the breakdown key of an equity gap series (ci_pipeline.detect.gaps)
+
+
+def is_gap(disaggregation: str | None) -> bool:
+    """Whether a breakdown key is an equity gap series' (``gap:<pair id>``), never a real cell's."""
+    return bool(disaggregation) and str(disaggregation).startswith(GAP_PREFIX)
+
+
 FINDING_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
     "kind": pl.Utf8,
     "measure_id": pl.Utf8,
@@ -108,7 +116,8 @@ def fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
             # The same series regressed this period by another test too: one finding says it,
             # the first of REGRESSIONS (a step's evidence is the most direct).
             explained_by = above
-        elif d != totals[m] and (k, m, g, totals[m], p) in keys:
+        elif d != totals[m] and not is_gap(d) and (k, m, g, totals[m], p) in keys:
+            # (A gap is not explained by its geography's total moving: both groups can.)
             explained_by = (k, m, g, totals[m], p)
         else:
             children = [c for c, par in parent.items() if par == g]

@@ -1,5 +1,9 @@
-"""The initiative as data: geographies, partners and versioned shared measures (pydantic models,
-extra fields forbidden), and the lookups every stage uses.
+"""The initiative as data: geographies, partners, versioned shared measures and the equity gaps
+it tracks (pydantic models, extra fields forbidden), and the lookups every stage uses.
+
+Over 400 lines on purpose: it is the one schema of an initiative folder, every model its YAML
+files validate against with the field descriptions editors see; the models share their base
+types (slugs, names, the strict base), so splitting it would only spread one schema thin.
 """
 
 from __future__ import annotations
@@ -282,6 +286,11 @@ class Geography(StrictModel):
     parent: Slug | None = None
     name: Names
     aliases: list[str] = Field(default_factory=list, description="Other spellings partners use.")
+    groups: list[Slug] = Field(
+        default_factory=list,
+        description="Named groups of localities this locality belongs to (e.g. jewish, arab): "
+        "the groups an equity gap of initiative.yaml compares.",
+    )
 
 
 class Contact(StrictModel):
@@ -320,6 +329,48 @@ class Partner(StrictModel):
     contact: Contact
 
 
+class GapSide(StrictModel):
+    """One of the two groups an equity gap compares, and how a sentence names it."""
+
+    group: Slug = Field(
+        description="A group of localities (geographies' groups) or, for a gap along a "
+        "breakdown dimension, one of its codes."
+    )
+    name: Names
+
+
+class EquityGap(StrictModel):
+    """A pair of groups the initiative tracks for equity: the gap between them is an indicator
+    too, and it widening is a regression even when both groups improve.
+
+    ``behind`` is the group the initiative wants to catch up (the worse-off one), ``ahead`` the
+    other: the gap is how much better off ``ahead`` is, on every measure it applies to.
+    """
+
+    id: Slug = Field(description="Names the gap in alerts: their breakdown is gap:<id>.")
+    dimension: Slug | None = Field(
+        None,
+        description="Compare two codes of this breakdown dimension (sex: female vs male) in "
+        "each geography; without it, compare two groups of localities, in each geography "
+        "above them.",
+    )
+    ahead: GapSide
+    behind: GapSide
+    measures: list[Annotated[str, Field(pattern=r"^[a-z0-9*][a-z0-9_*-]*$")]] = Field(
+        default_factory=list,
+        description="The measures whose gap is tracked (ids or patterns); default: every "
+        "proportion and score that has both groups' figures.",
+    )
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> EquityGap:
+        if self.ahead.group == self.behind.group:
+            raise ValueError("ahead and behind name the same group")
+        if TOTAL in (self.ahead.group, self.behind.group):
+            raise ValueError(f"{TOTAL!r} is everyone, not a group")
+        return self
+
+
 class InitiativeInfo(StrictModel):
     id: Slug
     name: Names
@@ -327,6 +378,10 @@ class InitiativeInfo(StrictModel):
     version: str
     locale: LocaleId = Field(
         "en", description="How partners write numbers unless a partner's settings say otherwise."
+    )
+    equity_gaps: list[EquityGap] = Field(
+        default_factory=list,
+        description="Pairs of groups (of localities, or breakdown codes) whose gap is judged.",
     )
 
 

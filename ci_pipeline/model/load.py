@@ -145,6 +145,8 @@ def load_initiative(path: Path) -> Initiative:
                     f"{MEASURE_DIR}/{m.id}.yaml: partner_precedence: {partner_id!r} is not a "
                     f"partner that reports {m.id}"
                 )
+    if info is not None:
+        info = _check_equity_gaps(info, geos, measures, [f.stem for f in files], problems)
     if problems or info is None:
         raise DefinitionError(problems)
 
@@ -159,6 +161,57 @@ def load_initiative(path: Path) -> Initiative:
         measures=measures,
         digest=digest.hexdigest()[:16],
     )
+
+
+def _check_equity_gaps(
+    info: InitiativeInfo,
+    geos: dict[str, Geography],
+    measures: dict[str, Measure],
+    files: list[str],
+    problems: list[str],
+) -> InitiativeInfo:
+    """Cross-check ``equity_gaps`` against the geographies' groups and the measures; returns
+    the info with each gap's measure patterns expanded to ids. Against the measures only when
+    every measure file loaded: a broken or missing one is reported once, under its own name."""
+    judge_measures = bool(files) and len(measures) == len(files)
+    for g in geos.values():
+        if g.groups and g.level is not GeoLevel.locality:
+            problems.append(f"geographies.yaml[{g.code}]: groups: only a locality is in a group")
+    groups = {name for g in geos.values() for name in g.groups}
+    seen: set[str] = set()
+    expanded_gaps = []
+    for gap in info.equity_gaps:
+        where = f"initiative.yaml: equity_gaps[{gap.id}]"
+        if gap.id in seen:
+            problems.append(f"{where}: id: defined twice")
+        seen.add(gap.id)
+        for side in ("ahead", "behind"):
+            code = getattr(gap, side).group
+            if gap.dimension is None and geos and code not in groups:
+                problems.append(
+                    f"{where}: {side}: no locality is in the group {code!r} "
+                    "(geographies.yaml: groups)"
+                )
+        if (
+            judge_measures
+            and gap.dimension is not None
+            and not any(
+                {gap.ahead.group, gap.behind.group} <= set(m.dimensions.get(gap.dimension, []))
+                for m in measures.values()
+            )
+        ):
+            problems.append(
+                f"{where}: dimension: no measure breaks down by {gap.dimension!r} into "
+                f"{gap.ahead.group!r} and {gap.behind.group!r}"
+            )
+        ids: list[str] = []
+        for pattern in gap.measures:
+            matched = sorted(fnmatch.filter(files, pattern))
+            if not matched and files:
+                problems.append(f"{where}: measures: unknown measure {pattern!r}")
+            ids += [m for m in matched if m not in ids]
+        expanded_gaps.append(gap.model_copy(update={"measures": ids}))
+    return info.model_copy(update={"equity_gaps": expanded_gaps})
 
 
 def measure_json_schema() -> str:

@@ -813,3 +813,47 @@ def test_a_later_period_resolves_only_what_recovered(
 def _id_of(a: Alert) -> int:
     assert a.id is not None
     return a.id
+
+
+def test_an_equity_gap_step_resolves_when_the_later_period_finds_it_no_more(
+    engine: Engine, initiative: Initiative
+) -> None:
+    """A gap series is derived, not a stored cell: its step alert is not looked up in the
+    indicator cells (there is none; it would stay open for ever) but resolves as a drift does,
+    when the later period's run does not find it."""
+    gap = finding(initiative, ("step", "below-min-wage-share", "beit-hakerem", "2025-Q4", ""))
+    gap["disaggregation"] = "gap:jewish-arab"
+    alert.record_findings(
+        pl.DataFrame([gap], schema=FINDING_SCHEMA),
+        initiative,
+        {"below-min-wage-share": "2025-Q4"},
+        unverified_measures=set(),
+        engine=engine,
+    )
+    [stored] = alerts(engine)
+    no_cells = pl.DataFrame(
+        schema={
+            "measure_id": pl.Utf8,
+            "geo_code": pl.Utf8,
+            "disaggregation": pl.Utf8,
+            "period": pl.Utf8,
+            "value": pl.Float64,
+            "suppressed": pl.Boolean,
+        }
+    )
+    later = {"below-min-wage-share": "2026-Q1"}
+    found_again = dict(gap, period="2026-Q1")
+    still = alert.record_findings(
+        pl.DataFrame([found_again], schema=FINDING_SCHEMA),
+        initiative,
+        later,
+        unverified_measures=set(),
+        engine=engine,
+        current=no_cells,
+    )
+    assert still.resolved == []  # the gap is still wide in 2026-Q1
+    gone = alert.record_findings(
+        findings(initiative), initiative, later, unverified_measures=set(), engine=engine,
+        current=no_cells,
+    )  # fmt: skip
+    assert _id_of(stored) in gone.resolved

@@ -51,6 +51,39 @@ def test_bundled_geographies(initiative: Initiative) -> None:
     assert initiative.geographies["karmiel"].name.ar == "كرميئيل"
 
 
+def test_bundled_equity_gaps(initiative: Initiative) -> None:
+    """Jewish and Arab localities (DOMAIN.md: Karmiel and Misgav are the Jewish authorities),
+    women and men, and older and younger women: the behind group first to catch up."""
+    groups = {c: initiative.geographies[c].groups for c in LOCALITIES}
+    assert groups == {
+        "karmiel": ["jewish"],
+        "misgav": ["jewish"],
+        **{c: ["arab"] for c in LOCALITIES[2:]},
+    }
+    assert initiative.geographies["beit-hakerem"].groups == []
+    gaps = {g.id: g for g in initiative.info.equity_gaps}
+    assert list(gaps) == ["jewish-arab", "men-women", "age"]
+    assert (gaps["jewish-arab"].dimension, gaps["jewish-arab"].behind.group) == (None, "arab")
+    assert gaps["jewish-arab"].behind.name.en == "Arab localities"
+    assert (gaps["men-women"].dimension, gaps["men-women"].behind.group) == ("sex", "female")
+    assert (gaps["age"].dimension, gaps["age"].behind.group) == ("age_band", "45-64")
+    assert gaps["age"].measures == ["arab-women-lfp"]
+    assert gaps["men-women"].measures == []  # every proportion and score with both codes
+
+
+def test_an_initiative_without_groups_or_gaps_still_loads(copy: Path) -> None:
+    """Both additions are optional: a folder written before them loads as it did."""
+    text = (copy / "initiative.yaml").read_text(encoding="utf-8")
+    (copy / "initiative.yaml").write_text(text[: text.index("# The gaps")], encoding="utf-8")
+    geos = (copy / "geographies.yaml").read_text(encoding="utf-8")
+    (copy / "geographies.yaml").write_text(
+        re.sub(r"  groups: \[\w+\]\n", "", geos), encoding="utf-8"
+    )
+    loaded = load_initiative(copy)
+    assert loaded.info.equity_gaps == []
+    assert all(g.groups == [] for g in loaded.geographies.values())
+
+
 def test_bundled_partners(initiative: Initiative) -> None:
     assert len(initiative.partners) == 13
     assert {"employment-service", "kurkum", "braude-college"} <= set(initiative.partners)
@@ -278,6 +311,21 @@ def test_measure_id_must_match_its_file_name(copy: Path) -> None:
          "measures/kurkum-women-employed.yaml: periodicity: Input should be 'month', 'quarter' or 'year'"),
         ("measures/arab-women-lfp.yaml", "period: 2030-Q4", "period: 2030-Q7",
          "measures/arab-women-lfp.yaml: target.period: Value error, '2030-Q7' is not a period"),
+        ("initiative.yaml", "    group: arab\n", "    group: druze\n",
+         "initiative.yaml: equity_gaps[jewish-arab]: behind: no locality is in the group 'druze'"),
+        ("initiative.yaml", "  dimension: sex\n", "  dimension: region\n",
+         "initiative.yaml: equity_gaps[men-women]: dimension: no measure breaks down by 'region' into 'male' and 'female'"),
+        ("initiative.yaml", "    group: female\n", "    group: other\n",
+         "initiative.yaml: equity_gaps[men-women]: dimension: no measure breaks down by 'sex' into 'male' and 'other'"),
+        ("initiative.yaml", "measures: [arab-women-lfp]", "measures: [arab-women-lpf]",
+         "initiative.yaml: equity_gaps[age]: measures: unknown measure 'arab-women-lpf'"),
+        ("initiative.yaml", "- id: age\n", "- id: men-women\n",
+         "initiative.yaml: equity_gaps[men-women]: id: defined twice"),
+        ("initiative.yaml", "    group: male\n", "    group: female\n",
+         "initiative.yaml: equity_gaps.1: Value error, ahead and behind name the same group"),
+        ("geographies.yaml", "  aliases: [Beit Hakerem, Beit Ha-Kerem cluster]\n",
+         "  aliases: [Beit Hakerem, Beit Ha-Kerem cluster]\n  groups: [arab]\n",
+         "geographies.yaml[beit-hakerem]: groups: only a locality is in a group"),
     ],
 )  # fmt: skip
 def test_single_problem(copy: Path, file: str, old: str, new: str, problem: str) -> None:
