@@ -12,7 +12,7 @@ from scipy import stats
 
 from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
-from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
+from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold, is_gap
 from ci_pipeline.detect.stats import (
     CUSUM_WINDOW,
     SEASON_YEARS,
@@ -46,7 +46,7 @@ def _reference_text(model: str, measure: Measure, before: Period, usual: int) ->
     if model == "previous":
         return before.label
     if model == "usual":
-        return f"the usual level (median of the {usual} {unit}s before)"
+        return f"the usual level of the {usual} {unit}s before"
     if model == "seasonal_previous":
         return f"{before.label} and the usual move into this {unit} in earlier years"
     return f"the same {unit} in earlier years"
@@ -183,7 +183,9 @@ def _series_tests(
     # Mann–Kendall assumes values scattered around a level (or a trend): a series that wanders
     # (best predicted by its period before) makes monotone runs by chance (five moves the same
     # way one time in 32), so there the CUSUM of its moves judges a sustained change alone.
-    level = ex is None or not ex.model.endswith("previous")
+    # An equity gap is a level the initiative wants closed: a steady widening is its
+    # regression whatever model predicts it best.
+    level = ex is None or not ex.model.endswith("previous") or is_gap(now["disaggregation"])
     if level and all(_usable(by_period.get(p.label)) for p in window):
         values = np.array([by_period[p.label]["value"] for p in window], dtype=float)
         z, slope = mann_kendall(values)

@@ -25,6 +25,8 @@ from ci_pipeline.model.initiative import Direction, Unit
 
 #: Normal-consistency factor of the median absolute deviation.
 MAD_SCALE = 1.4826
+#: Normal-consistency factor of the mean absolute deviation, where the median one is 0.
+MEAN_AD_SCALE = 1.2533
 #: Past prediction errors beyond this many robust standard deviations are left out of the
 #: scale (a past outbreak must not make the next one look ordinary; Farrington down-weights
 #: them for the same reason).
@@ -163,6 +165,8 @@ def _scale(errors: np.ndarray) -> tuple[float, int]:
     """Root-mean-square of the errors (about 0: a model that drifts is penalised, not
     excused), leaving out those beyond :data:`TRIM` robust standard deviations."""
     robust = MAD_SCALE * float(np.median(np.abs(errors)))
+    if robust == 0:  # mostly exact predictions: the mean absolute error (Iglewicz & Hoaglin)
+        robust = MEAN_AD_SCALE * float(np.mean(np.abs(errors)))
     kept = errors if robust == 0 else errors[np.abs(errors) <= TRIM * robust]
     return float(np.sqrt(np.mean(kept**2))), len(kept)
 
@@ -223,13 +227,17 @@ def expectation(
     if len(history) == 0:
         return None
     pred = preds[name]
-    if name == "usual" and len(history) >= 3:
+    corrected = name == "usual" and len(history) >= 4
+    if corrected:
         # A median lags a series with a trend by the same amount each period: the usual level
-        # is corrected by the median of its past errors (the trend it has been missing).
+        # is corrected by the median of its past errors (the trend it has been missing). The
+        # correction is estimated from the same errors, so it costs them a degree of freedom.
         bias = float(np.median(history))
         e, history = e - bias, history - bias
         pred = pred + bias * shape(unit, pred, denominator)
     scale, df = _scale(history)
+    if corrected and df > 1:  # the sum of squares over its degrees of freedom, as an SD is
+        scale, df = scale * math.sqrt(df / (df - 1)), df - 1
     sampling = scale == 0
     if sampling:
         if unit not in (Unit.proportion, Unit.count):

@@ -65,17 +65,18 @@ def test_a_series_that_wanders_is_expected_at_its_last_value() -> None:
 
 
 def test_the_scale_is_the_history_s_own() -> None:
-    """Errors of the usual level around a flat series: the scale is their root mean square
-    (about 0), here on errors -1, +1, -1, +1 ... after the bias correction (median 0)."""
+    """Errors of the usual level around a series swinging 10, 12, 10 ...: the usual level is
+    corrected by the median of its past errors, which costs a degree of freedom, so the scale
+    is the root of their sum of squares over n - 1, on n - 1 degrees of freedom."""
     y = np.array([10.0, 12.0] * 6 + [10.0])
     ex = expectation(y, unit=Unit.amount, per_year=1)
     assert ex is not None
-    # usual = median of the periods before = 11 from the third on (10, 12 → 11; 10, 12, 10 →
-    # 10 ...): its errors are ±1 or ±2 and alternate; the period before errs by ±2 always.
+    # the period before errs by ±2 always; the usual level by ±1 or ±2: it is kept
     assert ex.model == "usual"
-    assert ex.df == len(ex.errors) - 1
-    rms = float(np.sqrt(np.mean(ex.errors[:-1] ** 2)))
-    assert ex.scale == pytest.approx(rms)
+    history = ex.errors[:-1]
+    n = len(history)
+    assert ex.df == n - 1
+    assert ex.scale == pytest.approx(float(np.sqrt(np.sum(history**2) / (n - 1))))
 
 
 def test_step_p_is_student_t_on_the_history_s_degrees_of_freedom() -> None:
