@@ -1,5 +1,5 @@
 """The harness's two modes agree: the real pipeline (intake, aggregate, judge, record) and
-``detect()`` on the grown indicator frame open alarms at the same periods, on the first 24
+``detect()`` on the grown indicator frame open alarms at the same periods, on the first 30
 months of the UK lung-deaths series (the 1975–76 epidemic alarms in its 26th month). Slow: the
 pipeline takes seconds a period."""
 
