@@ -3,26 +3,26 @@
 Pure functions over the indicator table (one row per measure × geography × breakdown ×
 period). For each series, direction-aware and with each measure's own ``alert`` parameters:
 
-- **step** — the judged period against the one before (and, for seasonal measures, against
-  the same period a year before), by a test that fits the unit: a two-proportion z-test for
-  proportions; an exact conditional (binomial) test for counts, which are Poisson; robust
-  control limits (median and MAD, modified z-score) over trailing history for scores and
-  amounts, where a value beyond the limit also needs the prediction t-test's p-value (so alpha
-  and the run-wide adjustment apply to them too). A minimum history comes first, and a minimum
-  practical change keeps significant-but-trivial moves quiet.
-- **drift** — a sustained worsening over the last ``drift_periods`` periods that no single step
-  flags: Mann–Kendall's trend test with Sen's slope.
+- **step** — the judged period against its expectation from the series' own history (the
+  usual level, the period before, or the same period of earlier years: ``stats.expectation``),
+  in standard deviations of the series' past prediction errors — over-dispersion included, so
+  the verdict does not depend on the unit a partner counts in — by Student's t.
+- **sustained** — Page's CUSUM of the same standardised errors over the last periods.
+- **drift** — a steady worsening over the last ``drift_periods`` periods: Mann–Kendall's trend
+  test with Sen's slope on a level series, the mean of the recent moves on a wandering one.
 - **off_track** — the cluster's headline value is behind the straight path from the measure's
   baseline to its target by more than ``off_track_tolerance`` of the whole planned change.
 - **missing** — an expected partner has not reported by the measure's deadline
   (:func:`missing_data`).
 
-Step p-values are adjusted across every step test of a run (Benjamini–Hochberg), so the
-number of series does not multiply false alarms; drift needs a run that is monotone or nearly. Suppressed cells are not judged (their values
-are never shown). Findings on cells that one alert explains — the breakdown codes of a
+A series' tests share alpha, and are adjusted across every series of a run
+(Benjamini–Hochberg), so the number of series does not multiply false alarms; a minimum
+practical change keeps significant-but-trivial moves quiet. Suppressed cells are not judged
+(their values are never shown). Findings on cells that one alert explains — the breakdown codes of a
 locality whose total regressed, a cluster whose locality regressed — are folded into it.
 
-The modules: ``stats`` (the tests), ``detectors`` (step, drift, off track), ``missing``
+The modules: ``stats`` (expectations and tests), ``detectors`` (step, sustained, drift, off
+track), ``gaps`` (equity gap series), ``missing``
 (deadlines and late partners), ``findings`` (their shape, and folding), ``describe`` (the
 sentences), ``gate`` (the Great Expectations quality gate) and ``judgement`` (all of them on one
 period, on indicators read once). This namespace re-exports their public names.

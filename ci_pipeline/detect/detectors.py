@@ -4,6 +4,8 @@ measure (see the package docstring for the rules).
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,7 @@ from scipy import stats
 
 from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
-from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold, is_gap
+from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
     CUSUM_WINDOW,
     SEASON_YEARS,
@@ -31,6 +33,8 @@ from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
 
 PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+#: Each test's share of a series' alpha (a step gets two thirds of it beside a CUSUM).
+ALPHA_WEIGHTS = {"step": 2.0, "seasonal_step": 2.0, "sustained": 1.0, "drift": 1.0}
 #: Periods of a series read for its expectation: two years of errors to estimate the scale
 #: from, and the earlier years a seasonal expectation needs.
 HISTORY = 24
@@ -134,7 +138,7 @@ def _series_tests(
         test = (
             f"{'seasonal ' if seasonal else ''}step against "
             f"{ex.model.replace('_', ' ')}; z = {ex.z:.2f} in standard deviations of the "
-            f"series' own past {len(ex.errors) - 1} prediction errors"
+            f"series' own past {len(ex.baseline)} prediction errors"
             + ("" if not ex.sampling else " (no past move: sampling noise)")
         )
         out.append(
@@ -152,8 +156,9 @@ def _series_tests(
             )
         )
         # A sustained change: Page's CUSUM of the errors (bad direction up) over the last
-        # periods, in the history's standard deviations.
-        recent = ex.errors[-CUSUM_WINDOW:] / ex.scale * bad_sign(direction)
+        # periods, as normal scores (the errors are Student's t on the scale's degrees of
+        # freedom: heavier-tailed than the normal the CUSUM's false-alarm rate assumes).
+        recent = ex.normal_scores()[-CUSUM_WINDOW:] * bad_sign(direction)
         s, start = cusum(recent)
         first = len(ex.errors) - len(recent) + start  # index in ex.errors of the run's start
         run = len(ex.errors) - first
@@ -180,17 +185,24 @@ def _series_tests(
                 )
             )
     window = [shift(judged, -k) for k in range(a.drift_periods - 1, -1, -1)]
-    # Mann–Kendall assumes values scattered around a level (or a trend): a series that wanders
-    # (best predicted by its period before) makes monotone runs by chance (five moves the same
-    # way one time in 32), so there the CUSUM of its moves judges a sustained change alone.
-    # An equity gap is a level the initiative wants closed: a steady widening is its
-    # regression whatever model predicts it best.
-    level = ex is None or not ex.model.endswith("previous") or is_gap(now["disaggregation"])
-    if level and all(_usable(by_period.get(p.label)) for p in window):
+    if all(_usable(by_period.get(p.label)) for p in window):
         values = np.array([by_period[p.label]["value"] for p in window], dtype=float)
-        z, slope = mann_kendall(values)
-        total_change = slope * (len(values) - 1)
-        p = stats.norm.cdf(z) if direction is Direction.higher_is_better else stats.norm.sf(z)
+        wanders = ex is not None and ex.model.endswith("previous")
+        if wanders:
+            assert ex is not None
+            # A series that wanders makes monotone runs by chance (five moves the same way one
+            # time in 32), so Mann–Kendall would cry wolf: its drift is its recent moves
+            # averaging the wrong way beyond their usual spread.
+            moves = ex.normal_scores()[-(len(values) - 1) :]
+            z = float(np.sum(moves) / math.sqrt(len(moves)))
+            total_change = float(values[-1] - values[0])
+            test = f"mean of the last {len(moves)} moves against their usual spread, z = {z:.2f}"
+            p = float(stats.norm.sf(z * bad_sign(direction)))
+        else:
+            z, slope = mann_kendall(values)
+            total_change = slope * (len(values) - 1)
+            test = f"Mann–Kendall trend test over {len(values)} periods, z = {z:.2f}"
+            p = float(stats.norm.sf(z * bad_sign(direction)))
         out.append(
             Candidate(
                 kind="drift",
@@ -198,9 +210,10 @@ def _series_tests(
                 reference=float(values[0]),
                 reference_period=window[0].label,
                 statistic=z,
-                p_value=float(p),
-                test=f"Mann–Kendall trend test over {len(values)} periods, z = {z:.2f}",
+                p_value=p,
+                test=test,
                 span=len(values) - 1,
+                adjusted=wanders,
                 practical=worse(direction, total_change) and abs(total_change) >= a.min_change,
                 **base,
             )
@@ -263,15 +276,29 @@ def detect(
 def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.DataFrame:
     if not candidates:
         return pl.DataFrame(schema=FINDING_SCHEMA)
-    # A series is judged by two tests, the step and the CUSUM: each gets half of alpha
-    # (Bonferroni), so alpha stays the false-alarm rate of a stable series per period. Both
-    # are then adjusted across the run (Benjamini–Hochberg), so the number of series does not
-    # multiply false alarms. Mann–Kendall over a short window is already conservative (six
-    # periods need a perfectly monotone run to reach p < 0.01), and runs on level series only.
+    # A series is judged by its step, its CUSUM and, where it wanders, the mean of its recent
+    # moves: they share alpha (weighted Bonferroni, :data:`ALPHA_WEIGHTS`: a single period's
+    # move, the commonest regression, gets the larger share), so alpha stays the false-alarm
+    # rate of a stable series per period; they are then adjusted across the run
+    # (Benjamini–Hochberg), so the number of series does not multiply false alarms.
+    # Mann–Kendall over a short window is already conservative (six periods need a perfectly
+    # monotone run to reach p < 0.01: one period in 720 for a stable level) and stays as it is.
     p = np.array([c.p_value for c in candidates])
-    steps = np.array([c.kind != "drift" for c in candidates])  # steps and CUSUMs
+    shared = np.array([c.adjusted for c in candidates])
+    weights: defaultdict[tuple[str, str, str], float] = defaultdict(float)
+    for c in candidates:
+        if c.adjusted:
+            weights[c.measure_id, c.geo_code, c.disaggregation] += ALPHA_WEIGHTS[c.kind]
+    bonferroni = np.array(
+        [
+            weights[c.measure_id, c.geo_code, c.disaggregation] / ALPHA_WEIGHTS[c.kind]
+            if c.adjusted
+            else 1.0
+            for c in candidates
+        ]
+    )
     q = p.copy()
-    q[steps] = benjamini_hochberg(np.minimum(2 * p[steps], 1.0))
+    q[shared] = benjamini_hochberg(np.minimum(bonferroni[shared] * p[shared], 1.0))
     rows = []
     for c, qv in zip(candidates, q, strict=True):
         m = initiative.measures[c.measure_id]

@@ -68,6 +68,7 @@ class Candidate:
     partners_reported: int
     partners_expected: int
     usual_reported: float
+    adjusted: bool = True  # shares alpha with the series' other tests, adjusted across the run
 
 
 def fold(findings: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:

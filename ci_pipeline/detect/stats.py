@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -46,11 +46,22 @@ SEASON_YEARS = 5
 #: The usual level: the median of at most this many periods before.
 USUAL_WINDOW = 12
 
-#: How much smaller a model's typical error must be than a simpler one's for it to be chosen.
-MODEL_GAIN = 0.8
+#: How much smaller the period before's typical error must be than the usual level's for it
+#: to be chosen.
+MODEL_GAIN = 1.0
+#: ... and a seasonal model's, which has more to fit.
+SEASONAL_GAIN = 0.8
 #: The most a measure's other series count for, in errors, when a series' scale is
 #: estimated (empirical Bayes, as limma's moderated t: Smyth 2004).
 PRIOR_DF = 10
+#: The most recent periods left out of the baseline (Farrington's pastWeeksNotIncluded),
+#: where at least :data:`MIN_BASELINE` earlier errors remain.
+RECENT = 5
+MIN_BASELINE = 8
+#: Significance (two-sided) at which the usual level's errors show a trend to correct for.
+TREND_ALPHA = 0.2
+#: Lag-1 autocorrelation of the usual level's errors from which a series wanders.
+WANDERS = 0.5
 #: Past periods two models must both have predicted before one can be preferred.
 MIN_COMPARE = 8
 
@@ -133,10 +144,11 @@ def shape(unit: Unit, expected: np.ndarray, denominator: np.ndarray | None) -> n
 class Expectation:
     """What a series was expected to do in its last period, and how unusual what it did is.
 
-    ``errors`` are the standardised prediction errors ``(y - expected) / shape`` of every period
-    the model could predict, oldest first, the judged period last; ``scale`` is their standard
-    deviation estimated from the history alone (over-dispersion: 1 would be pure sampling
-    noise), on ``df`` errors.
+    ``errors`` are the standardised prediction errors ``(y - expected) / shape`` of the last
+    periods, aligned with them (NaN where a period is unknown), the judged period last;
+    ``scale`` is the standard deviation of the ``baseline`` errors — the history before the
+    most recent periods (over-dispersion: 1 would be pure sampling noise), on ``df`` degrees of
+    freedom.
     """
 
     model: str
@@ -144,7 +156,8 @@ class Expectation:
     errors: np.ndarray
     scale: float
     df: int
-    sampling: bool  # the history had no spread at all: the scale is sampling theory's
+    sampling: bool  # the baseline had no spread at all: the scale is sampling theory's
+    baseline: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def moderated(self, prior_scale: float, prior_df: int) -> Expectation:
         """The scale shrunk towards a prior worth ``prior_df`` errors (limma's moderated t:
@@ -154,6 +167,15 @@ class Expectation:
         own = 0 if self.sampling else self.df
         scale = math.sqrt((prior_df * prior_scale**2 + own * self.scale**2) / (prior_df + own))
         return replace(self, scale=scale, df=prior_df + own, sampling=False)
+
+    def normal_scores(self) -> np.ndarray:
+        """The errors in standard deviations, each mapped to the normal score of the same
+        tail probability under Student's t on ``df`` degrees of freedom (the normal itself
+        where the scale is sampling theory's)."""
+        t = self.errors / self.scale
+        if self.df == 0:
+            return t
+        return np.asarray(stats.norm.ppf(stats.t.cdf(t, self.df)))
 
     @property
     def z(self) -> float:
@@ -204,39 +226,50 @@ def expectation(
         errors[name] = e
     if not errors:
         return None
+    # The model is chosen on the history before the RECENT latest periods, as Farrington's
+    # pastWeeksNotIncluded: a change going on now must not choose the model it is judged by
+    # (on a shorter history the simplest model stays). The scale and the trend come from a
+    # baseline that leaves out as many of those periods as keep MIN_BASELINE errors: they
+    # must not be widened by the change either, but need errors to be estimated from.
+    chosen_on = len(y) - 1 - RECENT
+    simplest = next(errors[k] for k in MODELS if k in errors)
+    known = np.flatnonzero(~np.isnan(simplest[:-1]))
+    left_out = min(RECENT, max(0, len(known) - MIN_BASELINE))
+    cut = int(known[-left_out]) if left_out else len(y) - 1
+    # Only models with a baseline error to estimate their scale from take part.
+    errors = {k: e for k, e in errors.items() if np.any(~np.isnan(e[:cut]))} or errors
     # The simplest model that predicts well wins: the usual level, unless following the period
     # before predicts clearly better (a series that wanders); seasons only where they predict
-    # clearly better again. Each challenger is compared on the past periods both predicted,
-    # and only on enough of them: a model with more to fit wins on noise otherwise, and the
-    # scale of a model chosen on noise is too small.
-    # Only models with a past error to estimate their scale from take part.
-    errors = {k: e for k, e in errors.items() if np.any(~np.isnan(e[:-1]))} or errors
+    # clearly better again. Each challenger is compared on the periods both predicted before
+    # the latest, and only on enough of them: a model with more to fit wins on noise otherwise,
+    # and the scale of a model chosen on noise is too small.
     order = [k for k in MODELS if k in errors]
     name = order[0]
     for other in order[1:]:
-        both = ~np.isnan(errors[name][:-1]) & ~np.isnan(errors[other][:-1])
+        both = ~np.isnan(errors[name][:chosen_on]) & ~np.isnan(errors[other][:chosen_on])
         common = np.flatnonzero(both)[-window:]
         if len(common) < MIN_COMPARE:
             continue
         # Mean absolute errors: a median would not see a season that is one period in four.
         size = float(np.mean(np.abs(errors[other][common])))
-        if size < MODEL_GAIN * float(np.mean(np.abs(errors[name][common]))):
+        gain = SEASONAL_GAIN if other.startswith("seasonal") else MODEL_GAIN
+        if size < gain * float(np.mean(np.abs(errors[name][common]))) or (
+            name == "usual" and other == "previous" and _wanders(errors[name][common])
+        ):
             name = other
-    e = errors[name]
-    history = e[:-1][~np.isnan(e[:-1])][-window:]
-    if len(history) == 0:
+    e, pred = errors[name], preds[name]
+    baseline = e[:cut][~np.isnan(e[:cut])][-window:]
+    if len(baseline) == 0:
         return None
-    pred = preds[name]
-    corrected = name == "usual" and len(history) >= 4
-    if corrected:
-        # A median lags a series with a trend by the same amount each period: the usual level
-        # is corrected by the median of its past errors (the trend it has been missing). The
-        # correction is estimated from the same errors, so it costs them a degree of freedom.
-        bias = float(np.median(history))
-        e, history = e - bias, history - bias
+    bias = _trend(baseline) if name == "usual" else None
+    if bias is not None:
+        # A median lags a series with a trend by the same amount each period: where the
+        # baseline errors say so (significantly), the usual level is corrected by their median,
+        # which costs them a degree of freedom.
+        e, baseline = e - bias, baseline - bias
         pred = pred + bias * shape(unit, pred, denominator)
-    scale, df = _scale(history)
-    if corrected and df > 1:  # the sum of squares over its degrees of freedom, as an SD is
+    scale, df = _scale(baseline)
+    if bias is not None and df > 1:  # the sum of squares over its degrees of freedom
         scale, df = scale * math.sqrt(df / (df - 1)), df - 1
     sampling = scale == 0
     if sampling:
@@ -245,14 +278,33 @@ def expectation(
         # A history without a single move (rounded figures, a constant): fall back to sampling
         # noise, the variance of a difference of two independent draws.
         scale, df = math.sqrt(2.0), 0
-    return Expectation(
-        name,
-        float(pred[-1]),
-        np.concatenate([history, e[-1:]]),
-        scale,
-        df,
-        sampling,
-    )
+    return Expectation(name, float(pred[-1]), e[-(window + 1) :], scale, df, sampling, baseline)
+
+
+def _wanders(errors: np.ndarray) -> bool:
+    """Whether a level's errors follow each other (lag-1 autocorrelation of at least
+    :data:`WANDERS`): the series wanders away from any level, as a random walk does, even
+    where the period before has not yet predicted it better on a short history."""
+    a, b = errors[:-1] - errors.mean(), errors[1:] - errors.mean()
+    denominator = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    return denominator > 0 and float(np.sum(a * b)) / denominator >= WANDERS
+
+
+def _trend(errors: np.ndarray) -> float | None:
+    """The median of a model's past errors where their mean differs from 0 at the
+    :data:`TREND_ALPHA` level (Student's t, two-sided: Farrington keeps a trend only where it is
+    significant; a lenient level, because a missed trend widens the scale and silences the
+    series, while a spurious one costs a degree of freedom);
+    None otherwise, or with fewer than four errors."""
+    n = len(errors)
+    if n < 4:
+        return None
+    sd = float(np.std(errors, ddof=1))
+    mean = float(np.mean(errors))
+    if sd == 0:
+        return mean if mean != 0 else None
+    t = mean / (sd / math.sqrt(n))
+    return float(np.median(errors)) if abs(t) > stats.t.ppf(1 - TREND_ALPHA / 2, n - 1) else None
 
 
 def pooled_scale(expectations: list[Expectation]) -> tuple[float, int] | None:
@@ -275,11 +327,13 @@ def step_p(ex: Expectation, direction: Direction) -> float:
 
 
 def cusum(z: np.ndarray, k: float = CUSUM_K) -> tuple[float, int]:
-    """Page's one-sided CUSUM of standardised errors (bad direction positive), clipped at
-    :data:`CLIP`: the last value and the index where its current run began (the first period
+    """Page's one-sided CUSUM of standardised errors (bad direction positive; NaN for an
+    unknown period), clipped at :data:`CLIP`: the last value and the index where its current run began (the first period
     after the last zero; ``len(z)`` when it is zero now)."""
     s, start = 0.0, 0
     for i, zi in enumerate(np.clip(z, -CLIP, CLIP)):
+        if np.isnan(zi):  # an unknown period adds nothing
+            continue
         s = max(0.0, s + float(zi) - k)
         if s == 0.0:
             start = i + 1
@@ -298,9 +352,9 @@ def cusum_p(s: float, k: float = CUSUM_K) -> float:
     periods whose CUSUM is at least ``s``. In control, a CUSUM of N(0, 1) errors is a random
     walk with drift ``-k`` held at 0, whose stationary law is close to exponential with rate
     ``2k``, shifted by the overshoot of a discrete step (0.583): ``exp(-2k(s + 0.583))``
-    (checked against a simulation in the tests). With ``k = 0.5``, ``alpha / 2 = 0.005`` is a
-    limit of 4.72 standard deviations, where a stable series' first false alarm comes after
-    ``cusum_arl(4.72)`` = 700 periods on average."""
+    (checked against a simulation in the tests). With ``k = 0.5``, a third of alpha = 0.01
+    (the CUSUM's share beside a step) is a limit of 5.12 standard deviations, where a stable
+    series' first false alarm comes after ``cusum_arl(5.12)`` = 1,060 periods on average."""
     return min(1.0, math.exp(-2 * k * (s + SIEGMUND / 2))) if s > 0 else 1.0
 
 

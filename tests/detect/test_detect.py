@@ -22,7 +22,7 @@ from ci_pipeline.detect import (
     worse,
 )
 from ci_pipeline.model import frames
-from ci_pipeline.model.initiative import Direction, Initiative, Measure
+from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
 
 HIGHER = Direction.higher_is_better
@@ -280,22 +280,50 @@ def test_drift_is_found_on_a_monotone_slide_no_step_flags(initiative: Initiative
     )
 
 
-def test_a_steady_slide_beyond_the_series_usual_moves_is_a_sustained_change(
+def test_a_slide_after_a_flat_history_is_judged_against_the_level_before_it(
     initiative: Initiative,
 ) -> None:
-    """The same slide after three flat years: a point a quarter is far beyond a series that
-    never moved (its errors are judged against sampling noise), so the CUSUM finds it."""
+    """The same slide after three flat years. The expectation comes from the baseline before
+    the latest periods (Farrington's pastWeeksNotIncluded), so the slide is not learnt as
+    normal: 45% is far above the 40% of every quarter before (judged against sampling noise,
+    the history never moved). The CUSUM and the drift find it too and fold into the step."""
     values = [0.40] * 12 + [0.41, 0.42, 0.43, 0.44, 0.45]
     found = run(initiative, frame(series(initiative, WAGE, values, denominator=100_000)), WAGE)
-    assert kinds(found) == [("sustained", "nahf", "sex=total")]
+    assert kinds(found) == [("step", "nahf", "sex=total")]
     f = found.row(0, named=True)
-    # The run began in 2024-Q4, the first rise: it is measured from 2024-Q3's 40.0%.
-    assert (f["reference"], f["reference_period"], f["span"]) == (0.40, "2024-Q3", 5)
-    assert f["p_value"] < 0.01
+    assert (f["reference"], f["value"]) == (0.40, 0.45)
+    assert f["reference_period"] == "the usual level of the 12 quarters before"
+    assert f["folded"] == 2  # the sustained change and the drift of the same series
     assert f["message"].startswith(
-        "Employed earning below the minimum wage in Nahf rose from 40.0% in 2024-Q3 to 45.0% "
-        "in 2025-Q4, over 5 quarters: a sustained move"
+        "Employed earning below the minimum wage in Nahf rose to 45.0% in 2025-Q4 against "
+        "40.0% expected from the usual level of the 12 quarters before"
     )
+
+
+def test_a_wandering_series_falling_period_after_period_is_a_sustained_change(
+    initiative: Initiative,
+) -> None:
+    """A series that wanders (best predicted by its period before: a random walk of 10,000 a
+    quarter) then falls by 15,000 five quarters running: each fall is 1.8 standard deviations
+    of its usual moves at most, not a step at alpha/2, but the CUSUM adds them up (about 1 a
+    quarter over its allowance of half a standard deviation)."""
+    ini = with_measure(initiative, MONEY, alert_min_change=0.0)
+    walk = 1e6 + np.cumsum(np.random.default_rng(3).normal(0, 1e4, 30))
+    values = [*walk, *(walk[-1] - 1.5e4 * np.arange(1, 6))]
+    ex = detect.expectation(np.array(values), unit=Unit.amount, per_year=4)
+    assert ex is not None
+    assert ex.model == "previous"
+    assert detect.step_p(ex, HIGHER) * 2 > ini.measures[MONEY].alert.alpha  # no step
+    found = run(ini, frame(series(ini, MONEY, values, geo=CLUSTER)), MONEY)
+    assert kinds(found) == [("sustained", CLUSTER, "total")]
+    f = found.row(0, named=True)
+    # The CUSUM's run began with the first fall: it is measured from the quarter before.
+    assert (f["reference_period"], f["span"]) == ("2024-Q3", 5)
+    assert f["reference"] == pytest.approx(walk[-1])
+    assert f["message"].startswith(
+        "New resources mobilised for the initiative in Beit HaKerem cluster fell from "
+    )
+    assert "over 5 quarters: a sustained move" in f["message"]
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,7 @@ def test_a_gap_that_jumps_while_both_groups_improve_is_a_regression(
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_gap_that_widens_steadily_while_both_groups_improve_is_a_drift(
+def test_a_gap_that_widens_steadily_while_both_groups_improve_is_found(
     initiative: Initiative, seed: int
 ) -> None:
     # Over the last six quarters the Jewish localities improve by 2 points a quarter and the
@@ -288,10 +288,13 @@ def test_a_gap_that_widens_steadily_while_both_groups_improve_is_a_drift(
     indicators = simulate(jewish, arab, seed)
     findings = judge(initiative, indicators)
     assert set(findings["disaggregation"]) == {GAP_JA}, findings
-    [f] = findings.filter(pl.col("kind") == "drift").to_dicts()
+    # Found by Mann–Kendall (a drift) or, where its moves beyond the gap's usual spread add up
+    # first, by the CUSUM (a sustained change, which the drift folds into): one finding.
+    [f] = findings.to_dicts()
+    assert f["kind"] in ("drift", "sustained")
     assert f["change"] > 0.05
-    assert "has widened steadily from" in f["message"]
-    # A drift compares with a period, so each group's value then is given too.
+    assert ("has widened steadily from" if f["kind"] == "drift" else "widened from") in f["message"]
+    # Both compare with a period, so each group's value then is given too.
     then = one(
         gaps.gap_series(indicators, initiative), disaggregation=GAP_JA, period=f["reference_period"]
     )

@@ -32,20 +32,21 @@ def test_each_model_predicts_from_the_periods_before_only() -> None:
 
 
 def test_the_seasonal_expectation_is_the_same_quarter_of_earlier_years() -> None:
-    # Q4 is 10 higher every year; five years. The seasonal models predict from the third year
-    # on (two earlier years): 8 quarters to compare them with the usual level on, as needed.
+    # Q4 is 10 higher every year; six years. The seasonal models predict from the third year
+    # on (two earlier years): 10 baseline quarters (the latest 5 left out) to compare them with
+    # the usual level on, 8 being needed.
     year = [10.0, 10.0, 10.0, 20.0]
-    y = np.array(year * 5)
+    y = np.array(year * 6)
     got = predictions(y, per_year=4)
-    # the fifth year's Q4 (index 19): median of the Q4s of up to five years before = 20
-    assert got["seasonal_usual"][19] == pytest.approx(20.0)
+    # the sixth year's Q4 (index 23): median of the Q4s of up to five years before = 20
+    assert got["seasonal_usual"][23] == pytest.approx(20.0)
     # the period before (Q3, 10) plus the usual move into Q4 (+10)
-    assert got["seasonal_previous"][19] == pytest.approx(20.0)
+    assert got["seasonal_previous"][23] == pytest.approx(20.0)
     assert np.isnan(got["seasonal_usual"][7])  # one earlier year is not enough
     # With a little noise (a series that never moves has no scale), a Q4 of 12 is expected
     # near 20 by the seasons: far below them.
-    y = y + np.random.default_rng(3).normal(0, 0.2, 20)
-    y[19] = 12.0
+    y = y + np.random.default_rng(3).normal(0, 0.2, 24)
+    y[23] = 12.0
     ex = expectation(y, unit=Unit.amount, per_year=4)
     assert ex is not None
     assert ex.model.startswith("seasonal")
@@ -56,27 +57,42 @@ def test_the_seasonal_expectation_is_the_same_quarter_of_earlier_years() -> None
 def test_a_series_that_wanders_is_expected_at_its_last_value() -> None:
     """A random walk: each value is the last plus noise. The usual level lags it; the period
     before predicts it better (its errors are the walk's steps)."""
-    rng = np.random.default_rng(11)
-    y = 50 + np.cumsum(rng.normal(0, 1, 30))
+    rng = np.random.default_rng(3)
+    y = 50 + np.cumsum(rng.normal(0, 1, 40))
     ex = expectation(y, unit=Unit.amount, per_year=1)
     assert ex is not None
     assert ex.model == "previous"
     assert ex.expected == pytest.approx(y[-2])
 
 
-def test_the_scale_is_the_history_s_own() -> None:
-    """Errors of the usual level around a series swinging 10, 12, 10 ...: the usual level is
-    corrected by the median of its past errors, which costs a degree of freedom, so the scale
-    is the root of their sum of squares over n - 1, on n - 1 degrees of freedom."""
+def test_the_scale_is_the_baseline_s_own() -> None:
+    """A series swinging 10, 12, 10 ...: the usual level (11 from the third period on) errs by
+    -1 or +2 after the first ones, the period before by ±2 always, so the usual level is kept.
+    Its eleven past errors lose the latest three to the baseline (up to five are left out, as
+    many as leave eight); their mean, 0.5, is no significant trend (t = 0.88), so the scale is
+    their root mean square, sqrt((1 + 4) / 2), on eight degrees of freedom."""
     y = np.array([10.0, 12.0] * 6 + [10.0])
     ex = expectation(y, unit=Unit.amount, per_year=1)
     assert ex is not None
-    # the period before errs by ±2 always; the usual level by ±1 or ±2: it is kept
     assert ex.model == "usual"
-    history = ex.errors[:-1]
-    n = len(history)
-    assert ex.df == n - 1
-    assert ex.scale == pytest.approx(float(np.sqrt(np.sum(history**2) / (n - 1))))
+    assert ex.baseline.tolist() == [-1.0, 2.0] * 4
+    assert ex.df == 8
+    assert ex.scale == pytest.approx(math.sqrt(2.5))
+
+
+def test_a_significant_trend_corrects_the_usual_level() -> None:
+    """A series rising 0.2 a period under noise of ±1 (so the usual level, not the period
+    before, predicts it best): the median of the twelve periods before lags the trend, here
+    4.5 for the last period, whose trend value is 5.8. The baseline errors' mean is far from 0
+    (Student's t), so the usual level is corrected by their median (+0.8 here: the expectation
+    5.3), and the correction costs a degree of freedom."""
+    y = 0.2 * np.arange(30) + np.tile([1.0, -1.0], 15)
+    assert predictions(y, per_year=1)["usual"][-1] == pytest.approx(4.5)
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    assert ex.model == "usual"
+    assert ex.expected == pytest.approx(5.3)
+    assert ex.df == len(ex.baseline) - 1
 
 
 def test_step_p_is_student_t_on_the_history_s_degrees_of_freedom() -> None:
@@ -181,7 +197,7 @@ def test_simulated_false_alarms_stay_within_the_bound_at_every_denominator(
     initiative: Initiative,
 ) -> None:
     """The stated bound: a stable series is flagged in at most 2·alpha of its judged periods
-    (alpha = 0.01 is split between the step and the CUSUM; the model choice and the trimmed
+    (alpha = 0.01 is shared by the step, the CUSUM and the moves; the model choice and the trimmed
     scale cost some of the rest). Simulated over-dispersed series — beta-binomial-like level
     noise of 1 point, a random walk of 0.5 points a quarter, seasons of ±3 points — at every
     denominator from 10² to 10⁸; 150 series each, so the check fails when the rate exceeds the
