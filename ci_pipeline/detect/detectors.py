@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
 import polars as pl
@@ -40,7 +41,8 @@ ALPHA_WEIGHTS = {"step": 2.0, "seasonal_step": 2.0, "sustained": 1.0, "drift": 1
 HISTORY = 24
 
 
-def _usable(row: dict[str, Any] | None) -> bool:
+def _usable(row: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    """A cell with a published value."""
     return row is not None and not row["suppressed"] and row["value"] is not None
 
 
@@ -56,65 +58,64 @@ def _reference_text(model: str, measure: Measure, before: Period, usual: int) ->
     return f"the same {unit} in earlier years"
 
 
-def _window(
-    measure: Measure, by_period: dict[str, dict[str, Any]], judged: Period
-) -> tuple[list[Period], list[dict[str, Any] | None], np.ndarray, np.ndarray | None]:
-    """The periods read for a series' expectation, their rows, values and (for proportions)
-    denominators, NaN where unknown or suppressed."""
+@dataclass(frozen=True)
+class _Series:
+    """One series read for its judged period: its rows by period, the periods of its window,
+    their values and (for proportions) denominators, NaN where unknown or suppressed, and its
+    own expectation (None where it is not judged on one)."""
+
+    by_period: dict[str, dict[str, Any]]
+    periods: list[Period]
+    y: np.ndarray
+    expectation: Expectation | None
+
+
+def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | None:
+    """The series' window, once; None where its judged period has no value to judge."""
+    by_period = {row["period"]: row for row in series.iter_rows(named=True)}
+    if not _usable(by_period.get(judged.label)):
+        return None
     per_year = PER_YEAR[str(measure.periodicity)]
     span = HISTORY + (SEASON_YEARS * per_year + 1 if per_year > 1 else 0)
     periods = [shift(judged, k) for k in range(-span, 1)]
-    rows = [by_period.get(p.label) for p in periods]
-    usable = [r if r is not None and _usable(r) else None for r in rows]
+    usable = [r if _usable(r) else None for r in (by_period.get(p.label) for p in periods)]
     y = np.array([np.nan if r is None else r["value"] for r in usable], dtype=float)
+    if int(np.sum(~np.isnan(y[:-1]))) < measure.alert.min_history:
+        return _Series(by_period, periods, y, None)
     denominator = None
     if measure.unit is Unit.proportion:
         denominator = np.array(
             [np.nan if r is None or not r["denominator"] else r["denominator"] for r in usable],
             dtype=float,
         )
-    return periods, rows, y, denominator
-
-
-def _expectation(
-    measure: Measure, by_period: dict[str, dict[str, Any]], judged: Period
-) -> Expectation | None:
-    """The series' expectation of its judged period, or None where it is not judged."""
-    if not _usable(by_period.get(judged.label)):
-        return None
-    _periods, _rows, y, denominator = _window(measure, by_period, judged)
-    if int(np.sum(~np.isnan(y[:-1]))) < measure.alert.min_history:
-        return None
-    return expectation(
+    ex = expectation(
         y,
         unit=measure.unit,
-        per_year=PER_YEAR[str(measure.periodicity)],
+        per_year=per_year,
         denominator=denominator,
         seasonal=measure.alert.seasonal,
     )
+    return _Series(by_period, periods, y, ex)
 
 
-def _series_tests(
-    measure: Measure,
-    series: pl.DataFrame,
-    judged: Period,
-    prior: tuple[float, int] | None = None,
+def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> list[Candidate]:
+    """Every test for one series (rows of one measure × geography × breakdown, by period),
+    judged on its own history alone (as equity gap series are)."""
+    read = _read(measure, series, judged)
+    return [] if read is None else _tests(measure, read, judged, read.expectation)
+
+
+def _tests(
+    measure: Measure, read: _Series, judged: Period, ex: Expectation | None
 ) -> list[Candidate]:
-    """Every test for one series (rows of one measure × geography × breakdown, by period);
-    ``prior`` is the pooled scale of the measure's series and its weight (see :func:`detect`)."""
-    by_period = {row["period"]: row for row in series.iter_rows(named=True)}
-    now = by_period.get(judged.label)
-    if now is None or not _usable(now):
-        return []
+    """Every test for one read series, ``ex`` its expectation (moderated or not)."""
+    by_period, periods, y = read.by_period, read.periods, read.y
+    now = by_period[judged.label]
     a = measure.alert
     direction = measure.direction
-    periods, rows, y, _denominator = _window(measure, by_period, judged)
-    history = [r for r in rows[-13:-1] if _usable(r)]  # the trailing year's usable periods
-    usual = (
-        float(np.median([h["partners_reported"] for h in history]))  # type: ignore[index]
-        if history
-        else now["partners_reported"]
-    )
+    history = [by_period.get(p.label) for p in periods[-13:-1]]
+    reported = [h["partners_reported"] for h in history if _usable(h)]  # the trailing year's
+    usual = float(np.median(reported)) if reported else now["partners_reported"]
     base = {
         "measure_id": measure.id,
         "geo_code": now["geo_code"],
@@ -127,9 +128,6 @@ def _series_tests(
     out: list[Candidate] = []
     if int(np.sum(~np.isnan(y[:-1]))) < a.min_history:
         return out
-    ex = _expectation(measure, by_period, judged)
-    if ex is not None and prior is not None:
-        ex = ex.moderated(*prior)
     value = float(now["value"])
     if ex is not None:
         change = value - ex.expected
@@ -245,23 +243,25 @@ def detect(
 ) -> pl.DataFrame:
     """Step, sustained, drift and off-track findings for the judged period of each measure, on
     every indicator series and every equity gap series."""
-    groups = [
-        (initiative.measures[str(key[0])], series)
-        for key, series in indicators.group_by(["measure_id", "geo_code", "disaggregation"])
-        if str(key[0]) in initiative.measures and str(key[0]) in periods
+    read = [
+        (m, series, judged)
+        for key, frame in indicators.group_by(["measure_id", "geo_code", "disaggregation"])
+        if (m := initiative.measures.get(str(key[0]))) is not None
+        and (judged := periods.get(m.id)) is not None
+        and (series := _read(m, frame, judged)) is not None
     ]
     # The scale of each measure's series, pooled: a series with a short history borrows
     # strength from the measure's others (see stats.pooled_scale).
     scales: dict[str, list[Expectation]] = {}
-    for m, series in groups:
-        by_period = {row["period"]: row for row in series.iter_rows(named=True)}
-        ex = _expectation(m, by_period, periods[m.id])
-        if ex is not None:
-            scales.setdefault(m.id, []).append(ex)
+    for m, series, _judged in read:
+        if series.expectation is not None:
+            scales.setdefault(m.id, []).append(series.expectation)
     priors = {m: pooled_scale(exs) for m, exs in scales.items()}
     candidates: list[Candidate] = []
-    for m, series in groups:
-        candidates += _series_tests(m, series, periods[m.id], priors.get(m.id))
+    for m, series, judged in read:
+        ex, prior = series.expectation, priors.get(m.id)
+        moderated = ex.moderated(*prior) if ex is not None and prior is not None else ex
+        candidates += _tests(m, series, judged, moderated)
     # --- equity gaps (ci_pipeline.detect.gaps): the gap series between the groups the
     # initiative tracks, judged by the same per-series tests and adjusted with the rest; their
     # sentences name both groups and both values.
