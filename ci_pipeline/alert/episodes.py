@@ -17,18 +17,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ci_pipeline.detect import format_value, worse
+from ci_pipeline.detect import REGRESSIONS, format_value, worse
 from ci_pipeline.model.initiative import Measure
-from ci_pipeline.model.periods import Periodicity, parse_period
+from ci_pipeline.model.periods import parse_period
 
-#: The regression detectors' kinds: one family, one episode per series across them.
-REGRESSION_KINDS = frozenset({"step", "seasonal_step", "drift", "sustained"})
-
-#: When one run flags a series with several regression kinds for one period, the one whose
-#: finding the episode follows (its sentence says most): a step before the others.
-KIND_PRIORITY = ("step", "seasonal_step", "sustained", "drift")
-
-_UNIT = {Periodicity.month: "month", Periodicity.quarter: "quarter", Periodicity.year: "year"}
+#: The regression detectors' kinds (:data:`ci_pipeline.detect.REGRESSIONS`, in the order in
+#: which one explains the others): one family, one episode per series across them.
+REGRESSION_KINDS = frozenset(REGRESSIONS)
 
 
 @dataclass(frozen=True)
@@ -135,7 +130,7 @@ def episode_message(message: str, episode: Episode, measure: Measure) -> str:
     """
     if episode.periods <= 1:
         return message
-    unit = _UNIT[parse_period(episode.start_period).periodicity]
+    unit = str(parse_period(episode.start_period).periodicity)
     return (
         f"Worsening since {episode.start_period} ({episode.periods} {unit}s): from "
         f"{format_value(measure, episode.start_reference)} to "

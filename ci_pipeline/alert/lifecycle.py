@@ -26,7 +26,6 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.alert.episodes import (
-    KIND_PRIORITY,
     REGRESSION_KINDS,
     Episode,
     back_to_start,
@@ -36,7 +35,7 @@ from ci_pipeline.alert.episodes import (
     from_evidence,
 )
 from ci_pipeline.clock import utcnow
-from ci_pipeline.detect.findings import is_gap
+from ci_pipeline.detect.findings import REGRESSIONS, is_gap
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.store import Alert, AlertStatus
@@ -117,8 +116,9 @@ def record_findings(
 
 def _chosen(findings: pl.DataFrame) -> dict[tuple[str, str, str, str], str]:
     """Per series and period with regression findings, the kind whose finding the episode
-    follows when a run has several (the first of :data:`KIND_PRIORITY`)."""
-    rank = {k: i for i, k in enumerate(KIND_PRIORITY)}
+    follows when a run has several: the first of ``detect.REGRESSIONS``, the one that
+    :func:`ci_pipeline.detect.fold` keeps too (findings made elsewhere may hold several)."""
+    rank = {k: i for i, k in enumerate(REGRESSIONS)}
     chosen: dict[tuple[str, str, str, str], str] = {}
     for kind, *where in findings.select(
         "kind", "measure_id", "geo_code", "disaggregation", "period"
