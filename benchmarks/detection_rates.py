@@ -15,8 +15,8 @@ parameters:
 - ``drift`` — the same noise, with the last ``drift_periods`` periods worsening along a straight
   line (a steady slide of a stated size per period).
 
-A series is *flagged* when ``detect()`` returns any ``step``, ``seasonal_step`` or ``drift``
-finding for it. By default the series are judged as production judges them: as many to a
+A series is *flagged* when ``detect()`` returns any regression finding for it (``step``,
+``seasonal_step``, ``sustained`` or ``drift``: ``detect.REGRESSIONS``). By default the series are judged as production judges them: as many to a
 ``detect()`` call as the measure has series in one run of the initiative (its geographies ×
 breakdown codes), so the run-wide Benjamini–Hochberg adjustment sees what it sees in production;
 a regressed series is judged among noise-only companions and only it is counted.
@@ -40,7 +40,7 @@ import polars as pl
 
 from ci_pipeline.aggregate import expected_partners
 from ci_pipeline.config import DEFAULT_INITIATIVE
-from ci_pipeline.detect import detect
+from ci_pipeline.detect import REGRESSIONS, detect
 from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import Period, parse_period, shift
@@ -48,7 +48,8 @@ from ci_pipeline.model.periods import Period, parse_period, shift
 SEED = 20251125
 Scenario = Literal["null", "step", "drift"]
 SCENARIOS: tuple[Scenario, ...] = ("null", "step", "drift")
-REGRESSION_KINDS = ("step", "seasonal_step", "drift")
+#: Every kind that says a series regressed (``sustained`` included).
+REGRESSION_KINDS = REGRESSIONS
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Rate:
     scenario: Scenario
     series: int
     runs: int  # detect() calls
-    flagged: int  # series with any step / seasonal_step / drift finding
+    flagged: int  # series with any regression finding (detect.REGRESSIONS)
     by_kind: dict[str, int]  # series with a finding of each kind
     alpha: float
     run_size: int
