@@ -31,6 +31,7 @@ from ci_pipeline import store
 from ci_pipeline.alert.channels import Sender, apprise_sender
 from ci_pipeline.alert.lifecycle import alert_id
 from ci_pipeline.clock import aware, utcnow
+from ci_pipeline.detect import KIND_LABELS
 from ci_pipeline.store import Alert, OutboxMessage
 
 BACKOFF_BASE = timedelta(seconds=30)
@@ -105,34 +106,23 @@ class Delivery:
 
 def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
     """One message for a channel: every alert of this delivery, most severe kinds first."""
-    order = {
-        "quality": -1,
-        "step": 0,
-        "seasonal_step": 1,
-        "sustained": 2,
-        "drift": 3,
-        "off_track": 4,
-        "missing": 5,
-    }
+    order = {k: i for i, k in enumerate(KIND_LABELS)}
     items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
-    label = {
-        "quality": "Quality gate",
-        "step": "Regression",
-        "seasonal_step": "Regression (vs a year before)",
-        "sustained": "Sustained regression",
-        "drift": "Sustained drift",
-        "off_track": "Off track",
-        "missing": "Missing data",
-    }
     if audience == "engineers":
         title = f"ci-pipeline: {len(items)} alert(s) held by the data-quality gate (unverified)"
         intro = "The quality gate failed for these measures, so their alerts were not sent to the backbone team. Check the Data Docs, fix the data, and re-run.\n\n"
     else:
         title = f"ci-pipeline: {len(items)} indicator alert(s)"
         intro = ""
-    lines = [f"• [{label.get(a.kind, a.kind)}] #{a.id} {a.message}" for a in items]
+    lines = [f"• [{_label(a.kind)}] #{a.id} {a.message}" for a in items]
     footer = "\n\nAcknowledge with: ci-pipeline alerts ack ID"
     return title, intro + "\n".join(lines) + footer
+
+
+def _label(kind: str) -> str:
+    """A kind as a message heads it: its label, capitalised."""
+    label = KIND_LABELS.get(kind, kind)
+    return label[:1].upper() + label[1:]
 
 
 def deliver(

@@ -32,7 +32,14 @@ from __future__ import annotations
 
 from ci_pipeline.detect.describe import describe, described, format_value
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
-from ci_pipeline.detect.findings import FINDING_SCHEMA, KINDS, REGRESSIONS, Candidate, fold
+from ci_pipeline.detect.findings import (
+    FINDING_SCHEMA,
+    KIND_LABELS,
+    KINDS,
+    REGRESSIONS,
+    Candidate,
+    fold,
+)
 from ci_pipeline.detect.judgement import FINDING_ORDER, Judgement, judge
 from ci_pipeline.detect.missing import due_date, missing_data
 from ci_pipeline.detect.stats import (
@@ -52,6 +59,7 @@ __all__ = [
     "FINDING_ORDER",
     "FINDING_SCHEMA",
     "KINDS",
+    "KIND_LABELS",
     "REGRESSIONS",
     "Candidate",
     "Expectation",

@@ -44,6 +44,18 @@ FINDING_SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
 
 KINDS = ("step", "seasonal_step", "sustained", "drift", "off_track", "missing")
 
+#: Alert kinds as the backbone reads them, most severe first (the order digests and alert
+#: messages list them in).
+KIND_LABELS = {
+    "quality": "quality gate",
+    "step": "regression",
+    "seasonal_step": "regression (vs a year before)",
+    "sustained": "sustained regression",
+    "drift": "sustained drift",
+    "off_track": "off track",
+    "missing": "missing data",
+}
+
 #: The kinds that say a series regressed (one episode of a series, whatever finds it).
 REGRESSIONS = ("step", "seasonal_step", "sustained", "drift")
 

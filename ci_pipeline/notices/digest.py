@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from ci_pipeline import aggregate, alert, detect, store
 from ci_pipeline.alert import Sender, apprise_sender
 from ci_pipeline.config import Settings
+from ci_pipeline.detect import KIND_LABELS
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import GeoLevel, Initiative
@@ -24,15 +25,6 @@ from ci_pipeline.notices.common import Notice, Sent, deliver_notice, late_by_par
 from ci_pipeline.notices.completeness import late_partners
 from ci_pipeline.store import AlertStatus
 
-#: Alert kinds as the backbone reads them, most severe first (the order a digest lists them).
-KIND_LABELS = {
-    "quality": "quality gate",
-    "step": "regression",
-    "seasonal_step": "regression (vs a year before)",
-    "drift": "sustained drift",
-    "off_track": "off track",
-    "missing": "missing data",
-}
 TOP_ALERTS = 5  # alert sentences a digest quotes
 TOP_HEADLINES = 25  # headline lines a digest lists before "… and N more"
 
