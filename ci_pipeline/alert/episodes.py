@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ci_pipeline.detect import REGRESSIONS, format_value, worse
+from ci_pipeline.detect import REGRESSIONS, format_pair, worse
 from ci_pipeline.model.initiative import Measure
 from ci_pipeline.model.periods import parse_period
 
@@ -131,8 +131,9 @@ def episode_message(message: str, episode: Episode, measure: Measure) -> str:
     if episode.periods <= 1:
         return message
     unit = str(parse_period(episode.start_period).periodicity)
+    # With the digits that show the two differ, as the finding's own sentence has them.
+    start, latest = format_pair(measure, episode.start_reference, episode.latest_value)
     return (
-        f"Worsening since {episode.start_period} ({episode.periods} {unit}s): from "
-        f"{format_value(measure, episode.start_reference)} to "
-        f"{format_value(measure, episode.latest_value)}. {message}"
+        f"Worsening since {episode.start_period} ({episode.periods} {unit}s): from {start} to "
+        f"{latest}. {message}"
     )

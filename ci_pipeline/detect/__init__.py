@@ -30,7 +30,7 @@ period, on indicators read once). This namespace re-exports their public names.
 
 from __future__ import annotations
 
-from ci_pipeline.detect.describe import describe, described, format_value
+from ci_pipeline.detect.describe import describe, described, format_pair, format_value
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
 from ci_pipeline.detect.findings import (
     FINDING_SCHEMA,
@@ -74,6 +74,7 @@ __all__ = [
     "due_date",
     "expectation",
     "fold",
+    "format_pair",
     "format_value",
     "judge",
     "judged_periods",

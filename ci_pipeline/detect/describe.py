@@ -25,7 +25,7 @@ def format_value(measure: Measure, value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f} {measure.unit_label}"
 
 
-def format_pair(measure: Measure, before: float, after: float) -> tuple[str, str]:
+def format_pair(measure: Measure, before: float | None, after: float | None) -> tuple[str, str]:
     """Two values with enough digits to show that they differ (never "from 2.3% to 2.3%")."""
     for digits in range(4):
         a, b = format_value(measure, before, digits), format_value(measure, after, digits)
