@@ -20,8 +20,8 @@ direction and documented change points) is replayed period by period with no loo
   same detectors, no database, no lifecycle): a period alarms when it has any finding. Fast,
   for tuning.
 
-Either way a period *alarms* when a regression alert (any kind but ``missing``, ``quality`` and
-``off_track``) opens in it; consecutive alarm periods are one alarm, at the first (as one alert
+Either way a period *alarms* when a regression alert (a kind of ``detect.REGRESSIONS``: not
+``missing``, ``quality`` or ``off_track``) opens in it; consecutive alarm periods are one alarm, at the first (as one alert
 per episode). The baseline rules see the same values with the same warm-up and are collapsed
 the same way (:mod:`benchmarks.detection_scoring`, which also scores them). Prints a Markdown
 table (series x rule) and the command that repeats it. Deterministic: no randomness here.
@@ -61,8 +61,8 @@ from ci_pipeline.receive import intake
 
 SERIES_DIR = Path(__file__).parent / "series"
 GEO, PARTNER = "area", "source"
-#: Alert kinds that are not a verdict on the series' movement.
-NOT_REGRESSION = frozenset({"missing", "quality", "off_track"})
+#: The alert kinds that are a verdict on the series' movement.
+REGRESSION_KINDS = frozenset(detect.REGRESSIONS)
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def replay_pipeline(s: Series, work: Path) -> list[set[str]]:
                 judgement, initiative, settings=settings, engine=engine
             )
             kinds = {a["kind"] for a in alert.read_alerts(recorded.new, engine=engine)}
-            opened.append(kinds - NOT_REGRESSION)
+            opened.append(kinds & REGRESSION_KINDS)
     finally:
         engine.dispose()
     return opened
@@ -281,7 +281,7 @@ def replay_direct(s: Series, initiative: Initiative) -> list[set[str]]:
     out: list[set[str]] = []
     for i, label in enumerate(s.periods):
         found = detect.detect(indicator_frame(s, i), initiative, {s.name: parse_period(label)})
-        out.append(set(found["kind"].to_list()) - NOT_REGRESSION)
+        out.append(set(found["kind"].to_list()) & REGRESSION_KINDS)
     return out
 
 
