@@ -21,8 +21,8 @@ direction and documented change points) is replayed period by period with no loo
   for tuning.
 
 Either way a period *alarms* when a regression alert (a kind of ``detect.REGRESSIONS``: not
-``missing``, ``quality`` or ``off_track``) opens in it; consecutive alarm periods are one alarm, at the first (as one alert
-per episode). The baseline rules see the same values with the same warm-up and are collapsed
+``missing``, ``quality`` or ``off_track``) opens in it; consecutive alarm periods are one alarm,
+at the first (as one alert per episode). The baseline rules see the same values with the same warm-up and are collapsed
 the same way (:mod:`benchmarks.detection_scoring`, which also scores them). Prints a Markdown
 table (series x rule) and the command that repeats it. Deterministic: no randomness here.
 """
