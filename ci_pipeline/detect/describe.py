@@ -11,6 +11,7 @@ import polars as pl
 
 from ci_pipeline.detect.findings import FINDING_SCHEMA, REGRESSIONS
 from ci_pipeline.model.initiative import TOTAL, Initiative, Measure, Unit
+from ci_pipeline.model.periods import is_period
 
 
 def format_value(measure: Measure, value: float | None, digits: int = 0) -> str:
@@ -71,7 +72,7 @@ def _regression(f: dict[str, Any], m: Measure, subject: str, evidence: str) -> s
             f"over {_span(m, f['span'] or 1)}: a sustained move, more than this series usually "
             f"moves ({chance})"
         )
-    elif f["reference_period"] and f["reference_period"][0].isdigit():
+    elif is_period(str(f["reference_period"])):
         text = (
             f"{subject} {verb} from {ref} in {f['reference_period']} to {val} in {f['period']}: "
             f"more than this series usually moves ({chance})"

@@ -40,7 +40,6 @@ import polars as pl
 
 from ci_pipeline.detect.describe import format_value
 from ci_pipeline.detect.findings import GAP_PREFIX, Candidate, is_gap
-from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.model.initiative import (
     TOTAL,
     Direction,
@@ -49,7 +48,7 @@ from ci_pipeline.model.initiative import (
     Measure,
     Unit,
 )
-from ci_pipeline.model.periods import Period, parse_period
+from ci_pipeline.model.periods import Period, is_period
 
 #: The units a gap is derived for: rates. A difference of counts or amounts between groups of
 #: different sizes says how big the groups are, not how far apart.
@@ -383,15 +382,10 @@ def describe_gaps(
             continue
         series = (f["measure_id"], f["geo_code"], f["disaggregation"])
         now = values.get((*series, f["period"]), (None, None))
-        then = values.get((*series, f["reference_period"])) if _is_period(f) else None
+        then = (
+            values.get((*series, f["reference_period"]))
+            if is_period(str(f["reference_period"]))
+            else None
+        )
         messages.append(gap_sentence(f, initiative, now, then))
     return findings.with_columns(pl.Series("message", messages, dtype=pl.Utf8))
-
-
-def _is_period(finding: dict[str, Any]) -> bool:
-    """Whether a finding's reference is a period (not a median of history)."""
-    try:
-        parse_period(str(finding["reference_period"]))
-    except InvalidPeriod:
-        return False
-    return True

@@ -68,6 +68,16 @@ def parse_period(text: str) -> Period:
     )
 
 
+def is_period(text: str) -> bool:
+    """Whether ``text`` is a period label :func:`parse_period` reads (a finding's reference may
+    be a period or words such as "the usual level of ...")."""
+    try:
+        parse_period(text)
+    except InvalidPeriod:
+        return False
+    return True
+
+
 def periods_in(span: Period, periodicity: Periodicity) -> list[Period]:
     """The periods of ``periodicity`` that lie wholly inside ``span``, in order."""
     step = _MONTHS[periodicity]
