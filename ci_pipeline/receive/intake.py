@@ -67,9 +67,9 @@ def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Sub
     row = store.get_submission(submission_id, engine=engine)
     if row is None:
         raise SubmissionRefused(f"there is no submission #{submission_id}")
-    if row.status != store.Status.received or not store.claim_received(
-        submission_id, engine=engine
-    ):
+    if row.status != store.Status.received:
+        return Receipt.from_row(row)
+    if not store.claim_received(submission_id, engine=engine):  # decided since it was read
         decided = store.get_submission(submission_id, engine=engine)
         assert decided is not None
         return Receipt.from_row(decided)
