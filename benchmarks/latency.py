@@ -174,17 +174,16 @@ def main() -> None:
 
     event_driven: list[float] = []
     hops: list[dict[str, float]] = []
+    watched = store.engine_for(settings.resolved_database_url)
     with (
         prefect_server(settings),
         running(runner_deployments()),
-        inbox.InboxWatcher(
-            settings,
-            initiative,
-            emitter=events.prefect_emitter,
-            engine=store.engine_for(settings.resolved_database_url),
-        ),
+        inbox.InboxWatcher(settings, initiative, emitter=events.prefect_emitter, engine=watched),
     ):
         for i in range(args.repeats):
+            # The database file is replaced next: no pooled connection may outlive it (SQLite
+            # in WAL mode then reads the new file as malformed).
+            watched.dispose()
             restore()
             target = settings.inbox_dir / PARTNER / PERIOD / f"run{i}-{regressing.path.name}"
             target.parent.mkdir(parents=True, exist_ok=True)
