@@ -82,29 +82,14 @@ def main() -> None:
     snapshot = home / "snapshot.db"
     today = date.today()
 
-    def ingest_direct(path: Path, partner: str, period: str, file_name: str | None = None) -> str:
+    def ingest_direct(path: Path, partner: str, period: str) -> None:
         engine = store.make_engine(settings.resolved_database_url)
         try:
             row = intake.take(
-                path,
-                partner,
-                period,
-                initiative=initiative,
-                settings=settings,
-                engine=engine,
-                file_name=file_name,
+                path, partner, period, initiative=initiative, settings=settings, engine=engine
             )
             assert row.id is not None
-            new = intake.load(row.id, settings=settings, engine=engine)
-            assert isinstance(new, store.Submission)
-            if intake.duplicate_receipt(new, engine=engine) is not None:
-                return "duplicate"
-            parsed = intake.parse(new, initiative=initiative, settings=settings)
-            assert not isinstance(parsed, str), parsed
-            result = intake.check(parsed, new, initiative=initiative, engine=engine)
-            return intake.record(
-                new, result, encoding=parsed.encoding, settings=settings, engine=engine
-            ).status
+            intake.ingest(row.id, initiative=initiative, settings=settings, engine=engine)
         finally:
             engine.dispose()
 
@@ -189,17 +174,16 @@ def main() -> None:
 
     event_driven: list[float] = []
     hops: list[dict[str, float]] = []
+    watched = store.engine_for(settings.resolved_database_url)
     with (
         prefect_server(settings),
         running(runner_deployments()),
-        inbox.InboxWatcher(
-            settings,
-            initiative,
-            emitter=events.prefect_emitter,
-            engine=store.engine_for(settings.resolved_database_url),
-        ),
+        inbox.InboxWatcher(settings, initiative, emitter=events.prefect_emitter, engine=watched),
     ):
         for i in range(args.repeats):
+            # The database file is replaced next: no pooled connection may outlive it (SQLite
+            # in WAL mode then reads the new file as malformed).
+            watched.dispose()
             restore()
             target = settings.inbox_dir / PARTNER / PERIOD / f"run{i}-{regressing.path.name}"
             target.parent.mkdir(parents=True, exist_ok=True)

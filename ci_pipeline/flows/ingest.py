@@ -107,16 +107,13 @@ def ingest_submission(submission_id: int, initiative_dir: str | None = None) -> 
                 quote(row), quote(result), encoding=parsed.encoding, settings=cfg, engine=db
             )
     publish(receipt, result)
-    measures, geographies = intake.touched(result)
+    outcome = intake.outcome_event(receipt, result)
     tag_run(
         f"partner:{receipt.partner_id}",
         f"period:{receipt.period}",
         f"status:{receipt.status}",
-        *(f"measure:{m}" for m in measures),
+        *(f"measure:{m}" for m in outcome.payload["measures"]),
     )
-    events.emit(
-        events.submission_outcome(receipt.to_dict(), measures=measures, geographies=geographies),
-        emitter=events.prefect_emitter,
-    )
+    events.emit(outcome, emitter=events.prefect_emitter)
     print(f"{receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}")
     return receipt.to_dict()

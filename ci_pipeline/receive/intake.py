@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from ci_pipeline import read, store, validate
+from ci_pipeline import events, read, store, validate
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import AlreadyReported, SubmissionRefused
 from ci_pipeline.model.initiative import Initiative
@@ -41,6 +41,7 @@ __all__ = [
     "duplicate_receipt",
     "ingest",
     "load",
+    "outcome_event",
     "parse",
     "prepare_database",
     "record",
@@ -67,9 +68,9 @@ def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Sub
     row = store.get_submission(submission_id, engine=engine)
     if row is None:
         raise SubmissionRefused(f"there is no submission #{submission_id}")
-    if row.status != store.Status.received or not store.claim_received(
-        submission_id, engine=engine
-    ):
+    if row.status != store.Status.received:
+        return Receipt.from_row(row)
+    if not store.claim_received(submission_id, engine=engine):  # decided since it was read
         decided = store.get_submission(submission_id, engine=engine)
         assert decided is not None
         return Receipt.from_row(decided)
@@ -210,6 +211,15 @@ def touched(result: validate.ValidationResult | None) -> tuple[list[str], list[s
         sorted(obs["measure_id"].unique().to_list()),
         sorted(obs["geo_code"].unique().to_list()),
     )
+
+
+def outcome_event(receipt: Receipt, result: validate.ValidationResult | None) -> events.EventSpec:
+    """The announcement of a submission's verdict, as the ingest flow and the reconciler send
+    it: the receipt, with the measures and geographies an accepted file reports
+    (:func:`touched`) as its payload's ``measures`` and ``geographies`` and its related
+    resources."""
+    measures, geographies = touched(result)
+    return events.submission_outcome(receipt.to_dict(), measures=measures, geographies=geographies)
 
 
 def _report_folder(row: store.Submission, settings: Settings) -> Path:

@@ -306,12 +306,8 @@ def ingest_here(
         receipt, result = intake.ingest(
             submission_id, initiative=initiative, settings=settings, engine=engine
         )
-        measures, geographies = intake.touched(result)
         events.emit(
-            events.submission_outcome(
-                receipt.to_dict(), measures=measures, geographies=geographies
-            ),
-            emitter=emitter or events.prefect_emitter,
+            intake.outcome_event(receipt, result), emitter=emitter or events.prefect_emitter
         )
         logger.info(
             "reconcile: #%d %s %s %s: %s",

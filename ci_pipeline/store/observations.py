@@ -140,8 +140,8 @@ def find_conflicts(
     initiative_id: str, partner_id: str, period: str, observations: pl.DataFrame, *, engine: Engine
 ) -> pl.DataFrame:
     """:func:`find_overlaps` on a connection of its own: the check before storing, whose
-    answer stands only until another file is accepted (``store_accepted`` checks again, in the
-    transaction that writes)."""
+    answer stands only until another file is accepted (:func:`.submissions.accept` checks
+    again, in the transaction that writes)."""
     with engine.connect() as conn:
         return find_overlaps(conn, initiative_id, partner_id, period, observations)
 

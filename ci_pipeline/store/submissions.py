@@ -114,19 +114,20 @@ def _decided(submission_id: int, verdict: dict[str, Any], *, engine: Engine) -> 
         return row
 
 
+def _duplicate_verdict(original: Submission) -> dict[str, Any]:
+    """The verdict of the same bytes come again: no observations, a pointer to the original."""
+    return {
+        "status": Status.duplicate,
+        "duplicate_of": original.id,
+        "rows_total": original.rows_total,
+        "report_path": original.report_path,
+        "message": f"identical to submission #{original.id}; nothing was written",
+    }
+
+
 def record_duplicate(submission_id: int, original: Submission, *, engine: Engine) -> Submission:
     """Decide that the same bytes came again: no observations, a pointer to the original."""
-    return _decided(
-        submission_id,
-        {
-            "status": Status.duplicate,
-            "duplicate_of": original.id,
-            "rows_total": original.rows_total,
-            "report_path": original.report_path,
-            "message": f"identical to submission #{original.id}; nothing was written",
-        },
-        engine=engine,
-    )
+    return _decided(submission_id, _duplicate_verdict(original), engine=engine)
 
 
 def record_rejected(
@@ -212,18 +213,7 @@ def accept(
     assert pending.id is not None
     original = session.exec(_duplicate_query(pending, Status.accepted)).first()
     if original is not None:
-        return (
-            decide(
-                session,
-                pending.id,
-                status=Status.duplicate,
-                duplicate_of=original.id,
-                rows_total=original.rows_total,
-                report_path=original.report_path,
-                message=f"identical to submission #{original.id}; nothing was written",
-            )
-            or None
-        )
+        return decide(session, pending.id, **_duplicate_verdict(original))
     conn = session.connection()
     conflicts = find_overlaps(
         conn, pending.initiative_id, pending.partner_id, pending.period, observations
