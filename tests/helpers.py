@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -39,6 +40,35 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import IndicatorValue, Submission
+
+#: Observations as validate.to_observations returns them (and store.accept takes them).
+OBSERVATION_SCHEMA: dict[str, Any] = {
+    "source_row": pl.Int64,
+    "measure_id": pl.Utf8,
+    "measure_version": pl.Int64,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+    "numerator": pl.Float64,
+    "denominator": pl.Float64,
+    "value": pl.Float64,
+}
+
+
+def new_submission(
+    content_hash: str, *, partner_id: str, period: str, file_name: str, received_at: datetime
+) -> store.NewSubmission:
+    """A UTF-8 CSV file of a beit-hakerem partner, as the store records its arrival."""
+    return store.NewSubmission(
+        initiative_id="beit-hakerem",
+        partner_id=partner_id,
+        period=period,
+        content_hash=content_hash,
+        file_name=file_name,
+        file_format="csv",
+        encoding="utf-8",
+        received_at=received_at,
+    )
 
 
 def ingest(

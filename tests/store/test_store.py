@@ -29,18 +29,8 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.store import Status, Submission
 from ci_pipeline.store import submissions as store_submissions
+from tests import helpers
 
-OBS_SCHEMA: dict[str, Any] = {
-    "source_row": pl.Int64,
-    "measure_id": pl.Utf8,
-    "measure_version": pl.Int64,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-    "numerator": pl.Float64,
-    "denominator": pl.Float64,
-    "value": pl.Float64,
-}
 PARTNER = "galilee-foundation"
 PERIOD = "2025-Q1"
 Row = tuple[str, str, str, str, float | None, float | None, float | None]
@@ -51,7 +41,7 @@ def observations(rows: list[Row]) -> pl.DataFrame:
     numerator, denominator, value), numbered from row 2 as in a CSV file."""
     return pl.DataFrame(
         [(i + 2, m, 1, g, p, d, n, den, v) for i, (m, g, p, d, n, den, v) in enumerate(rows)],
-        schema=OBS_SCHEMA,
+        schema=helpers.OBSERVATION_SCHEMA,
         orient="row",
     )
 
@@ -63,14 +53,11 @@ def new_submission(
     period: str = PERIOD,
     file_name: str = "file.csv",
 ) -> store.NewSubmission:
-    return store.NewSubmission(
-        initiative_id="beit-hakerem",
+    return helpers.new_submission(
+        content_hash,
         partner_id=partner_id,
         period=period,
-        content_hash=content_hash,
         file_name=file_name,
-        file_format="csv",
-        encoding="utf-8",
         received_at=datetime(2025, 4, 2, 9, 30, tzinfo=UTC),
     )
 
