@@ -29,12 +29,6 @@ PARTNERS = sorted(load_initiative(DEFAULT_INITIATIVE).partners)
 HEADER = "measure_id,geo_code,period,value"
 
 
-@pytest.fixture
-def db(engine: Engine, initiative: Initiative) -> Engine:
-    intake.prepare_database(initiative, engine=engine)
-    return engine
-
-
 def submit(
     path: Path,
     partner: str,

@@ -23,12 +23,6 @@ GOOD = "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1
 OLD = timedelta(minutes=5)
 
 
-@pytest.fixture
-def db(engine: Engine, initiative: Initiative) -> Engine:
-    intake.prepare_database(initiative, engine=engine)
-    return engine
-
-
 def receive(
     db: Engine,
     initiative: Initiative,
