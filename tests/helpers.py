@@ -79,11 +79,18 @@ def ingest(
     initiative: Initiative,
     settings: Settings,
     engine: Engine,
+    options: dict[str, Any] | None = None,
 ) -> intake.Receipt:
-    """One file received and through the intake steps, as the ingest flow runs them, without
-    Prefect."""
+    """One file received (with the submission's reading ``options``, if any) and through the
+    intake steps, as the ingest flow runs them, without Prefect."""
     row = intake.take(
-        path, partner_id, period, initiative=initiative, settings=settings, engine=engine
+        path,
+        partner_id,
+        period,
+        initiative=initiative,
+        settings=settings,
+        engine=engine,
+        options=options,
     )
     assert row.id is not None
     return ingest_received(row.id, initiative=initiative, settings=settings, engine=engine)
