@@ -71,6 +71,53 @@ def new_submission(
     )
 
 
+def finding(
+    initiative: Initiative,
+    kind: str,
+    measure_id: str,
+    geo_code: str,
+    period: str,
+    *,
+    subject: str = "",
+    value: float,
+    reference: float,
+    reference_period: str,
+    change: float,
+    statistic: float,
+    message: str,
+) -> dict[str, Any]:
+    """A hand-made finding (a row of detect.FINDING_SCHEMA) on a measure's total in one place,
+    judged with one partner of one expected reporting, nothing folded into it."""
+    return {
+        "kind": kind,
+        "measure_id": measure_id,
+        "geo_code": geo_code,
+        "disaggregation": initiative.measures[measure_id].total_key,
+        "period": period,
+        "subject": subject,
+        "value": value,
+        "reference": reference,
+        "reference_period": reference_period,
+        "change": change,
+        "statistic": statistic,
+        "p_value": 0.001,
+        "partners_reported": 1,
+        "partners_expected": 1,
+        "coverage_note": "",
+        "folded": 0,
+        "message": message,
+    }
+
+
+def findings_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Findings as detection hands them on (with its columns when there are none)."""
+    return (
+        pl.DataFrame(rows, schema=detect.FINDING_SCHEMA)
+        if rows
+        else pl.DataFrame(schema=detect.FINDING_SCHEMA)
+    )
+
+
 def ingest(
     path: Path,
     partner_id: str,
