@@ -87,6 +87,20 @@ def accept(engine: Engine, rows: list[Row], content_hash: str, **kwargs: str) ->
     return outcome
 
 
+def reject(engine: Engine, submission_id: int) -> Submission:
+    """Record ``submission_id`` rejected: a one-row file with one problem, no report."""
+    return store.record_rejected(
+        submission_id,
+        rows_total=1,
+        rows_rejected=1,
+        issues=1,
+        report_path=None,
+        message="rejected",
+        encoding=None,
+        engine=engine,
+    )
+
+
 def count(engine: Engine, sql: str, **params: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(sql), params).scalar_one())
@@ -423,33 +437,9 @@ def test_a_submission_is_decided_once_and_never_supersedes_itself(synced: Engine
     assert count(
         synced, "SELECT count(*) FROM observation WHERE submission_id = :id", id=row.id
     ) == len(NEW)
-    assert (
-        store.record_rejected(
-            received_id(synced, new_submission("3" * 64)),
-            rows_total=1,
-            rows_rejected=1,
-            issues=1,
-            report_path=None,
-            message="rejected",
-            encoding=None,
-            engine=synced,
-        ).status
-        == Status.rejected
-    )
+    assert reject(synced, received_id(synced, new_submission("3" * 64))).status == Status.rejected
     # A verdict already written is not overwritten by another.
-    assert (
-        store.record_rejected(
-            row.id,  # type: ignore[arg-type]
-            rows_total=1,
-            rows_rejected=1,
-            issues=1,
-            report_path=None,
-            message="rejected",
-            encoding=None,
-            engine=synced,
-        ).status
-        == Status.accepted
-    )
+    assert reject(synced, row.id).status == Status.accepted  # type: ignore[arg-type]
 
 
 def insert(engine: Engine, content_hash: str, status: Status, period: str = PERIOD) -> None:
@@ -570,17 +560,11 @@ def test_find_conflicts_finds_figures_held_by_another_period(synced: Engine) -> 
     january = accept(synced, MONTHLY, "1" * 64, partner_id="braude-college", period="2025-01")
     # The same key from another partner, and from a rejected file, do not clash.
     accept(synced, MONTHLY, "2" * 64, partner_id="online-commerce-centre", period="2025-01")
-    store.record_rejected(
+    reject(
+        synced,
         received_id(
             synced, new_submission("3" * 64, partner_id="braude-college", period="2025-02")
         ),
-        encoding=None,
-        rows_total=1,
-        rows_rejected=1,
-        issues=1,
-        report_path=None,
-        message="rejected",
-        engine=synced,
     )
     quarter = observations(
         [
