@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.requests import ClientDisconnect
@@ -389,6 +390,18 @@ def test_unacceptable_uploads(edge: World, params: dict[str, str], body: bytes, 
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
 
 
+def upload(edge: World, filename: str, content_type: str | None, body: bytes) -> Response:
+    """Partner A uploads ``body`` named ``filename`` for 2025-Q1, declaring ``content_type``
+    (None: no Content-Type header)."""
+    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
+    return edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": filename},
+        content=body,
+        headers=headers,
+    )
+
+
 XLSX_HEAD = b"PK\x03\x04\x14\x00\x06\x00"  # how every .xlsx (a zip archive) starts
 PARQUET_HEAD = b"PAR1\x15\x04\x15\x10"
 
@@ -410,13 +423,7 @@ PARQUET_HEAD = b"PAR1\x15\x04\x15\x10"
 def test_a_declared_type_that_fits_the_name_is_received(
     edge: World, filename: str, content_type: str | None, body: bytes
 ) -> None:
-    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
-    response = edge.client.post(
-        "/v1/submissions",
-        params={"period": "2025-Q1", "filename": filename},
-        content=body,
-        headers=headers,
-    )
+    response = upload(edge, filename, content_type, body)
     assert response.status_code == 202, response.text
     row = store.get_submission(response.json()["submission_id"], engine=edge.engine)
     assert row is not None
@@ -442,13 +449,7 @@ def test_a_declared_type_that_fits_the_name_is_received(
 def test_a_type_or_bytes_that_contradict_the_name_are_refused_415(
     edge: World, filename: str, content_type: str | None, body: bytes, says: str
 ) -> None:
-    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
-    response = edge.client.post(
-        "/v1/submissions",
-        params={"period": "2025-Q1", "filename": filename},
-        content=body,
-        headers=headers,
-    )
+    response = upload(edge, filename, content_type, body)
     assert response.status_code == 415, response.text
     assert says in response.json()["detail"]
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
