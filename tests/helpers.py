@@ -118,6 +118,15 @@ def findings_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
+def write_fund_file(path: Path, value: int = 250_000) -> Path:
+    """galilee-foundation's 2025-Q1 file: the new resources (NIS) it brought to beit-hakerem."""
+    path.write_text(
+        f"measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,{value}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def ingest(
     path: Path,
     partner_id: str,
