@@ -14,6 +14,7 @@ from ci_pipeline import demo, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings, get_settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
+from ci_pipeline.receive import intake
 from tests.helpers import (
     IngestedDemo,
     build_demo_database,
@@ -73,6 +74,14 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     """Each storage test runs on SQLite and, where one is configured, on PostgreSQL."""
     name = "sqlite_engine" if request.param == "sqlite" else "postgres_engine"
     engine: Engine = request.getfixturevalue(name)
+    return engine
+
+
+@pytest.fixture
+def db(engine: Engine, initiative: Initiative) -> Engine:
+    """The database of ``engine`` (SQLite, and PostgreSQL where configured) with the
+    initiative's definitions: ready for the intake."""
+    intake.prepare_database(initiative, engine=engine)
     return engine
 
 

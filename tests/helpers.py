@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -40,6 +41,91 @@ from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import IndicatorValue, Submission
 
+#: Observations as validate.to_observations returns them (and store.accept takes them).
+OBSERVATION_SCHEMA: dict[str, Any] = {
+    "source_row": pl.Int64,
+    "measure_id": pl.Utf8,
+    "measure_version": pl.Int64,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+    "numerator": pl.Float64,
+    "denominator": pl.Float64,
+    "value": pl.Float64,
+}
+
+
+def new_submission(
+    content_hash: str, *, partner_id: str, period: str, file_name: str, received_at: datetime
+) -> store.NewSubmission:
+    """A UTF-8 CSV file of a beit-hakerem partner, as the store records its arrival."""
+    return store.NewSubmission(
+        initiative_id="beit-hakerem",
+        partner_id=partner_id,
+        period=period,
+        content_hash=content_hash,
+        file_name=file_name,
+        file_format="csv",
+        encoding="utf-8",
+        received_at=received_at,
+    )
+
+
+def finding(
+    initiative: Initiative,
+    kind: str,
+    measure_id: str,
+    geo_code: str,
+    period: str,
+    *,
+    subject: str = "",
+    value: float,
+    reference: float,
+    reference_period: str,
+    change: float,
+    statistic: float,
+    message: str,
+) -> dict[str, Any]:
+    """A hand-made finding (a row of detect.FINDING_SCHEMA) on a measure's total in one place,
+    judged with one partner of one expected reporting, nothing folded into it."""
+    return {
+        "kind": kind,
+        "measure_id": measure_id,
+        "geo_code": geo_code,
+        "disaggregation": initiative.measures[measure_id].total_key,
+        "period": period,
+        "subject": subject,
+        "value": value,
+        "reference": reference,
+        "reference_period": reference_period,
+        "change": change,
+        "statistic": statistic,
+        "p_value": 0.001,
+        "partners_reported": 1,
+        "partners_expected": 1,
+        "coverage_note": "",
+        "folded": 0,
+        "message": message,
+    }
+
+
+def findings_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Findings as detection hands them on (with its columns when there are none)."""
+    return (
+        pl.DataFrame(rows, schema=detect.FINDING_SCHEMA)
+        if rows
+        else pl.DataFrame(schema=detect.FINDING_SCHEMA)
+    )
+
+
+def write_fund_file(path: Path, value: int = 250_000) -> Path:
+    """galilee-foundation's 2025-Q1 file: the new resources (NIS) it brought to beit-hakerem."""
+    path.write_text(
+        f"measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,{value}\n",
+        encoding="utf-8",
+    )
+    return path
+
 
 def ingest(
     path: Path,
@@ -49,11 +135,18 @@ def ingest(
     initiative: Initiative,
     settings: Settings,
     engine: Engine,
+    options: dict[str, Any] | None = None,
 ) -> intake.Receipt:
-    """One file received and through the intake steps, as the ingest flow runs them, without
-    Prefect."""
+    """One file received (with the submission's reading ``options``, if any) and through the
+    intake steps, as the ingest flow runs them, without Prefect."""
     row = intake.take(
-        path, partner_id, period, initiative=initiative, settings=settings, engine=engine
+        path,
+        partner_id,
+        period,
+        initiative=initiative,
+        settings=settings,
+        engine=engine,
+        options=options,
     )
     assert row.id is not None
     return ingest_received(row.id, initiative=initiative, settings=settings, engine=engine)

@@ -25,7 +25,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus
-from tests.helpers import IngestedDemo, ingest
+from tests.helpers import IngestedDemo, ingest, write_fund_file
 
 ALERT_SETTINGS = (
     "CI_PIPELINE_ALERT_URLS",
@@ -401,11 +401,7 @@ def test_an_initiative_of_one_geography_is_processed_end_to_end(
     parents was empty and untyped, and aggregation failed on its join (SchemaError)."""
     alone = one_geography(tmp_path / "initiative")
     intake.prepare_database(alone, engine=sqlite_engine)
-    path = tmp_path / "fund.csv"
-    path.write_text(
-        "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n",
-        encoding="utf-8",
-    )
+    path = write_fund_file(tmp_path / "fund.csv")
     receipt = ingest(
         path, "galilee-foundation", "2025-Q1", initiative=alone, settings=settings,
         engine=sqlite_engine,

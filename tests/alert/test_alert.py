@@ -25,6 +25,7 @@ from ci_pipeline.clock import aware
 from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
+from tests import helpers
 
 # (kind, measure, geography, period, subject): the demo's three injected findings.
 Key = tuple[str, str, str, str, str]
@@ -49,32 +50,24 @@ T0 = datetime(2026, 3, 15, 9, 0, tzinfo=UTC)
 
 def finding(initiative: Initiative, key: Key, message: str | None = None) -> dict[str, Any]:
     kind, measure_id, geo_code, period, subject = key
-    return {
-        "kind": kind,
-        "measure_id": measure_id,
-        "geo_code": geo_code,
-        "disaggregation": initiative.measures[measure_id].total_key,
-        "period": period,
-        "subject": subject,
-        "value": 0.2,
-        "reference": 0.3,
-        "reference_period": "2025-Q3",
-        "change": -0.1,
-        "statistic": 3.2,
-        "p_value": 0.001,
-        "partners_reported": 1,
-        "partners_expected": 1,
-        "coverage_note": "",
-        "folded": 0,
-        "message": message or f"{kind} of {measure_id} in {geo_code} {period}",
-    }
+    return helpers.finding(
+        initiative,
+        kind,
+        measure_id,
+        geo_code,
+        period,
+        subject=subject,
+        value=0.2,
+        reference=0.3,
+        reference_period="2025-Q3",
+        change=-0.1,
+        statistic=3.2,
+        message=message or f"{kind} of {measure_id} in {geo_code} {period}",
+    )
 
 
 def findings(initiative: Initiative, *keys: Key) -> pl.DataFrame:
-    rows = [finding(initiative, k) for k in keys]
-    return (
-        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA)
-    )
+    return helpers.findings_frame([finding(initiative, k) for k in keys])
 
 
 def record(

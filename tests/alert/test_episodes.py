@@ -21,10 +21,10 @@ from sqlmodel import Session, col, select
 from ci_pipeline import aggregate, alert, detect, store
 from ci_pipeline.alert import Routing, episodes
 from ci_pipeline.config import Settings
-from ci_pipeline.detect import FINDING_SCHEMA
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.store import Alert, AlertStatus, OutboxMessage
+from tests import helpers
 from tests.helpers import ingest
 
 MEASURE = "arab-women-lfp"
@@ -53,25 +53,19 @@ Fall = tuple[str, str, float, float, str]
 
 def row(initiative: Initiative, fall: Fall, message: str | None = None) -> dict[str, Any]:
     period, kind, value, reference, reference_period = fall
-    return {
-        "kind": kind,
-        "measure_id": MEASURE,
-        "geo_code": GEO,
-        "disaggregation": initiative.measures[MEASURE].total_key,
-        "period": period,
-        "subject": "",
-        "value": value,
-        "reference": reference,
-        "reference_period": reference_period,
-        "change": value - reference,
-        "statistic": 3.0,
-        "p_value": 0.001,
-        "partners_reported": 1,
-        "partners_expected": 1,
-        "coverage_note": "",
-        "folded": 0,
-        "message": message or f"{kind}: {value:.2f} in {period} from {reference:.2f}",
-    }
+    return helpers.finding(
+        initiative,
+        kind,
+        MEASURE,
+        GEO,
+        period,
+        value=value,
+        reference=reference,
+        reference_period=reference_period,
+        change=value - reference,
+        statistic=3.0,
+        message=message or f"{kind}: {value:.2f} in {period} from {reference:.2f}",
+    )
 
 
 def cells(initiative: Initiative, period: str, value: float) -> pl.DataFrame:
@@ -94,7 +88,7 @@ def run(
     """One run judging ``period`` (the series at ``value``) that found ``falls``."""
     rows = [row(initiative, f) for f in falls]
     return alert.record_findings(
-        pl.DataFrame(rows, schema=FINDING_SCHEMA) if rows else pl.DataFrame(schema=FINDING_SCHEMA),
+        helpers.findings_frame(rows),
         initiative,
         {MEASURE: period},
         unverified_measures=set(),

@@ -77,6 +77,18 @@ def snapshot(engine: Engine) -> Snapshot:
     return Snapshot(submissions(engine), observations(engine))
 
 
+#: Counted observations as :func:`cells_counted_twice` takes them.
+COUNTED_SCHEMA = {
+    "id": pl.Int64,
+    "submission_id": pl.Int64,
+    "partner_id": pl.Utf8,
+    "measure_id": pl.Utf8,
+    "geo_code": pl.Utf8,
+    "period": pl.Utf8,
+    "disaggregation": pl.Utf8,
+}
+
+
 def counted_cells(counted: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
     """Each counted observation expanded into the cells of people it counts: (who, measure,
     place, month, one code per dimension). ``who`` is the partner, except for a measure whose
@@ -130,15 +142,7 @@ def counted_twice(engine: Engine, initiative: Initiative) -> pl.DataFrame:
         rows = conn.execute(text(sql)).all()
     counted = pl.DataFrame(
         [tuple(r) for r in rows],
-        schema={
-            "id": pl.Int64,
-            "submission_id": pl.Int64,
-            "partner_id": pl.Utf8,
-            "measure_id": pl.Utf8,
-            "geo_code": pl.Utf8,
-            "period": pl.Utf8,
-            "disaggregation": pl.Utf8,
-        },
+        schema=COUNTED_SCHEMA,
         orient="row",
     )
     return cells_counted_twice(counted, initiative)

@@ -12,26 +12,22 @@ from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
 from tests.faults.files import STARTER, starter_file
-from tests.faults.invariants import cells_counted_twice, check_invariants, files_outside
+from tests.faults.invariants import (
+    COUNTED_SCHEMA,
+    cells_counted_twice,
+    check_invariants,
+    files_outside,
+)
 from tests.helpers import ingest
 
 MEASURE = "starter-students-trained"
-SCHEMA = {
-    "id": pl.Int64,
-    "submission_id": pl.Int64,
-    "partner_id": pl.Utf8,
-    "measure_id": pl.Utf8,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-}
 
 
 def counted(*rows: tuple[int, str, str, str]) -> pl.DataFrame:
     """(submission, place, period, breakdown) rows of one partner and measure."""
     return pl.DataFrame(
         [(i, s, STARTER, MEASURE, g, p, d) for i, (s, g, p, d) in enumerate(rows)],
-        schema=SCHEMA,
+        schema=COUNTED_SCHEMA,
         orient="row",
     )
 

@@ -22,17 +22,11 @@ from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive import intake
 from ci_pipeline.validate import template
-from tests.helpers import ingest_received
+from tests.helpers import ingest
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
 PARTNERS = sorted(load_initiative(DEFAULT_INITIATIVE).partners)
 HEADER = "measure_id,geo_code,period,value"
-
-
-@pytest.fixture
-def db(engine: Engine, initiative: Initiative) -> Engine:
-    intake.prepare_database(initiative, engine=engine)
-    return engine
 
 
 def submit(
@@ -48,7 +42,7 @@ def submit(
 ) -> intake.Receipt:
     """One file received with this submission's encoding and locale, then through the intake
     steps."""
-    row = intake.take(
+    return ingest(
         path,
         partner,
         period,
@@ -57,8 +51,6 @@ def submit(
         engine=engine,
         options={"encoding": encoding, "locale": locale},
     )
-    assert row.id is not None
-    return ingest_received(row.id, initiative=initiative, settings=settings, engine=engine)
 
 
 def report_of(receipt: intake.Receipt) -> dict[str, object]:

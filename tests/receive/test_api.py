@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.requests import ClientDisconnect
@@ -147,6 +148,20 @@ def files_in(folder: Path) -> list[Path]:
 
 
 # --- 200 / 202 -----------------------------------------------------------------------------------
+
+
+def upload(
+    edge: World, filename: str = "f.csv", content_type: str | None = None, body: bytes = FUND_CSV
+) -> Response:
+    """Partner A uploads ``body`` (the fund's file) named ``filename`` for 2025-Q1, declaring
+    ``content_type`` (None: no Content-Type header)."""
+    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
+    return edge.client.post(
+        "/v1/submissions",
+        params={"period": "2025-Q1", "filename": filename},
+        content=body,
+        headers=headers,
+    )
 
 
 def test_health_needs_no_token(edge: World) -> None:
@@ -410,13 +425,7 @@ PARQUET_HEAD = b"PAR1\x15\x04\x15\x10"
 def test_a_declared_type_that_fits_the_name_is_received(
     edge: World, filename: str, content_type: str | None, body: bytes
 ) -> None:
-    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
-    response = edge.client.post(
-        "/v1/submissions",
-        params={"period": "2025-Q1", "filename": filename},
-        content=body,
-        headers=headers,
-    )
+    response = upload(edge, filename, content_type, body)
     assert response.status_code == 202, response.text
     row = store.get_submission(response.json()["submission_id"], engine=edge.engine)
     assert row is not None
@@ -442,13 +451,7 @@ def test_a_declared_type_that_fits_the_name_is_received(
 def test_a_type_or_bytes_that_contradict_the_name_are_refused_415(
     edge: World, filename: str, content_type: str | None, body: bytes, says: str
 ) -> None:
-    headers = edge.a | ({"Content-Type": content_type} if content_type else {})
-    response = edge.client.post(
-        "/v1/submissions",
-        params={"period": "2025-Q1", "filename": filename},
-        content=body,
-        headers=headers,
-    )
+    response = upload(edge, filename, content_type, body)
     assert response.status_code == 415, response.text
     assert says in response.json()["detail"]
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
@@ -464,12 +467,7 @@ def test_a_file_that_could_not_be_stored_is_not_received_and_leaves_no_spool(
         raise OperationalError("INSERT", {}, Exception("could not connect to server"))
 
     monkeypatch.setattr(routes.intake, "take_bytes", database_down)
-    response = edge.client.post(
-        "/v1/submissions",
-        params={"period": "2025-Q1", "filename": "f.csv"},
-        content=FUND_CSV,
-        headers=edge.a,
-    )
+    response = upload(edge)
     assert response.status_code == 503
     assert "nothing was received" in response.json()["detail"]
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
@@ -479,12 +477,7 @@ def test_a_file_that_could_not_be_stored_is_not_received_and_leaves_no_spool(
 
     monkeypatch.setattr(routes.intake, "take_bytes", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        edge.client.post(
-            "/v1/submissions",
-            params={"period": "2025-Q1", "filename": "f.csv"},
-            content=FUND_CSV,
-            headers=edge.a,
-        )
+        upload(edge)
     assert files_in(edge.settings.received_dir) == [] and edge.sent == []
     assert store.list_submissions(engine=edge.engine) == [
         s for s in store.list_submissions(engine=edge.engine) if s.status != "received"
@@ -511,12 +504,7 @@ def test_an_upload_is_never_written_through_a_link_in_received(edge: World, tmp_
     edge.settings.received_dir.mkdir(parents=True, exist_ok=True)
     (edge.settings.received_dir / A).symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(OSError, match="symbolic link"):
-        edge.client.post(
-            "/v1/submissions",
-            params={"period": "2025-Q1", "filename": "f.csv"},
-            content=FUND_CSV,
-            headers=edge.a,
-        )
+        upload(edge)
     assert list(elsewhere.iterdir()) == [] and edge.sent == []
 
 

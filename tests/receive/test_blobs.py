@@ -18,12 +18,6 @@ FUND, QUARTER = "galilee-foundation", "2025-Q1"
 CSV = b"measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n"
 
 
-@pytest.fixture
-def db(engine: Engine, initiative: Initiative) -> Engine:
-    intake.prepare_database(initiative, engine=engine)
-    return engine
-
-
 def test_received_bytes_go_to_the_url_and_the_ingest_reads_them_there(
     db: Engine, initiative: Initiative, home: Path, tmp_path: Path
 ) -> None:

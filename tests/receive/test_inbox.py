@@ -93,6 +93,17 @@ def drop(settings: Settings, rel: str, content: bytes = CSV) -> Path:
     return path
 
 
+def drop_link(settings: Settings, tmp_path: Path) -> tuple[Path, Path]:
+    """The partner's 2025-Q4 ``lfp.csv`` dropped as a symbolic link to ``secret.csv``, a file
+    outside the inbox: (the secret, the link)."""
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(CSV)
+    link = settings.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    return secret, link
+
+
 def sha(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -402,11 +413,7 @@ def test_refusing_the_same_name_twice_keeps_both(harness: Harness, cfg: Settings
 def test_a_symbolic_link_is_refused_not_followed(
     harness: Harness, cfg: Settings, tmp_path: Path
 ) -> None:
-    secret = tmp_path / "secret.csv"
-    secret.write_bytes(CSV)
-    link = cfg.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(secret)
+    secret, _ = drop_link(cfg, tmp_path)
 
     [refused] = harness.settle().refused
     assert "not a regular file" in refused.reason
@@ -447,11 +454,7 @@ def test_a_refused_link_is_moved_as_a_link_across_file_systems(
         real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "replace", no_cross_device)
-    secret = tmp_path / "secret.csv"
-    secret.write_bytes(CSV)
-    link = cfg.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(secret)
+    secret, link = drop_link(cfg, tmp_path)
 
     [refused] = harness.settle().refused
     assert refused.path.is_symlink() and os.readlink(refused.path) == str(secret)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -45,6 +46,19 @@ def db(engine: Engine, initiative: Initiative) -> Engine:
 @pytest.fixture
 def fund_file(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "fund_2025-Q1.csv", "new-resources-nis,beit-hakerem,2025-Q1,250000")
+
+
+Send = Callable[[Path, str], intake.Receipt]
+
+
+@pytest.fixture
+def send_starter(initiative: Initiative, settings: Settings, db: Engine) -> Send:
+    """Ingest a file of braude-college (the starter figures' partner) for a period into ``db``."""
+
+    def send(path: Path, period: str) -> intake.Receipt:
+        return ingest(path, STARTER, period, initiative=initiative, settings=settings, engine=db)
+
+    return send
 
 
 def test_an_accepted_file(
@@ -292,35 +306,27 @@ def write_starter(path: Path, *rows: tuple[str, str, int]) -> Path:
 
 
 def test_a_corrected_file_supersedes_with_its_changes(
-    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+    tmp_path: Path, send_starter: Send, db: Engine
 ) -> None:
-    first = ingest(
+    first = send_starter(
         write_starter(
             tmp_path / "jan.csv",
             ("karmiel", "2025-01", 4),
             ("misgav", "2025-01", 2),
             ("nahf", "2025-01", 7),
         ),
-        STARTER,
         "2025-01",
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
     assert first.status == "accepted"
 
-    receipt = ingest(
+    receipt = send_starter(
         write_starter(
             tmp_path / "jan-corrected.csv",
             ("karmiel", "2025-01", 5),  # changed
             ("misgav", "2025-01", 2),  # the same
             ("rameh", "2025-01", 1),  # added; nahf removed
         ),
-        STARTER,
         "2025-01",
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
 
     assert receipt.status == "accepted"
@@ -349,30 +355,22 @@ def test_a_corrected_file_supersedes_with_its_changes(
 
 
 def test_a_figure_already_reported_in_another_period_is_rejected(
-    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+    tmp_path: Path, send_starter: Send, db: Engine
 ) -> None:
-    january = ingest(
+    january = send_starter(
         write_starter(tmp_path / "jan.csv", ("karmiel", "2025-01", 4)),
-        STARTER,
         "2025-01",
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
     assert january.status == "accepted"
 
-    receipt = ingest(
+    receipt = send_starter(
         write_starter(
             tmp_path / "q1.csv",
             ("misgav", "2025-01", 3),  # not sent before: fine
             ("karmiel", "2025-02", 6),
             ("karmiel", "2025-01", 4),  # sent in January's file already
         ),
-        STARTER,
         QUARTER,
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
 
     assert receipt.status == "rejected"
@@ -399,32 +397,24 @@ def write_by_sex(path: Path, *rows: tuple[str, str, str, int]) -> Path:
 
 
 def test_a_breakdown_of_a_total_already_reported_is_rejected(
-    tmp_path: Path, initiative: Initiative, settings: Settings, db: Engine
+    tmp_path: Path, send_starter: Send, db: Engine
 ) -> None:
     """The issue's case: Karmiel's January total (4) in the January file, then January's
     female 2 / male 2 in the Q1 file. Both accepted, the total would be 4 + 2 + 2 = 8."""
-    january = ingest(
+    january = send_starter(
         write_by_sex(tmp_path / "jan.csv", ("karmiel", "2025-01", "", 4)),
-        STARTER,
         "2025-01",
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
     assert january.status == "accepted"
 
-    receipt = ingest(
+    receipt = send_starter(
         write_by_sex(
             tmp_path / "q1.csv",
             ("karmiel", "2025-01", "female", 2),  # row 2: part of January's total
             ("karmiel", "2025-01", "male", 2),  # row 3: the other part
             ("karmiel", "2025-02", "female", 3),  # row 4: February was never sent: fine
         ),
-        STARTER,
         QUARTER,
-        initiative=initiative,
-        settings=settings,
-        engine=db,
     )
 
     assert receipt.status == "rejected"

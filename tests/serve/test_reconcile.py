@@ -15,18 +15,11 @@ from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import intake
 from ci_pipeline.serve import reconcile
-from tests.helpers import ingest_received
+from tests.helpers import ingest_received, write_fund_file
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
-GOOD = "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,{v}\n"
 # reconcile_after_seconds is 120 and ingest_lease_seconds 900 by default.
 OLD = timedelta(minutes=5)
-
-
-@pytest.fixture
-def db(engine: Engine, initiative: Initiative) -> Engine:
-    intake.prepare_database(initiative, engine=engine)
-    return engine
 
 
 def receive(
@@ -38,8 +31,7 @@ def receive(
     age: timedelta,
 ) -> int:
     """A file received ``age`` ago (its event lost: nothing took it)."""
-    path = tmp_path / f"fund-{value}.csv"
-    path.write_text(GOOD.format(v=value), encoding="utf-8")
+    path = write_fund_file(tmp_path / f"fund-{value}.csv", value)
     row = intake.take(path, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
     assert row.id is not None
     with db.begin() as conn:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.serve import status
-from tests.helpers import flat, ingest, invoke, ok_json
+from tests.helpers import flat, ingest, invoke, ok_json, write_fund_file
 
 
 def _unused_port() -> int:
@@ -28,11 +28,7 @@ def stored(
     from ci_pipeline.receive import intake
 
     intake.prepare_database(initiative, engine=sqlite_engine)
-    path = tmp_path / "fund.csv"
-    path.write_text(
-        "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n",
-        encoding="utf-8",
-    )
+    path = write_fund_file(tmp_path / "fund.csv")
     receipt = ingest(
         path,
         "galilee-foundation",

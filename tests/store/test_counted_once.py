@@ -24,20 +24,10 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.model.overlap import overlapping
 from ci_pipeline.model.periods import parse_period
+from tests import helpers
 
 MEASURE = "starter-students-trained"  # monthly, broken down by sex
 PARTNER = "braude-college"
-OBS_SCHEMA = {
-    "source_row": pl.Int64,
-    "measure_id": pl.Utf8,
-    "measure_version": pl.Int64,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-    "numerator": pl.Float64,
-    "denominator": pl.Float64,
-    "value": pl.Float64,
-}
 #: A cell's shape: its total, its whole breakdown by sex, or one code of it.
 SHAPES = {
     "total": [("sex=total", 4.0)],
@@ -79,21 +69,20 @@ def rows_of(cells: list[tuple[str, str, str]]) -> pl.DataFrame:
         for key, value in SHAPES[shape]
     ]
     return pl.DataFrame(
-        [(i + 2, *row) for i, row in enumerate(rows)], schema=OBS_SCHEMA, orient="row"
+        [(i + 2, *row) for i, row in enumerate(rows)],
+        schema=helpers.OBSERVATION_SCHEMA,
+        orient="row",
     )
 
 
 def new_submission(
     period: str, content_hash: str, partner_id: str = PARTNER
 ) -> store.NewSubmission:
-    return store.NewSubmission(
-        initiative_id="beit-hakerem",
+    return helpers.new_submission(
+        content_hash,
         partner_id=partner_id,
         period=period,
-        content_hash=content_hash,
         file_name=f"{period}.csv",
-        file_format="csv",
-        encoding="utf-8",
         received_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
     )
 

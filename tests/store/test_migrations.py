@@ -32,7 +32,7 @@ from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import tokens
 from ci_pipeline.store import migrate
-from tests.helpers import ingest
+from tests.helpers import ingest, write_fund_file
 
 FUND, QUARTER = "galilee-foundation", "2025-Q1"
 AT = datetime(2025, 4, 2, 9, 30, tzinfo=UTC)
@@ -157,11 +157,7 @@ def written_as(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, An
 def populate(engine: Engine, initiative: Initiative, settings: Settings, folder: Path) -> None:
     """A row in every table, through the store's functions where it has them."""
     store.sync_initiative(initiative, engine=engine)
-    fund_file = folder / "fund_2025-Q1.csv"
-    fund_file.write_text(
-        "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,250000\n",
-        encoding="utf-8",
-    )
+    fund_file = write_fund_file(folder / "fund_2025-Q1.csv")
     receipts = [
         ingest(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=engine)
         for _ in range(2)
@@ -228,11 +224,7 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_data(
     } == before
     # ... and the store works on it: the next file is stored beside the old ones.
     store.sync_initiative(initiative, engine=legacy)
-    corrected = tmp_path / "corrected.csv"
-    corrected.write_text(
-        "measure_id,geo_code,period,value\nnew-resources-nis,beit-hakerem,2025-Q1,260000\n",
-        encoding="utf-8",
-    )
+    corrected = write_fund_file(tmp_path / "corrected.csv", 260_000)
     receipt = ingest(
         corrected, FUND, QUARTER, initiative=initiative, settings=settings, engine=legacy
     )

@@ -29,18 +29,8 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.store import Status, Submission
 from ci_pipeline.store import submissions as store_submissions
+from tests import helpers
 
-OBS_SCHEMA: dict[str, Any] = {
-    "source_row": pl.Int64,
-    "measure_id": pl.Utf8,
-    "measure_version": pl.Int64,
-    "geo_code": pl.Utf8,
-    "period": pl.Utf8,
-    "disaggregation": pl.Utf8,
-    "numerator": pl.Float64,
-    "denominator": pl.Float64,
-    "value": pl.Float64,
-}
 PARTNER = "galilee-foundation"
 PERIOD = "2025-Q1"
 Row = tuple[str, str, str, str, float | None, float | None, float | None]
@@ -51,7 +41,7 @@ def observations(rows: list[Row]) -> pl.DataFrame:
     numerator, denominator, value), numbered from row 2 as in a CSV file."""
     return pl.DataFrame(
         [(i + 2, m, 1, g, p, d, n, den, v) for i, (m, g, p, d, n, den, v) in enumerate(rows)],
-        schema=OBS_SCHEMA,
+        schema=helpers.OBSERVATION_SCHEMA,
         orient="row",
     )
 
@@ -63,14 +53,11 @@ def new_submission(
     period: str = PERIOD,
     file_name: str = "file.csv",
 ) -> store.NewSubmission:
-    return store.NewSubmission(
-        initiative_id="beit-hakerem",
+    return helpers.new_submission(
+        content_hash,
         partner_id=partner_id,
         period=period,
-        content_hash=content_hash,
         file_name=file_name,
-        file_format="csv",
-        encoding="utf-8",
         received_at=datetime(2025, 4, 2, 9, 30, tzinfo=UTC),
     )
 
@@ -98,6 +85,20 @@ def accept(engine: Engine, rows: list[Row], content_hash: str, **kwargs: str) ->
     )
     assert isinstance(outcome, store.Accepted)
     return outcome
+
+
+def reject(engine: Engine, submission_id: int) -> Submission:
+    """Record ``submission_id`` rejected: a one-row file with one problem, no report."""
+    return store.record_rejected(
+        submission_id,
+        rows_total=1,
+        rows_rejected=1,
+        issues=1,
+        report_path=None,
+        message="rejected",
+        encoding=None,
+        engine=engine,
+    )
 
 
 def count(engine: Engine, sql: str, **params: Any) -> int:
@@ -436,33 +437,9 @@ def test_a_submission_is_decided_once_and_never_supersedes_itself(synced: Engine
     assert count(
         synced, "SELECT count(*) FROM observation WHERE submission_id = :id", id=row.id
     ) == len(NEW)
-    assert (
-        store.record_rejected(
-            received_id(synced, new_submission("3" * 64)),
-            rows_total=1,
-            rows_rejected=1,
-            issues=1,
-            report_path=None,
-            message="rejected",
-            encoding=None,
-            engine=synced,
-        ).status
-        == Status.rejected
-    )
+    assert reject(synced, received_id(synced, new_submission("3" * 64))).status == Status.rejected
     # A verdict already written is not overwritten by another.
-    assert (
-        store.record_rejected(
-            row.id,  # type: ignore[arg-type]
-            rows_total=1,
-            rows_rejected=1,
-            issues=1,
-            report_path=None,
-            message="rejected",
-            encoding=None,
-            engine=synced,
-        ).status
-        == Status.accepted
-    )
+    assert reject(synced, row.id).status == Status.accepted  # type: ignore[arg-type]
 
 
 def insert(engine: Engine, content_hash: str, status: Status, period: str = PERIOD) -> None:
@@ -583,17 +560,11 @@ def test_find_conflicts_finds_figures_held_by_another_period(synced: Engine) -> 
     january = accept(synced, MONTHLY, "1" * 64, partner_id="braude-college", period="2025-01")
     # The same key from another partner, and from a rejected file, do not clash.
     accept(synced, MONTHLY, "2" * 64, partner_id="online-commerce-centre", period="2025-01")
-    store.record_rejected(
+    reject(
+        synced,
         received_id(
             synced, new_submission("3" * 64, partner_id="braude-college", period="2025-02")
         ),
-        encoding=None,
-        rows_total=1,
-        rows_rejected=1,
-        issues=1,
-        report_path=None,
-        message="rejected",
-        engine=synced,
     )
     quarter = observations(
         [
