@@ -10,7 +10,6 @@ finishes it.)
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -85,65 +84,31 @@ def overlapping_quarter(tmp_path: Path) -> Path:
     )
 
 
-#: Take a file of braude-college for a period, then ingest it with one write failing; see
-#: :func:`full_disk`.
-FullDisk = Callable[
-    [Path, str, str, Callable[[Path], bool]], tuple[store.Submission, list[Path], set[str]]
-]
-
-
-@pytest.fixture
-def full_disk(
-    first: int,
-    db: Engine,
-    initiative: Initiative,
-    settings: Settings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> FullDisk:
-    """``(path, period, method, fails)``: the file at ``path`` taken for ``period`` after the
-    first file, then ingested with the disk full once (:func:`full_disk_once`). The ingest
-    raises ENOSPC and decides nothing: the observations are as they were and the file is left
-    received. Its submission, the path whose write failed, and what was outside the home."""
-
-    def ingest_on_a_full_disk(
-        path: Path, period: str, method: str, fails: Callable[[Path], bool]
-    ) -> tuple[store.Submission, list[Path], set[str]]:
-        row = intake.take(
-            path, STARTER, period, initiative=initiative, settings=settings, engine=db
-        )
-        assert row.id is not None
-        before = snapshot(db)
-        outside = files_outside(tmp_path, settings.home)
-        failed: list[Path] = []
-        full_disk_once(monkeypatch, method, fails, failed)
-
-        with pytest.raises(OSError, match="No space left on device"):
-            ingest_received(row.id, initiative=initiative, settings=settings, engine=db)
-
-        after = snapshot(db)
-        assert after.observations == before.observations
-        assert [s["status"] for s in after.submissions] == ["accepted", "received"]
-        return row, failed, outside
-
-    return ingest_on_a_full_disk
-
-
 def test_a_full_disk_while_archiving_decides_nothing_and_the_retry_finishes(
     first: int,
     db: Engine,
     initiative: Initiative,
     settings: Settings,
     tmp_path: Path,
-    full_disk: FullDisk,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = correction(tmp_path)
-    row, failed, outside = full_disk(
-        path, "2025-01", "write_bytes", lambda p: p.is_relative_to(settings.archive_dir)
+    row = intake.take(path, STARTER, "2025-01", initiative=initiative, settings=settings, engine=db)
+    assert row.id is not None and row.archive_path is not None
+    before = snapshot(db)
+    outside = files_outside(tmp_path, settings.home)
+    failed: list[Path] = []
+    full_disk_once(
+        monkeypatch, "write_bytes", lambda p: p.is_relative_to(settings.archive_dir), failed
     )
 
-    assert row.archive_path is not None
+    with pytest.raises(OSError, match="No space left on device"):
+        ingest_received(row.id, initiative=initiative, settings=settings, engine=db)
+
     assert failed and failed[0].parent == Path(row.archive_path).parent
+    after = snapshot(db)
+    assert after.observations == before.observations
+    assert [s["status"] for s in after.submissions] == ["accepted", "received"]
     assert not Path(row.archive_path).exists()
     assert recover(db, initiative, settings) == [row.id]
     rows = check_invariants(db, settings, initiative, root=tmp_path, outside_before=outside)
@@ -159,7 +124,7 @@ def test_a_full_disk_while_writing_the_report_decides_nothing_and_the_retry_fini
     initiative: Initiative,
     settings: Settings,
     tmp_path: Path,
-    full_disk: FullDisk,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """report.json half written, then ENOSPC: for an accepted file inside the accept
     transaction (its rows and the supersession are rolled back with it), for a rejected file
@@ -169,11 +134,22 @@ def test_a_full_disk_while_writing_the_report_decides_nothing_and_the_retry_fini
         if outcome == "accepted"
         else (overlapping_quarter(tmp_path), "2025-Q1")
     )
-    row, failed, outside = full_disk(path, period, "write_text", lambda p: p.name == "report.json")
+    row = intake.take(path, STARTER, period, initiative=initiative, settings=settings, engine=db)
+    assert row.id is not None
+    before = snapshot(db)
+    outside = files_outside(tmp_path, settings.home)
+    failed: list[Path] = []
+    full_disk_once(monkeypatch, "write_text", lambda p: p.name == "report.json", failed)
+
+    with pytest.raises(OSError, match="No space left on device"):
+        ingest_received(row.id, initiative=initiative, settings=settings, engine=db)
 
     assert failed and failed[0].is_relative_to(settings.reports_dir / STARTER / period)
     assert failed[0].read_text(encoding="utf-8").count("{") >= 1  # half a report is there
-    assert [s["report_path"] for s in snapshot(db).submissions][1] is None
+    after = snapshot(db)
+    assert after.observations == before.observations
+    assert [s["status"] for s in after.submissions] == ["accepted", "received"]
+    assert [s["report_path"] for s in after.submissions][1] is None
     assert recover(db, initiative, settings) == [row.id]
     rows = check_invariants(db, settings, initiative, root=tmp_path, outside_before=outside)
     expected = ["superseded", "accepted"] if outcome == "accepted" else ["accepted", "rejected"]
