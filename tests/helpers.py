@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -273,12 +274,23 @@ def ok_json(result: Result) -> Any:
     return as_json(result)
 
 
-def task_runs(flow_run_id: UUID) -> list[TaskRun]:
-    """The task runs of one flow run (at most 50), read back from the Prefect API."""
+def task_runs(flow_run_id: UUID, *, settle_seconds: float = 15.0) -> list[TaskRun]:
+    """The task runs of one finished flow run (at most 50), read back from the Prefect API.
+
+    Prefect 3 records a task run's states from events, after the run has returned; read at
+    once, a task that failed can still show ``Pending``. This waits (up to ``settle_seconds``)
+    until every task run read back is in a final state.
+    """
+    deadline = time.monotonic() + settle_seconds
     with get_client(sync_client=True) as client:
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
-        )
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
+            )
+            settled = all(t.state is not None and t.state.is_final() for t in runs)
+            if settled or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.1)
 
 
 def run_flow(flow: Any, *args: Any, **parameters: Any) -> tuple[Any, UUID]:
