@@ -61,7 +61,13 @@ def _regression(f: dict[str, Any], m: Measure, subject: str, evidence: str) -> s
     verb = "rose" if (f["change"] or 0) > 0 else "fell"
     ref, val = format_pair(m, f["reference"], f["value"])
     chance = how_often(f["raw_p"] if f.get("raw_p") is not None else f["p_value"])
-    if f["kind"] == "drift":
+    if f["kind"] == "drift" and not is_period(str(f["reference_period"])):
+        text = (
+            f"{subject} has drifted steadily away from what is usual for the time of year: "
+            f"{val} in {f['period']} against {ref} expected from {f['reference_period']} "
+            f"(a run this steady is {chance})"
+        )
+    elif f["kind"] == "drift":
         text = (
             f"{subject} has worsened steadily from {ref} in {f['reference_period']} to {val} in "
             f"{f['period']}, over {_span(m, f['span'] or 1)} (a run this steady is {chance})"

@@ -98,6 +98,17 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
     return _Series(by_period, periods, y, ex)
 
 
+def _worse_than_a_year_ago(measure: Measure, y: np.ndarray, ex: Expectation | None) -> bool:
+    """Whether a rise over the last periods can be more than the season, as far as is known:
+    where two years cannot yet show the seasons (``ex.year_ago``), only if the period is also
+    worse than the same period a year before (a first winter climbs out of its summer, as it
+    did the year before); always otherwise, or where that period is unknown."""
+    per_year = PER_YEAR[str(measure.periodicity)]
+    if ex is None or not ex.year_ago or len(y) <= per_year or np.isnan(y[-1 - per_year]):
+        return True
+    return worse(measure.direction, float(y[-1] - y[-1 - per_year]))
+
+
 def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> list[Candidate]:
     """Every test for one series (rows of one measure × geography × breakdown, by period),
     judged on its own history alone (as equity gap series are)."""
@@ -186,7 +197,27 @@ def _tests(
     if all(_usable(by_period.get(p.label)) for p in window):
         values = np.array([by_period[p.label]["value"] for p in window], dtype=float)
         wanders = ex is not None and ex.model.endswith("previous")
-        if wanders:
+        departures = (
+            ex.errors[-len(values) :]
+            if ex is not None and ex.model == "seasonal_usual" and len(ex.errors) >= len(values)
+            else None
+        )
+        reference, reference_period = float(values[0]), window[0].label
+        if departures is not None and not np.isnan(departures).any():
+            assert ex is not None
+            # A seasonal series climbs every autumn: a run of rising levels is its season, not
+            # a drift. Its drift is a trend in its departures from what is usual for the time
+            # of year, and the change that matters is how far it now is from that.
+            z, _slope = mann_kendall(departures)
+            total_change = value - ex.expected
+            reference = ex.expected
+            reference_period = _reference_text(ex.model, measure, periods[-2], 0)
+            test = (
+                f"Mann–Kendall trend test of the last {len(values)} departures from "
+                f"{reference_period}, z = {z:.2f}"
+            )
+            p = float(stats.norm.sf(z * bad_sign(direction)))
+        elif wanders:
             assert ex is not None
             # A series that wanders makes monotone runs by chance (five moves the same way one
             # time in 32), so Mann–Kendall would cry wolf: its drift is its recent moves
@@ -205,14 +236,16 @@ def _tests(
             Candidate(
                 kind="drift",
                 value=value,
-                reference=float(values[0]),
-                reference_period=window[0].label,
+                reference=reference,
+                reference_period=reference_period,
                 statistic=z,
                 p_value=p,
                 test=test,
                 span=len(values) - 1,
                 adjusted=wanders,
-                practical=worse(direction, total_change) and abs(total_change) >= a.min_change,
+                practical=worse(direction, total_change)
+                and abs(total_change) >= a.min_change
+                and _worse_than_a_year_ago(measure, y, ex),
                 **base,
             )
         )

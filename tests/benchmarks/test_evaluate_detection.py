@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import yaml
 
-from benchmarks.evaluate_detection import SERIES_DIR, load_series, period_file, real_series
+from benchmarks.detection_scoring import WARMUP
+from benchmarks.evaluate_detection import (
+    SERIES_DIR,
+    load_series,
+    period_file,
+    real_series,
+    replay_direct,
+    write_initiative,
+)
 from ci_pipeline.model.initiative import Unit
 from ci_pipeline.model.periods import parse_period, shift
 
@@ -62,3 +70,15 @@ def test_the_partner_file_of_a_period_holds_that_period_alone(tmp_path: Path) ->
         "measure_id,geo_code,period,numerator,denominator\n"
         "german-unemployment-sa,area,1962-Q1,162000,27000000\n"
     )  # 0.6% of 27,000,000
+
+
+def test_winters_are_seasons_and_the_epidemic_winter_is_the_alarm(tmp_path: Path) -> None:
+    """UK lung deaths, 1974-79, with default settings: every winter climbs from autumn (by
+    half again), which is the season, not a regression; the 1975-76 influenza winter (3,891
+    deaths in February 1976 against 2,889 and 2,294 in the Februaries either side) is one. The
+    first winter after the warm-up is judged on one year of history (no seasonal model yet)
+    and the later ones on the seasons; none of them alarms, the epidemic does."""
+    s = load_series("uk-lung-deaths")
+    kinds = replay_direct(s, write_initiative(tmp_path / "lung", s))
+    alarmed = [s.periods[i] for i, k in enumerate(kinds) if k and i >= WARMUP]
+    assert alarmed == ["1976-02"]

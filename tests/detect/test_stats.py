@@ -95,6 +95,58 @@ def test_a_significant_trend_corrects_the_usual_level() -> None:
     assert ex.df == len(ex.baseline) - 1
 
 
+# A monthly count with winters: 100 in spring to autumn, 160 in December to February, with a
+# little noise so that the history has a scale.
+WINTER = np.array([160.0, 160, 100, 100, 100, 100, 100, 100, 100, 100, 100, 160])
+NOISE = np.tile([3.0, -3.0], 6)
+
+
+def test_a_first_winter_is_judged_against_the_last_one_too() -> None:
+    """Thirteen months, one year of history: no seasonal model yet (two years are needed). The
+    usual level of the twelve months before is 100 (median), so January's 163 errs by +63
+    against it; the January before was 163 too (160 + 3), an error of 0: nearer. Judged
+    against the nearer of the two, the first winter is no step."""
+    y = np.concatenate([WINTER + NOISE, [163.0]])
+    ex = expectation(y, unit=Unit.amount, per_year=12)
+    assert ex is not None
+    assert ex.model == "usual" and ex.year_ago
+    assert ex.expected == pytest.approx(163.0)  # the January before
+    assert ex.z == pytest.approx(0.0)
+    # A January far above both the usual level and the January before is still a step.
+    y[-1] = 260.0
+    ex = expectation(y, unit=Unit.amount, per_year=12)
+    assert ex is not None
+    assert ex.expected == pytest.approx(163.0) and step_p(ex, HIGHER) > 0.999
+
+
+def test_a_year_before_that_was_ordinary_is_no_season() -> None:
+    """The same thirteen months without the winter: the January before (103) stood out from
+    the usual level (100) by one standard deviation of the history's errors (they are ±3),
+    not the two a season needs, so a January of 130 is judged against the usual level alone: a
+    step, though it is nearer the January before."""
+    y = np.concatenate([100.0 + NOISE, [130.0]])
+    ex = expectation(y, unit=Unit.amount, per_year=12)
+    assert ex is not None
+    assert ex.model == "usual" and ex.year_ago
+    assert ex.expected == pytest.approx(100.0)
+    assert step_p(ex, Direction.lower_is_better) < 0.001
+
+
+def test_the_year_before_is_not_consulted_once_seasons_are_known_or_declared_absent() -> None:
+    y = np.concatenate([WINTER + NOISE, [163.0]])
+    ex = expectation(y, unit=Unit.amount, per_year=12, seasonal=False)
+    assert ex is not None
+    # The usual level (a summer-like level, about 100; the January before is not consulted).
+    assert not ex.year_ago and ex.expected < 110
+    # Three years of a smooth season: two years show the seasons (a model that predicts them
+    # is chosen where one does), so the year before is not consulted on its own.
+    t = np.arange(37)
+    y = 100 + 30 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(5).normal(0, 2, 37)
+    ex = expectation(y, unit=Unit.amount, per_year=12)
+    assert ex is not None
+    assert not ex.year_ago
+
+
 def test_step_p_is_student_t_on_the_history_s_degrees_of_freedom() -> None:
     ex = Expectation("usual", 10.0, np.array([1.0, -1.0, 1.0, -1.0, -4.0]), 1.0, 4, False)
     assert ex.z == -4.0
