@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 from scipy.optimize import linprog
+from scipy.sparse import csgraph
 
 from ci_pipeline.aggregate.rollup import split_disaggregation
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
@@ -159,6 +161,12 @@ def determined(matrix: np.ndarray, hidden: list[int], zeros: list[int] | None = 
 
     ``zeros`` are hidden cells known to be 0 (see :func:`forced_zeros`): they are determined,
     and may determine others.
+
+    A hidden cell is fixed exactly when its unit vector lies in the row space of the equations
+    restricted to the hidden cells, that is when the null space of that system is 0 at the
+    cell. The system falls apart into blocks of hidden cells that share no equation (a table's
+    localities, its periods of breakdowns): each block's null space comes from one SVD, so the
+    cost grows with the blocks' sizes, not with the table times its hidden cells.
     """
     sub = matrix[:, hidden]
     sub = sub[np.any(sub != 0, axis=1)]
@@ -167,14 +175,28 @@ def determined(matrix: np.ndarray, hidden: list[int], zeros: list[int] | None = 
         sub = np.vstack([sub, np.eye(len(hidden))[pinned]])
     if sub.size == 0:
         return []
-    rank = np.linalg.matrix_rank(sub)
-    out = []
-    for i, cell in enumerate(hidden):
-        probe = np.zeros((1, len(hidden)))
-        probe[0, i] = 1.0
-        if np.linalg.matrix_rank(np.vstack([sub, probe])) == rank:
-            out.append(cell)
-    return out
+    linked = sparse.csr_matrix(sub != 0, dtype=np.int8)
+    n_blocks, block = csgraph.connected_components(linked.T @ linked, directed=False)
+    out: list[int] = []
+    for b in range(n_blocks):
+        cols = np.flatnonzero(block == b)
+        rows = np.flatnonzero(np.any(sub[:, cols] != 0, axis=1))
+        if len(rows) == 0:
+            continue
+        out += [hidden[int(cols[i])] for i in _fixed(sub[np.ix_(rows, cols)])]
+    return sorted(out, key=hidden.index)
+
+
+def _fixed(system: np.ndarray) -> list[int]:
+    """Columns of a linear system whose unknown it fixes: those where its null space is 0
+    (the rank threshold is numpy's ``matrix_rank`` default)."""
+    _, s, vt = np.linalg.svd(system, full_matrices=True)
+    tol = (s.max() if len(s) else 0.0) * max(system.shape) * np.finfo(float).eps
+    rank = int(np.sum(s > tol))
+    null = vt[rank:]
+    if null.shape[0] == 0:
+        return list(range(system.shape[1]))
+    return [int(j) for j in np.flatnonzero(np.linalg.norm(null, axis=0) <= 1e-8)]
 
 
 def forced_zeros(matrix: np.ndarray, hidden: list[int], values: np.ndarray) -> list[int]:

@@ -4,17 +4,16 @@ measure (see the package docstring for the rules).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
+from ci_pipeline.detect.drift import drift, worse_than_a_year_ago
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
 from ci_pipeline.detect.stats import (
     CUSUM_WINDOW,
@@ -25,7 +24,6 @@ from ci_pipeline.detect.stats import (
     cusum,
     cusum_p,
     expectation,
-    mann_kendall,
     pooled_scale,
     step_p,
     worse,
@@ -96,17 +94,6 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
         seasonal=measure.alert.seasonal,
     )
     return _Series(by_period, periods, y, ex)
-
-
-def _worse_than_a_year_ago(measure: Measure, y: np.ndarray, ex: Expectation | None) -> bool:
-    """Whether a rise over the last periods can be more than the season, as far as is known:
-    where two years cannot yet show the seasons (``ex.year_ago``), only if the period is also
-    worse than the same period a year before (a first winter climbs out of its summer, as it
-    did the year before); always otherwise, or where that period is unknown."""
-    per_year = PER_YEAR[str(measure.periodicity)]
-    if ex is None or not ex.year_ago or len(y) <= per_year or np.isnan(y[-1 - per_year]):
-        return True
-    return worse(measure.direction, float(y[-1] - y[-1 - per_year]))
 
 
 def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> list[Candidate]:
@@ -196,56 +183,28 @@ def _tests(
     window = [shift(judged, -k) for k in range(a.drift_periods - 1, -1, -1)]
     if all(_usable(by_period.get(p.label)) for p in window):
         values = np.array([by_period[p.label]["value"] for p in window], dtype=float)
-        wanders = ex is not None and ex.model.endswith("previous")
-        departures = (
-            ex.errors[-len(values) :]
-            if ex is not None and ex.model == "seasonal_usual" and len(ex.errors) >= len(values)
-            else None
+        d = drift(values, ex, direction)
+        seasonal = d.against_seasons and ex is not None
+        reference = ex.expected if seasonal and ex is not None else float(values[0])
+        where = (
+            _reference_text("seasonal_usual", measure, periods[-2], 0)
+            if seasonal
+            else window[0].label
         )
-        reference, reference_period = float(values[0]), window[0].label
-        if departures is not None and not np.isnan(departures).any():
-            assert ex is not None
-            # A seasonal series climbs every autumn: a run of rising levels is its season, not
-            # a drift. Its drift is a trend in its departures from what is usual for the time
-            # of year, and the change that matters is how far it now is from that.
-            z, _slope = mann_kendall(departures)
-            total_change = value - ex.expected
-            reference = ex.expected
-            reference_period = _reference_text(ex.model, measure, periods[-2], 0)
-            test = (
-                f"Mann–Kendall trend test of the last {len(values)} departures from "
-                f"{reference_period}, z = {z:.2f}"
-            )
-            p = float(stats.norm.sf(z * bad_sign(direction)))
-        elif wanders:
-            assert ex is not None
-            # A series that wanders makes monotone runs by chance (five moves the same way one
-            # time in 32), so Mann–Kendall would cry wolf: its drift is its recent moves
-            # averaging the wrong way beyond their usual spread.
-            moves = ex.normal_scores()[-(len(values) - 1) :]
-            z = float(np.sum(moves) / math.sqrt(len(moves)))
-            total_change = float(values[-1] - values[0])
-            test = f"mean of the last {len(moves)} moves against their usual spread, z = {z:.2f}"
-            p = float(stats.norm.sf(z * bad_sign(direction)))
-        else:
-            z, slope = mann_kendall(values)
-            total_change = slope * (len(values) - 1)
-            test = f"Mann–Kendall trend test over {len(values)} periods, z = {z:.2f}"
-            p = float(stats.norm.sf(z * bad_sign(direction)))
         out.append(
             Candidate(
                 kind="drift",
                 value=value,
                 reference=reference,
-                reference_period=reference_period,
-                statistic=z,
-                p_value=p,
-                test=test,
+                reference_period=where,
+                statistic=d.statistic,
+                p_value=d.p_value,
+                test=d.test(where),
                 span=len(values) - 1,
-                adjusted=wanders,
-                practical=worse(direction, total_change)
-                and abs(total_change) >= a.min_change
-                and _worse_than_a_year_ago(measure, y, ex),
+                adjusted=d.adjusted,
+                practical=worse(direction, d.total_change)
+                and abs(d.total_change) >= a.min_change
+                and worse_than_a_year_ago(direction, y, PER_YEAR[str(measure.periodicity)], ex),
                 **base,
             )
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import stats
 
+from ci_pipeline.detect.seasons import nearer_a_year_ago, seasons_unknown
 from ci_pipeline.model.initiative import Direction, Unit
 
 #: Normal-consistency factor of the median absolute deviation.
@@ -43,9 +44,6 @@ SIEGMUND = 1.166
 CUSUM_WINDOW = 12
 #: Years of the same period used for a seasonal expectation, at most (Farrington's b).
 SEASON_YEARS = 5
-#: How far (standard deviations) the same period a year before must have stood out from what
-#: is expected now, the same way, to be taken for a season where two years cannot yet show one.
-SEASON_LIKE = 2.0
 #: The usual level: the median of at most this many periods before.
 USUAL_WINDOW = 12
 
@@ -283,51 +281,20 @@ def expectation(
         # A history without a single move (rounded figures, a constant): fall back to sampling
         # noise, the variance of a difference of two independent draws.
         scale, df = math.sqrt(2.0), 0
-    year_ago = _seasons_unknown(y, per_year, seasonal, name)
+    year_ago = seasons_unknown(y, per_year, seasonal, name)
     if year_ago:
-        e, pred = _nearer_a_year_ago(
-            y, e, pred, unit=unit, per_year=per_year, den=denominator, scale=scale
+        last = _lag(y, per_year)
+        e, pred = nearer_a_year_ago(
+            y,
+            e,
+            pred,
+            last,
+            spread=(shape(unit, pred, denominator), shape(unit, last, denominator)),
+            scale=scale,
         )
     return Expectation(
         name, float(pred[-1]), e[-(window + 1) :], scale, df, sampling, baseline, year_ago
     )
-
-
-def _seasons_unknown(y: np.ndarray, per_year: int, seasonal: bool | None, model: str) -> bool:
-    """Whether the series may have seasons its history is too short to show: monthly or
-    quarterly, not declared without seasons, judged on a model that is not seasonal, and with
-    less than the two earlier years a seasonal expectation needs."""
-    if per_year == 1 or seasonal is False or model.startswith("seasonal"):
-        return False
-    return int(np.sum(~np.isnan(y[:-1]))) < 2 * per_year
-
-
-def _nearer_a_year_ago(
-    y: np.ndarray,
-    e: np.ndarray,
-    pred: np.ndarray,
-    *,
-    unit: Unit,
-    per_year: int,
-    den: np.ndarray | None,
-    scale: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Errors and predictions against the same period a year before, where that period stood
-    out from the model's prediction the same way (by :data:`SEASON_LIKE` standard deviations
-    or more) and lies nearer the value than the prediction does.
-
-    In its second year a seasonal series' first winter is a step against its summer, yet no
-    worse than the winter before, which stood out just as much: until two years show whether
-    the series has seasons, such a period is unusual only if it is far from both. A period
-    whose year-before was ordinary is judged on the model alone. The scale stays the model's
-    (its baseline errors are not touched): this only takes away alarms."""
-    year_ago = _lag(y, per_year)
-    with np.errstate(invalid="ignore"):
-        then = (year_ago - pred) / shape(unit, pred, den)  # last year's departure, by today's
-        season_like = (np.sign(then) == np.sign(e)) & (np.abs(then) >= SEASON_LIKE * scale)
-        alt = (y - year_ago) / shape(unit, year_ago, den)
-        nearer = ~np.isnan(alt) & season_like & (np.abs(alt) < np.abs(e))
-    return np.where(nearer, alt, e), np.where(nearer, year_ago, pred)
 
 
 def _wanders(errors: np.ndarray) -> bool:
