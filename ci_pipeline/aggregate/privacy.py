@@ -25,7 +25,8 @@ from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
 
 PRIMARY = "small_cell"
 COMPLEMENTARY = "complementary"
-#: Tables larger than this are not audited exactly (the per-equation rule still applies).
+#: Tables larger than this are not audited exactly (the per-equation rule still applies):
+#: :func:`unaudited` names them, and the process summary and flow log say so.
 AUDIT_MAX_CELLS = 4000
 
 
@@ -263,9 +264,39 @@ ADDITIVE = {
 }
 
 
+def unaudited(indicators: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """The (measure, period, cells) tables with a hidden cell that are too large for the exact
+    audit (over :data:`AUDIT_MAX_CELLS` cells): they have only the per-equation guarantee (no
+    equation with exactly one hidden cell), not the guarantee that no hidden cell can be
+    worked out from all the equations at once."""
+    if indicators.is_empty():
+        return []
+    sizes = (
+        indicators.group_by("measure_id", "period")
+        .agg(pl.len().alias("cells"), pl.col("suppressed").any().alias("hidden"))
+        .filter(pl.col("hidden") & (pl.col("cells") > AUDIT_MAX_CELLS))
+        .sort("measure_id", "period")
+    )
+    return [(str(m), str(p), int(n)) for m, p, n, _ in sizes.iter_rows()]
+
+
+def privacy_notes(unaudited: list[tuple[str, str, int]]) -> list[str]:
+    """What an operator is told about tables the exact audit did not check (see
+    :func:`unaudited`): which, how large, and which guarantee they have instead."""
+    if not unaudited:
+        return []
+    listed = "; ".join(f"{m} {p} ({n:,} cells)" for m, p, n in unaudited)
+    return [
+        f"Privacy: {len(unaudited)} table(s) over {AUDIT_MAX_CELLS:,} cells were not audited "
+        f"exactly, only checked equation by equation (no sum with exactly one hidden cell): "
+        f"{listed}"
+    ]
+
+
 def audit(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
     """Exact check per (measure, period) table: suppress more while a hidden cell is determined
-    — by the equations, or because a hidden count cannot be negative."""
+    — by the equations, or because a hidden count cannot be negative. Tables too large for it
+    are left to the per-equation rule (:func:`unaudited` names them)."""
     slices = cells.select("measure_id", "period").unique()
     for measure_id, period in slices.iter_rows():
         table = cells.filter((pl.col("measure_id") == measure_id) & (pl.col("period") == period))

@@ -4,7 +4,7 @@ submissions touched (or all of them), with small cells suppressed, in one step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -18,6 +18,9 @@ from ci_pipeline.model.initiative import Initiative
 class Refreshed:
     slices: list[tuple[str, str]]
     rows: int
+    #: (measure, period, cells) tables too large for the exact privacy audit (see
+    #: privacy.unaudited): reported, never skipped silently.
+    unaudited: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = False) -> Refreshed:
@@ -32,9 +35,11 @@ def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = F
         store.all_slices(ini, engine=engine) if full else store.stale_slices(ini, engine=engine)
     )
     rows = 0
+    unaudited: list[tuple[str, str, int]] = []
     if slices:
         observations = store.slice_observations(ini, slices, engine=engine)
         indicators = privacy.suppress(aggregate(observations, initiative), initiative)
+        unaudited = privacy.unaudited(indicators)
         rows = store.replace_indicators(ini, slices, indicators, engine=engine)
     store.set_indicators_digest(ini, initiative.digest, engine=engine)
-    return Refreshed(slices, rows)
+    return Refreshed(slices, rows, unaudited)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ci_pipeline import aggregate, alert, detect, events
+from ci_pipeline.aggregate.privacy import privacy_notes
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 
@@ -51,7 +52,13 @@ def aggregate_indicators(full: bool = False, initiative_dir: str | None = None) 
         events.indicators_updated(result.slices, result.rows), emitter=events.prefect_emitter
     )
     print(f"recomputed {len(result.slices)} slice(s), {result.rows} indicator cells")
-    return {"slices": [list(s) for s in result.slices], "rows": result.rows}
+    for line in privacy_notes(result.unaudited):
+        get_run_logger().warning(line)
+    return {
+        "slices": [list(s) for s in result.slices],
+        "rows": result.rows,
+        "unaudited": [list(t) for t in result.unaudited],
+    }
 
 
 @flow(name="detect-regressions", flow_run_name=_detect_run_name, log_prints=True)

@@ -566,3 +566,72 @@ def test_no_suppressed_cell_can_be_recovered(drawn: Counts, quiet: Quiet) -> Non
     assert lone_equations(result, initiative) == []
     shape = aggregate.aggregate(observations.with_columns(value=pl.lit(1.0)), initiative)
     assert recoverable(result, initiative, shape.select(*aggregate.KEY, "value")) == []
+
+
+def _determined_by_rank(
+    matrix: np.ndarray, hidden: list[int], zeros: list[int] | None = None
+) -> list[int]:
+    """The definition, cell by cell (the oracle): a hidden cell is fixed when adding its unit
+    vector to the hidden-cell system does not raise the system's rank."""
+    sub = matrix[:, hidden]
+    pinned = [hidden.index(z) for z in zeros or [] if z in hidden]
+    if pinned:
+        sub = np.vstack([sub, np.eye(len(hidden))[pinned]])
+    rank = np.linalg.matrix_rank(sub)
+    out = []
+    for i, cell in enumerate(hidden):
+        probe = np.zeros((1, len(hidden)))
+        probe[0, i] = 1.0
+        if np.linalg.matrix_rank(np.vstack([sub, probe])) == rank:
+            out.append(cell)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_determined_agrees_with_the_rank_definition_cell_by_cell(seed: int) -> None:
+    """Random systems of totals (-1) and parts (+1) over a few blocks that share no equation,
+    random hidden cells and known zeros: the block-wise null-space computation finds exactly
+    the cells the rank definition finds."""
+    rng = np.random.default_rng(seed)
+    n_cells = int(rng.integers(4, 40))
+    rows = []
+    for _ in range(int(rng.integers(1, 25))):
+        members = rng.choice(n_cells, size=int(rng.integers(2, min(8, n_cells) + 1)), replace=False)
+        row = np.zeros(n_cells)
+        row[members[0]] = -1.0
+        row[members[1:]] = 1.0
+        rows.append(row)
+    matrix = np.array(rows)
+    hidden = sorted(
+        int(c) for c in rng.choice(n_cells, size=int(rng.integers(1, n_cells)), replace=False)
+    )
+    zeros = [c for c in hidden if rng.random() < 0.15]
+    assert privacy.determined(matrix, hidden, zeros) == _determined_by_rank(matrix, hidden, zeros)
+
+
+def _table(measure: str, period: str, cells: int, hidden: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "measure_id": [measure] * cells,
+            "period": [period] * cells,
+            "suppressed": [i < hidden for i in range(cells)],
+        }
+    )
+
+
+def test_tables_too_large_for_the_exact_audit_are_named_not_skipped_silently() -> None:
+    limit = privacy.AUDIT_MAX_CELLS
+    frame = pl.concat(
+        [
+            _table("m", "2025-Q1", limit + 1, hidden=1),  # too large, hides a cell: named
+            _table("m", "2025-Q2", limit + 1, hidden=0),  # too large, hides nothing: no audit due
+            _table("n", "2025-Q1", limit, hidden=5),  # at the limit: audited
+        ]
+    )
+    assert privacy.unaudited(frame) == [("m", "2025-Q1", limit + 1)]
+    [note] = privacy.privacy_notes(privacy.unaudited(frame))
+    assert note == (
+        "Privacy: 1 table(s) over 4,000 cells were not audited exactly, only checked equation "
+        "by equation (no sum with exactly one hidden cell): m 2025-Q1 (4,001 cells)"
+    )
+    assert privacy.privacy_notes([]) == []
