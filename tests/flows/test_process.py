@@ -140,7 +140,7 @@ def test_a_second_run_sends_nothing_new(small: Settings) -> None:
     again, flow_run_id = run_flow(process_period, period="2025-Q2", as_of=SMALL_AS_OF)
 
     assert read_run(flow_run_id).name == "process 2025-Q2"
-    assert again["aggregated"] == {"slices": [], "rows": 0}
+    assert again["aggregated"] == {"slices": [], "rows": 0, "unaudited": []}
     assert again["detected"]["new_alerts"] == []
     assert again["detected"]["resolved_alerts"] == []
     assert again["detected"]["queued"] == 0
@@ -150,7 +150,7 @@ def test_a_second_run_sends_nothing_new(small: Settings) -> None:
 def test_an_empty_database_is_processed_without_findings(settings: Settings) -> None:
     result, flow_run_id = run_flow(process_period, as_of=SMALL_AS_OF)
 
-    assert result["aggregated"] == {"slices": [], "rows": 0}
+    assert result["aggregated"] == {"slices": [], "rows": 0, "unaudited": []}
     assert result["detected"]["judged"] == {}
     assert result["detected"]["findings"] == 0
     assert result["detected"]["gate_passed"] is True
