@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ci_pipeline.errors import OperationalProblem
 
 #: The initiative that ships with the project; ``CI_PIPELINE_INITIATIVE`` points at another.
 DEFAULT_INITIATIVE = Path(__file__).resolve().parents[1] / "schemas" / "beit-hakerem"
@@ -159,3 +162,30 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build the settings from the environment, with explicit overrides taking precedence."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def ensure_home(settings: Settings) -> Path:
+    """The data folder, made if missing; :class:`OperationalProblem` if it cannot be used.
+
+    Checked before a command writes there, so the operator reads which setting to fix
+    instead of the error of whichever write happened to come first.
+    """
+    home = settings.home
+    where = f"the data folder CI_PIPELINE_HOME={home}"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir(exist_ok=True) says this only of a non-folder
+        raise OperationalProblem(
+            f"{where} is a file, not a folder: point CI_PIPELINE_HOME at a folder"
+        ) from None
+    except OSError as exc:  # not a folder on the way, no permission, a read-only disk ...
+        raise OperationalProblem(
+            f"{where} cannot be created ({exc.strerror}): point CI_PIPELINE_HOME at a folder "
+            "this user may write"
+        ) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise OperationalProblem(
+            f"{where} is not writable by this user: point CI_PIPELINE_HOME at a folder this "
+            "user may write, or change its permissions"
+        )
+    return home

@@ -49,3 +49,8 @@ class AlreadyReported(PipelineError):
     def __init__(self, conflicts: Any) -> None:
         self.conflicts = conflicts
         super().__init__(f"{len(conflicts)} row(s) overlap figures already counted")
+
+
+class OperationalProblem(PipelineError):
+    """This machine cannot do what was asked, and the operator can fix it: a port another
+    program holds, a data folder that cannot be written, a ``serve`` already running."""

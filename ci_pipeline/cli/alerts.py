@@ -7,9 +7,17 @@ from typing import Annotated
 
 import typer
 
-from ci_pipeline.cli.common import JsonOpt, handle_errors, make_table, open_engine, out, print_json
+from ci_pipeline.cli.common import (
+    JsonOpt,
+    UsageProblem,
+    handle_errors,
+    known_choice,
+    make_table,
+    open_engine,
+    out,
+    print_json,
+)
 from ci_pipeline.config import get_settings
-from ci_pipeline.errors import PipelineError
 
 alerts_app = typer.Typer(help="List alerts and acknowledge them.")
 
@@ -39,9 +47,11 @@ def alerts_list(
 ) -> None:
     """List alerts, newest first (without a subcommand)."""
     from ci_pipeline.alert import alert_dict, list_alerts
+    from ci_pipeline.store import AlertStatus
 
     if ctx.invoked_subcommand is not None:
         return
+    known_choice("--status", status, [s.value for s in AlertStatus])
     rows = [
         alert_dict(a)
         for a in list_alerts(engine=open_engine(get_settings()), status=status, limit=limit)
@@ -66,7 +76,7 @@ def alerts_ack(
 
     alert = acknowledge(alert_id, by, engine=open_engine(get_settings()))
     if alert is None:
-        raise PipelineError(f"no alert #{alert_id}")
+        raise UsageProblem(f"no alert #{alert_id} (`ci-pipeline alerts` lists them)")
     if json_out:
         print_json(alert_dict(alert))
     else:

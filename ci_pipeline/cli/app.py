@@ -9,16 +9,22 @@ from typing import Annotated
 
 import typer
 
+from ci_pipeline.cli.common import EXIT_CODES_HELP, VERBOSE
+
 app = typer.Typer(
     help="Shared measurement for a Collective Impact initiative: validate partner files, "
     "store them, roll them up into indicators, and alert the backbone team when one regresses.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     rich_markup_mode="rich",
+    # A traceback (--verbose) is for engineers: it must not print the settings' secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     initiative: Annotated[
         Path | None,
         typer.Option(
@@ -29,10 +35,18 @@ def main(
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs on the terminal.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show Prefect's run logs on the terminal, and the traceback of an error.",
+        ),
     ] = False,
 ) -> None:
     """Settings come from CI_PIPELINE_* environment variables; see the README."""
+    # For this invocation only: the next one (a test's, in the same process) starts without.
+    token = VERBOSE.set(verbose)
+    ctx.call_on_close(lambda: VERBOSE.reset(token))
     if initiative is not None:
         os.environ["CI_PIPELINE_INITIATIVE"] = str(initiative.resolve())
     # Operators read run logs in the Prefect UI; the terminal shows results unless asked.

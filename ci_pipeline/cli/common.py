@@ -4,21 +4,30 @@ own errors into messages and exit codes (here and nowhere else), and the output 
 
 from __future__ import annotations
 
+import difflib
+import errno
 import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Annotated, Any, NamedTuple, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from ci_pipeline import store
-from ci_pipeline.config import Settings, get_settings
-from ci_pipeline.errors import DefinitionError, PipelineError
-from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.config import Settings, ensure_home, get_settings
+from ci_pipeline.errors import (
+    DefinitionError,
+    InvalidPeriod,
+    PipelineError,
+    SubmissionRefused,
+)
+from ci_pipeline.model.initiative import Initiative, normalise_name
 from ci_pipeline.model.load import load_initiative
 
 out = Console()
@@ -49,28 +58,191 @@ PeriodFilter = Annotated[
 ]
 
 
-EXIT_REJECTED = 2
+# Exit codes (README.md's *Commands*, and the epilogue of `ci-pipeline --help`).
+#: The pipeline or this machine failed: definitions, a port, the data folder, a run.
+EXIT_ERROR = 1
+#: The command line was wrong: an unknown option value, measure, partner, period ... (click's
+#: own usage errors exit 2 as well).
+EXIT_USAGE = 2
+#: The file was submitted and rejected (its report says why), or refused unread.
+EXIT_REJECTED = 3
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 an error of the pipeline or of this machine (definitions, a busy "
+    "port, the data folder); 2 a usage error (an unknown option, measure, partner or period); "
+    "3 a submitted file rejected or refused. --verbose shows the traceback of an error."
+)
+
+
+class UsageProblem(PipelineError):
+    """The command line named something that is not there (a measure, a partner, a status)
+    or wrote a value in a shape the option does not take: exit 2, like click's own."""
+
+
+#: The file errors a command meets in the data folder or a file it was told to write (a
+#: folder that is not there, not a folder, not writable): a sentence naming the file.
+FILE_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FileExistsError,
+)
+#: And the disk's own: read-only, full, over quota.
+DISK_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+#: The global ``--verbose``: set by the app's callback for one invocation (False outside it).
+VERBOSE: ContextVar[bool] = ContextVar("verbose", default=False)
+
+
+def verbose() -> bool:
+    """Whether this invocation was given ``--verbose``."""
+    return VERBOSE.get()
 
 
 def handle_errors(fn: F) -> F:
-    """Turn the pipeline's own errors into a red message and exit code 1."""
+    """Turn the pipeline's own errors, and the operator's file and port mistakes, into one red
+    line and an exit code; with ``--verbose`` they keep their traceback (usage errors excepted:
+    they are about the command line, not the code)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except UsageProblem as exc:
+            fail(str(exc), EXIT_USAGE)
         except DefinitionError as exc:
+            if verbose():
+                raise
             err.print(
                 f"[red]The initiative's definitions have {len(exc.problems)} problem(s):[/red]"
             )
             for problem in exc.problems:
                 err.print(f"  • {problem}", markup=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_ERROR) from None
+        except SubmissionRefused as exc:
+            if verbose():
+                raise
+            fail(str(exc), EXIT_REJECTED)
         except PipelineError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            if verbose():
+                raise
+            fail(str(exc), EXIT_ERROR)
+        except FILE_ERRORS as exc:
+            if verbose():
+                raise
+            fail(file_error(exc), EXIT_ERROR)
+        except OSError as exc:
+            if verbose() or exc.errno not in DISK_ERRNOS:
+                raise
+            fail(file_error(exc), EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` on stderr (the message as written: no markup) and exit
+    with ``code``."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+def file_error(exc: OSError) -> str:
+    """A file error as one sentence: what the system said, of which file, and how to learn
+    more."""
+    if isinstance(exc, FileExistsError) and exc.filename:  # mkdir(exist_ok=True) on a file
+        said = f"{exc.filename} is a file, where a folder is needed"
+    else:
+        said = f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
+    return f"{said} (--verbose shows where it happened)"
+
+
+# --- the filters, checked against the initiative's definitions ----------------------------------
+
+
+class Filters(NamedTuple):
+    """A command's filters as the store spells them: known ids, the canonical period."""
+
+    measure: str | None
+    geo: str | None
+    partner: str | None
+    period: str | None
+
+
+def check_filters(
+    initiative: Initiative | None = None,
+    *,
+    measure: str | None = None,
+    geo: str | None = None,
+    partner: str | None = None,
+    period: str | None = None,
+) -> Filters:
+    """The filters, each checked before anything is queried or started: an unknown measure,
+    geography or partner is a :class:`UsageProblem` that suggests the nearest ids, a period
+    not in a canonical shape one that names them. A geography may be given by any of its
+    names; a period as parse_period reads it (``2025q3``). The initiative is loaded only when
+    an id must be checked against it."""
+    if initiative is None and any(v is not None for v in (measure, geo, partner)):
+        _, initiative = load_context()
+    if measure is not None:
+        assert initiative is not None
+        known_id(initiative, "measure", measure, initiative.measures, see="ci-pipeline measures")
+    if geo is not None:
+        assert initiative is not None
+        geo = initiative.geo_aliases().get(normalise_name(geo)) or known_id(
+            initiative, "geography", geo, initiative.geographies
+        )
+    if partner is not None:
+        assert initiative is not None
+        known_id(initiative, "partner", partner, initiative.partners, see="ci-pipeline partners")
+    return Filters(measure, geo, partner, None if period is None else canonical_period(period))
+
+
+def canonical_period(text: str) -> str:
+    """A period's canonical label (``2025-Q3`` for ``2025q3``), or a :class:`UsageProblem`
+    that names the canonical forms."""
+    from ci_pipeline.model.periods import parse_period
+
+    try:
+        return parse_period(text).label
+    except InvalidPeriod as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def known_id(
+    initiative: Initiative, kind: str, value: str, valid: Iterable[str], *, see: str = ""
+) -> str:
+    """``value`` if it is one of ``valid``; else a :class:`UsageProblem` with the closest ids
+    (or, when none is close, the first few) and the command that lists them all."""
+    choices = sorted(valid)
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(value, choices, n=3)
+    if close:
+        hint = "did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+    else:
+        more = f", … ({len(choices)} in all)" if len(choices) > MAX_LISTED else ""
+        hint = f"known: {', '.join(choices[:MAX_LISTED])}{more}"
+    if see:
+        hint += f" (`{see}` lists them)"
+    raise UsageProblem(f'no {kind} "{value}" in {initiative.info.id}; {hint}')
+
+
+#: How many valid ids an error lists when none is close to what was typed.
+MAX_LISTED = 8
+
+
+def known_choice(option: str, value: str | None, choices: Iterable[str]) -> str | None:
+    """An option's value if it is one of ``choices`` (or None), else a :class:`UsageProblem`
+    naming them all."""
+    listed = list(choices)
+    if value is None or value in listed:
+        return value
+    close = difflib.get_close_matches(value, listed, n=1)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    raise UsageProblem(f'{option} takes {", ".join(listed)}, not "{value}"{hint}')
 
 
 def load_context() -> tuple[Settings, Initiative]:
@@ -80,7 +252,10 @@ def load_context() -> tuple[Settings, Initiative]:
 
 
 def open_engine(settings: Settings) -> Engine:
-    """The process's engine on the settings' database (schema brought up to date)."""
+    """The process's engine on the settings' database (schema brought up to date). The
+    default database lives in the data folder: a folder that cannot be used is told first."""
+    if not settings.database_url:
+        ensure_home(settings)
     return store.engine_for(settings.resolved_database_url)
 
 

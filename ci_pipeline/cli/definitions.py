@@ -13,6 +13,8 @@ import typer
 from ci_pipeline.cli.app import app
 from ci_pipeline.cli.common import (
     JsonOpt,
+    UsageProblem,
+    check_filters,
     err,
     handle_errors,
     load_context,
@@ -22,7 +24,7 @@ from ci_pipeline.cli.common import (
     print_json,
 )
 from ci_pipeline.config import get_settings
-from ci_pipeline.errors import DefinitionError, PipelineError
+from ci_pipeline.errors import DefinitionError
 from ci_pipeline.model.load import load_initiative, measure_json_schema
 
 measures_app = typer.Typer(
@@ -196,9 +198,10 @@ def template(
     from ci_pipeline.validate.template import template_frame, write_table
 
     _, initiative = load_context()
+    wanted = check_filters(initiative, partner=partner, period=period)
     fmt = (fmt or output.suffix.lstrip(".") or "csv").lower()
     if fmt not in ("csv", "xlsx"):
-        raise PipelineError(f"--format must be csv or xlsx, not {fmt!r}")
-    frame = template_frame(initiative, partner, parse_period(period))
+        raise UsageProblem(f"--format must be csv or xlsx, not {fmt!r}")
+    frame = template_frame(initiative, partner, parse_period(str(wanted.period)))
     path = write_table(frame, output.with_suffix(f".{fmt}"))
     out.print(f"Wrote {frame.height} rows to {path}")

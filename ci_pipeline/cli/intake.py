@@ -16,6 +16,8 @@ from ci_pipeline.cli.common import (
     MeasureFilter,
     PartnerFilter,
     PeriodFilter,
+    UsageProblem,
+    check_filters,
     handle_errors,
     load_context,
     make_table,
@@ -24,6 +26,7 @@ from ci_pipeline.cli.common import (
     print_json,
 )
 from ci_pipeline.config import get_settings
+from ci_pipeline.errors import SubmissionRefused
 
 
 def print_receipt(receipt: Any) -> None:
@@ -75,19 +78,21 @@ def submit(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 2 rejected."""
+    """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 3 rejected."""
 
     from ci_pipeline.flows.ingest import ingest_submission
     from ci_pipeline.flows.runtime import in_process
-    from ci_pipeline.model.periods import parse_period
     from ci_pipeline.read import check_locale
     from ci_pipeline.receive import intake
 
     settings, initiative = load_context()
-    initiative.partner(partner)  # the caller's mistakes are told before anything is made
-    parse_period(period)
+    # The caller's mistakes are told before anything is made.
+    period = str(check_filters(initiative, partner=partner, period=period).period)
     if locale is not None:
-        locale = check_locale(locale)  # an unknown locale is told before anything is made
+        try:
+            locale = check_locale(locale)
+        except SubmissionRefused as exc:  # a mistake on the command line, not in the file
+            raise UsageProblem(str(exc)) from None
     engine = open_engine(settings)
     intake.prepare_database(initiative, engine=engine)
     # Received (bytes and submission stored) first, then ingested.
@@ -135,10 +140,14 @@ def submissions(
 ) -> None:
     """List submissions, newest first, with their status and outcome."""
     settings = get_settings()
+    wanted = check_filters(partner=partner, period=period)
     rows = [
         store.submission_dict(s)
         for s in store.list_submissions(
-            engine=open_engine(settings), partner_id=partner, period=period, limit=limit
+            engine=open_engine(settings),
+            partner_id=wanted.partner,
+            period=wanted.period,
+            limit=limit,
         )
     ]
     if json_out:
@@ -162,12 +171,13 @@ def observations(
 ) -> None:
     """List the observations that count (from accepted submissions), as partners reported them."""
     settings = get_settings()
+    wanted = check_filters(measure=measure, geo=geo, partner=partner, period=period)
     frame = store.current_observations(
         engine=open_engine(settings),
-        measure_id=measure,
-        geo_code=geo,
-        period=period,
-        partner_id=partner,
+        measure_id=wanted.measure,
+        geo_code=wanted.geo,
+        period=wanted.period,
+        partner_id=wanted.partner,
         limit=limit,
     )
     if json_out:

@@ -45,8 +45,17 @@ def serve(
         out.print(f"  Inbox        {addresses.inbox}/<partner>/<period>/<file>", soft_wrap=True)
         out.print(f"  Alerts       {settings.alerts_file}", soft_wrap=True)
 
-    out.print("Starting: the Prefect server takes 10–20 s on first start …")
-    run(settings, initiative, on_ready=ready, with_api=not no_api, with_inbox=not no_inbox)
+    def starting() -> None:
+        out.print("Starting: the Prefect server takes 10–20 s on first start …")
+
+    run(
+        settings,
+        initiative,
+        on_start=starting,
+        on_ready=ready,
+        with_api=not no_api,
+        with_inbox=not no_inbox,
+    )
     out.print("Stopped.")
 
 

@@ -14,6 +14,8 @@ from ci_pipeline.cli.common import (
     JsonOpt,
     MeasureFilter,
     PeriodFilter,
+    UsageProblem,
+    check_filters,
     handle_errors,
     indicator_rows,
     load_context,
@@ -23,7 +25,6 @@ from ci_pipeline.cli.common import (
     print_json,
     print_process,
 )
-from ci_pipeline.errors import PipelineError
 
 
 def run_process(period: str | None, as_of: Any, full: bool) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def parse_date(text: str | None) -> Any:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise PipelineError(f"--as-of must be a date such as 2026-03-15, not {text!r}") from None
+        raise UsageProblem(f"--as-of must be a date such as 2026-03-15, not {text!r}") from None
 
 
 @app.command()
@@ -65,10 +66,7 @@ def process(
     json_out: JsonOpt = False,
 ) -> None:
     """Aggregate indicators, run the quality gate, detect regressions and deliver alerts."""
-    from ci_pipeline.model.periods import parse_period
-
-    if period is not None:
-        parse_period(period)  # told before a flow starts
+    period = check_filters(period=period).period  # told before a flow starts
     result = run_process(period, parse_date(as_of), full)
     if json_out:
         print_json(result)
@@ -95,12 +93,13 @@ def indicators(
     from ci_pipeline.aggregate.privacy import mask
 
     settings, initiative = load_context()
+    wanted = check_filters(initiative, measure=measure, geo=geo, period=period)
     frame = store.read_indicators(
         initiative.info.id,
         engine=open_engine(settings),
-        measure_id=measure,
-        geo_code=geo,
-        period=period,
+        measure_id=wanted.measure,
+        geo_code=wanted.geo,
+        period=wanted.period,
     )
     if not breakdowns:
         totals = {m.id: m.total_key for m in initiative.measures.values()}

@@ -10,6 +10,8 @@ import typer
 from ci_pipeline.cli.app import app
 from ci_pipeline.cli.common import (
     JsonOpt,
+    UsageProblem,
+    check_filters,
     handle_errors,
     indicator_rows,
     load_context,
@@ -49,7 +51,7 @@ def demo(
     from ci_pipeline.demo import run
 
     settings, initiative = load_context()
-    held_keys = run.parse_holds(hold or [])
+    held_keys = hold_keys(initiative, hold or [])
     if reset:
         run.reset(settings)
     with out.status("Preparing the database…") as status:
@@ -111,6 +113,20 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def hold_keys(initiative: Initiative, hold: list[str]) -> set[tuple[str, str]]:
+    """The ``--hold PARTNER:PERIOD`` values as (partner, canonical period) keys, each
+    checked: a mistake is a usage error before anything is generated."""
+    from ci_pipeline.demo import run
+    from ci_pipeline.errors import PipelineError
+
+    try:
+        keys = run.parse_holds(hold)
+    except PipelineError as exc:
+        raise UsageProblem(str(exc)) from None
+    checked = (check_filters(initiative, partner=p, period=period) for p, period in keys)
+    return {(str(k.partner), str(k.period)) for k in checked}
 
 
 def print_demo_indicators(initiative: Initiative, headline: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ import typer
 
 from ci_pipeline.cli.common import (
     JsonOpt,
+    check_filters,
     err,
     handle_errors,
     load_context,
@@ -50,6 +51,7 @@ def issue(
 ) -> None:
     """Issue a new API token for a partner and print its secret — shown this once, never stored."""
     settings, initiative = load_context()
+    check_filters(initiative, partner=partner)
     issued = tokens.issue(initiative, partner, engine=open_engine(settings), label=label)
     warning = (
         "Copy the secret now: it is shown only this once and is not stored (only its hash is)."

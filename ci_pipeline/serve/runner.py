@@ -27,8 +27,9 @@ from prefect.deployments.runner import RunnerDeployment
 from sqlalchemy import Engine
 
 from ci_pipeline.config import Settings
+from ci_pipeline.errors import OperationalProblem
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import auth, reconcile, stuck
+from ci_pipeline.serve import auth, preflight, reconcile, stuck
 from ci_pipeline.serve.deployments import runner_deployments
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
@@ -77,14 +78,14 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
     configured = get_current_settings().api.url
     if configured:
         if not healthy(configured):
-            raise RuntimeError(f"no Prefect API answers at PREFECT_API_URL={configured}")
+            raise OperationalProblem(f"no Prefect API answers at PREFECT_API_URL={configured}")
         _use_api(configured)
         yield configured
         return
     settings.home.mkdir(parents=True, exist_ok=True)
     url = settings.local_prefect_api_url
     if healthy(url):
-        raise RuntimeError(
+        raise OperationalProblem(
             f"a Prefect server already answers at {url}: set PREFECT_API_URL={url} to use it, "
             "or CI_PIPELINE_PREFECT_PORT to start another"
         )
@@ -128,7 +129,7 @@ def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iter
         deadline = time.monotonic() + startup_timeout
         while not healthy(url, timeout=1.0):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
+                raise OperationalProblem(
                     f"the local Prefect server did not start; see {settings.home / 'prefect-server.log'}"
                 )
             time.sleep(0.5)
@@ -155,7 +156,7 @@ def intake_api(app: Any, host: str, port: int) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the intake API could not listen on {host}:{port}")
+            raise OperationalProblem(f"the intake API could not listen on {host}:{port}")
         time.sleep(0.05)
     try:
         yield f"http://{host}:{port}"
@@ -225,11 +226,16 @@ def serve(
     initiative: Initiative,
     *,
     on_ready: Callable[[Addresses], None],
+    on_start: Callable[[], None] = lambda: None,
     poll_seconds: float = POLL_SECONDS,
     with_api: bool = True,
     with_inbox: bool = True,
 ) -> None:
     """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down.
+
+    First the checks of :mod:`.preflight` (:class:`OperationalProblem` for a second ``serve``
+    on this data folder or a port taken), then ``on_start``, then everything starts; once all
+    of it runs, ``on_ready`` is told the addresses.
 
     SIGTERM does what Ctrl-C does: the intake API and the inbox stop taking files, then the
     runner sends SIGTERM to each flow run process in flight (SIGKILL after 30 s) and marks the
@@ -244,10 +250,14 @@ def serve(
     from ci_pipeline import events, store
     from ci_pipeline.receive import api, inbox, intake
 
-    engine = store.engine_for(settings.resolved_database_url)
-    intake.prepare_database(initiative, engine=engine)
     own_server = not get_current_settings().api.url
     with ExitStack() as stack:
+        # Before anything starts: a second serve, or a port taken, is one sentence.
+        stack.enter_context(preflight.only_serve(settings))
+        preflight.check_ports(settings, with_api=with_api, own_server=own_server)
+        on_start()
+        engine = store.engine_for(settings.resolved_database_url)
+        intake.prepare_database(initiative, engine=engine)
         api_url = stack.enter_context(prefect_server(settings))
         deployments = runner_deployments()
         # Before the runner and left after it: stuck runs are finished at start and at exit.

@@ -267,14 +267,14 @@ def test_template_format_option_sets_the_suffix(tmp_path: Path, home: Path) -> N
     assert result.exit_code == 0, result.output
     assert (tmp_path / "form.xlsx").is_file()
     bad = invoke("template", "-p", FUND, "--period", QUARTER, "-o", str(tmp_path / "f.pdf"))
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "--format must be csv or xlsx, not 'pdf'" in bad.stderr
 
 
 def test_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> None:
     result = invoke("template", "-p", FUND, "--period", "2025-13", "-o", str(tmp_path / "f.csv"))
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "'2025-13' is not a period" in result.stderr
     assert "Traceback" not in result.output
 
@@ -304,11 +304,11 @@ def test_an_unknown_partner_is_a_red_error_without_traceback(tmp_path: Path, hom
     ):
         result = invoke(*args)
 
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output  # a usage error
         assert isinstance(result.exception, SystemExit)
         assert "Traceback" not in result.output
         assert result.stdout == ""
-        assert "\x1b[31merror:\x1b[0m no partner 'nobody' in beit-hakerem" in result.stderr
+        assert '\x1b[31merror:\x1b[0m no partner "nobody" in beit-hakerem' in result.stderr
         assert "known: biina-council, braude-college" in result.stderr
     assert not (home / "ci_pipeline.db").exists()  # nothing was started
 
@@ -318,7 +318,7 @@ def test_an_unknown_locale_is_an_error_before_a_flow_starts(tmp_path: Path, home
     file = tmp_path / "fund.csv"
     file.write_text(GOOD, encoding="utf-8")
     result = invoke("submit", str(file), "-p", FUND, "--period", QUARTER, "--locale", "klingon")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a usage error
     assert "Traceback" not in result.output
     assert "unknown locale 'klingon'" in result.stderr
     assert not (home / "ci_pipeline.db").exists()  # nothing was started
@@ -355,7 +355,7 @@ def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
 
     bad = write(tmp_path, "bad.csv", BAD)
     rejected = invoke("submit", str(bad), "-p", FUND, "--period", QUARTER)
-    assert rejected.exit_code == 2, rejected.output
+    assert rejected.exit_code == cli.common.EXIT_REJECTED == 3, rejected.output
     assert "REJECTED #3" in rejected.stdout
     reports = sorted((home / "reports" / FUND / QUARTER).glob("*/report.json"))
     assert len(reports) == 2  # the accepted file's and the rejected one's
@@ -366,7 +366,7 @@ def test_submit_exit_codes_and_output(tmp_path: Path, home: Path) -> None:
     assert "value_is_number" in rejected.stdout
 
     as_data = invoke("submit", str(bad), "-p", FUND, "--period", QUARTER, "--json")
-    assert as_data.exit_code == 2
+    assert as_data.exit_code == 3
     data = as_json(as_data)
     assert data["status"] == "rejected"
     assert {i["rule"] for i in data["first_issues"]} == {"geography_served", "value_is_number"}
@@ -381,7 +381,7 @@ def test_submit_with_a_bad_period_is_a_message(tmp_path: Path, home: Path) -> No
     before = runs_named(f"ingest {FUND} 2025-13")
     result = invoke("submit", str(good), "-p", FUND, "--period", "2025-13")
 
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "'2025-13' is not a period" in result.stderr
     assert "Traceback" not in result.output
     # Told before any run starts, so nothing is retried (counted, not timed: machines are noisy).

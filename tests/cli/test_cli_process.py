@@ -120,7 +120,7 @@ def test_process_json(small: Engine, settings: Settings) -> None:
 def test_process_with_a_bad_date_is_a_clear_error(home: Path, bad: str) -> None:
     result = invoke("process", "--as-of", bad)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"--as-of must be a date such as 2026-03-15, not '{bad}'" in flat(result.stderr)
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -236,7 +236,7 @@ def test_alerts_list_ack_and_status(alerted: Engine) -> None:
 def test_ack_of_an_unknown_alert_is_an_error(home: Path) -> None:
     result = invoke("alerts", "ack", "999")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no alert #999" in flat(result.stderr)
     assert "Traceback" not in result.output
 

@@ -118,7 +118,7 @@ def test_the_tokens_commands() -> None:
     assert "cip_" in plain.stdout and "not stored" in plain.output
 
     unknown = runner.invoke(tokens_app, ["issue", "--partner", "nobody"])
-    assert unknown.exit_code == 1 and "nobody" in unknown.output
+    assert unknown.exit_code == 2 and 'no partner "nobody"' in unknown.output
 
     listed = runner.invoke(tokens_app, ["list", "--partner", FUND, "--json"])
     assert listed.exit_code == 0, listed.output
