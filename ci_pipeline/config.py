@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         return self.home / "reports"
 
     @property
+    def report_card_dir(self) -> Path:
+        """The backbone team's report card (a static site, :mod:`ci_pipeline.report`)."""
+        return self.home / "report-card"
+
+    @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
 

@@ -288,6 +288,12 @@ def print_process(result: dict[str, Any]) -> None:
         else f"[red]failed[/red] ({len(detected['gate_failures'])} problem(s); alerts of those measures held)"
     )
     out.print(f"Quality gate: {gate}. Data Docs: {detected['data_docs']}", soft_wrap=True)
+    if result.get("report"):
+        out.print(
+            f"Report card (English, Hebrew, Arabic): file://{result['report']}",
+            soft_wrap=True,
+            highlight=False,
+        )
     out.print(
         f"Alerts: {detected['findings']} finding(s), {len(detected['new_alerts'])} new, {len(detected['resolved_alerts'])} resolved"
     )

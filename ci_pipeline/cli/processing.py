@@ -1,4 +1,5 @@
-"""Commands on indicators: ``process`` a period, list ``indicators``."""
+"""Commands on indicators: ``process`` a period, list ``indicators``, build the ``report``
+card."""
 
 from __future__ import annotations
 
@@ -117,3 +118,19 @@ def indicators(
             ["measure_id", "geo_code", "period", "disaggregation", "shown", "coverage"],
         )
     )
+
+
+@app.command()
+@handle_errors
+def report() -> None:
+    """Rebuild the backbone team's report card (English, Hebrew, Arabic) from what is stored:
+    ``process`` does this after every run; this is for a data folder processed elsewhere."""
+    from ci_pipeline.clock import utcnow
+    from ci_pipeline.report import build_report
+
+    settings, initiative = load_context()
+    built = build_report(
+        initiative, settings.report_card_dir, engine=open_engine(settings), today=utcnow().date()
+    )
+    out.print(f"Report card: {built.pages} pages in English, Hebrew and Arabic", highlight=False)
+    out.print(f"Open: file://{built.index}", soft_wrap=True, highlight=False)

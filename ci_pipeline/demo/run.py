@@ -118,7 +118,12 @@ def reset(settings: Settings) -> None:
                 file.unlink(missing_ok=True)
         else:
             store.drop_demo_database(url)
-    for folder in (settings.reports_dir, settings.archive_dir, settings.gx_dir):
+    for folder in (
+        settings.reports_dir,
+        settings.archive_dir,
+        settings.gx_dir,
+        settings.report_card_dir,
+    ):
         shutil.rmtree(folder, ignore_errors=True)
     for file in (settings.alerts_file, settings.engineers_file):
         file.unlink(missing_ok=True)

@@ -15,8 +15,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ci_pipeline import aggregate, alert, detect, events
+from ci_pipeline import aggregate, alert, detect, events, report
 from ci_pipeline.aggregate.privacy import privacy_notes
+from ci_pipeline.clock import utcnow
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 
@@ -35,6 +36,18 @@ def _detect_run_name() -> str:
 def _process_run_name() -> str:
     """``process 2025-Q4``, or ``process latest`` without a period (not ``process None``)."""
     return f"process {flow_run.parameters.get('period') or 'latest'}"
+
+
+@task(name="report-card", cache_policy=NO_CACHE)
+def report_card(initiative_dir: str | None = None) -> str:
+    """Rebuild the backbone team's report card from what is stored now (the whole site, in
+    its three languages, swapped in at once: re-running it changes nothing); the file a reader
+    opens."""
+    settings, initiative, engine = context(initiative_dir)
+    built = report.build_report(
+        initiative, settings.report_card_dir, engine=engine, today=utcnow().date()
+    )
+    return str(built.index)
 
 
 @flow(name="aggregate-indicators", flow_run_name="aggregate indicators", log_prints=True)
@@ -178,4 +191,5 @@ def process_period(
         return {"aggregated": aggregated, "detected": None, "delivered": None}
     detected = detect_regressions(period=period, as_of=as_of, initiative_dir=initiative_dir)
     delivered = deliver_alerts(initiative_dir=initiative_dir) if deliver else None
-    return {"aggregated": aggregated, "detected": detected, "delivered": delivered}
+    card = report_card(initiative_dir=initiative_dir)
+    return {"aggregated": aggregated, "detected": detected, "delivered": delivered, "report": card}

@@ -69,8 +69,11 @@ def test_process_period_aggregates_detects_and_delivers(
 ) -> None:
     result, flow_run_id = run_flow(process_period, as_of=SMALL_AS_OF)
 
-    assert set(result) == {"aggregated", "detected", "delivered"}
+    assert set(result) == {"aggregated", "detected", "delivered", "report"}
     aggregated, detected, delivered = result["aggregated"], result["detected"], result["delivered"]
+    # The report card, rebuilt after the run: the file a reader opens, in its data folder.
+    assert result["report"] == str(small.report_card_dir / "index.html")
+    assert (small.report_card_dir / "he" / "index.html").exists()
     assert len(aggregated["slices"]) == 5
     engine = store.make_engine(small.resolved_database_url)
     try:

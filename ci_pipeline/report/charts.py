@@ -1,0 +1,106 @@
+"""A card's chart as static SVG, drawn at build time (a Vega-Lite specification rendered by
+vl-convert, no browser): the published series, the straight path from baseline to target, and the open
+alerts marked where they are. No script and no request leaves the page; the figures are also
+in a table beside each chart for screen readers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import vl_convert as vlc
+
+from ci_pipeline.model.initiative import Unit
+from ci_pipeline.model.periods import parse_period
+from ci_pipeline.report.content import Card
+
+WIDTH, HEIGHT = 520, 200
+SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
+
+
+def _axis_format(card: Card) -> str:
+    return ".0%" if card.measure.unit is Unit.proportion else ",.4~g"
+
+
+def _start(label: str) -> str:
+    """A period's first day, ISO (2025-Q4 → 2025-10-01)."""
+    year, month0 = divmod(parse_period(label).start, 12)
+    return f"{year:04d}-{month0 + 1:02d}-01"
+
+
+def spec(card: Card) -> dict[str, Any]:
+    """The Vega-Lite specification of one card's chart: the path to target (dashed), the
+    series (line and points), suppressed periods (a dotted grey rule: no value is drawn),
+    and the open alerts (a red rule labelled with the alert's number). Words-free (periods and
+    numbers only), so one drawing serves all three languages; the page around it speaks."""
+    # Time runs on a true time axis (each period at its first day), so the path to a target
+    # years away slopes as it should; labels in the period's own notation.
+    fmt = {"month": "%Y-%m", "quarter": "%Y-Q%q", "year": "%Y"}[str(card.measure.periodicity)]
+    x = {
+        "field": "start",
+        "type": "temporal",
+        "title": None,
+        "axis": {"format": fmt, "labelAngle": -45, "labelOverlap": True},
+    }
+    y = {
+        "field": "value",
+        "type": "quantitative",
+        "title": None,
+        "scale": {"zero": False},
+        "axis": {"format": _axis_format(card)},
+    }
+    shown = [
+        {"start": _start(p.period), "value": p.value} for p in card.points if p.value is not None
+    ]
+    layers: list[dict[str, Any]] = []
+    if card.path:
+        layers.append(
+            {
+                "data": {"values": [{"start": _start(p), "value": v} for p, v in card.path]},
+                "mark": {"type": "line", "strokeDash": [6, 4], "color": PATH},
+                "encoding": {"x": x, "y": y},
+            }
+        )
+    layers.append(
+        {
+            "data": {"values": shown},
+            "mark": {"type": "line", "point": True, "color": SERIES},
+            "encoding": {"x": x, "y": y},
+        }
+    )
+    hidden = [{"start": _start(p.period)} for p in card.points if p.suppressed]
+    if hidden:
+        layers.append(
+            {
+                "data": {"values": hidden},
+                "mark": {"type": "rule", "color": SUPPRESSED, "strokeDash": [2, 2]},
+                "encoding": {"x": x},
+            }
+        )
+    if card.flags:
+        marks = [{"start": _start(f.period), "label": f"#{f.id}"} for f in card.flags]
+        layers.append(
+            {
+                "data": {"values": marks},
+                "mark": {"type": "rule", "color": ALERT, "strokeWidth": 2},
+                "encoding": {"x": x},
+            }
+        )
+        layers.append(
+            {
+                "data": {"values": marks},
+                "mark": {"type": "text", "color": ALERT, "fontWeight": "bold", "y": 0, "dy": 8},
+                "encoding": {"x": x, "text": {"field": "label", "type": "nominal"}},
+            }
+        )
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": WIDTH,
+        "height": HEIGHT,
+        "layer": layers,
+    }
+
+
+def svg(card: Card) -> str:
+    """The chart rendered to SVG text."""
+    rendered: str = vlc.vegalite_to_svg(spec(card))
+    return rendered

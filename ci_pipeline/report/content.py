@@ -1,0 +1,136 @@
+"""What the report card says, before any page is drawn: for each geography (the cluster, then
+each locality) and each shared measure, its published series (suppressed cells as suppressed,
+never their values), its latest value and coverage, the straight path from baseline to target
+where the measure has one, and the open alerts on it. Pure: frames and definitions in, plain
+data out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ci_pipeline.model.initiative import Geography, GeoLevel, Initiative, Measure
+from ci_pipeline.model.periods import parse_period
+
+
+@dataclass(frozen=True)
+class Point:
+    """One period of a series as published: ``value`` is None where the cell is suppressed
+    (``suppressed``) or nobody reported."""
+
+    period: str
+    value: float | None
+    suppressed: bool
+    reported: int
+    expected: int
+
+
+@dataclass(frozen=True)
+class Flag:
+    """An open alert on a series, at the period it is about."""
+
+    id: int
+    kind: str
+    period: str
+    message: str
+    geo_code: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """One measure in one geography."""
+
+    measure: Measure
+    points: list[Point]
+    path: list[tuple[str, float]]  # baseline → target, periods and values (empty: none)
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def latest(self) -> Point | None:
+        return self.points[-1] if self.points else None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One geography's report card."""
+
+    geography: Geography
+    cards: list[Card]
+
+    @property
+    def flags(self) -> list[Flag]:
+        return [f for c in self.cards for f in c.flags]
+
+
+def _path(measure: Measure, periods: list[str]) -> list[tuple[str, float]]:
+    """The straight line from the baseline to the target, at the baseline, the series' periods
+    between them, and the target."""
+    if measure.baseline is None or measure.target is None:
+        return []
+    b, t = parse_period(measure.baseline.period), parse_period(measure.target.period)
+    span = t.start - b.start
+    inside = [p for p in periods if b < parse_period(p) < t]
+    labels = [b.label, *inside, t.label]
+    v0, v1 = measure.baseline.value, measure.target.value
+    return [(p, v0 + (v1 - v0) * (parse_period(p).start - b.start) / span) for p in labels]
+
+
+def pages(indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative) -> list[Page]:
+    """Every geography's report card: the root geography first, then the others by name.
+
+    ``indicators`` are stored indicator rows, masked already or not: a suppressed cell's value
+    is dropped here whatever it holds. ``alerts`` are open alerts (``id``, ``kind``,
+    ``measure_id``, ``geo_code``, ``period``, ``message``). Totals only: a breakdown's cells
+    are in the downloadable figures.
+    """
+    totals = indicators.filter(
+        pl.col("disaggregation").is_in([m.total_key for m in initiative.measures.values()])
+    ).sort("period")
+    geos = sorted(
+        initiative.geographies.values(),
+        key=lambda g: (g.level is not GeoLevel.cluster, g.parent is not None, g.name.en),
+    )
+    out = []
+    for geo in geos:
+        cards = []
+        for m in initiative.measures.values():
+            if geo.level not in m.geo_levels and geo.parent is not None:
+                continue
+            rows = totals.filter(
+                (pl.col("measure_id") == m.id)
+                & (pl.col("geo_code") == geo.code)
+                & (pl.col("disaggregation") == m.total_key)
+            )
+            points = [
+                Point(
+                    period=r["period"],
+                    value=None if r["suppressed"] else r["value"],
+                    suppressed=bool(r["suppressed"]),
+                    reported=int(r["partners_reported"] or 0),
+                    expected=int(r["partners_expected"] or 0),
+                )
+                for r in rows.iter_rows(named=True)
+            ]
+            # The root's card carries every place's alerts on the measure: the cluster's
+            # report card is where a backbone team sees them all.
+            here = pl.col("geo_code") == geo.code if geo.parent is not None else pl.lit(True)
+            flags = [
+                Flag(
+                    int(a["id"]),
+                    str(a["kind"]),
+                    str(a["period"]),
+                    str(a["message"]),
+                    str(a["geo_code"]),
+                )
+                for a in alerts.filter((pl.col("measure_id") == m.id) & here)
+                .sort("id")
+                .iter_rows(named=True)
+            ]
+            if not points and not flags:
+                continue
+            path = _path(m, [p.period for p in points]) if geo.parent is None else []
+            cards.append(Card(m, points, path, flags))
+        if cards:
+            out.append(Page(geo, cards))
+    return out

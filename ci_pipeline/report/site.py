@@ -1,0 +1,159 @@
+"""The report card as a static site: one folder of HTML pages (the cluster, each locality, a
+printable one-page summary) in English, Hebrew and Arabic, charts inlined as SVG, and the
+figures behind them as a Frictionless Data Package. It opens from disk and from ``serve``
+alike: every link is relative and no page loads anything from elsewhere.
+
+Layout (``root`` is the report folder)::
+
+    index.html               the cluster's card in English (what a reader opens first)
+    en/ he/ ar/              index.html (the cluster), <locality>.html, summary.html
+    data/indicators.csv      the published figures (suppressed cells blank)
+    data/alerts.csv          the open alerts
+    datapackage.json         the package: resources, and each measure's definition
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.report import charts, templates
+from ci_pipeline.report.content import Card, Page
+from ci_pipeline.report.i18n import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    RTL,
+    day,
+    kind_word,
+    name_in,
+    number,
+    title_in,
+    unit_label,
+    word,
+)
+
+
+@dataclass(frozen=True)
+class Built:
+    """What was written: the report folder, the file a reader opens, and the page count."""
+
+    root: Path
+    index: Path
+    pages: int
+
+
+def _environment(initiative: Initiative, lang: str) -> Environment:
+    env = Environment(
+        loader=DictLoader({"page": templates.PAGE, "summary": templates.SUMMARY}),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+    )
+    names = {g.code: name_in(g.name, lang) for g in initiative.geographies.values()}
+    env.globals.update(
+        w=lambda key: word(key, lang),
+        kind=lambda k: kind_word(k, lang),
+        num=lambda card, v: number(card.measure, v, lang),
+        title=lambda m: title_in(m, lang),
+        unit=lambda m: unit_label(m, lang),
+        place=lambda code: names.get(code, code),
+        lang=lang,
+        dir="rtl" if lang in RTL else "ltr",
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        css=templates.CSS,
+    )
+    return env
+
+
+def _file(page: Page) -> str:
+    return "index.html" if page.geography.parent is None else f"{page.geography.code}.html"
+
+
+def _render_page(
+    env: Environment,
+    initiative: Initiative,
+    page: Page,
+    pages: list[Page],
+    lang: str,
+    prefix: str,
+    built_on: date,
+    drawings: dict[tuple[str, str], str],
+) -> str:
+    """One geography's card page; ``prefix`` leads from the page's folder to the report root,
+    ``drawings`` are the cards' charts by (geography, measure)."""
+    cards = [(card, drawings[page.geography.code, card.measure.id]) for card in page.cards]
+    return env.get_template("page").render(
+        initiative=name_in(initiative.info.name, lang),
+        page=page,
+        cards=cards,
+        pages=pages,
+        file=_file(page),
+        prefix=prefix,
+        own=f"{prefix}{lang}/",
+        built=day(built_on, lang),
+    )
+
+
+def _render_summary(
+    env: Environment,
+    initiative: Initiative,
+    root_page: Page,
+    pages: list[Page],
+    lang: str,
+    built_on: date,
+) -> str:
+    domains: dict[str, list[Card]] = {}
+    for card in root_page.cards:
+        if card.measure.domain:
+            domains.setdefault(card.measure.domain, []).append(card)
+    headline = [c for c in root_page.cards if not c.measure.domain]
+    return env.get_template("summary").render(
+        initiative=name_in(initiative.info.name, lang),
+        root=root_page,
+        headline=headline,
+        domains=sorted(domains.items()),
+        flags=[f for p in pages for f in p.flags if p.geography.parent is None],
+        prefix="../",
+        own=f"../{lang}/",
+        built=day(built_on, lang),
+    )
+
+
+def write_site(
+    pages: list[Page], initiative: Initiative, root: Path, *, built_on: date
+) -> tuple[Path, int]:
+    """Write every page in every language under ``root``; the index a reader opens, and the
+    number of pages written."""
+    if not pages:
+        raise ValueError("nothing to report: no indicators and no open alerts")
+    root_page = next((p for p in pages if p.geography.parent is None), pages[0])
+    cards = [(p.geography.code, c) for p in pages for c in p.cards]
+    # vl-convert renders outside the GIL: both cores draw.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        drawn = list(pool.map(charts.svg, [c for _, c in cards]))
+    drawings = {(g, c.measure.id): d for (g, c), d in zip(cards, drawn, strict=True)}
+    written = 0
+    for lang in LANGUAGES:
+        env = _environment(initiative, lang)
+        folder = root / lang
+        folder.mkdir(parents=True, exist_ok=True)
+        for page in pages:
+            text = _render_page(env, initiative, page, pages, lang, "../", built_on, drawings)
+            (folder / _file(page)).write_text(text, encoding="utf-8")
+            written += 1
+        (folder / "summary.html").write_text(
+            _render_summary(env, initiative, root_page, pages, lang, built_on), encoding="utf-8"
+        )
+        written += 1
+    # The file a reader opens: the cluster in English, its links one folder up.
+    env = _environment(initiative, "en")
+    index = root / "index.html"
+    index.write_text(
+        _render_page(env, initiative, root_page, pages, "en", "", built_on, drawings),
+        encoding="utf-8",
+    )
+    return index, written + 1

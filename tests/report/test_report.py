@@ -1,0 +1,176 @@
+"""The report card: what each page says (hand-worked), the site in three languages, nothing
+suppressed shown, nothing loaded from elsewhere, and the figures as a valid Data Package."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import frictionless
+import polars as pl
+import pytest
+from sqlalchemy import Engine
+
+from ci_pipeline import store
+from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.report import build_report, charts, content, i18n
+from ci_pipeline.report.package import write_package
+from ci_pipeline.report.site import write_site
+from tests.detect.test_detect import LFP, frame, series
+
+SECRET = 0.4321987  # a suppressed value: it must appear nowhere
+ALERTS = pl.DataFrame(
+    {
+        "id": [7, 8],
+        "kind": ["step", "missing"],
+        "measure_id": [LFP, LFP],
+        "geo_code": ["nahf", "beit-hakerem"],
+        "period": ["2025-Q4", "2025-Q4"],
+        "message": ["LFP in Nahf fell to 21.9%", "Nobody reported"],
+    }
+)
+
+
+@pytest.fixture
+def indicators(initiative: Initiative) -> pl.DataFrame:
+    # 2025-Q3 is suppressed: its stored value stays, and no output may show it.
+    nahf = series(initiative, LFP, [0.30, 0.31, SECRET, 0.219], suppressed={-1: True})
+    cluster = series(initiative, LFP, [0.28, 0.29, 0.30, 0.27], geo="beit-hakerem")
+    return frame(nahf, cluster)
+
+
+def test_a_page_per_place_with_suppressed_cells_as_suppressed(
+    initiative: Initiative, indicators: pl.DataFrame
+) -> None:
+    got = content.pages(indicators, ALERTS, initiative)
+    assert [p.geography.code for p in got] == ["beit-hakerem", "nahf"]  # the root first
+    [nahf] = got[1].cards
+    assert [(p.period, p.value, p.suppressed) for p in nahf.points] == [
+        ("2025-Q1", 0.30, False),
+        ("2025-Q2", 0.31, False),
+        ("2025-Q3", None, True),  # suppressed: no value, whatever the row held
+        ("2025-Q4", 0.219, False),
+    ]
+    # Nahf's own alert only; the cluster's card carries every place's alerts on the measure.
+    assert [f.id for f in nahf.flags] == [7]
+    assert [f.id for f in got[0].cards[0].flags] == [7, 8]
+
+
+def test_the_path_to_target_is_a_straight_line_from_the_baseline(
+    initiative: Initiative, indicators: pl.DataFrame
+) -> None:
+    """arab-women-lfp: baseline 26% in 2024-Q1, target 40% in 2030-Q4 — 27 quarters (81
+    months from the start of one to the start of the other), so 14 points / 27 a quarter:
+    2025-Q4 is 7 quarters in, 26 + 14 x 21/81 = 29.63%."""
+    m = initiative.measures[LFP]
+    assert (m.baseline and m.baseline.period, m.target and m.target.period) == (
+        "2024-Q1",
+        "2030-Q4",
+    )
+    [cluster] = content.pages(indicators, ALERTS, initiative)[0].cards
+    path = dict(cluster.path)
+    assert path["2024-Q1"] == pytest.approx(0.26)
+    assert path["2025-Q4"] == pytest.approx(0.26 + 0.14 * 21 / 81)
+    assert path["2030-Q4"] == pytest.approx(0.40)
+    # A locality has no path of its own (baseline and target are the cluster's).
+    assert content.pages(indicators, ALERTS, initiative)[1].cards[0].path == []
+
+
+def test_every_word_exists_in_every_language() -> None:
+    for key, entry in i18n.WORDS.items():
+        assert set(entry) == set(i18n.LANGUAGES), key
+        # Only the note that alert sentences are English is empty, in English.
+        assert all(entry[lang] for lang in i18n.LANGUAGES) or key == "english_only", key
+
+
+def test_numbers_as_each_locale_writes_them(initiative: Initiative) -> None:
+    lfp, students = initiative.measures[LFP], initiative.measures["starter-students-trained"]
+    assert i18n.number(lfp, 0.3125, "en") == "31.2%"  # half to even, as babel rounds
+    assert i18n.number(students, 1250, "en") == "1,250 students"
+    assert i18n.number(students, 1250, "he") == "1,250 סטודנטים"
+    assert i18n.number(lfp, None, "ar") == "—"
+    assert i18n.day(date(2026, 11, 30), "he") == "30 בנובמבר 2026"
+
+
+def test_the_chart_marks_alerts_and_draws_no_suppressed_value(
+    initiative: Initiative, indicators: pl.DataFrame
+) -> None:
+    [nahf] = content.pages(indicators, ALERTS, initiative)[1].cards
+    spec = charts.spec(nahf)
+    drawn = [v for layer in spec["layer"] for v in layer["data"]["values"]]
+    assert {"start": "2025-10-01", "label": "#7"} in drawn
+    assert all(d.get("value") != SECRET for d in drawn)
+    assert {"start": "2025-07-01"} in drawn  # the suppressed period's dotted rule
+    svg = charts.svg(nahf)
+    assert svg.startswith("<svg") and "#7" in svg
+
+
+@pytest.fixture
+def site(tmp_path: Path, initiative: Initiative, indicators: pl.DataFrame) -> Path:
+    masked = mask(indicators)
+    got = content.pages(masked, ALERTS, initiative)
+    write_site(got, initiative, tmp_path, built_on=date(2026, 11, 30))
+    write_package(masked, ALERTS, initiative, tmp_path)
+    return tmp_path
+
+
+def test_the_site_in_three_languages_right_to_left_where_it_belongs(site: Path) -> None:
+    for lang, direction in (("en", "ltr"), ("he", "rtl"), ("ar", "rtl")):
+        for page in ("index.html", "nahf.html", "summary.html"):
+            text = (site / lang / page).read_text(encoding="utf-8")
+            assert f'<html lang="{lang}" dir="{direction}">' in text, (lang, page)
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="he/index.html"' in index and 'href="ar/index.html"' in index
+    he = (site / "he" / "index.html").read_text(encoding="utf-8")
+    assert "כרטיס מדדים" in he and "נחף" in he  # Hebrew words and Nahf's Hebrew name
+
+
+def test_every_chart_has_its_table_and_nothing_is_loaded_from_elsewhere(site: Path) -> None:
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if page.name != "summary.html":  # the summary is tables only
+            figures = re.findall(r"<figure[^>]*>(.*?)</figure>", text, flags=re.S)
+            assert figures and len(figures) == text.count("<table>"), page
+            assert all(f.lstrip().startswith("<svg") for f in figures), page
+        # No src= or href= leaves the site (SVG namespaces are names, not requests).
+        external = re.findall(r'(?:src|href)="(https?:)?//', text)
+        assert external == [], page
+        assert "<script" not in text
+
+
+def test_no_suppressed_value_in_any_output(site: Path) -> None:
+    # As a page or a file would write it (SVG coordinates are plain numbers: no % sign).
+    shown = [f"{SECRET * 100:.1f}%", f"{SECRET * 100:.2f}%", str(SECRET)]
+    for path in site.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not any(s in text for s in shown), path
+
+
+def test_the_figures_are_a_valid_frictionless_data_package(site: Path) -> None:
+    report = frictionless.validate(site / "datapackage.json")
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "message"])
+    rows = pl.read_csv(site / "data" / "indicators.csv")
+    nahf_q3 = rows.filter((pl.col("geo_code") == "nahf") & (pl.col("period") == "2025-Q3"))
+    assert nahf_q3["value"].to_list() == [None] and nahf_q3["suppressed"].to_list() == [True]
+
+
+def test_build_report_from_the_store_masks_and_rebuilds_in_place(
+    tmp_path: Path, initiative: Initiative, indicators: pl.DataFrame, sqlite_engine: Engine
+) -> None:
+    """End to end from the database: the stored row keeps the suppressed value, the report
+    does not; a second build replaces the first whole (the same files, nothing left over)."""
+    slices = sorted({(m, p) for m, p in indicators.select("measure_id", "period").iter_rows()})
+    store.replace_indicators(initiative.info.id, slices, indicators, engine=sqlite_engine)
+    root = tmp_path / "report-card"
+    built = build_report(initiative, root, engine=sqlite_engine, today=date(2026, 11, 30))
+    assert built.index == root / "index.html" and built.index.exists()
+    rows = pl.read_csv(root / "data" / "indicators.csv")
+    hidden = rows.filter(pl.col("suppressed"))
+    assert hidden.height == 1 and hidden["value"].to_list() == [None]
+    first = sorted(p.relative_to(root) for p in root.rglob("*"))
+    (root / "stale.html").write_text("left from before", encoding="utf-8")
+    build_report(initiative, root, engine=sqlite_engine, today=date(2026, 11, 30))
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == first
