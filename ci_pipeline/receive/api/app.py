@@ -19,6 +19,7 @@ from ci_pipeline.errors import (
 )
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive.api.auth import ApiContext
+from ci_pipeline.receive.api.docs import add_docs
 from ci_pipeline.receive.api.routes import router
 from ci_pipeline.receive.api.schemas import Health
 
@@ -57,6 +58,8 @@ def create_app(
             "received, not yet checked: poll `submissions_url` for the verdict and the report."
         ),
         version="1",
+        docs_url=None,  # served by add_docs, with local assets instead of a CDN's
+        redoc_url=None,
         openapi_tags=[
             {"name": "health", "description": "Liveness, without a token."},
             {"name": "submissions", "description": "Upload files and read their outcomes."},
@@ -72,4 +75,5 @@ def create_app(
         return Health(status="ok")
 
     app.include_router(router)
+    add_docs(app)
     return app
