@@ -21,7 +21,7 @@ from ci_pipeline.config import Settings
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run, unwrapped
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.receive import intake
+from ci_pipeline.receive import intake, links
 from ci_pipeline.validate import ValidationResult
 
 
@@ -44,15 +44,21 @@ store_ = task(name="store", **RETRYING)(intake.record)
 refuse = task(name="store-refusal", **RETRYING)(intake.refuse)
 
 
-def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:
-    """A table of the validation result (failures by rule), or the receipt, for operators."""
+def publish(receipt: intake.Receipt, result: ValidationResult | None, settings: Settings) -> None:
+    """A table of the validation result (failures by rule), or the receipt, for operators,
+    with links to the report as the intake API serves it (not a path on the server)."""
     # Partner ids may hold underscores; Prefect artifact keys allow only a-z, 0-9 and dashes.
     key = f"validation-{receipt.partner_id.replace('_', '-')}"
     if result is not None and result.issues.height:
+        report = links.report_url(settings, receipt.submission_id)
+        errors = links.errors_url(settings, receipt.submission_id)
         create_table_artifact(
             key=key,
             table=result.summary().to_dicts(),
-            description=f"`{receipt.file_name}`: {receipt.message}. Report: `{receipt.report_path}`",
+            description=(
+                f"`{receipt.file_name}`: {receipt.message}. "
+                f"Report: [report.json]({report}), [errors.csv]({errors})"
+            ),
         )
     else:
         create_markdown_artifact(
@@ -136,7 +142,7 @@ def ingest_submission(
             receipt = store_(
                 quote(row), quote(result), encoding=parsed.encoding, settings=cfg, engine=db
             )
-    publish(receipt, result)
+    publish(receipt, result, settings)
     outcome = intake.outcome_event(receipt, result)
     tag_run(
         f"partner:{receipt.partner_id}",

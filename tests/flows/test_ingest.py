@@ -124,7 +124,10 @@ def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: 
     assert len(artifacts) == 1
     artifact = artifacts[0]
     assert artifact.type == "table"
-    assert receipt["report_path"] in (artifact.description or "")
+    # Links to the report as the intake API serves it, never the server's path.
+    report = f"{settings.api_base_url}/v1/submissions/{receipt['submission_id']}/report.json"
+    assert f"[report.json]({report})" in (artifact.description or "")
+    assert receipt["report_path"] not in (artifact.description or "")
     assert isinstance(artifact.data, str)
     assert sorted((r["rule"], r["rows"], r["first_row"]) for r in json.loads(artifact.data)) == [
         ("geography_served", 1, 3),

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from ci_pipeline import events
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive import tokens
 from ci_pipeline.receive.api import create_app
 
 #: What FastAPI's default pages load from the internet.
@@ -68,3 +69,28 @@ def test_the_assets_are_the_real_scripts(client: TestClient) -> None:
     assert "Redoc" in client.get("/docs-assets/redoc.standalone.js").text
     assert client.get("/docs-assets/swagger-ui.css").headers["content-type"].startswith("text/css")
     assert client.get("/docs-assets/nothing.js").status_code == 404
+
+
+# --- the Data Docs, read-only, behind a partner's token -----------------------------------------
+
+
+def test_data_docs_are_served_to_a_partner_and_nothing_else(
+    client: TestClient, settings: Settings, sqlite_engine: Engine, initiative: Initiative
+) -> None:
+    page = settings.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html>gate</html>", encoding="utf-8")
+    (settings.home / "ci_pipeline.secret").write_text("not for the web", encoding="utf-8")
+    secret = tokens.issue(initiative, "galilee-foundation", engine=sqlite_engine).secret
+    auth = {"Authorization": f"Bearer {secret}"}
+    url = "/v1/files/gx/uncommitted/data_docs/local_site/index.html"
+
+    assert client.get(url).status_code == 401  # the same token as every other GET
+    served = client.get(url, headers=auth)
+    assert (served.status_code, served.text) == (200, "<html>gate</html>")
+    assert served.headers["content-type"].startswith("text/html")
+    for outside in ("..%2Fci_pipeline.secret", "../ci_pipeline.secret", "uncommitted"):
+        assert client.get(f"/v1/files/gx/{outside}", headers=auth).status_code == 404, outside
+    (settings.gx_dir / "link.txt").symlink_to(settings.home / "ci_pipeline.secret")
+    assert client.get("/v1/files/gx/link.txt", headers=auth).status_code == 404
+    assert client.post(url, headers=auth).status_code == 405  # read-only
