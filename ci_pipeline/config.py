@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address the intake API listens on.")
     api_port: int = Field(8420, description="Port the intake API listens on.")
+    api_url: str | None = Field(
+        None,
+        description="The intake API's address as operators reach it (behind a proxy, another "
+        "host name); the links in Prefect artifacts start with it. Default: "
+        "http://<api_host>:<api_port>.",
+    )
     prefect_port: int = Field(
         4200,
         description="Port of the local Prefect server `serve` starts (without PREFECT_API_URL).",
@@ -109,6 +115,16 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'ci_pipeline.db'}"
+
+    @property
+    def api_base_url(self) -> str:
+        """Where the intake API is reached: ``api_url``, else its own address (a wildcard
+        host read as this machine, which a browser can open)."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def local_prefect_api_url(self) -> str:

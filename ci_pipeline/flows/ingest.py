@@ -13,14 +13,15 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
 from sqlalchemy import Engine
 
 from ci_pipeline import events, store
 from ci_pipeline.config import Settings
-from ci_pipeline.flows.runtime import RETRYING, context, tag_run
+from ci_pipeline.flows.runtime import RETRYING, context, tag_run, unwrapped
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.receive import intake
+from ci_pipeline.receive import intake, links
 from ci_pipeline.validate import ValidationResult
 
 
@@ -43,15 +44,21 @@ store_ = task(name="store", **RETRYING)(intake.record)
 refuse = task(name="store-refusal", **RETRYING)(intake.refuse)
 
 
-def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:
-    """A table of the validation result (failures by rule), or the receipt, for operators."""
+def publish(receipt: intake.Receipt, result: ValidationResult | None, settings: Settings) -> None:
+    """A table of the validation result (failures by rule), or the receipt, for operators,
+    with links to the report as the intake API serves it (not a path on the server)."""
     # Partner ids may hold underscores; Prefect artifact keys allow only a-z, 0-9 and dashes.
     key = f"validation-{receipt.partner_id.replace('_', '-')}"
     if result is not None and result.issues.height:
+        report = links.report_url(settings, receipt.submission_id)
+        errors = links.errors_url(settings, receipt.submission_id)
         create_table_artifact(
             key=key,
             table=result.summary().to_dicts(),
-            description=f"`{receipt.file_name}`: {receipt.message}. Report: `{receipt.report_path}`",
+            description=(
+                f"`{receipt.file_name}`: {receipt.message}. "
+                f"Report: [report.json]({report}), [errors.csv]({errors})"
+            ),
         )
     else:
         create_markdown_artifact(
@@ -61,6 +68,32 @@ def publish(receipt: intake.Receipt, result: ValidationResult | None) -> None:
                 f"{receipt.message} (submission #{receipt.submission_id})"
             ),
         )
+
+
+#: The rule of a rejection that never read the file (:func:`intake.refuse`).
+REFUSED_RULE = "file_refused"
+
+
+def final_state(receipt: intake.Receipt) -> State[dict[str, Any]]:
+    """The run's final state, named after the verdict, carrying the receipt as its result.
+
+    A rejected file ends ``Rejected``, a file refused unread (unreadable, too large)
+    ``Refused``, a duplicate ``Duplicate``; an accepted one plain ``Completed``. All are of
+    Prefect's *Completed* type, deliberately: a partner's bad file is the pipeline doing its
+    job, not a crash. A Failed-type state would retry the run, page whoever watches failures,
+    and make an in-process call (``ingest_submission(id)``, the command line's ``submit``)
+    raise instead of returning the receipt. Failed stays for what the pipeline could not do
+    (the database after retries, an unknown submission). The name is what the UI shows, and
+    Prefect's state event (``prefect.flow-run.Rejected``) lets an automation select on it.
+    """
+    data = receipt.to_dict()
+    if receipt.status == store.Status.rejected:
+        refused = [i.get("rule") for i in receipt.first_issues] == [REFUSED_RULE]
+        name = "Refused" if refused else "Rejected"
+        return Completed(data=data, name=name, message=receipt.message)
+    if receipt.status == store.Status.duplicate:
+        return Completed(data=data, name="Duplicate", message=receipt.message)
+    return Completed(data=data, message=receipt.message)
 
 
 def run_name() -> str:
@@ -80,10 +113,13 @@ def run_name() -> str:
     return f"ingest {row.partner_id} {row.period} #{submission_id}"
 
 
+@unwrapped
 @flow(name="ingest-submission", flow_run_name=run_name, log_prints=True)
-def ingest_submission(submission_id: int, initiative_dir: str | None = None) -> dict[str, Any]:
+def ingest_submission(
+    submission_id: int, initiative_dir: str | None = None
+) -> State[dict[str, Any]]:
     """Ingest one received submission (:func:`intake.take` recorded it, with its bytes) and
-    return the receipt.
+    return the receipt, in a final state named after the verdict (:func:`final_state`).
 
     Only a ``received`` submission is ingested; one that already has a verdict (a retried or
     repeated event, the reconciler beside a late run) is not touched again: its receipt is
@@ -106,7 +142,7 @@ def ingest_submission(submission_id: int, initiative_dir: str | None = None) -> 
             receipt = store_(
                 quote(row), quote(result), encoding=parsed.encoding, settings=cfg, engine=db
             )
-    publish(receipt, result)
+    publish(receipt, result, settings)
     outcome = intake.outcome_event(receipt, result)
     tag_run(
         f"partner:{receipt.partner_id}",
@@ -116,4 +152,4 @@ def ingest_submission(submission_id: int, initiative_dir: str | None = None) -> 
     )
     events.emit(outcome, emitter=events.prefect_emitter)
     print(f"{receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}")
-    return receipt.to_dict()
+    return final_state(receipt)

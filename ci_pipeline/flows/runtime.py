@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
+from prefect import Flow
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
@@ -21,6 +22,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
@@ -57,6 +59,14 @@ def passthrough(value: T) -> T:
     the value it wraps.
     """
     return cast(T, quote(value))
+
+
+def unwrapped(flow: Flow[P, State[T]]) -> Flow[P, T]:
+    """A flow that returns a state (to name its final state, e.g. ``Rejected``) as its
+    callers see it: Prefect makes the returned state the run's final state and hands a caller
+    its data, so ``flow(...)`` gives ``T`` (and ``return_state=True`` a ``State[T]``), not a
+    state. The flow itself is unchanged; this corrects its type only."""
+    return cast("Flow[P, T]", flow)
 
 
 @contextmanager

@@ -87,6 +87,7 @@ def test_an_accepted_file_returns_the_receipt(good: Path, settings: Settings) ->
 
     run_ = read_run(flow_run_id)
     assert run_.name == f"ingest {FUND} {QUARTER} #{receipt['submission_id']}"
+    assert run_.state is not None and run_.state.name == "Completed"
     assert run_.parameters["submission_id"] == receipt["submission_id"]
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
     assert all(t.state is not None and t.state.is_completed() for t in task_runs(flow_run_id))
@@ -106,7 +107,11 @@ def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: 
         "value_in_range",
     }
     assert Path(receipt["report_path"]).is_file()
-    assert read_run(flow_run_id).name == f"ingest {FUND} {QUARTER} #{receipt['submission_id']}"
+    run_ = read_run(flow_run_id)
+    assert run_.name == f"ingest {FUND} {QUARTER} #{receipt['submission_id']}"
+    # Named in the UI, of the Completed type: the receipt is still the run's result.
+    assert run_.state is not None
+    assert (run_.state.name, run_.state.type.value) == ("Rejected", "COMPLETED")
     assert task_names(flow_run_id) == ["receive", "read", "validate", "store"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -119,7 +124,10 @@ def test_a_rejected_file_publishes_a_validation_table(tmp_path: Path, settings: 
     assert len(artifacts) == 1
     artifact = artifacts[0]
     assert artifact.type == "table"
-    assert receipt["report_path"] in (artifact.description or "")
+    # Links to the report as the intake API serves it, never the server's path.
+    report = f"{settings.api_base_url}/v1/submissions/{receipt['submission_id']}/report.json"
+    assert f"[report.json]({report})" in (artifact.description or "")
+    assert receipt["report_path"] not in (artifact.description or "")
     assert isinstance(artifact.data, str)
     assert sorted((r["rule"], r["rows"], r["first_row"]) for r in json.loads(artifact.data)) == [
         ("geography_served", 1, 3),
@@ -136,6 +144,8 @@ def test_a_duplicate_stops_after_receive(good: Path, settings: Settings) -> None
     assert receipt["status"] == "duplicate"
     assert receipt["duplicate_of"] == first["submission_id"]
     assert task_names(flow_run_id) == ["receive"]
+    state = read_run(flow_run_id).state
+    assert state is not None and state.name == "Duplicate"
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])),
@@ -153,6 +163,8 @@ def test_an_unreadable_file_is_stored_as_a_refusal(tmp_path: Path, settings: Set
     assert receipt["status"] == "rejected"
     assert [i["rule"] for i in receipt["first_issues"]] == ["file_refused"]
     assert task_names(flow_run_id) == ["receive", "read", "store-refusal"]
+    state = read_run(flow_run_id).state
+    assert state is not None and (state.name, state.type.value) == ("Refused", "COMPLETED")
 
 
 def test_a_partner_id_with_an_underscore_still_gets_its_artifact(

@@ -114,7 +114,8 @@ def test_process_period_aggregates_detects_and_delivers(
     assert task_names(subflows["detect-regressions"].id) == ["gate-and-detect", "record-alerts"]
     assert task_names(subflows["deliver-alerts"].id) == ["deliver"]
 
-    # The headline table: judged periods' totals, suppressed cells blank.
+    # The headline table: judged periods' totals as a coordinator reads them, suppressed
+    # cells "—". (The run's result keeps the numbers.)
     table = artifact("indicators", subflows["detect-regressions"].id)
     assert table.type == "table"
     assert isinstance(table.data, str)
@@ -123,15 +124,24 @@ def test_process_period_aggregates_detects_and_delivers(
     assert set(students) == {"beit-hakerem", "karmiel", "misgav"}
     assert {r["period"] for r in students.values()} == {"2025-03"}
     assert students["misgav"]["suppressed"] is True
-    assert students["misgav"]["value"] is None  # 3 students: never shown
-    assert students["beit-hakerem"]["value"] == 40.0
-    assert [r["value"] for r in rows if r["measure_id"] == "new-resources-nis"] == [260000.0]
-    assert all(r["value"] is None for r in rows if r["suppressed"])
+    assert students["misgav"]["value"] == "—"  # 3 students: never shown
+    assert students["misgav"]["numerator"] == "—"
+    assert students["beit-hakerem"]["value"] == "40 students"
+    assert [r["value"] for r in rows if r["measure_id"] == "new-resources-nis"] == ["260,000 NIS"]
+    assert all(r["value"] == "—" for r in rows if r["suppressed"])
+    headline = {(r["measure_id"], r["geo_code"]): r["value"] for r in detected["headline"]}
+    assert headline["starter-students-trained", "beit-hakerem"] == 40.0
 
     notes = artifact("alerts", subflows["detect-regressions"].id)
     assert notes.type == "markdown"
     assert isinstance(notes.data, str)
     assert "Quality gate **failed** for starter-students-trained" in notes.data
+    # The Data Docs as the intake API serves them, not a path on the server.
+    # (The quality alert's own sentence is detect/gate.py's and still names the path.)
+    verdict = notes.data.splitlines()[0]
+    assert f"Data Docs: [open]({small.api_base_url}/v1/files/gx/" in verdict
+    assert verdict.endswith("/index.html)")
+    assert "file://" not in verdict and str(small.home) not in verdict
     for a in stored_alerts:
         assert f"- {a.message}" in notes.data
 

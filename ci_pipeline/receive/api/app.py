@@ -19,6 +19,8 @@ from ci_pipeline.errors import (
 )
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive.api.auth import ApiContext
+from ci_pipeline.receive.api.docs import add_docs
+from ci_pipeline.receive.api.files import router as files_router
 from ci_pipeline.receive.api.routes import router
 from ci_pipeline.receive.api.schemas import Health
 
@@ -57,10 +59,13 @@ def create_app(
             "received, not yet checked: poll `submissions_url` for the verdict and the report."
         ),
         version="1",
+        docs_url=None,  # served by add_docs, with local assets instead of a CDN's
+        redoc_url=None,
         openapi_tags=[
             {"name": "health", "description": "Liveness, without a token."},
             {"name": "submissions", "description": "Upload files and read their outcomes."},
             {"name": "partners", "description": "The same, addressed by partner."},
+            {"name": "files", "description": "The quality gate's Data Docs, read-only."},
         ],
     )
     app.state.context = ApiContext(settings, initiative, engine, emitter)
@@ -72,4 +77,6 @@ def create_app(
         return Health(status="ok")
 
     app.include_router(router)
+    app.include_router(files_router)
+    add_docs(app)
     return app
