@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address the intake API listens on.")
     api_port: int = Field(8420, description="Port the intake API listens on.")
+    ack_link_days: float = Field(
+        14.0,
+        gt=0,
+        description="Days an alert's acknowledgement link stays valid after it is sent.",
+    )
     api_url: str | None = Field(
         None,
         description="The intake API's address as operators reach it (behind a proxy, another "
@@ -130,6 +135,11 @@ class Settings(BaseSettings):
     def local_prefect_api_url(self) -> str:
         """The API of the local Prefect server ``ci-pipeline serve`` starts."""
         return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def ack_key_file(self) -> Path:
+        """The key that signs alerts' acknowledgement links (readable by its owner only)."""
+        return self.home / "ack-link-key"
 
     @property
     def prefect_auth_file(self) -> Path:

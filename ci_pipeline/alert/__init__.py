@@ -11,6 +11,7 @@ re-exports their public names.
 
 from __future__ import annotations
 
+from ci_pipeline.alert.ack import AckLinkExpired, AckLinkInvalid, ack_key, link_maker, verify
 from ci_pipeline.alert.channels import (
     FILE_SCHEME,
     Sender,
@@ -50,11 +51,14 @@ __all__ = [
     "CLAIM_LEASE",
     "FILE_SCHEME",
     "REGRESSION_KINDS",
+    "AckLinkExpired",
+    "AckLinkInvalid",
     "Delivery",
     "Episode",
     "Recorded",
     "Routing",
     "Sender",
+    "ack_key",
     "acknowledge",
     "alert_dict",
     "alert_id",
@@ -65,6 +69,7 @@ __all__ = [
     "enqueue",
     "episode_message",
     "file_channel",
+    "link_maker",
     "list_alerts",
     "read_alerts",
     "record_alerts",
@@ -72,4 +77,5 @@ __all__ = [
     "recovered",
     "redact_channel",
     "routing",
+    "verify",
 ]

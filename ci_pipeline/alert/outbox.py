@@ -2,7 +2,8 @@
 
 - :func:`enqueue` adds an outbox row per (alert, channel, round): new verified alerts go to the
   backbone's channels (routable per working group or measure), held ones to the data
-  engineers', and still-open alerts are repeated no more often than ``repeat_interval``.
+  engineers', and still-open alerts are repeated no more often than ``repeat_interval``; an
+  alert that resolves is announced once to the channels that were told of it.
 - :func:`deliver` claims what is due, sends it grouped into one message per channel
   (Alertmanager's grouping), records success per row, and schedules failures for a retry with
   exponential backoff. A row recorded as sent is never sent again.
@@ -21,7 +22,7 @@ lease, so a live sender never loses its claim.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +40,11 @@ BACKOFF_MAX = timedelta(hours=6)
 #: How long a claimed delivery stays another sender's: a claim whose sender died becomes due
 #: again this long after it was made (longer than any send, shorter than a missed morning).
 CLAIM_LEASE = timedelta(minutes=15)
+#: The audience of a resolution notice (the backbone team that was told of the alert).
+RESOLVED = "resolved"
+#: Resolutions older than this are not announced (a database from before these notices does
+#: not announce its history at once).
+RESOLVED_NOTICE_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,21 @@ def enqueue(
             queued += len(messages)
             alert.notifications += 1
             alert.last_notified_at = now
+        # A resolution is news too: whoever was told of an alert is told it is over, once.
+        for alert in store.unannounced_resolutions(now - RESOLVED_NOTICE_WINDOW, session=session):
+            notices = [
+                OutboxMessage(
+                    alert_id=alert_id(alert),
+                    channel=channel,
+                    round=-alert.notifications,
+                    audience=RESOLVED,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for channel in routing.channels(alert)
+            ]
+            store.add_messages(notices, session=session)
+            queued += len(notices)
     return queued
 
 
@@ -104,18 +125,37 @@ class Delivery:
     alert_ids: tuple[int, ...] = ()
 
 
-def compose(alerts: Iterable[Alert], audience: str) -> tuple[str, str]:
-    """One message for a channel: every alert of this delivery, most severe kinds first."""
+def compose(
+    alerts: Iterable[Alert], audience: str, ack_link: Callable[[int], str] | None = None
+) -> tuple[str, str]:
+    """One message for a channel: every alert of this delivery, most severe kinds first, each
+    with its acknowledgement link where ``ack_link`` makes them (see :mod:`.ack`); or, for the
+    ``resolved`` audience, the notice that they are over."""
     order = {k: i for i, k in enumerate(KIND_LABELS)}
     items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
+    if audience == RESOLVED:
+        title = f"ci-pipeline: {len(items)} alert(s) resolved"
+        intro = (
+            "What these alerts reported is over: the indicator recovered, or the data "
+            "arrived. Nothing to do.\n\n"
+        )
+        return title, intro + "\n".join(f"• [Resolved] #{a.id} {a.message}" for a in items)
     if audience == "engineers":
         title = f"ci-pipeline: {len(items)} alert(s) held by the data-quality gate (unverified)"
         intro = "The quality gate failed for these measures, so their alerts were not sent to the backbone team. Check the Data Docs, fix the data, and re-run.\n\n"
     else:
         title = f"ci-pipeline: {len(items)} indicator alert(s)"
         intro = ""
-    lines = [f"• [{_label(a.kind)}] #{a.id} {a.message}" for a in items]
-    footer = "\n\nAcknowledge with: ci-pipeline alerts ack ID"
+    lines = [
+        f"• [{_label(a.kind)}] #{a.id} {a.message}"
+        + (f"\n  Acknowledge #{a.id}: {ack_link(alert_id(a))}" if ack_link else "")
+        for a in items
+    ]
+    footer = (
+        "\n\nAcknowledging says someone owns it: it is not repeated."
+        if ack_link
+        else "\n\nAcknowledge with: ci-pipeline alerts ack ID"
+    )
     return title, intro + "\n".join(lines) + footer
 
 
@@ -126,10 +166,15 @@ def _label(kind: str) -> str:
 
 
 def deliver(
-    *, engine: Engine, sender: Sender = apprise_sender, now: datetime | None = None
+    *,
+    engine: Engine,
+    sender: Sender = apprise_sender,
+    now: datetime | None = None,
+    ack_link: Callable[[int], str] | None = None,
 ) -> list[Delivery]:
     """Claim every due outbox row, send them as one message per (channel, audience), and record
-    each channel's outcome as soon as it is known (see the module's docstring for the claim)."""
+    each channel's outcome as soon as it is known (see the module's docstring for the claim).
+    ``ack_link`` gives each alert's acknowledgement link (none: the command to type)."""
     now = now or utcnow()
     due, stored = store.claim_due_messages(now, now + CLAIM_LEASE, engine=engine)
     groups: dict[tuple[str, str], list[OutboxMessage]] = {}
@@ -138,7 +183,7 @@ def deliver(
     results = []
     for (channel, audience), messages in sorted(groups.items()):
         alerts = [stored[m.alert_id] for m in messages if m.alert_id in stored]
-        title, body = compose(alerts, audience)
+        title, body = compose(alerts, audience, ack_link)
         try:
             ok, error = sender(channel, title, body), None
         except Exception as exc:  # a channel's failure must not stop the others

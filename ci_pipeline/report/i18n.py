@@ -62,6 +62,37 @@ WORDS: dict[str, dict[str, str]] = {
         "he": "נוסח ההתראה באנגלית.",
         "ar": "نص التنبيه باللغة الإنجليزية.",
     },
+    "ack_title": {"en": "Alert", "he": "התראה", "ar": "تنبيه"},
+    "ack_button": {
+        "en": "Acknowledge: I own this",
+        "he": "אישור: אני מטפל/ת בזה",
+        "ar": "تأكيد: أنا أتولى هذا",
+    },
+    "ack_done": {
+        "en": "Acknowledged. It will not be sent again.",
+        "he": "אושר. ההתראה לא תישלח שוב.",
+        "ar": "تم التأكيد. لن يُرسل التنبيه مرة أخرى.",
+    },
+    "ack_already": {
+        "en": "This alert was already acknowledged",
+        "he": "התראה זו כבר אושרה",
+        "ar": "تم تأكيد هذا التنبيه من قبل",
+    },
+    "ack_resolved": {
+        "en": "This alert has resolved: the indicator recovered.",
+        "he": "ההתראה נסגרה: המדד חזר לקדמותו.",
+        "ar": "أُغلق التنبيه: عاد المؤشر إلى وضعه.",
+    },
+    "ack_expired": {
+        "en": "This link has expired. Ask the data team, or run: ci-pipeline alerts ack",
+        "he": "תוקף הקישור פג. פנו לצוות הנתונים, או הריצו: ci-pipeline alerts ack",
+        "ar": "انتهت صلاحية الرابط. اطلب من فريق البيانات، أو شغّل: ci-pipeline alerts ack",
+    },
+    "ack_invalid": {
+        "en": "This is not a valid acknowledgement link.",
+        "he": "זה אינו קישור אישור תקף.",
+        "ar": "هذا ليس رابط تأكيد صالحًا.",
+    },
     "higher_is_better": {"en": "higher is better", "he": "גבוה יותר עדיף", "ar": "الأعلى أفضل"},
     "lower_is_better": {"en": "lower is better", "he": "נמוך יותר עדיף", "ar": "الأدنى أفضل"},
     "kind_step": {"en": "sudden change", "he": "שינוי חד", "ar": "تغير مفاجئ"},

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import stat
 
 from ci_pipeline.config import Settings
+from ci_pipeline.secret import read_secret, stored_secret
 
 #: The user name of the auth string (Prefect checks the whole ``user:secret`` string).
 USER = "admin"
@@ -28,40 +28,13 @@ CLIENT_VARIABLE = "PREFECT_API_AUTH_STRING"
 
 
 def read_auth_string(settings: Settings) -> str | None:
-    """The auth string stored under the pipeline's home, or None when there is none yet.
-
-    Read without following a link; a file others could read is made the owner's alone.
-    """
-    try:
-        fd = os.open(settings.prefect_auth_file, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(fd, encoding="utf-8") as fh:
-        if stat.S_IMODE(os.fstat(fh.fileno()).st_mode) & 0o077:
-            os.fchmod(fh.fileno(), 0o600)
-        value = fh.read().strip()
-    return value or None
+    """The auth string stored under the pipeline's home, or None when there is none yet."""
+    return read_secret(settings.prefect_auth_file)
 
 
 def auth_string(settings: Settings) -> str:
-    """The auth string for the local server: the stored one, or a new one stored now (0600).
-
-    Two processes making it at once agree: the file is created exclusively, and the loser
-    reads the winner's.
-    """
-    existing = read_auth_string(settings)
-    if existing:
-        return existing
-    settings.home.mkdir(parents=True, exist_ok=True)
-    value = f"{USER}:{secrets.token_urlsafe(32)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    try:
-        fd = os.open(settings.prefect_auth_file, flags, 0o600)
-    except FileExistsError:
-        return read_auth_string(settings) or value
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value + "\n")
-    return value
+    """The auth string for the local server: the stored one, or a new one stored now (0600)."""
+    return stored_secret(settings.prefect_auth_file, lambda: f"{USER}:{secrets.token_urlsafe(32)}")
 
 
 def client_auth_string(settings: Settings, api_url: str) -> str | None:

@@ -39,6 +39,7 @@ from ci_pipeline.store.alerts import (
     record_failed,
     record_sent,
     series_alerts,
+    unannounced_resolutions,
     unresolved_alerts,
 )
 from ci_pipeline.store.db import (
@@ -234,6 +235,7 @@ __all__ = [
     "token_by_hash",
     "touch_token",
     "transaction",
+    "unannounced_resolutions",
     "unfinished_submissions",
     "unresolved_alerts",
     "updated_slices",

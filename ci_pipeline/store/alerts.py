@@ -181,6 +181,34 @@ def pending_alert_ids(*, session: Session) -> set[int]:
     )
 
 
+def unannounced_resolutions(since: datetime, *, session: Session) -> list[Alert]:
+    """Alerts resolved since ``since`` whose recipients were told of them (verified, notified at
+    least once) and not yet of this resolution: no outbox row of round ``-notifications``, the
+    round a resolution notice takes (an episode that reopens and resolves again counts more
+    notifications, so each resolution has its own)."""
+    announced = (
+        select(OutboxMessage.id)
+        .where(
+            col(OutboxMessage.alert_id) == col(Alert.id),
+            col(OutboxMessage.round) == -col(Alert.notifications),
+        )
+        .exists()
+    )
+    return list(
+        session.exec(
+            select(Alert)
+            .where(
+                Alert.status == AlertStatus.resolved,
+                col(Alert.resolved_at) >= since,
+                col(Alert.notifications) > 0,
+                col(Alert.verified),
+                ~announced,
+            )
+            .order_by(col(Alert.id))
+        ).all()
+    )
+
+
 def add_messages(messages: Iterable[OutboxMessage], *, session: Session) -> None:
     """Queue deliveries in the session's transaction."""
     session.add_all(list(messages))

@@ -176,12 +176,19 @@ def test_an_alert_whose_finding_is_gone_is_resolved_and_comes_back(
     assert drift.status == AlertStatus.resolved
     assert drift.resolved_at is not None
     assert by_key(engine)[STEP].status == AlertStatus.open
-    # A resolved alert is not repeated.
-    assert alert.enqueue(ROUTING, repeat_interval=DAY, engine=engine, now=T0 + 3 * DAY) == 1
-    assert [m.alert_id for m in outbox(engine) if m.status == "pending"] == [
-        by_key(engine)[STEP].id
-    ]
+    # A resolved alert is not repeated; its resolution is announced, once, to the channel that
+    # was told of it (round -1: the notice of the resolution after 1 notification).
+    assert alert.enqueue(ROUTING, repeat_interval=DAY, engine=engine, now=T0 + 3 * DAY) == 2
+    pending = [(m.alert_id, m.round, m.audience) for m in outbox(engine) if m.status == "pending"]
+    assert sorted(pending) == sorted(
+        [(by_key(engine)[STEP].id, 1, "backbone"), (drift.id, -1, "resolved")]
+    )
+    sender.calls.clear()
     alert.deliver(engine=engine, sender=sender, now=T0 + 3 * DAY)
+    [notice] = [c for c in sender.calls if "resolved" in c[1]]
+    assert tag(drift.id) in notice[2] and "[Resolved]" in notice[2]
+    # Announced once: the next enqueue queues nothing for it.
+    assert alert.enqueue(ROUTING, repeat_interval=DAY, engine=engine, now=T0 + 3 * DAY) == 0
 
     # It is found again: the same alert reopens and is notified again at once.
     back = record(initiative, engine, STEP, DRIFT)

@@ -18,6 +18,7 @@ from ci_pipeline.errors import (
     UnknownPartner,
 )
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive.api.ack import router as ack_router
 from ci_pipeline.receive.api.auth import ApiContext
 from ci_pipeline.receive.api.docs import add_docs
 from ci_pipeline.receive.api.files import router as files_router
@@ -66,6 +67,11 @@ def create_app(
             {"name": "submissions", "description": "Upload files and read their outcomes."},
             {"name": "partners", "description": "The same, addressed by partner."},
             {"name": "files", "description": "The quality gate's Data Docs, read-only."},
+            {
+                "name": "alerts",
+                "description": "Acknowledge an alert from its message's link (the signed "
+                "link is the credential; no token).",
+            },
         ],
     )
     app.state.context = ApiContext(settings, initiative, engine, emitter)
@@ -78,5 +84,6 @@ def create_app(
 
     app.include_router(router)
     app.include_router(files_router)
+    app.include_router(ack_router)
     add_docs(app)
     return app
