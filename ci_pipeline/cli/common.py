@@ -113,6 +113,8 @@ def print_process(result: dict[str, Any]) -> None:
         else f"[red]failed[/red] ({len(detected['gate_failures'])} problem(s); alerts of those measures held)"
     )
     out.print(f"Quality gate: {gate}. Data Docs: {detected['data_docs']}", soft_wrap=True)
+    for measure_id, why in sorted(detected.get("gate_excused", {}).items()):
+        out.print(f"  {measure_id}: excused from the presence and coverage checks ({why})")
     out.print(
         f"Alerts: {detected['findings']} finding(s), {len(detected['new_alerts'])} new, {len(detected['resolved_alerts'])} resolved"
     )
