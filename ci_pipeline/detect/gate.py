@@ -130,7 +130,8 @@ def _bounds(initiative: Initiative) -> pl.DataFrame:
 
 
 def _suite(expected: list[str], excused: Mapping[str, str]) -> Any:
-    """Five expectations, generated from the definitions through the per-measure bound columns.
+    """Five expectations, generated from the definitions through the per-measure bound columns
+    (four when every judged measure is excused: then no cell must be present).
 
     ``expected`` holds only the cells of measures not excused; the coverage check leaves the
     excused measures' rows out with a ``row_condition``. Both say which measures, and why, in
@@ -181,7 +182,7 @@ def _suite(expected: list[str], excused: Mapping[str, str]) -> Any:
             meta={"rule": f"no jump of more than {MAX_JUMP:g}x from the period before"},
         ),
     ]
-    if expected:  # every judged measure excused: nothing must be present
+    if expected:
         expectations.append(
             e.ExpectColumnDistinctValuesToContainSet(
                 column="cell",
