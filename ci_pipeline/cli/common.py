@@ -288,6 +288,8 @@ def print_process(result: dict[str, Any]) -> None:
         else f"[red]failed[/red] ({len(detected['gate_failures'])} problem(s); alerts of those measures held)"
     )
     out.print(f"Quality gate: {gate}. Data Docs: {detected['data_docs']}", soft_wrap=True)
+    for measure_id, why in sorted(detected.get("gate_excused", {}).items()):
+        out.print(f"  {measure_id}: excused from the presence and coverage checks ({why})")
     if result.get("report"):
         out.print(
             f"Report card (English, Hebrew, Arabic): file://{result['report']}",

@@ -7,11 +7,26 @@ small, so it crosses into pandas here, at this one boundary; the per-row validat
 files stays on pandera. A failing expectation holds that measure's regression alerts for the
 period as *unverified* and tells the data engineers; GX Data Docs (HTML) are built under the
 data folder so they can see why.
+
+Two promises keep GX's own record in step with the pipeline:
+
+- **Same verdict.** Cells absent, or coverage short, because a partner is late (a missing-data
+  alert already) or its data is not yet due, are not a data fault. Those measures are *excused*
+  from the presence and coverage checks before GX runs, not after: the presence check leaves their
+  cells out, the coverage check carries a ``row_condition`` leaving their rows out, and both
+  expectations (and the suite) name them and why in their ``meta``. So a run the pipeline calls
+  passed is a GX validation result with ``success`` true, and Data Docs say Succeeded.
+- **Bounded cost and size.** Data Docs are built incrementally (``UpdateDataDocsAction`` renders
+  only the new result and the suite), but GX's index page reads every stored validation result, so
+  each run grew slower and ``gx/`` without bound. Only the last :data:`KEEP_RUNS` results of the
+  suite are kept: older ones are removed from the store before the run, and GX's index build
+  removes their pages (it drops every page whose result is gone).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +45,13 @@ MAX_JUMP = 10.0
 SUITE = "indicator-quality"
 PRESENT_RULE = "every expected indicator present"
 COVERAGE_RULE = "coverage at or above the measure's minimum"
+#: Validation results (and their Data Docs pages) kept per suite. GX's index page reads every
+#: stored result on each run (about 15 ms each here), so this bounds both a run's cost and the
+#: size of ``gx/``: a month of daily runs, with room for event-triggered ones.
+KEEP_RUNS = 30
+#: Why a measure is excused from the presence and coverage checks (see the module docstring).
+LATE = "a partner is late, a missing-data alert already"
+NOT_DUE = "its data is not yet due"
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,8 @@ class GateResult:
     failed_measures: set[str]
     failures: list[dict[str, Any]] = field(default_factory=list)  # expectation, measure, details
     docs_path: str | None = None
+    # measure -> why it was excused from the presence and coverage checks of this run
+    excused: dict[str, str] = field(default_factory=dict)
 
 
 def gate_frame(
@@ -105,48 +129,85 @@ def _bounds(initiative: Initiative) -> pl.DataFrame:
     )
 
 
-def _suite(expected: list[str]) -> Any:
-    """Five expectations, generated from the definitions through the per-measure bound columns."""
+def _suite(expected: list[str], excused: Mapping[str, str]) -> Any:
+    """Five expectations, generated from the definitions through the per-measure bound columns
+    (four when every judged measure is excused: then no cell must be present).
+
+    ``expected`` holds only the cells of measures not excused; the coverage check leaves the
+    excused measures' rows out with a ``row_condition``. Both say which measures, and why, in
+    their ``meta`` (and the suite in its own), so GX's record shows what this run did not check.
+    """
     import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
 
     e = gx.expectations
     skip: Literal["either_value_is_missing"] = "either_value_is_missing"
-    return gx.ExpectationSuite(
-        name=SUITE,
-        expectations=[
-            e.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="value",
-                column_B="value_min",
-                or_equal=True,
-                ignore_row_if=skip,
-                meta={"rule": "value at or above the measure's minimum"},
-            ),
-            e.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="value_max",
-                column_B="value",
-                or_equal=True,
-                ignore_row_if=skip,
-                meta={
-                    "rule": "value at or below the measure's maximum (proportions within [0, 1])"
-                },
-            ),
-            e.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="coverage",
-                column_B="min_coverage",
-                or_equal=True,
-                ignore_row_if=skip,
-                meta={"rule": COVERAGE_RULE},
-            ),
-            e.ExpectColumnValuesToBeBetween(
-                column="jump",
-                max_value=MAX_JUMP,
-                meta={"rule": f"no jump of more than {MAX_JUMP:g}x from the period before"},
-            ),
-            e.ExpectColumnDistinctValuesToContainSet(
-                column="cell", value_set=expected, meta={"rule": PRESENT_RULE}
-            ),
-        ],
+    excused_meta = {"excused": dict(sorted(excused.items()))} if excused else {}
+    # Rendered on the suite's Data Docs page (GX renders a suite's notes, not an expectation's).
+    notes = (
+        "Excused from the presence and coverage checks in the latest run: "
+        + "; ".join(f"{m} ({why})" for m, why in sorted(excused.items()))
+        if excused
+        else None
     )
+    coverage_kwargs: dict[str, Any] = (
+        {"row_condition": Column("measure_id").is_not_in(sorted(excused))} if excused else {}
+    )
+    expectations = [
+        e.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="value",
+            column_B="value_min",
+            or_equal=True,
+            ignore_row_if=skip,
+            meta={"rule": "value at or above the measure's minimum"},
+        ),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="value_max",
+            column_B="value",
+            or_equal=True,
+            ignore_row_if=skip,
+            meta={"rule": "value at or below the measure's maximum (proportions within [0, 1])"},
+        ),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="coverage",
+            column_B="min_coverage",
+            or_equal=True,
+            ignore_row_if=skip,
+            meta={"rule": COVERAGE_RULE, **excused_meta},
+            **coverage_kwargs,
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="jump",
+            max_value=MAX_JUMP,
+            meta={"rule": f"no jump of more than {MAX_JUMP:g}x from the period before"},
+        ),
+    ]
+    if expected:
+        expectations.append(
+            e.ExpectColumnDistinctValuesToContainSet(
+                column="cell",
+                value_set=expected,
+                meta={"rule": PRESENT_RULE, **excused_meta},
+            )
+        )
+    return gx.ExpectationSuite(
+        name=SUITE, expectations=expectations, meta=excused_meta, notes=notes
+    )
+
+
+def prune_results(context: Any, keep: int) -> int:
+    """Remove the suite's stored validation results but the newest ``keep``; return how many.
+
+    Their Data Docs pages go at the next index build, which drops pages whose result is gone."""
+    store = context.validation_results_store
+    keys = sorted(
+        (k for k in store.list_keys() if k.expectation_suite_identifier.name == SUITE),
+        key=lambda k: k.run_id.run_time,
+    )
+    old = keys[: max(len(keys) - keep, 0)]
+    for key in old:
+        store.remove_key(key)
+    return len(old)
 
 
 def run_gate(
@@ -155,8 +216,13 @@ def run_gate(
     periods: dict[str, Period],
     *,
     project_dir: Path,
+    excused: Mapping[str, str] | None = None,
+    keep: int = KEEP_RUNS,
 ) -> GateResult:
-    """Validate the judged period's indicators; build Data Docs under ``project_dir``."""
+    """Validate the judged period's indicators; build Data Docs under ``project_dir``.
+
+    ``excused`` (measure -> why) leaves those measures out of the presence and coverage checks;
+    ``keep`` is how many of the suite's validation results (this run's included) stay stored."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -164,9 +230,15 @@ def run_gate(
     frame = gate_frame(indicators, initiative, periods).join(
         _bounds(initiative), on="measure_id", how="left"
     )
+    excused = {m: why for m, why in (excused or {}).items() if m in periods}
     if frame.is_empty():
-        return GateResult(True, set())
-    expected = sorted(c for cells in expected_cells(initiative, periods).values() for c in cells)
+        return GateResult(True, set(), excused=excused)
+    expected = sorted(
+        c
+        for measure_id, cells in expected_cells(initiative, periods).items()
+        if measure_id not in excused
+        for c in cells
+    )
     project_dir.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=project_dir)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -177,7 +249,7 @@ def run_gate(
     batch = next(
         (b for b in asset.batch_definitions if b.name == "all"), None
     ) or asset.add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add_or_update(_suite(expected))
+    suite = context.suites.add_or_update(_suite(expected, excused))
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=SUITE, data=batch, suite=suite)
     )
@@ -193,6 +265,7 @@ def run_gate(
     # Suppressed values never leave the pipeline, Data Docs and GX's result files included: GX
     # sees them blank (the pair checks skip blanks; jumps are only computed between visible cells).
     pandas_frame = mask(frame).drop("lineage").to_pandas()
+    prune_results(context, max(keep - 1, 0))  # this run's result makes ``keep``
     result = checkpoint.run(
         batch_parameters={"dataframe": pandas_frame},
         expectation_parameters=None,
@@ -225,19 +298,10 @@ def run_gate(
                 )
     sites = context.get_docs_sites_urls()
     docs = sites[0]["site_url"] if sites else None
-    return GateResult(bool(result.success), {f["measure_id"] for f in failures}, failures, docs)
-
-
-def explain_missing(result: GateResult, late_measures: set[str]) -> GateResult:
-    """Cells absent, or coverage short, because a partner is late (a missing-data alert
-    already) or its data is not yet due, are not a data fault."""
-    failures = [
-        f
-        for f in result.failures
-        if not (f["rule"] in (PRESENT_RULE, COVERAGE_RULE) and f["measure_id"] in late_measures)
-    ]
-    failed = {f["measure_id"] for f in failures}
-    return GateResult(not failures, failed, failures, result.docs_path)
+    # GX's verdict is the gate's: nothing is excused after GX has judged.
+    return GateResult(
+        bool(result.success), {f["measure_id"] for f in failures}, failures, docs, excused
+    )
 
 
 def findings(

@@ -52,14 +52,19 @@ def judge(
             indicators,
             reported,
         )
-    result = gate.run_gate(indicators, initiative, periods, project_dir=settings.gx_dir)
-    findings = detect(indicators, initiative, periods)
     today = as_of or date.today()
     missing = missing_data(reported, initiative, periods, today)
-    # Cells absent because a partner is late (a missing-data alert already) or not yet due are
-    # not a data fault.
-    not_due = {m for m, p in periods.items() if today <= due_date(initiative.measures[m], p)}
-    result = gate.explain_missing(result, set(missing["measure_id"].to_list()) | not_due)
+    # Cells absent, or coverage short, because a partner is late (a missing-data alert already)
+    # or the data is not yet due, are not a data fault: excused before GX judges, so GX's own
+    # verdict (and Data Docs) is the gate's.
+    excused = {
+        m: gate.NOT_DUE for m, p in periods.items() if today <= due_date(initiative.measures[m], p)
+    }
+    excused |= dict.fromkeys(missing["measure_id"].unique().to_list(), gate.LATE)
+    result = gate.run_gate(
+        indicators, initiative, periods, project_dir=settings.gx_dir, excused=excused
+    )
+    findings = detect(indicators, initiative, periods)
     quality = gate.findings(result, initiative, periods)
     return Judgement(
         {m: p.label for m, p in periods.items()},

@@ -126,10 +126,13 @@ def detect_regressions(
         else f"**failed** for {', '.join(sorted(judgement.gate.failed_measures))}: their alerts are held as unverified"
     )
     docs = links.gx_url(settings, judgement.gate.docs_path)
+    excused = "; ".join(f"{m} ({why})" for m, why in sorted(judgement.gate.excused.items()))
+    if excused:  # GX did not check them, so its Data Docs agree with the verdict above
+        excused = f"Excused from the presence and coverage checks: {excused}.\n\n"
     create_markdown_artifact(
         key="alerts",
         markdown=(
-            f"Quality gate {gate_text}. Data Docs: {f'[open]({docs})' if docs else 'none built'}\n\n"
+            f"Quality gate {gate_text}. Data Docs: {f'[open]({docs})' if docs else 'none built'}\n\n{excused}"
             + (
                 "\n".join(f"- {m}" for m in judgement.findings["message"].to_list())
                 or "No findings."
@@ -153,6 +156,7 @@ def detect_regressions(
         "judged": judgement.judged,
         "gate_passed": judgement.gate.success,
         "gate_failures": judgement.gate.failures,
+        "gate_excused": judgement.gate.excused,
         "data_docs": judgement.gate.docs_path,
         "findings": judgement.findings.height,
         "new_alerts": recorded.new,

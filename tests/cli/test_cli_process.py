@@ -113,6 +113,7 @@ def test_process_json(small: Engine, settings: Settings) -> None:
     text = flat(table.stdout)
     assert "Indicators: 0 slice(s) recomputed" in text
     assert "Quality gate: failed" in text
+    assert "kurkum-women-employed: excused from the presence and coverage checks (a partner" in text
     assert "nothing new to deliver" in text
 
 

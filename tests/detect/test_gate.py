@@ -1,11 +1,13 @@
 """The Great Expectations quality gate on small indicator frames.
 
-GX is slow to start, so the gate runs twice in all: once on a clean frame, once on a frame
-with one fault in each of five measures (and a sixth measure left clean).
+GX is slow to start, so the gate runs few times: on a clean frame; on a frame with one fault in
+each of five measures (and a sixth left clean), as is and with measures excused; on a frame whose
+only faults are a late partner's; and a few times on one measure to watch the history pruned.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -96,11 +98,31 @@ def as_frame(rows: dict[tuple[str, str, str, str], dict[str, Any]]) -> pl.DataFr
 
 
 @pytest.fixture(scope="module")
-def clean(initiative: Initiative, tmp_path_factory: pytest.TempPathFactory) -> gate.GateResult:
-    project = tmp_path_factory.mktemp("gx-clean")
+def clean_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gx-clean")
+
+
+@pytest.fixture(scope="module")
+def clean(initiative: Initiative, clean_project: Path) -> gate.GateResult:
     return gate.run_gate(
-        as_frame(clean_rows(initiative)), initiative, periods(), project_dir=project
+        as_frame(clean_rows(initiative)), initiative, periods(), project_dir=clean_project
     )
+
+
+def stored_results(project: Path) -> list[dict[str, Any]]:
+    """GX's own validation results under ``project``, oldest first (GX names them by run time)."""
+    files = sorted(project.rglob("uncommitted/validations/**/*.json"), key=lambda p: p.parent.name)
+    return [json.loads(p.read_text(encoding="utf-8")) for p in files]
+
+
+def run_folders(project: Path) -> set[str]:
+    """The runs whose validation result GX keeps under ``project`` (folders named by run time)."""
+    return {p.parent.name for p in project.rglob("uncommitted/validations/**/*.json")}
+
+
+def docs_pages(project: Path) -> list[Path]:
+    """The validation-result pages of the Data Docs site under ``project``."""
+    return sorted(project.rglob("data_docs/local_site/validations/**/*.html"))
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +130,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gx-faulty")
 
 
-@pytest.fixture(scope="module")
-def faulty(initiative: Initiative, project: Path) -> gate.GateResult:
+def faulty_rows(initiative: Initiative) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     rows = clean_rows(initiative)
     # a proportion above 1, on a breakdown cell
     rows[LFP, "nahf", "2025-Q4", "age_band=25-44"] = row(
@@ -127,7 +148,14 @@ def faulty(initiative: Initiative, project: Path) -> gate.GateResult:
     rows[MONEY, "beit-hakerem", "2025-Q3", "total"]["value"] = 50_000.0
     # Kurkum's locality missing this month (the cluster cell is there)
     del rows[KURKUM, "majd-al-krum", "2025-12", "total"]
-    return gate.run_gate(as_frame(rows), initiative, periods(), project_dir=project)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def faulty(initiative: Initiative, project: Path) -> gate.GateResult:
+    return gate.run_gate(
+        as_frame(faulty_rows(initiative)), initiative, periods(), project_dir=project
+    )
 
 
 def by_measure(result: gate.GateResult) -> dict[str, set[tuple[str, str]]]:
@@ -178,26 +206,100 @@ def test_expected_cells(initiative: Initiative) -> None:
     }
 
 
-def test_explain_missing_drops_cells_of_late_partners(faulty: gate.GateResult) -> None:
-    explained = gate.explain_missing(faulty, {KURKUM})
-    assert explained.failed_measures == {LFP, STUDENTS, SCORE, MONEY}
-    assert not explained.success
-    assert all(f["measure_id"] != KURKUM for f in explained.failures)
-    assert explained.docs_path == faulty.docs_path
-    # a late partner explains only "expected present", and only for its own measures
-    assert gate.explain_missing(faulty, {LFP, MONEY}).failed_measures == faulty.failed_measures
+def test_great_expectations_records_the_gates_verdict(
+    clean: gate.GateResult, clean_project: Path, faulty: gate.GateResult, project: Path
+) -> None:
+    """GX's stored result (what Data Docs render as Succeeded or Failed) is the gate's verdict."""
+    assert [r["success"] for r in stored_results(clean_project)] == [True] == [clean.success]
+    assert [r["success"] for r in stored_results(project)] == [False] == [faulty.success]
 
 
-def test_explain_missing_passes_a_gate_that_failed_only_for_lateness() -> None:
-    result = gate.GateResult(
-        False,
-        {KURKUM},
-        [{"measure_id": KURKUM, "rule": gate.PRESENT_RULE, "cell": "kurkum|majd-al-krum|2025-12"}],
-        "file:///docs/index.html",
+def test_excused_measures_are_left_out_of_presence_and_coverage_only(
+    initiative: Initiative, tmp_path: Path
+) -> None:
+    """Kurkum's missing cell and the score's short coverage are excused; LFP is excused too, but
+    its value above 1 still fails: an excuse covers lateness, not a wrong figure."""
+    excused = {KURKUM: gate.LATE, SCORE: gate.NOT_DUE, LFP: gate.LATE}
+
+    result = gate.run_gate(
+        as_frame(faulty_rows(initiative)),
+        initiative,
+        periods(),
+        project_dir=tmp_path,
+        excused=excused,
     )
-    explained = gate.explain_missing(result, {KURKUM})
-    assert (explained.success, explained.failed_measures, explained.failures) == (True, set(), [])
-    assert gate.explain_missing(result, set()) == result
+
+    assert result.failed_measures == {LFP, STUDENTS, MONEY}
+    assert not result.success
+    assert {(f["measure_id"], f["rule"]) for f in result.failures if f["measure_id"] == LFP} == {
+        (LFP, MAX_RULE)
+    }
+    assert result.excused == excused
+    assert [r["success"] for r in stored_results(tmp_path)] == [False]
+
+
+def test_a_gate_failing_only_for_lateness_passes_and_gx_says_so(
+    initiative: Initiative, tmp_path: Path
+) -> None:
+    rows = clean_rows(initiative)
+    del rows[KURKUM, "majd-al-krum", "2025-12", "total"]  # Kurkum's locality has not reported
+    rows[SCORE, "beit-hakerem", "2025", "total"] = row(  # 10 of 13 answered so far
+        initiative, SCORE, "beit-hakerem", "2025", 3.8, reported=10
+    )
+    excused = {KURKUM: gate.LATE, SCORE: gate.NOT_DUE}
+
+    judged_strictly = gate.run_gate(as_frame(rows), initiative, periods(), project_dir=tmp_path)
+    excusing = gate.run_gate(
+        as_frame(rows), initiative, periods(), project_dir=tmp_path, excused=excused
+    )
+
+    assert (judged_strictly.success, judged_strictly.failed_measures) == (False, {KURKUM, SCORE})
+    assert (excusing.success, excusing.failed_measures, excusing.failures) == (True, set(), [])
+    assert excusing.excused == excused
+    strict, lenient = stored_results(tmp_path)
+    assert (strict["success"], lenient["success"]) == (False, True)
+    # GX's own record names what was excused, and why: the checks' meta, the coverage check's
+    # row condition, and the suite (whose notes its Data Docs page shows).
+    checks = {
+        r["expectation_config"]["meta"]["rule"]: r["expectation_config"] for r in lenient["results"]
+    }
+    assert checks[gate.COVERAGE_RULE]["meta"]["excused"] == excused
+    assert checks[gate.PRESENT_RULE]["meta"]["excused"] == excused
+    assert (
+        "kurkum-women-employed|majd-al-krum|2025-12"
+        not in checks[gate.PRESENT_RULE]["kwargs"]["value_set"]
+    )
+    assert "kurkum-women-employed" in json.dumps(
+        checks[gate.COVERAGE_RULE]["kwargs"]["row_condition"]
+    )
+    suite = json.loads(next(tmp_path.rglob("expectations/indicator-quality.json")).read_text())
+    assert suite["meta"]["excused"] == excused
+    page = next(tmp_path.rglob("local_site/expectations/indicator-quality.html")).read_text()
+    assert f"{SCORE} ({gate.NOT_DUE})" in page
+
+
+def test_only_the_last_runs_are_kept_with_their_pages(
+    initiative: Initiative, tmp_path: Path
+) -> None:
+    """Five runs keeping 2: after each, at most the newest 2 results are stored, each with its
+    Data Docs page, and the index links no pruned page."""
+    rows = {k: r for k, r in clean_rows(initiative).items() if k[0] == WAGE}
+    seen: list[set[str]] = []
+    for _ in range(5):
+        gate.run_gate(
+            as_frame(rows), initiative, {WAGE: periods()[WAGE]}, project_dir=tmp_path, keep=2
+        )
+        runs = run_folders(tmp_path)
+        assert {p.parent.name for p in docs_pages(tmp_path)} == runs
+        seen.append(runs)
+
+    assert [len(runs) for runs in seen] == [1, 2, 2, 2, 2]
+    every_run = sorted(set().union(*seen))  # GX names them by run time, so sorted is in order
+    assert len(every_run) == 5
+    assert seen[-1] == set(every_run[-2:])
+    index = next(tmp_path.rglob("local_site/index.html")).read_text(encoding="utf-8")
+    assert all(run in index for run in every_run[-2:])
+    assert not any(run in index for run in every_run[:3])
 
 
 def test_findings_are_one_quality_finding_per_failing_measure(

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
 from ci_pipeline.config import Settings
+from ci_pipeline.detect import gate
 from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.flows.process import process_period
 from ci_pipeline.flows.runtime import in_process
@@ -87,6 +88,9 @@ def test_process_period_aggregates_detects_and_delivers(
     assert detected["gate_passed"] is False  # Braude College reported 2 of its 7 localities
     assert {f["measure_id"] for f in detected["gate_failures"]} == {"starter-students-trained"}
     assert detected["data_docs"]
+    # GX's own record (what its Data Docs show) agrees: the one validation result failed too.
+    stored = list(small.gx_dir.rglob("uncommitted/validations/**/*.json"))
+    assert [json.loads(p.read_text(encoding="utf-8"))["success"] for p in stored] == [False]
     assert detected["findings"] == len(stored_alerts) == len(detected["new_alerts"])
     assert sorted(detected["new_alerts"]) == sorted(alert.alert_id(a) for a in stored_alerts)
     assert detected["resolved_alerts"] == []
@@ -101,6 +105,11 @@ def test_process_period_aggregates_detects_and_delivers(
     quality = next(a for a in stored_alerts if a.kind == "quality")
     assert quality.message in small.engineers_file.read_text(encoding="utf-8")
     kurkum = next(a for a in stored_alerts if a.subject == "kurkum")
+    # Measures with a late partner (a missing-data alert) are excused from the gate's presence
+    # and coverage checks before GX runs; Kurkum's employment is one of them.
+    late = {a.measure_id for a in stored_alerts if a.kind == "missing"}
+    assert "kurkum-women-employed" in late
+    assert detected["gate_excused"] == dict.fromkeys(late, gate.LATE)
     assert kurkum.message in small.alerts_file.read_text(encoding="utf-8")
 
     # The runs are named as declared, the subflows and their tasks ran.
@@ -142,6 +151,10 @@ def test_process_period_aggregates_detects_and_delivers(
     assert f"Data Docs: [open]({small.api_base_url}/v1/files/gx/" in verdict
     assert verdict.endswith("/index.html)")
     assert "file://" not in verdict and str(small.home) not in verdict
+    assert (
+        "Excused from the presence and coverage checks: arab-women-lfp "
+        f"({gate.LATE}); below-min-wage-share ({gate.LATE});"
+    ) in notes.data
     for a in stored_alerts:
         assert f"- {a.message}" in notes.data
 
