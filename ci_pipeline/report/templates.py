@@ -20,7 +20,8 @@ table { border-collapse: collapse; font-size: 0.85rem; }
 th, td { border: 1px solid #ddd; padding: 0.15rem 0.5rem; text-align: start; }
 td.num { font-variant-numeric: tabular-nums; }
 .suppressed { color: #777; font-style: italic; }
-.alerts li { margin-bottom: 0.4rem; }
+.alerts li { margin-bottom: 0.6rem; }
+.msg { text-align: left; margin-top: 0.2rem; }
 .alert-kind { color: #c0392b; font-weight: bold; }
 .latest { font-size: 1.2rem; }
 .note { color: #555; font-size: 0.85rem; }
@@ -59,7 +60,7 @@ _ALERTS = """
 <ul>
 {%- for f in flags %}
 <li id="alert-{{ f.id }}"><span class="alert-kind">#{{ f.id }} {{ kind(f.kind) }}</span> — {{ place(f.geo_code) }}, <bdi dir="ltr">{{ f.period }}</bdi>:
-<bdi lang="en" dir="ltr">{{ f.message }}</bdi></li>
+<div class="msg" lang="en" dir="ltr">{{ f.message }}</div></li>
 {%- endfor %}
 </ul>
 {%- if w('english_only') %}<p class="note">{{ w('english_only') }}</p>{% endif %}

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report import build_report, charts, content, i18n
 from ci_pipeline.report.package import write_package
@@ -174,3 +175,23 @@ def test_build_report_from_the_store_masks_and_rebuilds_in_place(
     (root / "stale.html").write_text("left from before", encoding="utf-8")
     build_report(initiative, root, engine=sqlite_engine, today=date(2026, 11, 30))
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == first
+
+
+def test_the_intake_api_serves_the_report_card_without_a_token(
+    settings: Settings, initiative: Initiative, indicators: pl.DataFrame, sqlite_engine: Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from ci_pipeline.receive.api import create_app
+
+    slices = sorted({(m, p) for m, p in indicators.select("measure_id", "period").iter_rows()})
+    store.replace_indicators(initiative.info.id, slices, indicators, engine=sqlite_engine)
+    build_report(
+        initiative, settings.report_card_dir, engine=sqlite_engine, today=date(2026, 11, 30)
+    )
+    app = create_app(settings, initiative, engine=sqlite_engine, emitter=lambda _e: None)
+    with TestClient(app) as client:
+        page = client.get("/report/he/")
+        assert page.status_code == 200 and 'dir="rtl"' in page.text
+        assert client.get("/report/datapackage.json").json()["resources"][0]["name"] == "indicators"
+        assert client.get("/report/../ci_pipeline.db").status_code == 404

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from ci_pipeline import events
@@ -24,6 +25,9 @@ from ci_pipeline.receive.api.docs import add_docs
 from ci_pipeline.receive.api.files import router as files_router
 from ci_pipeline.receive.api.routes import router
 from ci_pipeline.receive.api.schemas import Health
+
+#: Where the API serves the report card.
+REPORT_ROUTE = "/report"
 
 #: Pipeline errors as HTTP statuses (the most specific class wins; anything else is 400).
 ERROR_STATUS: dict[type[PipelineError], int] = {
@@ -85,5 +89,13 @@ def create_app(
     app.include_router(router)
     app.include_router(files_router)
     app.include_router(ack_router)
+    # The report card, read-only and without a token: it shows only published (masked)
+    # figures, for the backbone team and the communities alike. Built by ``process``.
+    settings.report_card_dir.mkdir(parents=True, exist_ok=True)
+    app.mount(
+        REPORT_ROUTE,
+        StaticFiles(directory=settings.report_card_dir, html=True, check_dir=False),
+        name="report-card",
+    )
     add_docs(app)
     return app
