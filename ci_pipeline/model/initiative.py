@@ -427,11 +427,16 @@ class Initiative(BaseModel):
         return self.partner(partner_id).locale or self.info.locale
 
     def partner_geographies(self, partner_id: str) -> list[str]:
-        """Geographies a partner may report for: its localities and their ancestors."""
+        """Geographies a partner may report for: its localities, then their ancestors in the
+        order first met."""
         partner = self.partner(partner_id)
         codes = list(partner.localities)
+        seen = set(codes)  # membership in a set: linear in the areas, not quadratic
         for code in partner.localities:
-            codes += [a for a in self.ancestors(code) if a not in codes]
+            for ancestor in self.ancestors(code):
+                if ancestor not in seen:
+                    seen.add(ancestor)
+                    codes.append(ancestor)
         return codes
 
     def geo_aliases(self) -> dict[str, str]:

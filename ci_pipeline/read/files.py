@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,9 +141,25 @@ def _is_non_ascii_utf8(data: bytes) -> bool:
 DELIMITERS = (",", ";", "\t")
 
 
+#: How much of a CSV's start is looked at for its first line, header and delimiter: enough for
+#: any header and its first rows, so a large file is never split into lines to sniff it.
+SNIFF_CHARS = 64 * 1024
+
+
+def head(text: str) -> str:
+    """The start of a text, cut after its last whole line within :data:`SNIFF_CHARS` (the
+    whole text if it is shorter, or if its first line is longer)."""
+    if len(text) <= SNIFF_CHARS:
+        return text
+    sample = text[:SNIFF_CHARS]
+    end = max(sample.rfind("\n"), sample.rfind("\r"))
+    return sample[: end + 1] if end > 0 else text
+
+
 def sniff_delimiter(text: str) -> str:
-    """The delimiter of a CSV text: comma, semicolon (decimal-comma locales) or tab."""
-    sample = "\n".join(text.splitlines()[:20])
+    """The delimiter of a CSV text: comma, semicolon (decimal-comma locales) or tab, judged on
+    its first 20 lines (within the first 64 KiB)."""
+    sample = "\n".join(head(text).splitlines()[:20])
     try:
         return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
@@ -151,16 +168,24 @@ def sniff_delimiter(text: str) -> str:
 
 
 def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int, str, list[str]]:
-    """The CSV's cells as text, the line of the first row, the encoding read, and warnings."""
-    decoded = decode(path.read_bytes(), encoding)
+    """The CSV's cells as text, the line of the first row, the encoding read, and warnings.
+
+    The bytes are decoded once, strictly, to check them (:func:`decode`); polars then reads the
+    UTF-8 bytes as they came (less a byte-order mark), and only text of another encoding is
+    encoded to UTF-8 for it. The first line, header and delimiter come from the text's start.
+    """
+    data = path.read_bytes()
+    decoded = decode(data, encoding)
     text = decoded.text
     if "\x00" in text:
         raise SubmissionRefused(
             f"{path.name} holds NUL bytes, so it is not CSV text: send it as CSV, XLSX or Parquet"
         )
-    if not text.strip():
+    if not text or text.isspace():
         raise SubmissionRefused(f"{path.name} is empty")
-    first_line = text.lstrip("\r\n").splitlines()[0]
+    blank_lines = re.match(r"[\r\n]*", text)  # the first line is the first that is not blank
+    first = blank_lines.end() if blank_lines else 0
+    first_line = text[first : first + SNIFF_CHARS].splitlines()[0]
     if not any(d in first_line for d in DELIMITERS):
         raise SubmissionRefused(
             f"{path.name}: its first line has no comma, semicolon or tab, so its columns cannot "
@@ -168,13 +193,16 @@ def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int, str, list[st
             "value …) separated by commas, semicolons or tabs"
         )
     separator = sniff_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=separator), [])
+    header = next(csv.reader(io.StringIO(head(text)), delimiter=separator), [])
     check_header_once(header, path.name)
-    data = text.encode("utf-8")
+    # UTF-8 bytes are what polars reads already: only another encoding is re-encoded for it.
+    data = data.removeprefix(UTF8_BOM) if decoded.encoding == "utf-8" else text.encode("utf-8")
+    encoding_read, warnings = decoded.encoding, decoded.warnings
+    del decoded, text  # from here on the bytes are read: the text is not held beside the frame
     try:
         frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False)
     except pl.exceptions.PolarsError:  # a quote never closed, or more cells than the header
-        _refuse_ragged(path, text, separator, len(header))
+        _refuse_ragged(path, data.decode("utf-8"), separator, len(header))
         raise SubmissionRefused(
             f'{path.name} could not be read as CSV: check for a cell whose quote (") is never '
             "closed, or save it from Excel again"
@@ -183,8 +211,8 @@ def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int, str, list[st
     # blank last cell, leaves the last column null, so only then is the file walked for it.
     padded = frame.width > 1 and frame.select(_padded(frame)).item()
     if padded and _has_short_record(data, separator, frame.width):
-        _refuse_ragged(path, text, separator, len(header))
-    return frame, 2, decoded.encoding, decoded.warnings  # the header is line 1
+        _refuse_ragged(path, data.decode("utf-8"), separator, len(header))
+    return frame, 2, encoding_read, warnings  # the header is line 1
 
 
 def _padded(frame: pl.DataFrame) -> pl.Expr:

@@ -26,14 +26,46 @@ def resolve_geographies(written: pl.Series, initiative: Initiative) -> dict[str,
     }
 
 
+def _distinct(frame: pl.DataFrame, column: str, parse: pl.Expr) -> pl.Expr:
+    """``parse`` (an expression over ``column``) worked out once per distinct text and mapped
+    back onto the rows: a file repeats its numbers and periods, so a million rows cost as much
+    as their distinct values, and the value of a text is the same wherever it is written."""
+    texts = frame.select(pl.col(column).unique().drop_nulls())
+    values = texts.select(column, parse.alias("_parsed"))
+    return pl.col(column).replace_strict(
+        values[column], values["_parsed"], default=None, return_dtype=values["_parsed"].dtype
+    )
+
+
 def number(frame: pl.DataFrame, column: str, numbers: NumberFormat) -> pl.Expr:
     """A number column's values: cells the file stored as numbers read as they are, text read
-    in the partner's locale."""
+    in the partner's locale (each distinct text parsed once)."""
     text, typed = pl.col(column), f"{TYPED_PREFIX}{column}"
+    in_locale = _distinct(frame, column, parse_number(text, numbers))
     if typed not in frame.columns:
-        return parse_number(text, numbers)
+        return in_locale
     return (
-        pl.when(pl.col(typed)).then(parse_plain_number(text)).otherwise(parse_number(text, numbers))
+        pl.when(pl.col(typed))
+        .then(_distinct(frame, column, parse_plain_number(text)))
+        .otherwise(in_locale)
+    )
+
+
+def _canonical_periods(frame: pl.DataFrame, periodicity: dict[str, str]) -> pl.DataFrame:
+    """The period column made canonical, worked out once per distinct (period, measure) pair
+    (the measure's periodicity places a date) and joined back onto the rows."""
+    pairs = frame.select("period", "measure_id").unique()
+    pairs = pairs.with_columns(
+        canonical_period(
+            pl.col("period"), pl.col("measure_id").replace_strict(periodicity, default=None)
+        ).alias("_period")
+    )
+    return (
+        frame.join(
+            pairs, on=["period", "measure_id"], how="left", nulls_equal=True, maintain_order="left"
+        )
+        .with_columns(pl.col("_period").alias("period"))
+        .drop("_period")
     )
 
 
@@ -68,11 +100,7 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
             for d in initiative.dimension_names
         ),
     )
-    frame = frame.with_columns(
-        canonical_period(
-            pl.col("period"), pl.col("measure_id").replace_strict(periodicity, default=None)
-        ).alias("period")
-    )
+    frame = _canonical_periods(frame, periodicity)
     columns = [ROW, *KEY_COLUMNS, *initiative.dimension_names, *NUMBER_COLUMNS]
     columns += [f"{c}_text" for c in NUMBER_COLUMNS]
     if PARTNER_COLUMN in frame.columns:

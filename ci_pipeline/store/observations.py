@@ -185,27 +185,40 @@ def diff_observations(old: pl.DataFrame, new: pl.DataFrame) -> Diff:
     )
 
 
-def bulk_insert_observations(conn: Connection, frame: pl.DataFrame) -> None:
-    """Insert observations set-based: PostgreSQL COPY, or the driver's executemany."""
+#: Rows written per batch: each batch is one ``executemany`` (or one ``COPY`` chunk), so the
+#: Python values of at most this many rows exist at once, however large the file.
+INSERT_BATCH_ROWS = 50_000
+
+
+def bulk_insert_observations(
+    conn: Connection, frame: pl.DataFrame, *, batch_rows: int = INSERT_BATCH_ROWS
+) -> None:
+    """Insert observations set-based on the caller's connection, inside its transaction (the
+    rows and the verdict that makes them count commit together): PostgreSQL ``COPY``, or
+    SQLite's ``executemany``, fed batch by batch.
+
+    SQLite gets each batch as column lists zipped into rows: no per-row frame access, and no
+    driver of its own (an ADBC connection is a second connection, outside the transaction that
+    holds the write lock).
+    """
     frame = frame.select(OBSERVATION_COLUMNS)
+    columns = ", ".join(OBSERVATION_COLUMNS)
     if conn.dialect.name == "postgresql":
-        buffer = io.BytesIO()
-        frame.write_csv(buffer, include_header=False)
         raw = conn.connection.driver_connection
         assert raw is not None
         with (
             raw.cursor() as cur,
-            cur.copy(
-                f"COPY observation ({', '.join(OBSERVATION_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-            ) as copy,
+            cur.copy(f"COPY observation ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
         ):
-            copy.write(buffer.getvalue())
+            for batch in frame.iter_slices(batch_rows):
+                buffer = io.BytesIO()
+                batch.write_csv(buffer, include_header=False)
+                copy.write(buffer.getbuffer())
         return
-    placeholders = ", ".join("?" for _ in OBSERVATION_COLUMNS)
-    conn.exec_driver_sql(
-        f"INSERT INTO observation ({', '.join(OBSERVATION_COLUMNS)}) VALUES ({placeholders})",
-        frame.rows(),
-    )
+    sql = f"INSERT INTO observation ({columns}) VALUES ({', '.join('?' for _ in OBSERVATION_COLUMNS)})"
+    for batch in frame.iter_slices(batch_rows):
+        rows = list(zip(*(batch.get_column(c).to_list() for c in OBSERVATION_COLUMNS), strict=True))
+        conn.exec_driver_sql(sql, rows)
 
 
 def current_observations(

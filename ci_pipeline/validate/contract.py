@@ -58,6 +58,23 @@ def rules_frame(initiative: Initiative) -> pl.DataFrame:
     )
 
 
+def geo_levels_frame(initiative: Initiative) -> pl.DataFrame:
+    """Each geography's level, the lookup of the ``geography_level`` rule."""
+    geos = initiative.geographies
+    return pl.DataFrame(
+        {"geo_code": list(geos), "_geo_level": [str(g.level) for g in geos.values()]}
+    )
+
+
+def with_rules(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
+    """The long frame with each row's measure rules (:func:`rules_frame`) and its place's level,
+    joined once, rows in their order: the frame the contract validates, so its twenty-odd
+    row rules read these columns instead of each joining them again."""
+    return frame.join(
+        rules_frame(initiative), on="measure_id", how="left", maintain_order="left"
+    ).join(geo_levels_frame(initiative), on="geo_code", how="left", maintain_order="left")
+
+
 def _allowed_codes(initiative: Initiative, dim: str) -> pl.DataFrame:
     """(measure_id, code) pairs a dimension may take; a measure without it allows only total."""
     pairs = [
@@ -106,12 +123,13 @@ class _ContractBuilder:
         self.rules: dict[str, Rule] = {}
         self.columns: dict[str, pa.Column] = {ROW: pa.Column(pl.Int64)}
         self.frame_checks: list[pa.Check] = []
-        geos = initiative.geographies
-        self.geo_levels = pl.DataFrame(
-            {"geo_code": list(geos), "_geo_level": [str(g.level) for g in geos.values()]}
-        ).lazy()
+        self.geo_levels = geo_levels_frame(initiative).lazy()
 
     def _with_rules(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """The rows with their measure's rules: joined here unless the frame validated already
+        carries them (:func:`with_rules`, joined once for every check)."""
+        if "_unit" in lf.collect_schema():
+            return lf
         return lf.join(self.rules_lf, on="measure_id", how="left", maintain_order="left")
 
     def row_rule(
@@ -128,7 +146,7 @@ class _ContractBuilder:
 
         def check(data: PolarsData) -> pl.LazyFrame:
             lf = self._with_rules(data.lazyframe)
-            if lookup is not None:
+            if lookup is not None and not set(lookup.collect_schema()) <= set(lf.collect_schema()):
                 lf = lf.join(lookup, on=on or [], how="left", maintain_order="left")
             return lf.select(ok.fill_null(True).alias(name))
 

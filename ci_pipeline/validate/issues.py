@@ -13,7 +13,13 @@ from pandera.errors import SchemaErrors
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import Period
 from ci_pipeline.read import KEY_COLUMNS, NUMBER_COLUMNS, PARTNER_COLUMN, ROW, RawSubmission
-from ci_pipeline.validate.contract import Rule, build_contract, message_text, rules_frame
+from ci_pipeline.validate.contract import (
+    Rule,
+    build_contract,
+    message_text,
+    rules_frame,
+    with_rules,
+)
 from ci_pipeline.validate.echo import echo_text
 
 ISSUE_SCHEMA = {
@@ -89,7 +95,7 @@ def validate(
         numbers=raw.numbers,
     )
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(with_rules(frame, initiative), lazy=True)
     except SchemaErrors as exc:
         issues = _issues(exc.failure_cases, frame, raw, rules, initiative)
         return ValidationResult(frame.height, issues, None, warnings)

@@ -143,6 +143,39 @@ def test_tab_delimited(initiative: Initiative) -> None:
     ]
 
 
+def test_head_cuts_after_the_last_whole_line_within_64_kib() -> None:
+    line = "a;b;c\n"  # 6 characters
+    text = line * 20_000  # 120,000 characters
+    sample = read_files.head(text)
+    assert len(sample) == (read_files.SNIFF_CHARS // 6) * 6  # 10,922 whole lines
+    assert sample.endswith("\n") and sample.splitlines()[-1] == "a;b;c"
+    assert read_files.head("a;b\nc;d") == "a;b\nc;d"  # shorter than the sample: all of it
+    long_header = "x" * (read_files.SNIFF_CHARS + 10) + "\n1\n"
+    assert read_files.head(long_header) == long_header  # no whole line within it: all of it
+
+
+def test_large_semicolon_file_sniffed_on_its_start_and_read_whole(
+    tmp_path: Path, initiative: Initiative
+) -> None:
+    # 30,000 rows (about 1.3 MB): the delimiter is judged on the first 64 KiB only, and every
+    # row is read, each repeated number and period parsed once and mapped back to its rows.
+    rows = 30_000
+    body = "".join(
+        f"arab-women-lfp;majd-al-krum;2025-09-{1 + i % 28:02d};{i % 3},5\n" for i in range(rows)
+    )
+    path = tmp_path / "large.csv"
+    path.write_text("measure_id;geo_code;period;value\n" + body, encoding="utf-8")
+    raw = load(path, locale="ru", max_bytes=10_000_000)
+    frame = to_long_frame(raw, initiative)
+    assert frame.height == rows
+    assert frame[ROW].to_list()[:2] == [2, 3] and frame[ROW].to_list()[-1] == rows + 1
+    # 0,5 / 1,5 / 2,5 in a decimal-comma locale; every September date is in the quarterly
+    # measure's 2025-Q3
+    assert frame["value"].to_list()[:4] == [0.5, 1.5, 2.5, 0.5]
+    assert frame["value"].sum() == pytest.approx(1.5 * rows)
+    assert frame["period"].unique().to_list() == ["2025-Q3"]
+
+
 def test_header_spellings_helper_and_extra_columns(initiative: Initiative) -> None:
     raw = load("messy_headers.csv")
     assert raw.headers == {

@@ -249,7 +249,7 @@ def test_store_accepted_writes_every_row_through_the_bulk_path(
 
     def spy(conn: Connection, frame: pl.DataFrame) -> None:
         calls.append(frame.height)
-        bulk(conn, frame)
+        bulk(conn, frame, batch_rows=500)  # three batches: 500, 500 and 203 rows
 
     monkeypatch.setattr(store_submissions, "bulk_insert_observations", spy)
     rows: list[Row] = [
