@@ -77,7 +77,8 @@ def _path(measure: Measure, periods: list[str]) -> list[tuple[str, float]]:
 
 
 def pages(indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative) -> list[Page]:
-    """Every geography's report card: the root geography first, then the others by name.
+    """Every geography's report card: the root geography first (always, even with nothing to
+    show yet), then the others that have something, by name.
 
     ``indicators`` are stored indicator rows, masked already or not: a suppressed cell's value
     is dropped here whatever it holds. ``alerts`` are open alerts (``id``, ``kind``,
@@ -131,6 +132,6 @@ def pages(indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative
                 continue
             path = _path(m, [p.period for p in points]) if geo.parent is None else []
             cards.append(Card(m, points, path, flags))
-        if cards:
+        if cards or geo.parent is None:  # the root's page even before any data
             out.append(Page(geo, cards))
     return out

@@ -129,7 +129,7 @@ def write_site(
     """Write every page in every language under ``root``; the index a reader opens, and the
     number of pages written."""
     if not pages:
-        raise ValueError("nothing to report: no indicators and no open alerts")
+        raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
     cards = [(p.geography.code, c) for p in pages for c in p.cards]
     # vl-convert renders outside the GIL: both cores draw.

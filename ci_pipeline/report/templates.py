@@ -78,6 +78,9 @@ PAGE = (
 {% set flags = page.flags %}"""
     + _ALERTS
     + """
+{%- if not cards %}
+<p>{{ w('no_data') }}</p>
+{%- endif %}
 {%- for card, svg in cards %}
 {% set m = card.measure %}
 <section class="card" id="{{ m.id }}">

@@ -96,7 +96,7 @@ def test_process_json(small: Engine, settings: Settings) -> None:
     result = invoke("process", "--as-of", SMALL_AS_OF.isoformat(), "--json")
 
     data = ok_json(result)
-    assert set(data) == {"aggregated", "detected", "delivered"}
+    assert set(data) == {"aggregated", "detected", "delivered", "report"}
     assert len(data["aggregated"]["slices"]) == 5
     assert data["detected"]["judged"]["new-resources-nis"] == "2025-Q2"
     assert data["detected"]["gate_passed"] is False

@@ -195,3 +195,13 @@ def test_the_intake_api_serves_the_report_card_without_a_token(
         assert page.status_code == 200 and 'dir="rtl"' in page.text
         assert client.get("/report/datapackage.json").json()["resources"][0]["name"] == "indicators"
         assert client.get("/report/../ci_pipeline.db").status_code == 404
+
+
+def test_an_empty_store_gets_a_card_that_says_so(
+    tmp_path: Path, initiative: Initiative, sqlite_engine: Engine
+) -> None:
+    built = build_report(
+        initiative, tmp_path / "card", engine=sqlite_engine, today=date(2026, 11, 30)
+    )
+    assert "No data yet." in built.index.read_text(encoding="utf-8")
+    assert "אין עדיין נתונים" in (built.root / "he" / "index.html").read_text(encoding="utf-8")
