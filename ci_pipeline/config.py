@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="apprise URLs for the data engineers: alerts the quality gate held; default: "
         "a local file under HOME.",
     )
+    alert_languages: dict[str, str] = Field(
+        default_factory=dict,
+        description="The language (he, ar or en) each alert channel's readers read, by its "
+        "apprise URL (JSON object): their messages lead with a plain-words headline in it. "
+        "Channels not named read English.",
+    )
     alert_repeat_hours: float = Field(
         24.0, gt=0, description="A still-open alert is repeated no more often than this."
     )

@@ -20,6 +20,7 @@ from ci_pipeline.alert.channels import (
     redact_channel,
 )
 from ci_pipeline.alert.episodes import REGRESSION_KINDS, Episode, episode_message
+from ci_pipeline.alert.headlines import headline, headlines_for
 from ci_pipeline.alert.lifecycle import (
     ALERT_KEY,
     Recorded,
@@ -69,6 +70,8 @@ __all__ = [
     "enqueue",
     "episode_message",
     "file_channel",
+    "headline",
+    "headlines_for",
     "link_maker",
     "list_alerts",
     "read_alerts",

@@ -126,11 +126,16 @@ class Delivery:
 
 
 def compose(
-    alerts: Iterable[Alert], audience: str, ack_link: Callable[[int], str] | None = None
+    alerts: Iterable[Alert],
+    audience: str,
+    ack_link: Callable[[int], str] | None = None,
+    headline: Callable[[Alert], str] | None = None,
 ) -> tuple[str, str]:
     """One message for a channel: every alert of this delivery, most severe kinds first, each
     with its acknowledgement link where ``ack_link`` makes them (see :mod:`.ack`); or, for the
-    ``resolved`` audience, the notice that they are over."""
+    ``resolved`` audience, the notice that they are over. ``headline`` (a channel that reads
+    Hebrew or Arabic: :mod:`.headlines`) puts each alert's plain-words headline first and its
+    English sentence under it as the details."""
     order = {k: i for i, k in enumerate(KIND_LABELS)}
     items = sorted(alerts, key=lambda a: (order.get(a.kind, 9), a.measure_id, a.geo_code))
     if audience == RESOLVED:
@@ -139,7 +144,10 @@ def compose(
             "What these alerts reported is over: the indicator recovered, or the data "
             "arrived. Nothing to do.\n\n"
         )
-        return title, intro + "\n".join(f"• [Resolved] #{a.id} {a.message}" for a in items)
+        return title, intro + "\n".join(
+            f"• [Resolved] {headline(a)}" if headline else f"• [Resolved] #{a.id} {a.message}"
+            for a in items
+        )
     if audience == "engineers":
         title = f"ci-pipeline: {len(items)} alert(s) held by the data-quality gate (unverified)"
         intro = "The quality gate failed for these measures, so their alerts were not sent to the backbone team. Check the Data Docs, fix the data, and re-run.\n\n"
@@ -147,7 +155,11 @@ def compose(
         title = f"ci-pipeline: {len(items)} indicator alert(s)"
         intro = ""
     lines = [
-        f"• [{_label(a.kind)}] #{a.id} {a.message}"
+        (
+            f"• {headline(a)}\n  {a.message}"
+            if headline
+            else f"• [{_label(a.kind)}] #{a.id} {a.message}"
+        )
         + (f"\n  Acknowledge #{a.id}: {ack_link(alert_id(a))}" if ack_link else "")
         for a in items
     ]
@@ -171,10 +183,13 @@ def deliver(
     sender: Sender = apprise_sender,
     now: datetime | None = None,
     ack_link: Callable[[int], str] | None = None,
+    headlines: Callable[[str], Callable[[Alert], str] | None] | None = None,
 ) -> list[Delivery]:
     """Claim every due outbox row, send them as one message per (channel, audience), and record
     each channel's outcome as soon as it is known (see the module's docstring for the claim).
-    ``ack_link`` gives each alert's acknowledgement link (none: the command to type)."""
+    ``ack_link`` gives each alert's acknowledgement link (none: the command to type);
+    ``headlines`` gives a channel's headline function, for a channel whose readers read another
+    language than English (:func:`.headlines.headline`)."""
     now = now or utcnow()
     due, stored = store.claim_due_messages(now, now + CLAIM_LEASE, engine=engine)
     groups: dict[tuple[str, str], list[OutboxMessage]] = {}
@@ -183,7 +198,7 @@ def deliver(
     results = []
     for (channel, audience), messages in sorted(groups.items()):
         alerts = [stored[m.alert_id] for m in messages if m.alert_id in stored]
-        title, body = compose(alerts, audience, ack_link)
+        title, body = compose(alerts, audience, ack_link, headlines(channel) if headlines else None)
         try:
             ok, error = sender(channel, title, body), None
         except Exception as exc:  # a channel's failure must not stop the others

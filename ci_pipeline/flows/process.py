@@ -169,8 +169,12 @@ def detect_regressions(
 @flow(name="deliver-alerts", flow_run_name="deliver alerts", log_prints=True)
 def deliver_alerts(initiative_dir: str | None = None) -> list[dict[str, Any]]:
     """Send every due outbox message, grouped per channel; failures wait for their backoff."""
-    settings, _, engine = context(initiative_dir)
-    results = send(engine=quote(engine), ack_link=alert.link_maker(settings))
+    settings, initiative, engine = context(initiative_dir)
+    results = send(
+        engine=quote(engine),
+        ack_link=alert.link_maker(settings),
+        headlines=alert.headlines_for(settings.alert_languages, quote(initiative)),
+    )
     events.emit(
         [
             events.delivered(alert.redact_channel(d.channel), d.alert_ids, ok=d.ok, error=d.error)
