@@ -12,20 +12,26 @@ from ci_pipeline.store import Alert
 STEP_EVIDENCE = {"value": 0.219, "reference": 0.2926, "subject": ""}
 
 
-def _alert(kind: str, evidence: dict[str, object], **fields: str) -> Alert:
-    base = {
-        "measure_id": "arab-women-lfp",
-        "geo_code": "nahf",
-        "disaggregation": "age_band=total",
-        "period": "2025-Q4",
-    } | fields
+def _alert(
+    kind: str,
+    evidence: dict[str, object],
+    *,
+    measure_id: str = "arab-women-lfp",
+    geo_code: str = "nahf",
+    period: str = "2025-Q4",
+    subject: str = "",
+) -> Alert:
     return Alert(
         id=1,
         initiative_id="beit-hakerem",
         kind=kind,
+        measure_id=measure_id,
+        geo_code=geo_code,
+        disaggregation="total",
+        period=period,
+        subject=subject,
         message="Arab women's labour-force participation in Nahf fell to 21.9% …",
         evidence=json.dumps(evidence),
-        **base,
     )
 
 
