@@ -71,7 +71,13 @@ def weekly_digest(
     """Compose the backbone team's digest of the ``days`` days to ``as_of`` and send it."""
     settings, initiative, engine = context(initiative_dir)
     today = as_of or date.today()
-    digest = compose_digest(quote(initiative), engine=quote(engine), today=today, days=days)
+    digest = compose_digest(
+        quote(initiative),
+        engine=quote(engine),
+        today=today,
+        days=days,
+        report_url=f"{settings.api_base_url}/report/",
+    )
     sent = send_digest(quote(digest), settings=quote(settings))
     create_markdown_artifact(
         key="weekly-digest",

@@ -73,6 +73,7 @@ def compose_digest(
     alerts: pl.DataFrame,
     late: pl.DataFrame,
     headline: pl.DataFrame,
+    report_url: str | None = None,
 ) -> Digest:
     """The digest's text from its frames (pure): see :func:`digest`. ``submissions`` is
     :data:`store.RECEIVED_SCHEMA`, ``alerts`` :data:`store.ALERTS_SINCE_SCHEMA`, ``late``
@@ -84,6 +85,11 @@ def compose_digest(
     names = {p.id: p.name for p in initiative.partners.values()}
     sections = [_received(submissions, names), _alerts(alerts, start), _late(late, today)]
     sections.append(_headline(headline, initiative))
+    if report_url:  # the report card: every measure's trend, its path to target, the alerts
+        sections.append(
+            f"The report card: {report_url}en/summary.html (one page) and {report_url} "
+            f"(every measure, in English; עברית: {report_url}he/, العربية: {report_url}ar/)."
+        )
     week = "Weekly digest" if days == 7 else f"Digest of {days} days"
     return Digest(
         f"ci-pipeline: {week.lower()}, {span}",
@@ -203,7 +209,14 @@ def _headline(headline: pl.DataFrame, initiative: Initiative) -> str:
     )
 
 
-def digest(initiative: Initiative, *, engine: Engine, today: date, days: int = 7) -> Digest:
+def digest(
+    initiative: Initiative,
+    *,
+    engine: Engine,
+    today: date,
+    days: int = 7,
+    report_url: str | None = None,
+) -> Digest:
     """The weekly digest for the backbone team, for the ``days`` days ending with ``today``:
     submissions received (accepted / rejected / duplicate, by partner), open alerts by kind
     with the top few sentences, alerts resolved, late partners, and the cluster headline of
@@ -226,6 +239,7 @@ def digest(initiative: Initiative, *, engine: Engine, today: date, days: int = 7
         alerts=store.alerts_since(ini, start, engine=engine),
         late=late_partners(initiative, engine=engine, today=today),
         headline=cluster_headline(indicators, updated, initiative),
+        report_url=report_url,
     )
 
 

@@ -637,3 +637,14 @@ def test_the_windows_on_each_database(
 def _id(a: store.Alert) -> int:
     assert a.id is not None
     return a.id
+
+
+def test_the_digest_leads_to_the_report_card(demo_engine: Engine, initiative: Initiative) -> None:
+    url = "http://ci.example.org:8420/report/"
+    digest = notices.digest(
+        initiative, engine=demo_engine, today=date(2026, 3, 11), days=14, report_url=url
+    )
+    assert f"The report card: {url}en/summary.html (one page)" in digest.body
+    assert f"עברית: {url}he/" in digest.body and f"العربية: {url}ar/" in digest.body
+    plain = notices.digest(initiative, engine=demo_engine, today=date(2026, 3, 11), days=14)
+    assert "report card" not in plain.body
