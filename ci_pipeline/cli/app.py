@@ -56,6 +56,18 @@ def main(
     # The temporary local server would try to send usage telemetry: the machine may well be
     # offline, and an ERROR line about it would only confuse.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # While `serve` runs on this data folder, a command uses its warm Prefect server instead of
+    # starting a temporary one (20-36 s), and its runs show in the same UI.
+    if not os.environ.get("PREFECT_API_URL"):
+        from pydantic import ValidationError
+
+        from ci_pipeline.config import get_settings
+        from ci_pipeline.serve.preflight import serving_prefect
+
+        with contextlib.suppress(ValidationError):
+            url = serving_prefect(get_settings())
+            if url:
+                os.environ["PREFECT_API_URL"] = url
     # Pointed at the local server `serve` started, authenticate with its stored secret.
     if os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_API_AUTH_STRING"):
         from pydantic import ValidationError

@@ -253,12 +253,13 @@ def serve(
     own_server = not get_current_settings().api.url
     with ExitStack() as stack:
         # Before anything starts: a second serve, or a port taken, is one sentence.
-        stack.enter_context(preflight.only_serve(settings))
+        announce = stack.enter_context(preflight.only_serve(settings))
         preflight.check_ports(settings, with_api=with_api, own_server=own_server)
         on_start()
         engine = store.engine_for(settings.resolved_database_url)
         intake.prepare_database(initiative, engine=engine)
         api_url = stack.enter_context(prefect_server(settings))
+        announce(api_url)  # commands run meanwhile use this server, not a temporary one
         deployments = runner_deployments()
         # Before the runner and left after it: stuck runs are finished at start and at exit.
         names = [d.full_name for d in deployments]
