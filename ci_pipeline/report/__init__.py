@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report.content import pages
 from ci_pipeline.report.package import ALERT_FIELDS, write_package
@@ -41,8 +42,9 @@ def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: d
     staging = root.with_name(root.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    gaps = gap_series(indicators, initiative)  # masked: a suppressed side hides its gap
     _, count = write_site(
-        pages(indicators, alerts, initiative), initiative, staging, built_on=today
+        pages(indicators, alerts, initiative, gaps), initiative, staging, built_on=today
     )
     write_package(indicators, alerts, initiative, staging)
     old = root.with_name(root.name + ".old")

@@ -9,9 +9,9 @@ from typing import Any
 
 import vl_convert as vlc
 
-from ci_pipeline.model.initiative import Unit
+from ci_pipeline.model.initiative import Measure, Unit
 from ci_pipeline.model.periods import parse_period
-from ci_pipeline.report.content import Card
+from ci_pipeline.report.content import Card, Gap
 
 WIDTH, HEIGHT = 520, 200
 SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
@@ -19,6 +19,26 @@ SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
 
 def _axis_format(card: Card) -> str:
     return ".0%" if card.measure.unit is Unit.proportion else ",.4~g"
+
+
+#: Tick label format and the shortest tick interval, by periodicity: a quarterly series is never
+#: ticked by the month (two ticks would read as the same quarter).
+TICKS = {
+    "month": ("%Y-%m", {"interval": "month", "step": 1}),
+    "quarter": ("%Y-Q%q", {"interval": "month", "step": 3}),
+    "year": ("%Y", {"interval": "year", "step": 1}),
+}
+
+
+def _x(measure: Measure) -> dict[str, Any]:
+    """The time axis: each period at its first day, labelled in the period's notation."""
+    fmt, interval = TICKS[str(measure.periodicity)]
+    return {
+        "field": "start",
+        "type": "temporal",
+        "title": None,
+        "axis": {"format": fmt, "labelAngle": -45, "labelOverlap": True, "tickCount": interval},
+    }
 
 
 def _start(label: str) -> str:
@@ -34,13 +54,7 @@ def spec(card: Card) -> dict[str, Any]:
     numbers only), so one drawing serves all three languages; the page around it speaks."""
     # Time runs on a true time axis (each period at its first day), so the path to a target
     # years away slopes as it should; labels in the period's own notation.
-    fmt = {"month": "%Y-%m", "quarter": "%Y-Q%q", "year": "%Y"}[str(card.measure.periodicity)]
-    x = {
-        "field": "start",
-        "type": "temporal",
-        "title": None,
-        "axis": {"format": fmt, "labelAngle": -45, "labelOverlap": True},
-    }
+    x = _x(card.measure)
     y = {
         "field": "value",
         "type": "quantitative",
@@ -103,4 +117,46 @@ def spec(card: Card) -> dict[str, Any]:
 def svg(card: Card) -> str:
     """The chart rendered to SVG text."""
     rendered: str = vlc.vegalite_to_svg(spec(card))
+    return rendered
+
+
+AHEAD, BEHIND = "#1f5f8b", "#d35400"
+
+
+def gap_spec(gap: Gap, measure: Measure) -> dict[str, Any]:
+    """Two lines, the group ahead (blue) and the group behind (orange), on the card's time
+    axis: the gap is the space between them. Suppressed periods are left out."""
+    x = _x(measure)
+    y = {
+        "field": "value",
+        "type": "quantitative",
+        "title": None,
+        "scale": {"zero": False},
+        "axis": {"format": ".0%" if measure.unit is Unit.proportion else ",.4~g"},
+    }
+    layers = [
+        {
+            "data": {
+                "values": [
+                    {"start": _start(p), "value": v}
+                    for p, *sides in gap.periods
+                    if (v := sides[i]) is not None
+                ]
+            },
+            "mark": {"type": "line", "point": True, "color": color},
+            "encoding": {"x": x, "y": y},
+        }
+        for i, color in ((0, AHEAD), (1, BEHIND))
+    ]
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": WIDTH,
+        "height": HEIGHT // 2,
+        "layer": layers,
+    }
+
+
+def gap_svg(gap: Gap, measure: Measure) -> str:
+    """The gap's chart rendered to SVG text."""
+    rendered: str = vlc.vegalite_to_svg(gap_spec(gap, measure))
     return rendered

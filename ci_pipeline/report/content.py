@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from ci_pipeline.model.initiative import Geography, GeoLevel, Initiative, Measure
+from ci_pipeline.detect.findings import GAP_PREFIX
+from ci_pipeline.model.initiative import EquityGap, Geography, GeoLevel, Initiative, Measure
 from ci_pipeline.model.periods import parse_period
 
 
@@ -38,6 +39,15 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A gap between two groups the initiative tracks, on one measure in one geography: each
+    period's two values (None where the gap is suppressed: a side's cell is)."""
+
+    gap: EquityGap
+    periods: list[tuple[str, float | None, float | None]]  # period, ahead, behind
+
+
+@dataclass(frozen=True)
 class Card:
     """One measure in one geography."""
 
@@ -45,6 +55,7 @@ class Card:
     points: list[Point]
     path: list[tuple[str, float]]  # baseline → target, periods and values (empty: none)
     flags: list[Flag] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
 
     @property
     def latest(self) -> Point | None:
@@ -76,14 +87,40 @@ def _path(measure: Measure, periods: list[str]) -> list[tuple[str, float]]:
     return [(p, v0 + (v1 - v0) * (parse_period(p).start - b.start) / span) for p in labels]
 
 
-def pages(indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative) -> list[Page]:
+def _gaps(gaps: pl.DataFrame, initiative: Initiative, measure_id: str, geo: str) -> list[Gap]:
+    """The measure's gap series in this geography (``gaps``: ``detect.gaps.gap_series``)."""
+    by_id = {g.id: g for g in initiative.info.equity_gaps}
+    mine = gaps.filter((pl.col("measure_id") == measure_id) & (pl.col("geo_code") == geo))
+    out = []
+    for (key,), rows in mine.sort("period").group_by(["disaggregation"], maintain_order=True):
+        gap = by_id.get(str(key).removeprefix(GAP_PREFIX))
+        if gap is not None:
+            out.append(
+                Gap(
+                    gap,
+                    [
+                        (r["period"], r["ahead_value"], r["behind_value"])
+                        for r in rows.iter_rows(named=True)
+                    ],
+                )
+            )
+    return out
+
+
+def pages(
+    indicators: pl.DataFrame,
+    alerts: pl.DataFrame,
+    initiative: Initiative,
+    gaps: pl.DataFrame | None = None,
+) -> list[Page]:
     """Every geography's report card: the root geography first (always, even with nothing to
     show yet), then the others that have something, by name.
 
     ``indicators`` are stored indicator rows, masked already or not: a suppressed cell's value
     is dropped here whatever it holds. ``alerts`` are open alerts (``id``, ``kind``,
-    ``measure_id``, ``geo_code``, ``period``, ``message``). Totals only: a breakdown's cells
-    are in the downloadable figures.
+    ``measure_id``, ``geo_code``, ``period``, ``message``); ``gaps`` the gap series between
+    the groups the initiative tracks (``detect.gaps.gap_series``). Totals only: a breakdown's
+    cells are in the downloadable figures.
     """
     totals = indicators.filter(
         pl.col("disaggregation").is_in([m.total_key for m in initiative.measures.values()])
@@ -131,7 +168,8 @@ def pages(indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative
             if not points and not flags:
                 continue
             path = _path(m, [p.period for p in points]) if geo.parent is None else []
-            cards.append(Card(m, points, path, flags))
+            own = _gaps(gaps, initiative, m.id, geo.code) if gaps is not None else []
+            cards.append(Card(m, points, path, flags, own))
         if cards or geo.parent is None:  # the root's page even before any data
             out.append(Page(geo, cards))
     return out

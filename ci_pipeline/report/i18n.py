@@ -93,6 +93,7 @@ WORDS: dict[str, dict[str, str]] = {
         "he": "זה אינו קישור אישור תקף.",
         "ar": "هذا ليس رابط تأكيد صالحًا.",
     },
+    "gap": {"en": "Gap between groups", "he": "פער בין קבוצות", "ar": "الفجوة بين المجموعات"},
     "higher_is_better": {"en": "higher is better", "he": "גבוה יותר עדיף", "ar": "الأعلى أفضل"},
     "lower_is_better": {"en": "lower is better", "he": "נמוך יותר עדיף", "ar": "الأدنى أفضل"},
     "kind_step": {"en": "sudden change", "he": "שינוי חד", "ar": "تغير مفاجئ"},

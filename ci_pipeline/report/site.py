@@ -14,9 +14,11 @@ Layout (``root`` is the report folder)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
@@ -60,6 +62,7 @@ def _environment(initiative: Initiative, lang: str) -> Environment:
         num=lambda card, v: number(card.measure, v, lang),
         title=lambda m: title_in(m, lang),
         unit=lambda m: unit_label(m, lang),
+        group=lambda side: name_in(side.name, lang),
         place=lambda code: names.get(code, code),
         lang=lang,
         dir="rtl" if lang in RTL else "ltr",
@@ -85,11 +88,18 @@ def _render_page(
 ) -> str:
     """One geography's card page; ``prefix`` leads from the page's folder to the report root,
     ``drawings`` are the cards' charts by (geography, measure)."""
-    cards = [(card, drawings[page.geography.code, card.measure.id]) for card in page.cards]
+    code = page.geography.code
+    cards = [(card, drawings[code, card.measure.id]) for card in page.cards]
+    gap_drawings = {
+        f"{c.measure.id}/{g.gap.id}": drawings[code, f"{c.measure.id}/{g.gap.id}"]
+        for c in page.cards
+        for g in c.gaps
+    }
     return env.get_template("page").render(
         initiative=name_in(initiative.info.name, lang),
         page=page,
         cards=cards,
+        gap_drawings=gap_drawings,
         pages=pages,
         file=_file(page),
         prefix=prefix,
@@ -132,10 +142,16 @@ def write_site(
         raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
     cards = [(p.geography.code, c) for p in pages for c in p.cards]
+    jobs: list[tuple[tuple[str, str], Callable[[], str]]] = []
+    for geo, card in cards:
+        jobs.append(((geo, card.measure.id), partial(charts.svg, card)))
+        for gap in card.gaps:
+            key = (geo, f"{card.measure.id}/{gap.gap.id}")
+            jobs.append((key, partial(charts.gap_svg, gap, card.measure)))
     # vl-convert renders outside the GIL: both cores draw.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        drawn = list(pool.map(charts.svg, [c for _, c in cards]))
-    drawings = {(g, c.measure.id): d for (g, c), d in zip(cards, drawn, strict=True)}
+        drawn = list(pool.map(lambda job: job(), [job for _, job in jobs]))
+    drawings = {key: d for (key, _), d in zip(jobs, drawn, strict=True)}
     written = 0
     for lang in LANGUAGES:
         env = _environment(initiative, lang)

@@ -112,6 +112,22 @@ PAGE = (
 </table>
 </div>
 {%- if card.points | selectattr('suppressed') | list %}<p class="note">{{ w('suppressed_note') }}</p>{% endif %}
+{%- for gap in card.gaps %}
+<h4>{{ w('gap') }}: {{ group(gap.gap.ahead) }} · {{ group(gap.gap.behind) }}</h4>
+<div class="chart-and-table">
+<figure dir="ltr" role="img" aria-label="{{ w('gap') }}: {{ group(gap.gap.ahead) }} · {{ group(gap.gap.behind) }}">{{ gap_drawings[m.id ~ '/' ~ gap.gap.id] | safe }}</figure>
+<table>
+<caption>{{ w('data_table') }}</caption>
+<thead><tr><th scope="col">{{ w('period') }}</th><th scope="col"><span style="color:#1f5f8b">■</span> {{ group(gap.gap.ahead) }}</th><th scope="col"><span style="color:#d35400">■</span> {{ group(gap.gap.behind) }}</th></tr></thead>
+<tbody>
+{%- for period, ahead, behind in gap.periods %}
+<tr><td><bdi dir="ltr">{{ period }}</bdi></td>
+{%- if ahead is none %}<td class="suppressed" colspan="2">{{ w('suppressed') }}</td>{% else %}<td class="num">{{ num(card, ahead) }}</td><td class="num">{{ num(card, behind) }}</td>{% endif %}</tr>
+{%- endfor %}
+</tbody>
+</table>
+</div>
+{%- endfor %}
 {%- for f in card.flags %}
 <p><a href="#alert-{{ f.id }}" class="alert-kind">#{{ f.id }} {{ kind(f.kind) }}</a> — {{ place(f.geo_code) }}, <bdi dir="ltr">{{ f.period }}</bdi></p>
 {%- endfor %}

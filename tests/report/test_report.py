@@ -205,3 +205,45 @@ def test_an_empty_store_gets_a_card_that_says_so(
     )
     assert "No data yet." in built.index.read_text(encoding="utf-8")
     assert "אין עדיין נתונים" in (built.root / "he" / "index.html").read_text(encoding="utf-8")
+
+
+def test_gaps_between_groups_on_the_card(
+    tmp_path: Path, initiative: Initiative, indicators: pl.DataFrame
+) -> None:
+    """A gap series (``detect.gaps.gap_series``' shape) on the cluster's card: both groups'
+    values by period, named in each language; a suppressed period shows neither value."""
+    from ci_pipeline.detect.gaps import GAP_SCHEMA
+
+    gaps = (
+        pl.DataFrame(
+            {
+                "measure_id": [LFP, LFP],
+                "geo_code": ["beit-hakerem", "beit-hakerem"],
+                "period": ["2025-Q3", "2025-Q4"],
+                "disaggregation": ["gap:jewish-arab", "gap:jewish-arab"],
+                "value": [0.11, None],
+                "suppressed": [False, True],
+                "ahead_value": [0.4111, None],
+                "behind_value": [0.3011, None],
+            }
+        )
+        .with_columns(
+            pl.lit(None, pl.Float64).alias(c) for c in ("numerator", "denominator", "variance")
+        )
+        .with_columns(
+            pl.lit(1, pl.Int64).alias(c) for c in ("partners_reported", "partners_expected")
+        )
+        .select(list(GAP_SCHEMA))
+    )
+    got = content.pages(mask(indicators), ALERTS, initiative, gaps)
+    [card] = got[0].cards
+    [gap] = card.gaps
+    assert gap.gap.id == "jewish-arab"
+    assert gap.periods == [("2025-Q3", 0.4111, 0.3011), ("2025-Q4", None, None)]
+    assert got[1].cards[0].gaps == []  # Nahf has none of its own here
+    write_site(got, initiative, tmp_path, built_on=date(2026, 11, 30))
+    he = (tmp_path / "he" / "index.html").read_text(encoding="utf-8")
+    assert "יישובים יהודיים" in he and "יישובים ערביים" in he
+    assert "41.1%" in he and "30.1%" in he
+    row = he[he.index("2025-Q4</bdi></td>", he.index("פער בין קבוצות")) :].split("</tr>")[0]
+    assert "חסוי" in row and "%" not in row
