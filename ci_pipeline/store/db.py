@@ -5,6 +5,7 @@ creation and removal, and reading a query into a polars frame.
 from __future__ import annotations
 
 import atexit
+import io
 import threading
 import zlib
 from collections.abc import Iterator
@@ -133,3 +134,49 @@ def read_frame(conn: Connection, sql: str, params: dict[str, Any]) -> pl.DataFra
     result = conn.execute(text(sql), params)
     names = list(result.keys())
     return pl.DataFrame(result.fetchall(), schema=names, orient="row", infer_schema_length=None)
+
+
+#: Rows written per batch: each batch is one ``executemany`` (or one ``COPY`` chunk), so the
+#: Python values of at most this many rows exist at once, however large the frame.
+INSERT_BATCH_ROWS = 50_000
+
+
+def bulk_insert(
+    conn: Connection, table: str, frame: pl.DataFrame, *, batch_rows: int = INSERT_BATCH_ROWS
+) -> None:
+    """Insert a frame's rows (its columns named as the table's) set-based on the caller's
+    connection, inside its transaction: PostgreSQL ``COPY`` fed CSV chunks, or SQLite's
+    ``executemany`` fed column lists zipped into rows, batch by batch. No per-row objects of
+    our own, and no second connection (an ADBC connection would be outside the transaction
+    that holds the write lock). Datetimes are written as SQLAlchemy writes them (naive UTC
+    text), so the ORM reads them back alike."""
+    frame = _datetimes_as_stored(frame)
+    columns = ", ".join(frame.columns)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
+        ):
+            for batch in frame.iter_slices(batch_rows):
+                buffer = io.BytesIO()
+                batch.write_csv(buffer, include_header=False)
+                copy.write(buffer.getbuffer())
+        return
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' for _ in frame.columns)})"
+    for batch in frame.iter_slices(batch_rows):
+        rows = list(zip(*(batch.get_column(c).to_list() for c in frame.columns), strict=True))
+        conn.exec_driver_sql(sql, rows)
+
+
+def _datetimes_as_stored(frame: pl.DataFrame) -> pl.DataFrame:
+    """Datetime columns as the text SQLAlchemy stores them: naive UTC, microseconds."""
+    text_of = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            expr = pl.col(name)
+            if dtype.time_zone:
+                expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            text_of.append(expr.dt.to_string("%Y-%m-%d %H:%M:%S.%6f"))
+    return frame.with_columns(text_of) if text_of else frame

@@ -6,7 +6,6 @@ between a submission and its successor, and checked for figures already counted 
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.engine import Connection
 from ci_pipeline.model.initiative import AcrossPartners
 from ci_pipeline.model.overlap import overlapping
 from ci_pipeline.model.periods import overlapping_labels, parse_period
-from ci_pipeline.store.db import read_frame
+from ci_pipeline.store.db import INSERT_BATCH_ROWS, bulk_insert, read_frame
 from ci_pipeline.store.tables import (
     NATURAL_KEY,
     OBSERVATION_COLUMNS,
@@ -185,40 +184,12 @@ def diff_observations(old: pl.DataFrame, new: pl.DataFrame) -> Diff:
     )
 
 
-#: Rows written per batch: each batch is one ``executemany`` (or one ``COPY`` chunk), so the
-#: Python values of at most this many rows exist at once, however large the file.
-INSERT_BATCH_ROWS = 50_000
-
-
 def bulk_insert_observations(
     conn: Connection, frame: pl.DataFrame, *, batch_rows: int = INSERT_BATCH_ROWS
 ) -> None:
     """Insert observations set-based on the caller's connection, inside its transaction (the
-    rows and the verdict that makes them count commit together): PostgreSQL ``COPY``, or
-    SQLite's ``executemany``, fed batch by batch.
-
-    SQLite gets each batch as column lists zipped into rows: no per-row frame access, and no
-    driver of its own (an ADBC connection is a second connection, outside the transaction that
-    holds the write lock).
-    """
-    frame = frame.select(OBSERVATION_COLUMNS)
-    columns = ", ".join(OBSERVATION_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY observation ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
-        ):
-            for batch in frame.iter_slices(batch_rows):
-                buffer = io.BytesIO()
-                batch.write_csv(buffer, include_header=False)
-                copy.write(buffer.getbuffer())
-        return
-    sql = f"INSERT INTO observation ({columns}) VALUES ({', '.join('?' for _ in OBSERVATION_COLUMNS)})"
-    for batch in frame.iter_slices(batch_rows):
-        rows = list(zip(*(batch.get_column(c).to_list() for c in OBSERVATION_COLUMNS), strict=True))
-        conn.exec_driver_sql(sql, rows)
+    rows and the verdict that makes them count commit together): :func:`.db.bulk_insert`."""
+    bulk_insert(conn, "observation", frame.select(OBSERVATION_COLUMNS), batch_rows=batch_rows)
 
 
 def current_observations(
