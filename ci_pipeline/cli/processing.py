@@ -126,7 +126,7 @@ def report() -> None:
     """Rebuild the backbone team's report card (English, Hebrew, Arabic) from what is stored:
     ``process`` does this after every run; this is for a data folder processed elsewhere."""
     from ci_pipeline.clock import utcnow
-    from ci_pipeline.report import build_report
+    from ci_pipeline.report.build import build_report
 
     settings, initiative = load_context()
     built = build_report(

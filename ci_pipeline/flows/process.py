@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ci_pipeline import aggregate, alert, detect, events, report
+from ci_pipeline import aggregate, alert, detect, events
 from ci_pipeline.aggregate.privacy import privacy_notes
 from ci_pipeline.clock import utcnow
 from ci_pipeline.detect.describe import format_value
@@ -24,6 +24,7 @@ from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import links
+from ci_pipeline.report.build import build_report
 
 refresh = task(name="refresh-indicators", **RETRYING)(aggregate.refresh_indicators)
 judge = task(name="gate-and-detect", **RETRYING)(detect.judge)
@@ -48,9 +49,7 @@ def report_card(initiative_dir: str | None = None) -> str:
     its three languages, swapped in at once: re-running it changes nothing); the file a reader
     opens."""
     settings, initiative, engine = context(initiative_dir)
-    built = report.build_report(
-        initiative, settings.report_card_dir, engine=engine, today=utcnow().date()
-    )
+    built = build_report(initiative, settings.report_card_dir, engine=engine, today=utcnow().date())
     return str(built.index)
 
 

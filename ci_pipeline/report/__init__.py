@@ -3,57 +3,7 @@ stored indicators and open alerts after every ``process`` run (and by ``ci-pipel
 
 The modules: ``content`` (what each page says: pure), ``i18n`` (words, direction, numbers and
 dates per locale), ``charts`` (SVG charts drawn at build time), ``templates`` and ``site``
-(the pages), ``package`` (the figures as a Frictionless Data Package).
+(the pages), ``package`` (the figures as a Frictionless Data Package), ``build`` (all of
+it, from the store: :func:`~ci_pipeline.report.build.build_report`). Nothing is imported
+here, so the alerts can use ``i18n`` without loading the charts.
 """
-
-from __future__ import annotations
-
-import shutil
-from datetime import date
-from pathlib import Path
-
-import polars as pl
-from sqlalchemy import Engine
-
-from ci_pipeline import store
-from ci_pipeline.aggregate.privacy import mask
-from ci_pipeline.detect.gaps import gap_series
-from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report.content import pages
-from ci_pipeline.report.package import ALERT_FIELDS, write_package
-from ci_pipeline.report.site import Built, write_site
-
-
-def _open_alerts(engine: Engine) -> pl.DataFrame:
-    rows = [
-        {c: getattr(a, c) for c, _, _ in ALERT_FIELDS}
-        for a in store.list_alerts(engine=engine, status="open", limit=10_000)
-    ]
-    schema = {"id": pl.Int64, "kind": pl.Utf8, "measure_id": pl.Utf8, "geo_code": pl.Utf8}
-    schema |= {"period": pl.Utf8, "message": pl.Utf8}
-    return pl.DataFrame(rows, schema=schema, orient="row")
-
-
-def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: date) -> Built:
-    """Rebuild the report card under ``root`` from the stored indicators and open alerts:
-    written next to it and swapped in whole, so a reader never sees half a site."""
-    indicators = mask(store.read_indicators(initiative.info.id, engine=engine))
-    alerts = _open_alerts(engine)
-    staging = root.with_name(root.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    gaps = gap_series(indicators, initiative)  # masked: a suppressed side hides its gap
-    _, count = write_site(
-        pages(indicators, alerts, initiative, gaps), initiative, staging, built_on=today
-    )
-    write_package(indicators, alerts, initiative, staging)
-    old = root.with_name(root.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if root.exists():
-        root.rename(old)
-    staging.rename(root)
-    shutil.rmtree(old, ignore_errors=True)
-    return Built(root, root / "index.html", count)
-
-
-__all__ = ["Built", "build_report"]

@@ -23,7 +23,7 @@ from ci_pipeline import alert, store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive.api import create_app
-from ci_pipeline.report import build_report
+from ci_pipeline.report.build import build_report
 from ci_pipeline.store import Alert, AlertStatus
 from tests.detect.test_detect import LFP, frame, series
 
@@ -39,6 +39,8 @@ if CHROMIUM is None or DRIVER is None:
 from selenium import webdriver  # noqa: E402  (only where a browser exists)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +181,11 @@ def test_the_acknowledgement_link_acknowledges_its_alert_once(
     )
     assert status(mine) == AlertStatus.open  # opening the link changes nothing
     browser.find_element(By.ID, "ack").click()
-    outcome = browser.find_element(By.ID, "outcome").text
-    assert outcome
+    # The button posts and the browser loads the answer: wait for it, not for a fixed time.
+    outcome = WebDriverWait(browser, 20).until(
+        expected_conditions.presence_of_element_located((By.ID, "outcome"))
+    )
+    assert outcome.text
     assert (status(mine), status(other)) == (AlertStatus.acknowledged, AlertStatus.open)
     browser.get(link)  # again: it says so, and offers no button
     assert browser.find_elements(By.ID, "ack") == []

@@ -16,7 +16,8 @@ from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report import build_report, charts, content, i18n
+from ci_pipeline.report import charts, content, i18n
+from ci_pipeline.report.build import build_report
 from ci_pipeline.report.package import write_package
 from ci_pipeline.report.site import write_site
 from tests.detect.test_detect import LFP, frame, series
