@@ -38,7 +38,7 @@ from typing import Any
 
 import polars as pl
 
-from ci_pipeline.detect.describe import format_value
+from ci_pipeline.detect.describe import format_p, format_value, how_often
 from ci_pipeline.detect.findings import GAP_PREFIX, Candidate, is_gap
 from ci_pipeline.model.initiative import (
     TOTAL,
@@ -343,21 +343,27 @@ def gap_sentence(
     )
     note = f"; {finding['coverage_note']}" if finding["coverage_note"] else ""
     subject = f"The gap in {m.title} between {a} and {b} in {where}"
+    chance = how_often(
+        finding.get("raw_p") if finding.get("raw_p") is not None else finding["p_value"]
+    )
+    test = finding.get("test") or f"z = {finding['statistic']:.2f}"
+    # People first (what widened, from what to what, both groups' values), the test after.
     if finding["kind"] == "drift":
         return (
-            f"{subject} has widened steadily from {_points(m, finding['reference'])} "
-            f"({finding['reference_period']}) to {_points(m, finding['value'])} "
-            f"({finding['period']}): {values} (Mann–Kendall z = {finding['statistic']:.2f}, "
-            f"p = {finding['p_value']:.2g}{coverage}{note})"
+            f"{subject} has widened steadily from {_points(m, finding['reference'])} in "
+            f"{finding['reference_period']} to {_points(m, finding['value'])} in "
+            f"{finding['period']}: {values} (a run this steady is {chance}). "
+            f"Evidence: {test}; {format_p(finding['p_value'])}{coverage}{note}"
         )
     against = (
         finding["reference_period"] if then is not None else f"the {finding['reference_period']}"
     )
     return (
         f"{subject} widened from {'' if then is not None else 'a usual '}"
-        f"{_points(m, finding['reference'])} to {_points(m, finding['value'])}: {values} "
-        f"({finding['period']} vs {against}, z = {finding['statistic']:.1f}, "
-        f"adjusted p = {finding['p_value']:.2g}{coverage}{note})"
+        f"{_points(m, finding['reference'])} to {_points(m, finding['value'])} in "
+        f"{finding['period']}: {values}; more than this gap usually moves ({chance}). "
+        f"Evidence: {test}, against {against}; adjusted {format_p(finding['p_value'])}"
+        f"{coverage}{note}"
     )
 
 

@@ -270,6 +270,10 @@ def test_a_gap_that_jumps_while_both_groups_improve_is_a_regression(
     assert f"to {series['value'] * 100:.1f} points" in message
     assert f"Jewish localities {series['ahead_value'] * 100:.1f}%" in message
     assert f"Arab localities {series['behind_value'] * 100:.1f}%" in message
+    # People first: the statistics come after "Evidence:", not in the headline.
+    head, evidence = message.split(" Evidence: ")
+    assert "z =" not in head and "p =" not in head and "comparable periods" in head
+    assert "z =" in evidence and "adjusted p" in evidence
     # Both groups did improve this quarter (the premise of the test, checked on the data).
     before = one(gaps.gap_series(indicators, initiative), disaggregation=GAP_JA, period="2025-Q3")
     assert series["ahead_value"] < before["ahead_value"]
