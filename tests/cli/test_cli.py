@@ -545,7 +545,8 @@ def test_demo_runs_resets_and_summarises(home: Path, monkeypatch: pytest.MonkeyP
     assert len(counted) == stored - superseded["rows_accepted"]
     # ... and the period was processed: indicators, detection, delivery.
     processed = as_json(first)["process"]
-    assert set(processed) == {"aggregated", "detected", "delivered"}
+    assert set(processed) == {"aggregated", "detected", "delivered", "report"}
+    assert processed["report"].endswith("report-card/index.html")  # the card, rebuilt
     assert processed["aggregated"]["slices"] and processed["aggregated"]["rows"] > 0
     assert processed["detected"]["findings"] == len(processed["detected"]["new_alerts"]) > 0
     assert processed["delivered"] and {d["ok"] for d in processed["delivered"]} == {True}
