@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
+from ci_pipeline.alert.headlines import headline
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report.content import pages
@@ -19,13 +20,26 @@ from ci_pipeline.report.package import ALERT_FIELDS, write_package
 from ci_pipeline.report.site import Built, write_site
 
 
-def _open_alerts(engine: Engine) -> pl.DataFrame:
+def _open_alerts(engine: Engine, initiative: Initiative) -> pl.DataFrame:
+    """The open alerts, with each one's headline in Hebrew and Arabic (the pages in those
+    languages lead with it; the English sentence follows)."""
+    alerts = store.list_alerts(engine=engine, status="open", limit=10_000)
     rows = [
         {c: getattr(a, c) for c, _, _ in ALERT_FIELDS}
-        for a in store.list_alerts(engine=engine, status="open", limit=10_000)
+        # Without its "[kind] #id" head: the page lists those itself.
+        | {
+            f"headline_{lang}": headline(a, initiative, lang).partition(f"#{a.id} ")[2]
+            for lang in ("he", "ar")
+        }
+        for a in alerts
     ]
     schema = {"id": pl.Int64, "kind": pl.Utf8, "measure_id": pl.Utf8, "geo_code": pl.Utf8}
-    schema |= {"period": pl.Utf8, "message": pl.Utf8}
+    schema |= {
+        "period": pl.Utf8,
+        "message": pl.Utf8,
+        "headline_he": pl.Utf8,
+        "headline_ar": pl.Utf8,
+    }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
@@ -33,7 +47,7 @@ def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: d
     """Rebuild the report card under ``root`` from the stored indicators and open alerts:
     written next to it and swapped in whole, so a reader never sees half a site."""
     indicators = mask(store.read_indicators(initiative.info.id, engine=engine))
-    alerts = _open_alerts(engine)
+    alerts = _open_alerts(engine, initiative)
     staging = root.with_name(root.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

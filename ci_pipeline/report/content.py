@@ -36,6 +36,8 @@ class Flag:
     period: str
     message: str
     geo_code: str
+    #: The alert's plain-words headline by language (``alert.headline``), where known.
+    headlines: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,11 @@ def pages(
                     str(a["period"]),
                     str(a["message"]),
                     str(a["geo_code"]),
+                    {
+                        k.removeprefix("headline_"): str(v)
+                        for k, v in a.items()
+                        if k.startswith("headline_") and v
+                    },
                 )
                 for a in alerts.filter((pl.col("measure_id") == m.id) & here)
                 .sort("id")

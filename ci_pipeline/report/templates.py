@@ -60,6 +60,7 @@ _ALERTS = """
 <ul>
 {%- for f in flags %}
 <li id="alert-{{ f.id }}"><span class="alert-kind">#{{ f.id }} {{ kind(f.kind) }}</span> — {{ place(f.geo_code) }}, <bdi dir="ltr">{{ f.period }}</bdi>:
+{%- if f.headlines.get(lang) %}<div class="headline">{{ f.headlines[lang] }}</div>{% endif %}
 <div class="msg" lang="en" dir="ltr">{{ f.message }}</div></li>
 {%- endfor %}
 </ul>

@@ -248,3 +248,38 @@ def test_gaps_between_groups_on_the_card(
     assert "41.1%" in he and "30.1%" in he
     row = he[he.index("2025-Q4</bdi></td>", he.index("פער בין קבוצות")) :].split("</tr>")[0]
     assert "חסוי" in row and "%" not in row
+
+
+def test_alerts_lead_with_their_headline_in_the_page_s_language(
+    tmp_path: Path, initiative: Initiative, indicators: pl.DataFrame, sqlite_engine: Engine
+) -> None:
+    """Built from the store, the Hebrew card heads each alert with its plain-words headline
+    (``alert.headline``, without its "[kind] #id": the list shows those), the English sentence
+    under it; the English card has the sentence alone."""
+    slices = sorted({(m, p) for m, p in indicators.select("measure_id", "period").iter_rows()})
+    store.replace_indicators(initiative.info.id, slices, indicators, engine=sqlite_engine)
+    with store.transaction(engine=sqlite_engine) as session:
+        store.add_alert(
+            store.Alert(
+                initiative_id=initiative.info.id,
+                kind="step",
+                measure_id=LFP,
+                geo_code="nahf",
+                disaggregation="age_band=total",
+                period="2025-Q4",
+                message="Arab women's labour-force participation in Nahf fell to 21.9%",
+                evidence='{"value": 0.219, "reference": 0.2926}',
+            ),
+            session=session,
+        )
+    built = build_report(
+        initiative, tmp_path / "card", engine=sqlite_engine, today=date(2026, 11, 30)
+    )
+    he = (built.root / "he" / "index.html").read_text(encoding="utf-8")
+    assert (
+        '<div class="headline">השתתפות נשים ערביות בכוח העבודה בנחף, 2025-Q4: 21.9% (לעומת 29.3%)'
+        in he
+    )
+    assert "fell to 21.9%" in he  # the English sentence, under it
+    en = (built.root / "en" / "index.html").read_text(encoding="utf-8")
+    assert 'class="headline"' not in en and "fell to 21.9%" in en
