@@ -34,6 +34,13 @@ PATTERNS: dict[str, dict[str, str]] = {
 }
 
 
+def _ltr(text: str, lang: str) -> str:
+    """A period or a number kept left to right inside Hebrew or Arabic text (Unicode's
+    left-to-right isolate), so ``2025-Q4`` does not read ``Q4-2025`` — in a web page and in a
+    plain-text message alike."""
+    return f"\u2066{text}\u2069" if lang in ("he", "ar") else text
+
+
 def _partner_name(initiative: Initiative, partner_id: str, lang: str) -> str:
     partner = initiative.partners.get(partner_id)
     if partner is None:
@@ -50,7 +57,7 @@ def headline(a: Alert, initiative: Initiative, lang: str) -> str:
     fields = {
         "title": title_in(m, lang) if m else a.measure_id,
         "place": name_in(geo.name, lang) if geo else a.geo_code,
-        "period": a.period,
+        "period": _ltr(a.period, lang),
     }
     head = f"[{kind_word(a.kind, lang)}] #{a.id}"
     if a.kind == "missing":
@@ -59,7 +66,9 @@ def headline(a: Alert, initiative: Initiative, lang: str) -> str:
     value, reference = evidence.get("value"), evidence.get("reference")
     if m is not None and isinstance(value, (int, float)) and isinstance(reference, (int, float)):
         return f"{head} " + PATTERNS["moved"][lang].format(
-            value=number(m, value, lang), reference=number(m, reference, lang), **fields
+            value=_ltr(number(m, value, lang), lang),
+            reference=_ltr(number(m, reference, lang), lang),
+            **fields,
         )
     return f"{head} " + PATTERNS["other"][lang].format(**fields)
 

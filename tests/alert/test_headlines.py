@@ -37,8 +37,10 @@ def _alert(
 
 def test_a_step_in_hebrew_and_arabic(initiative: Initiative) -> None:
     step = _alert("step", STEP_EVIDENCE)
+    # Periods and numbers are left-to-right isolates (U+2066 … U+2069) in right-to-left text.
     assert alert.headline(step, initiative, "he") == (
-        "[שינוי חד] #1 השתתפות נשים ערביות בכוח העבודה בנחף, 2025-Q4: 21.9% (לעומת 29.3%)"
+        "[שינוי חד] #1 השתתפות נשים ערביות בכוח העבודה בנחף, \u20662025-Q4\u2069: "
+        "\u206621.9%\u2069 (לעומת \u206629.3%\u2069)"
     )
     assert alert.headline(step, initiative, "ar").startswith("[تغير مفاجئ] #1 ")
     assert "في نحف" in alert.headline(step, initiative, "ar")

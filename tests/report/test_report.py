@@ -277,9 +277,9 @@ def test_alerts_lead_with_their_headline_in_the_page_s_language(
     )
     he = (built.root / "he" / "index.html").read_text(encoding="utf-8")
     assert (
-        '<div class="headline">השתתפות נשים ערביות בכוח העבודה בנחף, 2025-Q4: 21.9% (לעומת 29.3%)'
-        in he
-    )
+        '<div class="headline">השתתפות נשים ערביות בכוח העבודה בנחף, \u20662025-Q4\u2069: '
+        "\u206621.9%\u2069 (לעומת \u206629.3%\u2069)"
+    ) in he
     assert "fell to 21.9%" in he  # the English sentence, under it
     en = (built.root / "en" / "index.html").read_text(encoding="utf-8")
     assert 'class="headline"' not in en and "fell to 21.9%" in en
