@@ -341,7 +341,8 @@ def off_track(
         if not (b < judged <= t):
             continue
         planned = m.target.value - m.baseline.value
-        expected = m.baseline.value + planned * (judged.start - b.start) / (t.start - b.start)
+        expected = m.on_path(judged)
+        assert expected is not None  # b < judged <= t
         for geo in roots:
             cell = indicators.filter(
                 (pl.col("measure_id") == measure_id)

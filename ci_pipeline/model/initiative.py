@@ -19,7 +19,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ci_pipeline.errors import InvalidPeriod
-from ci_pipeline.model.periods import Periodicity, parse_period
+from ci_pipeline.model.periods import Period, Periodicity, parse_period
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
@@ -267,6 +267,17 @@ class Measure(StrictModel):
         ):
             raise ValueError("target period must come after the baseline period")
         return self
+
+    def on_path(self, period: Period) -> float | None:
+        """The value the straight path from the baseline to the target expects at ``period``
+        (by months from the baseline's start); None without both, or outside them."""
+        if self.baseline is None or self.target is None:
+            return None
+        b, t = parse_period(self.baseline.period), parse_period(self.target.period)
+        if not (b <= period <= t):
+            return None
+        planned = self.target.value - self.baseline.value
+        return self.baseline.value + planned * (period.start - b.start) / (t.start - b.start)
 
     @property
     def total_key(self) -> str:

@@ -82,11 +82,8 @@ def _path(measure: Measure, periods: list[str]) -> list[tuple[str, float]]:
     if measure.baseline is None or measure.target is None:
         return []
     b, t = parse_period(measure.baseline.period), parse_period(measure.target.period)
-    span = t.start - b.start
-    inside = [p for p in periods if b < parse_period(p) < t]
-    labels = [b.label, *inside, t.label]
-    v0, v1 = measure.baseline.value, measure.target.value
-    return [(p, v0 + (v1 - v0) * (parse_period(p).start - b.start) / span) for p in labels]
+    inside = [q for p in periods if b < (q := parse_period(p)) < t]
+    return [(p.label, v) for p in [b, *inside, t] if (v := measure.on_path(p)) is not None]
 
 
 def _gaps(gaps: pl.DataFrame, initiative: Initiative, measure_id: str, geo: str) -> list[Gap]:
