@@ -17,8 +17,25 @@ WIDTH, HEIGHT = 520, 200
 SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
 
 
-def _axis_format(card: Card) -> str:
-    return ".0%" if card.measure.unit is Unit.proportion else ",.4~g"
+def _y(measure: Measure) -> dict[str, Any]:
+    """The value axis: percentages for proportions, plain numbers otherwise; not from zero."""
+    return {
+        "field": "value",
+        "type": "quantitative",
+        "title": None,
+        "scale": {"zero": False},
+        "axis": {"format": ".0%" if measure.unit is Unit.proportion else ",.4~g"},
+    }
+
+
+def _chart(layers: list[dict[str, Any]], height: int) -> dict[str, Any]:
+    """A layered Vega-Lite specification of the report's width."""
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": WIDTH,
+        "height": height,
+        "layer": layers,
+    }
 
 
 #: Tick label format and the shortest tick interval, by periodicity: a quarterly series is never
@@ -54,14 +71,7 @@ def spec(card: Card) -> dict[str, Any]:
     numbers only), so one drawing serves all three languages; the page around it speaks."""
     # Time runs on a true time axis (each period at its first day), so the path to a target
     # years away slopes as it should; labels in the period's own notation.
-    x = _x(card.measure)
-    y = {
-        "field": "value",
-        "type": "quantitative",
-        "title": None,
-        "scale": {"zero": False},
-        "axis": {"format": _axis_format(card)},
-    }
+    x, y = _x(card.measure), _y(card.measure)
     shown = [
         {"start": _start(p.period), "value": p.value} for p in card.points if p.value is not None
     ]
@@ -106,12 +116,7 @@ def spec(card: Card) -> dict[str, Any]:
                 "encoding": {"x": x, "text": {"field": "label", "type": "nominal"}},
             }
         )
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "width": WIDTH,
-        "height": HEIGHT,
-        "layer": layers,
-    }
+    return _chart(layers, HEIGHT)
 
 
 def svg(card: Card) -> str:
@@ -126,14 +131,7 @@ AHEAD, BEHIND = "#1f5f8b", "#d35400"
 def gap_spec(gap: Gap, measure: Measure) -> dict[str, Any]:
     """Two lines, the group ahead (blue) and the group behind (orange), on the card's time
     axis: the gap is the space between them. Suppressed periods are left out."""
-    x = _x(measure)
-    y = {
-        "field": "value",
-        "type": "quantitative",
-        "title": None,
-        "scale": {"zero": False},
-        "axis": {"format": ".0%" if measure.unit is Unit.proportion else ",.4~g"},
-    }
+    x, y = _x(measure), _y(measure)
     layers = [
         {
             "data": {
@@ -148,12 +146,7 @@ def gap_spec(gap: Gap, measure: Measure) -> dict[str, Any]:
         }
         for i, color in ((0, AHEAD), (1, BEHIND))
     ]
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "width": WIDTH,
-        "height": HEIGHT // 2,
-        "layer": layers,
-    }
+    return _chart(layers, HEIGHT // 2)
 
 
 def gap_svg(gap: Gap, measure: Measure) -> str:
