@@ -30,7 +30,13 @@ period, on indicators read once). This namespace re-exports their public names.
 
 from __future__ import annotations
 
-from ci_pipeline.detect.describe import describe, described, format_pair, format_value
+from ci_pipeline.detect.describe import (
+    describe,
+    described,
+    format_pair,
+    format_value,
+    readable_headline,
+)
 from ci_pipeline.detect.detectors import detect, judged_periods, off_track
 from ci_pipeline.detect.findings import (
     FINDING_SCHEMA,
@@ -82,6 +88,7 @@ __all__ = [
     "missing_data",
     "off_track",
     "predictions",
+    "readable_headline",
     "step_p",
     "worse",
 ]

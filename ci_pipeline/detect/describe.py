@@ -26,6 +26,26 @@ def format_value(measure: Measure, value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f} {measure.unit_label}"
 
 
+def readable_headline(table: list[dict[str, Any]], initiative: Initiative) -> list[dict[str, Any]]:
+    """The headline as an operator reads it: each value formatted with its measure's unit
+    (31.2%, 1,250 people; a suppressed one —), counts without float noise."""
+    return [
+        {
+            **row,
+            "value": format_value(initiative.measures[row["measure_id"]], row["value"]),
+            "numerator": _count(row["numerator"]),
+            "denominator": _count(row["denominator"]),
+        }
+        for row in table
+    ]
+
+
+def _count(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
 def format_pair(measure: Measure, before: float | None, after: float | None) -> tuple[str, str]:
     """Two values with enough digits to show that they differ (never "from 2.3% to 2.3%")."""
     for digits in range(4):

@@ -7,7 +7,6 @@ headline), :mod:`ci_pipeline.detect` (judge) or :mod:`ci_pipeline.alert` (record
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Any
 
@@ -19,10 +18,8 @@ from prefect.runtime import flow_run
 from ci_pipeline import aggregate, alert, detect, events
 from ci_pipeline.aggregate.privacy import privacy_notes
 from ci_pipeline.clock import utcnow
-from ci_pipeline.detect.describe import format_value
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
-from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive import links
 from ci_pipeline.report.build import build_report
 
@@ -51,26 +48,6 @@ def report_card(initiative_dir: str | None = None) -> str:
     settings, initiative, engine = context(initiative_dir)
     built = build_report(initiative, settings.report_card_dir, engine=engine, today=utcnow().date())
     return str(built.index)
-
-
-def readable(table: list[dict[str, Any]], initiative: Initiative) -> list[dict[str, Any]]:
-    """The headline as an operator reads it: each value formatted with its measure's unit
-    (31.2%, 1,250 people; a suppressed one —), counts without float noise."""
-    return [
-        {
-            **row,
-            "value": format_value(initiative.measures[row["measure_id"]], row["value"]),
-            "numerator": _count(row["numerator"]),
-            "denominator": _count(row["denominator"]),
-        }
-        for row in table
-    ]
-
-
-def _count(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
 
 
 @flow(name="aggregate-indicators", flow_run_name="aggregate indicators", log_prints=True)
@@ -116,7 +93,7 @@ def detect_regressions(
     table = aggregate.headline(judgement.indicators, initiative, judgement.judged).to_dicts()
     create_table_artifact(
         key="indicators",
-        table=readable(table, initiative),
+        table=detect.readable_headline(table, initiative),
         description="Headline indicators of the judged periods (suppressed cells —).",
     )
     gate_text = (
