@@ -51,6 +51,12 @@ def _partner_name(initiative: Initiative, partner_id: str, lang: str) -> str:
 def headline(a: Alert, initiative: Initiative, lang: str) -> str:
     """``[kind] #id`` and what happened, in ``lang`` (English for a language it lacks)."""
     lang = lang if lang in PATTERNS["moved"] else "en"
+    return f"[{kind_word(a.kind, lang)}] #{a.id} {what_happened(a, initiative, lang)}"
+
+
+def what_happened(a: Alert, initiative: Initiative, lang: str) -> str:
+    """The headline without its ``[kind] #id`` (a page that lists those itself shows this)."""
+    lang = lang if lang in PATTERNS["moved"] else "en"
     evidence: dict[str, Any] = json.loads(a.evidence or "{}")
     m = initiative.measures.get(a.measure_id)
     geo = initiative.geographies.get(a.geo_code)
@@ -59,18 +65,17 @@ def headline(a: Alert, initiative: Initiative, lang: str) -> str:
         "place": name_in(geo.name, lang) if geo else a.geo_code,
         "period": _ltr(a.period, lang),
     }
-    head = f"[{kind_word(a.kind, lang)}] #{a.id}"
     if a.kind == "missing":
         partner = _partner_name(initiative, a.subject or str(evidence.get("subject", "")), lang)
-        return f"{head} " + PATTERNS["missing"][lang].format(partner=partner, **fields)
+        return PATTERNS["missing"][lang].format(partner=partner, **fields)
     value, reference = evidence.get("value"), evidence.get("reference")
     if m is not None and isinstance(value, (int, float)) and isinstance(reference, (int, float)):
-        return f"{head} " + PATTERNS["moved"][lang].format(
+        return PATTERNS["moved"][lang].format(
             value=_ltr(number(m, value, lang), lang),
             reference=_ltr(number(m, reference, lang), lang),
             **fields,
         )
-    return f"{head} " + PATTERNS["other"][lang].format(**fields)
+    return PATTERNS["other"][lang].format(**fields)
 
 
 def headlines_for(

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
-from ci_pipeline.alert.headlines import headline
+from ci_pipeline.alert.headlines import what_happened
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report.content import pages
@@ -27,10 +27,7 @@ def _open_alerts(engine: Engine, initiative: Initiative) -> pl.DataFrame:
     rows = [
         {c: getattr(a, c) for c, _, _ in ALERT_FIELDS}
         # Without its "[kind] #id" head: the page lists those itself.
-        | {
-            f"headline_{lang}": headline(a, initiative, lang).partition(f"#{a.id} ")[2]
-            for lang in ("he", "ar")
-        }
+        | {f"headline_{lang}": what_happened(a, initiative, lang) for lang in ("he", "ar")}
         for a in alerts
     ]
     schema = {"id": pl.Int64, "kind": pl.Utf8, "measure_id": pl.Utf8, "geo_code": pl.Utf8}
