@@ -112,7 +112,6 @@ def _render_summary(
     env: Environment,
     initiative: Initiative,
     root_page: Page,
-    pages: list[Page],
     lang: str,
     built_on: date,
 ) -> str:
@@ -126,7 +125,7 @@ def _render_summary(
         root=root_page,
         headline=headline,
         domains=sorted(domains.items()),
-        flags=[f for p in pages for f in p.flags if p.geography.parent is None],
+        flags=root_page.flags,  # the root's cards carry every place's alerts
         prefix="../",
         own=f"../{lang}/",
         built=day(built_on, lang),
@@ -162,7 +161,7 @@ def write_site(
             (folder / _file(page)).write_text(text, encoding="utf-8")
             written += 1
         (folder / "summary.html").write_text(
-            _render_summary(env, initiative, root_page, pages, lang, built_on), encoding="utf-8"
+            _render_summary(env, initiative, root_page, lang, built_on), encoding="utf-8"
         )
         written += 1
     # The file a reader opens: the cluster in English, its links one folder up.
