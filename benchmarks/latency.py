@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/latency.py [--repeats 5] [--keep DIR]
+    .venv/bin/python benchmarks/latency.py [--repeats 5] [--lane warm|queued] [--keep DIR]
 
 It builds the sample initiative's history (every demo file except the Employment Service's
 2025-Q4 file, whose Arab women's participation in Nahf drops), processes it once so every alert
@@ -11,7 +11,10 @@ each, from the same snapshot:
 
 - **event-driven** — the single-machine default as ``ci-pipeline serve`` runs it: a local
   Prefect server (SQLite), every deployment of ``deployments/prefect.yaml`` served by a runner
-  polling every second, the inbox watcher. The clock starts when the file has been written
+  polling every second, the inbox watcher, and (``--lane warm``, serve's default) the warm
+  lane, which takes what the inbox received through ingest, processing and delivery in this
+  process (``--lane queued``: the deployments' triggers start each step as a new process, as
+  ``CI_PIPELINE_WARM_LANE=false`` does). The clock starts when the file has been written
   into ``inbox/employment-service/2025-Q4/`` and stops when the Nahf step alert is in the
   backbone's alert file. Hops are read back from the runs' own start and end times.
 - **direct** — the same steps called one after another in this process (receive, read,
@@ -23,6 +26,7 @@ Prints the median of each, every repeat, and their ratio. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -57,6 +61,7 @@ def _wait(condition: Callable[[], Any], what: str, timeout: float = 300.0) -> An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lane", choices=["warm", "queued"], default="warm")
     parser.add_argument("--keep", type=Path, help="keep the working folder here")
     args = parser.parse_args()
 
@@ -145,6 +150,7 @@ def main() -> None:
     from ci_pipeline.receive import inbox
     from ci_pipeline.serve.deployments import runner_deployments
     from ci_pipeline.serve.runner import prefect_server, running
+    from ci_pipeline.serve.warm import WarmLane, take_in_here
 
     def runs_since(since: datetime) -> list[Any]:
         with get_client(sync_client=True) as client:
@@ -175,10 +181,17 @@ def main() -> None:
     event_driven: list[float] = []
     hops: list[dict[str, float]] = []
     watched = store.engine_for(settings.resolved_database_url)
+    lane = WarmLane(take_in_here(), forward=events.prefect_emitter)
     with (
         prefect_server(settings),
         running(runner_deployments()),
-        inbox.InboxWatcher(settings, initiative, emitter=events.prefect_emitter, engine=watched),
+        lane if args.lane == "warm" else contextlib.nullcontext(),
+        inbox.InboxWatcher(
+            settings,
+            initiative,
+            emitter=lane.emit if args.lane == "warm" else events.prefect_emitter,
+            engine=watched,
+        ),
     ):
         for i in range(args.repeats):
             # The database file is replaced next: no pooled connection may outlive it (SQLite
@@ -202,7 +215,7 @@ def main() -> None:
         f"direct, one process       median {d:6.2f} s   ({', '.join(f'{x:.2f}' for x in direct)})"
     )
     print(
-        f"event-driven (serve)      median {e:6.2f} s   ({', '.join(f'{x:.1f}' for x in event_driven)})"
+        f"event-driven ({args.lane:<6})     median {e:6.2f} s   ({', '.join(f'{x:.1f}' for x in event_driven)})"
     )
     print(f"ratio event-driven/direct {e / d:6.1f}x")
     print()
@@ -210,7 +223,9 @@ def main() -> None:
     for key in hops[0]:
         values = [h[key] for h in hops if key in h]
         print(f"  {key:<32} {statistics.median(values):6.1f}")
-    print(f"\nrepeat: .venv/bin/python benchmarks/latency.py --repeats {args.repeats}")
+    print(
+        f"\nrepeat: .venv/bin/python benchmarks/latency.py --repeats {args.repeats} --lane {args.lane}"
+    )
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
 

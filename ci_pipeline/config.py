@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         "files' bytes are kept, content-addressed, instead of in the app database. Every "
         "process that receives or ingests must reach it.",
     )
+    warm_lane: bool = Field(
+        True,
+        description="`serve` ingests each file it receives (inbox, intake API), processes its "
+        "period and delivers its alerts in its own warm process, within seconds. Off: the "
+        "deployments' event triggers start each step as a new flow-run process (a multi-"
+        "machine setup with workers).",
+    )
     reconcile_every_seconds: float = Field(
         60.0,
         gt=0,
@@ -119,7 +126,15 @@ class Settings(BaseSettings):
     )
     prefect_port: int = Field(
         4200,
-        description="Port of the local Prefect server `serve` starts (without PREFECT_API_URL).",
+        description="Port of the local Prefect server `serve` starts (without PREFECT_API_URL), "
+        "and of the command line's Prefect daemon.",
+    )
+    prefect_daemon_idle_seconds: float = Field(
+        1800.0,
+        ge=0,
+        description="Commands that run flows (submit, process, reconcile, demo) share one local "
+        "Prefect server, started by the first and stopped after this long unused. 0: each "
+        "command starts a temporary server of its own (20-36 s).",
     )
 
     @property

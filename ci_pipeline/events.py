@@ -25,6 +25,11 @@ event                         resource (labels)                        payload
 ``ci.alert.delivered``        ``ci.channel.<redacted url>``: ci.channel alerts sent, their ids
 ``ci.alert.delivery-failed``  related: the alerts                       and the error
 ============================  =======================================  ===========================
+
+The events that start the next step (received, the verdicts, new alerts) also carry
+``ci.lane``: ``queued`` when the deployments' triggers start that step, ``warm`` when the process
+that announced it takes the step itself (``serve``'s warm lane: :mod:`ci_pipeline.serve.warm`),
+so the triggers, which select ``ci.lane: queued``, leave it alone and nothing runs twice.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ KIND_EVENTS = {
     "quality": QUALITY_FAILED,
 }
 
+#: The label that says who takes the next step, and its two values (see the module docstring).
+LANE = "ci.lane"
+QUEUED, WARM = "queued", "warm"
+
 #: Prefect drops an event with more related resources than this (and ``emit_event`` never
 #: raises): a file touching 250 localities would never start the indicators run.
 MAX_RELATED = 100
@@ -91,6 +100,13 @@ def _resource(resource_id: str, name: str | None = None, **labels: str | None) -
     return out
 
 
+def in_lane(spec: EventSpec, lane: str) -> EventSpec:
+    """``spec`` with its ``ci.lane`` label set to ``lane`` (:data:`QUEUED` or :data:`WARM`)."""
+    if lane not in (QUEUED, WARM):
+        raise ValueError(f"unknown lane {lane!r}")
+    return replace(spec, resource={**spec.resource, LANE: lane})
+
+
 def _related(role: str, values: Iterable[str]) -> list[dict[str, str]]:
     return [
         {"prefect.resource.id": f"ci.{role}.{v}", "prefect.resource.role": role, f"ci.{role}": v}
@@ -120,6 +136,7 @@ def submission_received(
             period=period,
             source=source,
             submission=str(submission_id),
+            lane=QUEUED,
         ),
         {
             "submission_id": submission_id,
@@ -151,6 +168,7 @@ def submission_outcome(
             partner=str(receipt["partner_id"]),
             period=str(receipt["period"]),
             status=status,
+            lane=QUEUED,
         ),
         {**receipt, "measures": sorted(set(measures)), "geographies": sorted(set(geographies))},
         # emit() sends the first MAX_RELATED of these; the payload carries them all.
@@ -170,8 +188,12 @@ def indicators_updated(slices: Iterable[tuple[str, str]], rows: int) -> list[Eve
     ]
 
 
-def alert_event(alert: Mapping[str, Any], *, resolved: bool = False) -> EventSpec:
-    """A new alert (by its kind: regressed, late, quality) or a resolved one."""
+def alert_event(
+    alert: Mapping[str, Any], *, resolved: bool = False, lane: str = QUEUED
+) -> EventSpec:
+    """A new alert (by its kind: regressed, late, quality) or a resolved one; ``lane`` says
+    whether the on-alert deployment delivers it (:data:`QUEUED`) or the run that found it
+    does (:data:`WARM`)."""
     name = ALERT_RESOLVED if resolved else KIND_EVENTS.get(str(alert["kind"]), INDICATOR_REGRESSED)
     kind = str(alert["kind"])
     return EventSpec(
@@ -186,6 +208,7 @@ def alert_event(alert: Mapping[str, Any], *, resolved: bool = False) -> EventSpe
             partner=str(alert.get("subject") or "") if kind == "missing" else None,
             verified=str(bool(alert.get("verified", True))).lower(),
             initiative=alert.get("initiative_id"),
+            lane=lane,
         ),
         {
             k: alert.get(k)

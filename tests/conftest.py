@@ -37,6 +37,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data folder; the environment points every setting at it."""
     folder = tmp_path / "home"
     monkeypatch.setenv("CI_PIPELINE_HOME", str(folder))
+    # No test leaves the command line's Prefect daemon running unless it asks for one.
+    monkeypatch.setenv("CI_PIPELINE_PREFECT_DAEMON_IDLE_SECONDS", "0")
     # setenv first, so monkeypatch restores these even when they were unset (the CLI sets them).
     for name in (
         "CI_PIPELINE_DATABASE_URL",

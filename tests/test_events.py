@@ -38,6 +38,7 @@ def test_received_names_the_stored_submission_never_a_path() -> None:
         "ci.period": "2025-Q4",
         "ci.source": "inbox",
         "ci.submission": "41",
+        "ci.lane": "queued",
     }
     assert "path" not in spec.payload and spec.payload["submission_id"] == 41
 
@@ -60,6 +61,7 @@ def test_an_outcome_is_named_by_its_status(status: str, name: str) -> None:
         "ci.partner": "nahf-council",
         "ci.period": "2025-Q4",
         "ci.status": status,
+        "ci.lane": "queued",
     }
     assert [r["prefect.resource.id"] for r in spec.related] == [
         "ci.measure.a",
@@ -159,3 +161,14 @@ def test_emit_sends_each_and_survives_a_failing_emitter() -> None:
 
     # Committed work must not fail because an event could not be sent.
     assert events.emit(specs[0], emitter=broken) == 0
+
+
+def test_a_lane_is_queued_or_warm_and_nothing_else() -> None:
+    spec = events.submission_outcome(receipt("accepted"))
+    warm = events.in_lane(spec, events.WARM)
+    assert warm.labels["ci.lane"] == "warm" and spec.labels["ci.lane"] == "queued"
+    assert {k: v for k, v in warm.resource.items() if k != "ci.lane"} == {
+        k: v for k, v in spec.resource.items() if k != "ci.lane"
+    }
+    with pytest.raises(ValueError, match="unknown lane"):
+        events.in_lane(spec, "fast")

@@ -36,6 +36,29 @@ out = Console()
 err = Console(stderr=True)
 
 
+def warm_prefect(settings: Settings) -> None:
+    """Run this command's flows on a warm local Prefect server, not a temporary one of their
+    own (20-36 s each time): ``PREFECT_API_URL`` when set (``serve``'s server is found before
+    any command runs), else the command line's daemon (:mod:`ci_pipeline.serve.daemon`),
+    started now by the first command that needs it. With the daemon off, nothing changes."""
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:  # set, or found (serve's), or a test harness's
+        return
+    from ci_pipeline.serve import auth, daemon, local_server
+
+    def starting() -> None:
+        minutes = settings.prefect_daemon_idle_seconds / 60
+        err.print(
+            f"Starting a local Prefect server for this and later commands (once; it stops "
+            f"after {minutes:g} idle minutes). UI: {settings.local_prefect_api_url.removesuffix('/api')}"
+        )
+
+    url = daemon.ensure(settings, on_start=starting)
+    if url:
+        local_server.use_api(url, auth.client_auth_string(settings, url))
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -24,6 +24,7 @@ from ci_pipeline.cli.common import (
     open_engine,
     out,
     print_json,
+    warm_prefect,
 )
 from ci_pipeline.config import get_settings
 from ci_pipeline.errors import SubmissionRefused
@@ -106,6 +107,7 @@ def submit(
         options={"encoding": encoding, "locale": locale},
     )
     assert row.id is not None
+    warm_prefect(settings)
     with in_process():
         receipt = intake.Receipt(**ingest_submission(row.id))
     if json_out:

@@ -15,6 +15,7 @@ from ci_pipeline.cli.common import (
     open_engine,
     out,
     print_json,
+    warm_prefect,
 )
 from ci_pipeline.config import get_settings
 
@@ -110,6 +111,7 @@ def reconcile(
     settings, initiative = load_context()
     engine = open_engine(settings)
     verdicts: list[dict[str, object]] = []
+    warm_prefect(settings)
     with in_process():
         reconcile_now(
             settings,

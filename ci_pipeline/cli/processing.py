@@ -25,13 +25,16 @@ from ci_pipeline.cli.common import (
     out,
     print_json,
     print_process,
+    warm_prefect,
 )
+from ci_pipeline.config import get_settings
 
 
 def run_process(period: str | None, as_of: Any, full: bool) -> dict[str, Any]:
     from ci_pipeline.flows.process import process_period
     from ci_pipeline.flows.runtime import in_process
 
+    warm_prefect(get_settings())
     with in_process():
         return process_period(period=period, as_of=as_of, full=full)
 

@@ -20,6 +20,7 @@ from ci_pipeline.cli.common import (
     out,
     print_json,
     print_process,
+    warm_prefect,
 )
 from ci_pipeline.cli.intake import print_receipt
 from ci_pipeline.model.initiative import Initiative
@@ -54,6 +55,7 @@ def demo(
     held_keys = hold_keys(initiative, hold or [])
     if reset:
         run.reset(settings)
+    warm_prefect(settings)
     with out.status("Preparing the database…") as status:
         result = run.run_demo(settings, initiative, hold=held_keys, progress=status.update)
     files, receipts, processed, held = result.files, result.receipts, result.processed, result.held

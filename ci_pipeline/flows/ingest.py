@@ -116,7 +116,7 @@ def run_name() -> str:
 @unwrapped
 @flow(name="ingest-submission", flow_run_name=run_name, log_prints=True)
 def ingest_submission(
-    submission_id: int, initiative_dir: str | None = None
+    submission_id: int, initiative_dir: str | None = None, lane: str = events.QUEUED
 ) -> State[dict[str, Any]]:
     """Ingest one received submission (:func:`intake.take` recorded it, with its bytes) and
     return the receipt, in a final state named after the verdict (:func:`final_state`).
@@ -124,6 +124,9 @@ def ingest_submission(
     Only a ``received`` submission is ingested; one that already has a verdict (a retried or
     repeated event, the reconciler beside a late run) is not touched again: its receipt is
     returned and its outcome announced again, which changes nothing downstream.
+
+    ``lane`` labels the outcome event: ``queued`` (the indicators deployment processes the
+    period), or ``warm`` when the caller processes it itself (``serve``'s warm lane).
     """
     settings, initiative, engine = context(initiative_dir)
 
@@ -150,6 +153,6 @@ def ingest_submission(
         f"status:{receipt.status}",
         *(f"measure:{m}" for m in outcome.payload["measures"]),
     )
-    events.emit(outcome, emitter=events.prefect_emitter)
+    events.emit(events.in_lane(outcome, lane), emitter=events.prefect_emitter)
     print(f"{receipt.partner_id} {receipt.period} {receipt.file_name}: {receipt.message}")
     return final_state(receipt)

@@ -76,9 +76,15 @@ def aggregate_indicators(full: bool = False, initiative_dir: str | None = None) 
 
 @flow(name="detect-regressions", flow_run_name=_detect_run_name, log_prints=True)
 def detect_regressions(
-    period: str | None = None, as_of: date | None = None, initiative_dir: str | None = None
+    period: str | None = None,
+    as_of: date | None = None,
+    initiative_dir: str | None = None,
+    lane: str = events.QUEUED,
 ) -> dict[str, Any]:
-    """Gate the judged period's indicators, detect regressions and missing data, record alerts."""
+    """Gate the judged period's indicators, detect regressions and missing data, record alerts.
+
+    ``lane`` labels the new alerts' events: ``queued`` when the on-alert deployment delivers
+    them, ``warm`` when the caller goes on to deliver them itself."""
     settings, initiative, engine = context(initiative_dir)
     judgement = judge(
         quote(initiative),
@@ -117,7 +123,10 @@ def detect_regressions(
     )
     events.emit(
         [
-            *(events.alert_event(a) for a in alert.read_alerts(recorded.new, engine=engine)),
+            *(
+                events.alert_event(a, lane=lane)
+                for a in alert.read_alerts(recorded.new, engine=engine)
+            ),
             *(
                 events.alert_event(a, resolved=True)
                 for a in alert.read_alerts(recorded.resolved, engine=engine)
@@ -181,12 +190,16 @@ def process_period(
     initiative_dir: str | None = None,
     deliver: bool = True,
     only_if_new: bool = False,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Aggregate, gate and detect, then deliver: everything after submissions are stored.
 
     ``deliver=False`` leaves delivery to the ``deliver-alerts`` deployment, which the new
-    alerts' events start. ``only_if_new`` stops after aggregation when no slice was stale: the
-    run an event burst queues behind another finds its work already done.
+    alerts' events start (they are labelled ``queued``; with ``deliver`` they are ``warm``:
+    this run delivers them). ``only_if_new`` stops after aggregation when no slice was stale:
+    the run an event burst queues behind another finds its work already done. ``report=False``
+    leaves the report card for a later run (a caller processing several periods in a row
+    rebuilds it once, after the last).
     """
     aggregated = aggregate_indicators(full=full, initiative_dir=initiative_dir)
     # One call: tag_run merges with the tags the run was created with, so a second call would
@@ -198,7 +211,12 @@ def process_period(
     if only_if_new and not aggregated["slices"]:
         print("nothing new since the last run: indicators and alerts are current")
         return {"aggregated": aggregated, "detected": None, "delivered": None}
-    detected = detect_regressions(period=period, as_of=as_of, initiative_dir=initiative_dir)
+    detected = detect_regressions(
+        period=period,
+        as_of=as_of,
+        initiative_dir=initiative_dir,
+        lane=events.WARM if deliver else events.QUEUED,
+    )
     delivered = deliver_alerts(initiative_dir=initiative_dir) if deliver else None
-    card = report_card(initiative_dir=initiative_dir)
+    card = report_card(initiative_dir=initiative_dir) if report else None
     return {"aggregated": aggregated, "detected": detected, "delivered": delivered, "report": card}

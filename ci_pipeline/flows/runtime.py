@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -81,13 +82,32 @@ def in_process() -> Iterator[None]:
         yield
 
 
+#: Whether :func:`tag_run` tags in-process runs too (:func:`tagged_in_process`).
+_TAG_IN_PROCESS: ContextVar[bool] = ContextVar("tag_in_process", default=False)
+
+
+@contextmanager
+def tagged_in_process() -> Iterator[None]:
+    """Tag the in-process runs started inside this block as deployed runs are tagged.
+
+    For a long-lived process on a warm Prefect server (``serve``'s warm lane), where the
+    round trip is one quick API call; the command line's runs on a temporary server stay
+    untagged (:func:`tag_run`)."""
+    token = _TAG_IN_PROCESS.set(True)
+    try:
+        yield
+    finally:
+        _TAG_IN_PROCESS.reset(token)
+
+
 def tag_run(*tags: str) -> None:
     """Add tags to the current deployed flow run (``partner:nahf-council``, ``measure:…``), so
     operators can filter runs by what they worked on. A triggered run is created by an
     automation, which cannot tag it, and some tags are known only once the run has read its
     file; they are added here.
 
-    In-process runs (the CLI's ``submit`` and ``demo``) are left untagged. This round trip
+    In-process runs (the CLI's ``submit`` and ``demo``) are left untagged, unless started in
+    :func:`tagged_in_process` (``serve``'s warm lane). This round trip
     would make each wait for the temporary server's backlog of task-run events, and tagging
     them at creation (``prefect.tags``) tags their task runs too, which then ask the API for
     tag concurrency slots: measured, 1.2 s per ingest run instead of 0.5 s.
@@ -95,7 +115,7 @@ def tag_run(*tags: str) -> None:
     context = FlowRunContext.get()
     run = context.flow_run if context else None
     # Read from the run in hand: prefect.runtime's helpers ask the API when the answer is None.
-    if run is None or run.deployment_id is None or not tags:
+    if run is None or not tags or (run.deployment_id is None and not _TAG_IN_PROCESS.get()):
         return
     with get_client(sync_client=True) as client:
         client.update_flow_run(run.id, tags=sorted({*run.tags, *tags}))

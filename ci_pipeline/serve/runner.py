@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,127 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect.deployments.runner import RunnerDeployment
 from sqlalchemy import Engine
 
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import OperationalProblem
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import auth, preflight, reconcile, stuck
+from ci_pipeline.serve import daemon, preflight, reconcile, stuck, warm
 from ci_pipeline.serve.deployments import runner_deployments
+from ci_pipeline.serve.local_server import prefect_server
 
 #: How often the runner asks the server for runs to start: every hop of an event-driven chain
 #: waits up to this long (Prefect's default is 10 s).
 POLL_SECONDS = 1.0
 
 
-#: How often the local server evaluates proactive triggers (the quiet window of a coalesced
-#: burst): Prefect's default is 5 s.
-PROACTIVE_GRANULARITY = "PT1S"
-
-
 logger = logging.getLogger(__name__)
-
-
-def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """Whether a Prefect API answers at ``api_url``."""
-    try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _use_api(api_url: str, auth_string: str | None = None) -> None:
-    """Point this process, its threads and the runs it starts (they inherit the environment)
-    at ``api_url``, authenticating with ``auth_string`` when given."""
-    from prefect.context import refresh_global_settings_context
-
-    os.environ["PREFECT_API_URL"] = api_url
-    if auth_string:
-        os.environ[auth.CLIENT_VARIABLE] = auth_string
-    refresh_global_settings_context()
-
-
-@contextmanager
-def prefect_server(settings: Settings, *, startup_timeout: float = 90.0) -> Iterator[str]:
-    """The Prefect API to use: ``PREFECT_API_URL`` if set, else a local server started here.
-
-    The local server keeps its database in the pipeline's home (``prefect.db``), evaluates
-    proactive triggers every second, requires the auth string of :mod:`.auth` (made once, kept
-    in the home; ``PREFECT_SERVER_API_AUTH_STRING`` if set instead) from every client — this
-    process, the runner and its runs get it — and is stopped on exit.
-    """
-    from prefect.settings import get_current_settings
-
-    configured = get_current_settings().api.url
-    if configured:
-        if not healthy(configured):
-            raise OperationalProblem(f"no Prefect API answers at PREFECT_API_URL={configured}")
-        _use_api(configured)
-        yield configured
-        return
-    settings.home.mkdir(parents=True, exist_ok=True)
-    url = settings.local_prefect_api_url
-    if healthy(url):
-        raise OperationalProblem(
-            f"a Prefect server already answers at {url}: set PREFECT_API_URL={url} to use it, "
-            "or CI_PIPELINE_PREFECT_PORT to start another"
-        )
-    auth_string = os.environ.get(auth.SERVER_VARIABLE) or auth.auth_string(settings)
-    env = {
-        **os.environ,
-        auth.SERVER_VARIABLE: auth_string,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": os.environ.get(
-            "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", PROACTIVE_GRANULARITY
-        ),
-    }
-    if not any(
-        k in os.environ
-        for k in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
-    ):
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = (
-            f"sqlite+aiosqlite:///{settings.home.resolve() / 'prefect.db'}"
-        )
-    log = (settings.home / "prefect-server.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(settings.prefect_port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # Its own session: a Ctrl-C at the terminal reaches serve alone, which then stops the
-        # runner (whose last state updates need this server) before it stops the server.
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not healthy(url, timeout=1.0):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise OperationalProblem(
-                    f"the local Prefect server did not start; see {settings.home / 'prefect-server.log'}"
-                )
-            time.sleep(0.5)
-        _use_api(url, auth_string)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @contextmanager
@@ -254,6 +146,8 @@ def serve(
     with ExitStack() as stack:
         # Before anything starts: a second serve, or a port taken, is one sentence.
         announce = stack.enter_context(preflight.only_serve(settings))
+        if own_server and daemon.stop(settings):  # the command line's: same port, same database
+            logger.info("stopped the command line's Prefect daemon: serve's server replaces it")
         preflight.check_ports(settings, with_api=with_api, own_server=own_server)
         on_start()
         engine = store.engine_for(settings.resolved_database_url)
@@ -264,10 +158,15 @@ def serve(
         # Before the runner and left after it: stuck runs are finished at start and at exit.
         names = [d.full_name for d in deployments]
         stack.enter_context(stuck.sweeping(names, own_server=own_server))
-        emitter = events.prefect_emitter
+        emitter: events.Emitter = events.prefect_emitter
         intake_url = "(not started)"
         # Deployments first: their triggers must exist before the first file is announced.
         stack.enter_context(running(deployments, poll_seconds=poll_seconds))
+        if settings.warm_lane:  # files received here are taken in here (serve/warm.py)
+            lane = warm.WarmLane(
+                warm.take_in_here(str(settings.initiative)), forward=events.prefect_emitter
+            )
+            emitter = stack.enter_context(lane).emit
         # Then every received submission left without a verdict (lost events, dead runs)
         # gets its ingest, now and every reconcile_every_seconds.
         stack.enter_context(

@@ -165,6 +165,7 @@ def test_a_settled_file_is_moved_and_announced_once(harness: Harness, cfg: Setti
         "ci.period": "2025-Q4",
         "ci.source": "inbox",
         "ci.submission": str(row.id),
+        "ci.lane": "queued",  # serve's warm lane relabels it (serve/warm.py)
     }
     assert spec.payload == {
         "submission_id": row.id,

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ci_pipeline.config import Settings
-from ci_pipeline.serve import auth, runner, status
+from ci_pipeline.serve import auth, local_server, status
 from tests.helpers import invoke
 
 
@@ -98,9 +98,11 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         def wait(self, timeout: float | None = None) -> int:
             return 0
 
-    monkeypatch.setattr(runner.subprocess, "Popen", Process)
+    monkeypatch.setattr(local_server.subprocess, "Popen", Process)
     # Nothing answers before it starts; it answers once started, until terminated.
-    monkeypatch.setattr(runner, "healthy", lambda url, timeout=2.0: started.get("running", False))
+    monkeypatch.setattr(
+        local_server, "healthy", lambda url, timeout=2.0: started.get("running", False)
+    )
     monkeypatch.setattr("prefect.context.refresh_global_settings_context", lambda: None)
     yield started
 
@@ -108,7 +110,7 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def test_serve_starts_its_server_with_the_secret_and_hands_it_to_its_clients(
     settings: Settings, fake_server: dict[str, Any]
 ) -> None:
-    with runner.prefect_server(settings) as url:
+    with local_server.prefect_server(settings) as url:
         assert url == settings.local_prefect_api_url
         made = auth.read_auth_string(settings)
         assert made is not None
@@ -118,7 +120,7 @@ def test_serve_starts_its_server_with_the_secret_and_hands_it_to_its_clients(
         assert os.environ["PREFECT_API_URL"] == url
     assert fake_server["terminated"]
 
-    with runner.prefect_server(settings):  # a second start: the same secret
+    with local_server.prefect_server(settings):  # a second start: the same secret
         assert fake_server["env"][auth.SERVER_VARIABLE] == made
 
 
@@ -126,7 +128,7 @@ def test_a_secret_set_in_the_environment_is_used_instead(
     settings: Settings, fake_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(auth.SERVER_VARIABLE, "admin:chosen")
-    with runner.prefect_server(settings):
+    with local_server.prefect_server(settings):
         assert fake_server["env"][auth.SERVER_VARIABLE] == "admin:chosen"
         assert os.environ[auth.CLIENT_VARIABLE] == "admin:chosen"
     assert auth.read_auth_string(settings) is None  # nothing stored

@@ -176,3 +176,50 @@ def test_quiet_intake_is_a_proactive_automation_over_received_files() -> None:
 def test_an_unknown_schedule_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="cron or interval"):
         schedule({"rrule": "FREQ=DAILY"})
+
+
+def _selects(trigger: Any, resource: dict[str, str]) -> bool:
+    """Whether the server would let an event on ``resource`` through ``trigger``'s match."""
+    from prefect.server.events.schemas.events import Resource, ResourceSpecification
+
+    return ResourceSpecification(trigger.match.root).matches(Resource(resource))
+
+
+@pytest.mark.parametrize("name", ["on-received", "indicators", "on-alert"])
+def test_the_next_step_triggers_leave_warm_events_to_the_process_that_sent_them(
+    name: str,
+) -> None:
+    # serve's warm lane ingests, processes and delivers what it received itself; its events are
+    # labelled warm, and a trigger that started the same step again would do it twice.
+    alert = {
+        "id": 3,
+        "kind": "step",
+        "measure_id": "m",
+        "geo_code": "nahf",
+        "period": "2025-Q4",
+        "initiative_id": "i",
+    }
+    outcome = {
+        "submission_id": 7,
+        "file_name": "x.csv",
+        "partner_id": "p",
+        "period": "2025-Q4",
+        "status": "accepted",
+    }
+    spec = {
+        "on-received": events.submission_received(
+            submission_id=7,
+            partner_id="p",
+            period="2025-Q4",
+            file_name="x.csv",
+            content_hash="ab" * 32,
+            size_bytes=12,
+            source="inbox",
+        ),
+        "indicators": events.submission_outcome(outcome),
+        "on-alert": events.alert_event(alert),
+    }[name]
+    assert spec.resource[events.LANE] == events.QUEUED  # what every builder says by default
+    for trigger in triggers(name):
+        assert _selects(trigger, spec.resource)
+        assert not _selects(trigger, events.in_lane(spec, events.WARM).resource)

@@ -1,0 +1,111 @@
+"""``serve``'s warm lane: a received file's ingest, processing and alerts, in ``serve``'s own
+process, within seconds.
+
+The inbox watcher and the intake API announce every file they store with a
+``ci.submission.received`` event. In ``serve`` they announce it through :meth:`WarmLane.emit`,
+which labels the event ``ci.lane: warm`` (so the on-received deployment's trigger, which
+selects ``queued``, leaves it alone), sends it on, and queues the submission for a worker
+thread. The worker takes everything queued so far as one batch and runs the ``take-in`` flow
+(:func:`ci_pipeline.flows.warm.take_in`) on it, in this process: imports and connections are
+warm, and a burst of files is ingested one by one and each period processed once.
+
+Every file still reaches a verdict whatever happens here: a submission the lane did not ingest
+(a crash, Prefect down, ``serve`` stopped with files queued) is still ``received``, and the
+reconciler takes it. ``CI_PIPELINE_WARM_LANE=false`` turns the lane off: the deployments'
+triggers then start every step, as on a multi-machine setup.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from ci_pipeline import events
+
+logger = logging.getLogger(__name__)
+
+#: Takes a batch of received submissions through the pipeline (the ``take-in`` flow).
+Handler = Callable[[list[int]], Any]
+
+#: How long :meth:`WarmLane.__exit__` lets a batch in progress finish before leaving it to
+#: the reconciler.
+STOP_SECONDS = 60.0
+
+
+def take_in_here(initiative_dir: str | None = None) -> Handler:
+    """The handler ``serve`` uses: the ``take-in`` flow, called in this process, its runs
+    tagged as deployed runs are, without the heartbeats a worker-less run does not need.
+
+    The flows (and with them polars, SciPy, GX, the report's charts) are imported here, when
+    ``serve`` starts, not when the first file lands: that file waits for no import."""
+    from ci_pipeline.flows.runtime import in_process, tagged_in_process
+    from ci_pipeline.flows.warm import take_in
+
+    def handle(submission_ids: list[int]) -> Any:
+        with in_process(), tagged_in_process():
+            return take_in(submission_ids, initiative_dir=initiative_dir)
+
+    return handle
+
+
+class WarmLane:
+    """A worker thread that hands each batch of received submissions to ``handle``; a
+    context manager, like the inbox watcher and the reconciler."""
+
+    def __init__(self, handle: Handler, *, forward: events.Emitter) -> None:
+        """``forward`` sends events on (:func:`events.prefect_emitter` in ``serve``)."""
+        self.handle, self.forward = handle, forward
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def emit(self, spec: events.EventSpec) -> Any:
+        """An emitter for the inbox and the intake API: a received file is queued here and
+        announced as ``warm``; any other event goes on unchanged."""
+        if spec.event != events.SUBMISSION_RECEIVED:
+            return self.forward(spec)
+        # Queued before it is announced: an events outage must not keep the file waiting.
+        self._queue.put(int(spec.payload["submission_id"]))
+        return self.forward(events.in_lane(spec, events.WARM))
+
+    def _batch(self) -> list[int]:
+        """Everything queued now (at least one id, waiting for it), in arrival order, once."""
+        batch = [self._queue.get(timeout=0.2)]
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return list(dict.fromkeys(batch))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._batch()
+            except queue.Empty:
+                continue
+            try:
+                self.handle(batch)
+            except Exception:  # the reconciler gives each of them its verdict
+                logger.exception(
+                    "warm lane: %s not taken in here; the reconciler will",
+                    ", ".join(f"#{i}" for i in batch),
+                )
+
+    def __enter__(self) -> WarmLane:
+        self._thread = threading.Thread(target=self._run, name="ci-warm-lane", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_SECONDS)
