@@ -26,6 +26,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterName,
+    FlowRunFilterParentFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact, FlowRun, TaskRun
 from prefect.client.schemas.sorting import FlowRunSort
@@ -311,6 +312,18 @@ def runs_named(name: str) -> list[FlowRun]:
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=50,
         )
+
+
+def children(flow_run_id: UUID) -> dict[str, FlowRun]:
+    """The subflow runs of a run, by flow name."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            ),
+            limit=20,
+        )
+        return {client.read_flow(r.flow_id).name: r for r in runs}
 
 
 def read_run(flow_run_id: UUID) -> FlowRun:

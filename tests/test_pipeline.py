@@ -183,6 +183,37 @@ def test_the_demo_finds_exactly_what_it_injected(
     assert alert_keys(engine) == INJECTED
 
 
+def test_judging_only_some_measures_finds_for_them_what_judging_all_finds(
+    demo_db: tuple[IngestedDemo, Engine], initiative: Initiative, settings: Settings
+) -> None:
+    """What a run after new files does (``changed_only``): it judges the measures whose
+    indicators changed. Each measure's verdicts are its own (its step tests are adjusted
+    across its own series, its gate checks are its own), so judging a subset finds, for each
+    of them, exactly what judging everything finds."""
+    _, engine = demo_db
+    aggregate.refresh_indicators(initiative, engine=engine)
+    everything = detect.judge(initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF)
+    for subset in (["arab-women-lfp"], ["below-min-wage-share", "kurkum-women-employed"]):
+        some = detect.judge(
+            initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF, measures=subset
+        )
+        assert some.judged == {m: everything.judged[m] for m in subset}
+        assert set(some.indicators["measure_id"].unique()) == set(subset)  # only theirs read
+        theirs = everything.findings.filter(pl.col("measure_id").is_in(subset))
+        assert not theirs.is_empty()  # one injected problem in each subset
+        assert some.findings.equals(theirs)
+    nothing = detect.judge(
+        initiative, engine=engine, settings=settings, as_of=demo.DEMO_AS_OF, measures=[]
+    )
+    assert nothing.judged == {} and nothing.findings.is_empty()
+
+
+def test_recomputed_slices_are_judged_by_period_on_their_own_measures() -> None:
+    slices = [("b", "2025-Q4"), ("a", "2025-Q4"), ("a", "2025-11"), ("b", "2025-Q4")]
+    assert aggregate.refreshed_by_period(slices) == {"2025-11": ["a"], "2025-Q4": ["a", "b"]}
+    assert aggregate.refreshed_by_period([]) == {}
+
+
 # --- the steps ----------------------------------------------------------------------------------
 
 

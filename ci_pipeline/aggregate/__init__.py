@@ -9,7 +9,7 @@ re-exports their public names.
 
 from __future__ import annotations
 
-from ci_pipeline.aggregate.refresh import Refreshed, refresh_indicators
+from ci_pipeline.aggregate.refresh import Refreshed, refresh_indicators, refreshed_by_period
 from ci_pipeline.aggregate.rollup import (
     KEY,
     SLICE,
@@ -33,5 +33,6 @@ __all__ = [
     "join_disaggregation",
     "mark_counted",
     "refresh_indicators",
+    "refreshed_by_period",
     "split_disaggregation",
 ]

@@ -4,6 +4,7 @@ submissions touched (or all of them), with small cells suppressed, in one step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -43,3 +44,13 @@ def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = F
         rows = store.replace_indicators(ini, slices, indicators, engine=engine)
     store.set_indicators_digest(ini, initiative.digest, engine=engine)
     return Refreshed(slices, rows, unaudited)
+
+
+def refreshed_by_period(slices: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The measures of recomputed ``(measure, period)`` slices, by period label, in order: what
+    a run after new files judges (each period its slices were recomputed for, on those
+    measures)."""
+    out: dict[str, set[str]] = {}
+    for measure_id, period in slices:
+        out.setdefault(period, set()).add(measure_id)
+    return {p: sorted(out[p]) for p in sorted(out)}

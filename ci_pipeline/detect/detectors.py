@@ -271,8 +271,8 @@ def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.Data
     # A series is judged by its step, its CUSUM and, where it wanders, the mean of its recent
     # moves: they share alpha (weighted Bonferroni, :data:`ALPHA_WEIGHTS`: a single period's
     # move, the commonest regression, gets the larger share), so alpha stays the false-alarm
-    # rate of a stable series per period; they are then adjusted across the run
-    # (Benjamini–Hochberg), so the number of series does not multiply false alarms.
+    # rate of a stable series per period; they are then adjusted across the measure's series
+    # (Benjamini–Hochberg, below), so the number of series does not multiply false alarms.
     # Mann–Kendall over a short window is already conservative (six periods need a perfectly
     # monotone run to reach p < 0.01: one period in 720 for a stable level) and stays as it is.
     p = np.array([c.p_value for c in candidates])
@@ -289,8 +289,15 @@ def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.Data
             for c in candidates
         ]
     )
+    # Benjamini–Hochberg within each measure's series (its places, breakdowns and gaps): a
+    # measure's verdicts never depend on which other measures a run happens to judge, so a
+    # run that judges only the measures new files changed finds what a run judging
+    # everything finds for them.
     q = p.copy()
-    q[shared] = benjamini_hochberg(np.minimum(bonferroni[shared] * p[shared], 1.0))
+    measure_of = np.array([c.measure_id for c in candidates])
+    for measure_id in np.unique(measure_of[shared]):
+        family = shared & (measure_of == measure_id)
+        q[family] = benjamini_hochberg(np.minimum(bonferroni[family] * p[family], 1.0))
     rows = []
     for c, qv in zip(candidates, q, strict=True):
         m = initiative.measures[c.measure_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -38,12 +39,28 @@ def judge(
     settings: Settings,
     period: str | None = None,
     as_of: date | None = None,
+    measures: Collection[str] | None = None,
 ) -> Judgement:
-    """Run the quality gate and every detector on the judged period of each measure."""
+    """Run the quality gate and every detector on the judged period of each measure.
+
+    ``measures``: judge only these (a run after new files judges the measures whose indicators
+    it recomputed; every other measure's verdicts stand as the last run left them, since only
+    the calendar changes them, and the daily run judges everything). Only their indicators
+    are read; the alerts of the others are neither resolved nor touched (the alert lifecycle
+    acts on judged measures only)."""
     ini = initiative.info.id
-    indicators = store.read_indicators(ini, engine=engine)
+    indicators = store.read_indicators(ini, engine=engine, measure_ids=measures)
     reported = store.reported_cells(ini, engine=engine)
-    periods = judged_periods(indicators, initiative, period)
+    if measures is None:
+        periods = judged_periods(indicators, initiative, period)
+    else:
+        # The judged period of a measure is the latest any measure has data for (a measure
+        # whose partners are late is still judged, and found missing): from every measure's
+        # periods, not only from the indicators read.
+        every = pl.DataFrame({"period": store.indicator_periods(ini, engine=engine)})
+        periods = {
+            m: p for m, p in judged_periods(every, initiative, period).items() if m in set(measures)
+        }
     if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
         return Judgement(
             {},

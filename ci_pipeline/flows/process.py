@@ -36,8 +36,11 @@ def _detect_run_name() -> str:
 
 
 def _process_run_name() -> str:
-    """``process 2025-Q4``, or ``process latest`` without a period (not ``process None``)."""
-    return f"process {flow_run.parameters.get('period') or 'latest'}"
+    """``process 2025-Q4``; without a period ``process changes`` (a run that judges what
+    changed) or ``process latest`` (not ``process None``)."""
+    parameters = flow_run.parameters
+    idle = "changes" if parameters.get("changed_only") else "latest"
+    return f"process {parameters.get('period') or idle}"
 
 
 @task(name="report-card", cache_policy=NO_CACHE)
@@ -80,11 +83,13 @@ def detect_regressions(
     as_of: date | None = None,
     initiative_dir: str | None = None,
     lane: str = events.QUEUED,
+    measures: list[str] | None = None,
 ) -> dict[str, Any]:
     """Gate the judged period's indicators, detect regressions and missing data, record alerts.
 
     ``lane`` labels the new alerts' events: ``queued`` when the on-alert deployment delivers
-    them, ``warm`` when the caller goes on to deliver them itself."""
+    them, ``warm`` when the caller goes on to deliver them itself. ``measures``: judge only
+    these (the ones whose indicators changed); all of them when not given."""
     settings, initiative, engine = context(initiative_dir)
     judgement = judge(
         quote(initiative),
@@ -92,6 +97,7 @@ def detect_regressions(
         settings=quote(settings),
         period=period,
         as_of=as_of,
+        measures=measures,
     )
     recorded, queued = record(
         quote(judgement), quote(initiative), settings=quote(settings), engine=quote(engine)
@@ -191,6 +197,7 @@ def process_period(
     deliver: bool = True,
     only_if_new: bool = False,
     report: bool = True,
+    changed_only: bool = False,
 ) -> dict[str, Any]:
     """Aggregate, gate and detect, then deliver: everything after submissions are stored.
 
@@ -200,6 +207,12 @@ def process_period(
     the run an event burst queues behind another finds its work already done. ``report=False``
     leaves the report card for a later run (a caller processing several periods in a row
     rebuilds it once, after the last).
+
+    ``changed_only`` (the runs new files start) stops when nothing was stale, like
+    ``only_if_new``, and otherwise judges exactly what changed: each period whose slices this
+    run recomputed, on the measures recomputed there, not every measure of ``period``. A
+    burst that touched two periods is judged for both by the run that recomputed them (the
+    next run finds nothing new); ``detected`` is then a list, one judgement per period.
     """
     aggregated = aggregate_indicators(full=full, initiative_dir=initiative_dir)
     # One call: tag_run merges with the tags the run was created with, so a second call would
@@ -208,15 +221,28 @@ def process_period(
         *([f"period:{period}"] if period else []),
         *sorted({f"measure:{m}" for m, _ in aggregated["slices"]}),
     )
-    if only_if_new and not aggregated["slices"]:
+    if (only_if_new or changed_only) and not aggregated["slices"]:
         print("nothing new since the last run: indicators and alerts are current")
         return {"aggregated": aggregated, "detected": None, "delivered": None}
-    detected = detect_regressions(
-        period=period,
-        as_of=as_of,
-        initiative_dir=initiative_dir,
-        lane=events.WARM if deliver else events.QUEUED,
-    )
+    lane = events.WARM if deliver else events.QUEUED
+    detected: dict[str, Any] | list[dict[str, Any]]
+    if changed_only:
+        detected = [
+            detect_regressions(
+                period=p,
+                as_of=as_of,
+                initiative_dir=initiative_dir,
+                lane=lane,
+                measures=measures,
+            )
+            for p, measures in aggregate.refreshed_by_period(
+                tuple(s) for s in aggregated["slices"]
+            ).items()
+        ]
+    else:
+        detected = detect_regressions(
+            period=period, as_of=as_of, initiative_dir=initiative_dir, lane=lane
+        )
     delivered = deliver_alerts(initiative_dir=initiative_dir) if deliver else None
     card = report_card(initiative_dir=initiative_dir) if report else None
     return {"aggregated": aggregated, "detected": detected, "delivered": delivered, "report": card}

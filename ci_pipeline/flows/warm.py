@@ -28,17 +28,18 @@ def _run_name() -> str:
 
 @flow(name="take-in", flow_run_name=_run_name, log_prints=True)
 def take_in(submission_ids: list[int], initiative_dir: str | None = None) -> dict[str, Any]:
-    """Ingest each received submission, then process each period that gained an accepted
-    file and deliver its alerts; the report card is rebuilt once, after the last period.
+    """Ingest each received submission; then, if any was accepted, one process run that
+    recomputes what changed, judges each period it recomputed on the measures recomputed
+    there, delivers the alerts and rebuilds the report card.
 
     The outcome and alert events are labelled ``warm``: the deployments' triggers, which
     would start the same steps in new processes, leave them alone. What this run cannot
-    finish it hands over: a period whose processing failed (after its retries) has its
-    accepted event sent again labelled ``queued``, so the indicators deployment takes it;
-    a submission whose ingest failed is still ``received``, and the reconciler takes it.
+    finish it hands over: when processing failed (after its retries), the accepted events are
+    sent again labelled ``queued``, so the indicators deployment takes them; a submission
+    whose ingest failed is still ``received``, and the reconciler takes it.
     """
     logger = get_run_logger()
-    accepted: dict[str, dict[str, Any]] = {}
+    accepted: dict[str, dict[str, Any]] = {}  # one accepted receipt per period
     for submission_id in submission_ids:
         state = ingest_submission(
             submission_id, initiative_dir=initiative_dir, lane=events.WARM, return_state=True
@@ -49,20 +50,20 @@ def take_in(submission_ids: list[int], initiative_dir: str | None = None) -> dic
                 accepted.setdefault(str(receipt["period"]), receipt)
         else:
             logger.warning("#%d was not ingested here: the reconciler will", submission_id)
-    processed: dict[str, bool] = {}
+    if not accepted:
+        return {"submissions": list(submission_ids), "processed": None}
     periods = sorted(accepted)
-    for period in periods:
-        state = process_period(
-            period=period,
-            initiative_dir=initiative_dir,
-            deliver=True,
-            only_if_new=False,  # this period did gain a file; an earlier period's run may
-            # already have refreshed its slices, and it must still be judged
-            report=period == periods[-1],
-            return_state=True,
+    state = process_period(
+        period=periods[0] if len(periods) == 1 else None,  # its name: process 2025-Q4
+        initiative_dir=initiative_dir,
+        deliver=True,
+        changed_only=True,
+        return_state=True,
+    )
+    if not state.is_completed():
+        logger.warning("processing failed here: handed to the indicators deployment")
+        events.emit(
+            [events.submission_outcome(r) for r in accepted.values()],
+            emitter=events.prefect_emitter,
         )
-        processed[period] = state.is_completed()
-        if not processed[period]:
-            logger.warning("processing %s failed here: handed to the indicators deployment", period)
-            events.emit(events.submission_outcome(accepted[period]), emitter=events.prefect_emitter)
-    return {"submissions": list(submission_ids), "processed": processed}
+    return {"submissions": list(submission_ids), "processed": state.is_completed()}

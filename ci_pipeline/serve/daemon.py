@@ -108,6 +108,19 @@ def _start(settings: Settings) -> str | None:
     return None
 
 
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (reaped here if it is this process's own child, as
+    when a long-lived process started the daemon: a zombie would still answer a signal)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
     """Stop the daemon if it runs (it stops its server first); whether one was stopped."""
     pid = _pid(settings)
@@ -116,11 +129,7 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     return True
 
@@ -139,6 +148,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with prefect_server(settings):
+            _used(settings)  # idle from now: the start itself may take longer than the limit
             pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
             while True:
                 try:

@@ -57,6 +57,7 @@ from ci_pipeline.store.definitions import sync_initiative
 from ci_pipeline.store.indicators import (
     UPDATED_SCHEMA,
     all_slices,
+    indicator_periods,
     indicators_digest,
     read_indicators,
     replace_indicators,
@@ -199,6 +200,7 @@ __all__ = [
     "find_overlaps",
     "get_alerts",
     "get_submission",
+    "indicator_periods",
     "indicators_digest",
     "last_submission",
     "list_alerts",

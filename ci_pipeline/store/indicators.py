@@ -4,6 +4,7 @@ observations, and replacing, reading and listing the stored cells.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -166,14 +167,22 @@ def read_indicators(
     measure_id: str | None = None,
     geo_code: str | None = None,
     period: str | None = None,
+    measure_ids: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """Stored indicator cells (suppressed ones included, flagged): mask before showing."""
+    """Stored indicator cells (suppressed ones included, flagged): mask before showing.
+    ``measure_ids``: only these measures' cells (none for an empty collection)."""
     where = ["initiative_id = :ini"]
     params: dict[str, Any] = {"ini": initiative_id}
     for name, value in (("measure_id", measure_id), ("geo_code", geo_code), ("period", period)):
         if value is not None:
             where.append(f"{name} = :{name}")
             params[name] = value
+    if measure_ids is not None:
+        wanted = sorted(set(measure_ids))
+        if not wanted:
+            return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
+        where.append(f"measure_id IN ({', '.join(f':mi{i}' for i in range(len(wanted)))})")
+        params |= {f"mi{i}": m for i, m in enumerate(wanted)}
     with engine.connect() as conn:
         frame = read_frame(
             conn,
@@ -184,6 +193,16 @@ def read_indicators(
     if frame.is_empty():
         return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
     return frame.cast(STORED_INDICATOR_SCHEMA)  # type: ignore[arg-type]
+
+
+def indicator_periods(initiative_id: str, *, engine: Engine) -> list[str]:
+    """Every period label some stored indicator has (one index scan, not the cells)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT period FROM indicator_value WHERE initiative_id = :ini"),
+            {"ini": initiative_id},
+        ).all()
+    return sorted(str(r[0]) for r in rows)
 
 
 def reported_cells(initiative_id: str, *, engine: Engine) -> pl.DataFrame:

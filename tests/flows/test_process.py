@@ -11,9 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterName,
-    FlowRunFilterParentFlowRunId,
 )
-from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import Engine
 
 from ci_pipeline import alert, store
@@ -23,7 +21,7 @@ from ci_pipeline.errors import InvalidPeriod
 from ci_pipeline.flows.process import process_period
 from ci_pipeline.flows.runtime import in_process
 from ci_pipeline.model.initiative import Initiative
-from tests.helpers import artifact, read_run, run_flow, task_runs
+from tests.helpers import artifact, children, read_run, run_flow, task_runs
 from tests.helpers import task_names as all_task_names
 from tests.test_pipeline import ALERT_SETTINGS, SMALL_AS_OF, ingest_small
 
@@ -46,18 +44,6 @@ def small(
     """The small dataset stored where the settings (and so the flows) point."""
     ingest_small(tmp_path / "files", initiative=initiative, settings=settings, engine=sqlite_engine)
     return settings
-
-
-def children(flow_run_id: UUID) -> dict[str, FlowRun]:
-    """The subflow runs of a run, by flow name."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
-            ),
-            limit=20,
-        )
-        return {client.read_flow(r.flow_id).name: r for r in runs}
 
 
 def task_names(flow_run_id: UUID) -> list[str]:
@@ -171,6 +157,36 @@ def test_a_second_run_sends_nothing_new(small: Settings) -> None:
     assert again["detected"]["resolved_alerts"] == []
     assert again["detected"]["queued"] == 0
     assert again["delivered"] == []
+
+
+def test_a_run_after_new_files_judges_each_period_it_recomputed_on_its_own_measures(
+    small: Settings,
+) -> None:
+    # The small dataset: Braude's months 2025-01..03 (starter-students-trained) and the
+    # fund's quarters 2025-Q1..Q2 (new-resources-nis), all stored, nothing aggregated yet. A
+    # run started by the last file's event recomputes every stale slice, so it must judge
+    # every period it recomputed (a second run finds nothing new and stops), each on the
+    # measure recomputed there only.
+    result, flow_run_id = run_flow(
+        process_period, period="2025-Q2", as_of=SMALL_AS_OF, changed_only=True, deliver=False
+    )
+    assert read_run(flow_run_id).name == "process 2025-Q2"
+    assert [d["judged"] for d in result["detected"]] == [
+        {"starter-students-trained": "2025-01"},
+        {"starter-students-trained": "2025-02"},
+        {"starter-students-trained": "2025-03"},
+        {"new-resources-nis": "2025-Q1"},
+        {"new-resources-nis": "2025-Q2"},
+    ]
+    assert result["delivered"] is None  # left to the on-alert deployment
+
+    again, flow_run_id = run_flow(process_period, changed_only=True, as_of=SMALL_AS_OF)
+    assert read_run(flow_run_id).name == "process changes"
+    assert again["aggregated"]["slices"] == [] and again["detected"] is None
+
+    # Judging every measure (the daily run, the command line) is the default.
+    full, _ = run_flow(process_period, as_of=SMALL_AS_OF, deliver=False)
+    assert {"starter-students-trained", "new-resources-nis"} < set(full["detected"]["judged"])
 
 
 def test_an_empty_database_is_processed_without_findings(settings: Settings) -> None:

@@ -23,7 +23,7 @@ from tests.flows.test_orchestration import (  # noqa: F401 (served is a fixture)
     served,
     wait_for,
 )
-from tests.helpers import runs_named
+from tests.helpers import children
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -47,25 +47,39 @@ def test_the_warm_lane_takes_a_dropped_file_to_its_alert_and_nothing_runs_twice(
         target.write_bytes(source.read_bytes())
         wait_for(step_delivered, "the step alert in the backbone's alert file")
 
-    (take_in,) = wait_for(
-        lambda: [r for r in runs_named_prefix("take in #") if r.state and r.state.is_final()],
-        "the take-in run",
-    )
+    def taken_in() -> list[FlowRun]:
+        runs = [
+            r
+            for r in runs_named_prefix("take in #")
+            if r.start_time is not None and r.start_time >= since
+        ]
+        return runs if runs and all(r.state and r.state.is_final() for r in runs) else []
+
+    (take_in,) = wait_for(taken_in, "the take-in run")
     assert take_in.state is not None and take_in.state.is_completed(), take_in.state
+    assert take_in.deployment_id is None  # run here, not by a worker
     (submission_id,) = take_in.parameters["submission_ids"]
     row = store.get_submission(submission_id, engine=engine)
     assert row is not None and row.status == "accepted" and row.file_name == source.name
 
-    # Its steps are the queued path's runs, by the same names, and tagged like deployed runs.
-    (ingest,) = runs_named_prefix(f"ingest employment-service 2025-Q4 #{submission_id}")
-    assert ingest.deployment_id is None  # run here, not by a worker
+    # Its steps are the queued path's runs, by the same names, tagged like deployed runs.
+    steps = children(take_in.id)
+    assert set(steps) == {"ingest-submission", "process-period"}
+    ingest = steps["ingest-submission"]
+    assert ingest.name == f"ingest employment-service 2025-Q4 #{submission_id}"
     assert {"partner:employment-service", "period:2025-Q4", "measure:arab-women-lfp"} <= set(
         ingest.tags
     )
-    processed = runs_named("process 2025-Q4")
-    assert len(processed) == 1 and processed[0].deployment_id is None
-    assert {"period:2025-Q4", "measure:arab-women-lfp"} <= set(processed[0].tags)
-    assert [r.name for r in runs_named("deliver alerts")] == ["deliver alerts"]
+    process = steps["process-period"]
+    assert process.name == "process 2025-Q4"
+    assert {"period:2025-Q4", "measure:arab-women-lfp"} <= set(process.tags)
+    # It judged what the file changed: the Employment Service's measures, not all of them.
+    judged = children(process.id)
+    assert set(judged) == {"aggregate-indicators", "detect-regressions", "deliver-alerts"}
+    detected = judged["detect-regressions"].parameters
+    assert detected["period"] == "2025-Q4"
+    assert "arab-women-lfp" in detected["measures"]
+    assert set(detected["measures"]) < set(served.initiative.measures)
 
     # Nothing twice: the triggers select ci.lane=queued, and every event above said warm. Waited
     # past the trailing triggers' 10 s quiet window, with the runner polling every POLL s.

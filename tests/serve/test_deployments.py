@@ -146,7 +146,16 @@ def test_bursts_are_coalesced_by_a_leading_and_a_trailing_trigger(
 def test_only_the_indicators_deployment_writes_slices_and_it_runs_alone() -> None:
     limit = DECLARED["indicators"]["concurrency_limit"]
     assert limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
-    assert DECLARED["indicators"]["parameters"] == {"deliver": False, "only_if_new": True}
+    assert DECLARED["indicators"]["parameters"] == {
+        "deliver": False,
+        "only_if_new": True,
+        "changed_only": True,
+    }
+    # What files start judges what they changed; the daily run judges everything.
+    for trigger in DECLARED["indicators"]["triggers"]:
+        assert trigger["parameters"]["changed_only"] is True
+    (daily,) = DECLARED["indicators"]["schedules"]
+    assert daily["parameters"] == {"only_if_new": False, "changed_only": False}
     assert DECLARED["on-alert"]["concurrency_limit"]["limit"] == 1
 
 
