@@ -305,9 +305,14 @@ def run_gate(
 
 
 def findings(
-    result: GateResult, initiative: Initiative, periods: dict[str, Period]
+    result: GateResult,
+    initiative: Initiative,
+    periods: dict[str, Period],
+    *,
+    docs_url: str | None = None,
 ) -> pl.DataFrame:
-    """One ``quality`` finding per failing measure, for the data engineers."""
+    """One ``quality`` finding per failing measure, for the data engineers; ``docs_url`` is
+    where they open the Data Docs (the intake API's link), else GX's own path is named."""
     rows = []
     for measure_id in sorted(result.failed_measures):
         m = initiative.measures[measure_id]
@@ -327,7 +332,7 @@ def findings(
                 "message": (
                     f"The data-quality gate failed for {m.title} {periods[measure_id].label}: "
                     f"{'; '.join(rules)} ({len(mine)} cell(s): {cells}). Its regression alerts are "
-                    f"held as unverified. Data Docs: {result.docs_path}"
+                    f"held as unverified. Data Docs: {docs_url or result.docs_path}"
                 ),
             }
         )

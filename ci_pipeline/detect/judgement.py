@@ -9,7 +9,7 @@ from datetime import date
 import polars as pl
 from sqlalchemy import Engine
 
-from ci_pipeline import store
+from ci_pipeline import links, store
 from ci_pipeline.config import Settings
 from ci_pipeline.detect import gate
 from ci_pipeline.detect.detectors import detect, judged_periods
@@ -82,7 +82,9 @@ def judge(
         indicators, initiative, periods, project_dir=settings.gx_dir, excused=excused
     )
     findings = detect(indicators, initiative, periods)
-    quality = gate.findings(result, initiative, periods)
+    quality = gate.findings(
+        result, initiative, periods, docs_url=links.gx_url(settings, result.docs_path)
+    )
     return Judgement(
         {m: p.label for m, p in periods.items()},
         # In a stable order (group_by's is not), so the alerts they become are numbered alike

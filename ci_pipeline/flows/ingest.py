@@ -16,12 +16,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 from sqlalchemy import Engine
 
-from ci_pipeline import events, store
+from ci_pipeline import events, links, store
 from ci_pipeline.config import Settings
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run, unwrapped
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.receive import intake, links
+from ci_pipeline.receive import intake
 from ci_pipeline.validate import ValidationResult
 
 

@@ -15,12 +15,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ci_pipeline import aggregate, alert, detect, events
+from ci_pipeline import aggregate, alert, detect, events, links
 from ci_pipeline.aggregate.privacy import privacy_notes
 from ci_pipeline.clock import utcnow
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
-from ci_pipeline.receive import links
 from ci_pipeline.report.build import build_report
 
 refresh = task(name="refresh-indicators", **RETRYING)(aggregate.refresh_indicators)

@@ -323,6 +323,9 @@ def test_findings_are_one_quality_finding_per_failing_measure(
         + "). Its regression alerts are held as unverified. "
         f"Data Docs: {faulty.docs_path}"
     )
+    # Given the intake API's link (judge passes links.gx_url), that is what it names.
+    linked = gate.findings(faulty, initiative, periods(), docs_url="http://x/v1/files/gx/i.html")
+    assert linked["message"].str.ends_with("Data Docs: http://x/v1/files/gx/i.html").all()
     assert gate.findings(gate.GateResult(True, set()), initiative, periods()).is_empty()
 
 

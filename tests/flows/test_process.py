@@ -90,6 +90,9 @@ def test_process_period_aggregates_detects_and_delivers(
     assert sum(d["alerts"] for d in delivered) == len(stored_alerts)
     quality = next(a for a in stored_alerts if a.kind == "quality")
     assert quality.message in small.engineers_file.read_text(encoding="utf-8")
+    # The engineers open the Data Docs through the intake API, not a path on the server.
+    assert f"Data Docs: {small.api_base_url}/v1/files/gx/" in quality.message
+    assert "file://" not in quality.message
     kurkum = next(a for a in stored_alerts if a.subject == "kurkum")
     # Measures with a late partner (a missing-data alert) are excused from the gate's presence
     # and coverage checks before GX runs; Kurkum's employment is one of them.

@@ -15,8 +15,8 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
+from ci_pipeline.links import GX_ROUTE
 from ci_pipeline.receive.api.auth import Context, authenticated_partner
-from ci_pipeline.receive.links import GX_ROUTE
 
 router = APIRouter(dependencies=[Depends(authenticated_partner)])
 

@@ -3,7 +3,8 @@ an http URL they can open instead of a path on the server's disk.
 
 The routes are :mod:`ci_pipeline.receive.api`'s (``/v1/submissions/{id}/report.json``,
 ``…/errors.csv``, ``/v1/files/gx/…``); they all need a partner's token, as every GET of the
-API does. Only plain strings here, so a flow can make links without importing the web app.
+API does. Only plain strings here, so a flow (or an alert's sentence: detect) can make links
+without importing the web app.
 """
 
 from __future__ import annotations

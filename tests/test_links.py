@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ci_pipeline import links
 from ci_pipeline.config import get_settings
-from ci_pipeline.receive import links
 
 
 def test_the_api_base_is_its_own_address_unless_told() -> None:
