@@ -49,6 +49,19 @@ SEXES = ["female", "male", "other", "unknown"]
 QUARTERS = ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
 
 
+def write_geographies(folder: Path, codes: list[str]) -> list[dict[str, object]]:
+    """A synthetic cluster ("region") of localities with these codes, as geographies.yaml."""
+    geos: list[dict[str, object]] = [
+        {"code": "region", "level": "cluster", "name": {"en": "Region"}}
+    ]
+    geos += [
+        {"code": code, "level": "locality", "parent": "region", "name": {"en": code}}
+        for code in codes
+    ]
+    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    return geos
+
+
 def write_initiative(folder: Path, localities: int) -> None:
     (folder / "measures").mkdir(parents=True)
     (folder / "initiative.yaml").write_text(
@@ -56,17 +69,7 @@ def write_initiative(folder: Path, localities: int) -> None:
             {"id": "bench", "name": {"en": "Benchmark"}, "description": "synthetic", "version": "1"}
         )
     )
-    geos = [{"code": "region", "level": "cluster", "name": {"en": "Region"}}]
-    geos += [
-        {
-            "code": f"loc{i:04d}",
-            "level": "locality",
-            "parent": "region",
-            "name": {"en": f"Locality {i}"},
-        }
-        for i in range(localities)
-    ]
-    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    geos = write_geographies(folder, [f"loc{i:04d}" for i in range(localities)])
     partner = {
         "id": "bench-partner",
         "name": "Bench",

@@ -33,6 +33,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from benchmarks.ingest_rows import write_geographies
+
 LOCALITY = "loc{:03d}"
 FIRST, REST = "first-partner", "main-partner"
 
@@ -44,17 +46,7 @@ def write_initiative(folder: Path, measures: int, localities: int) -> list[str]:
             {"id": "bench", "name": {"en": "Benchmark"}, "description": "synthetic", "version": "1"}
         )
     )
-    geos = [{"code": "region", "level": "cluster", "name": {"en": "Region"}}]
-    geos += [
-        {
-            "code": LOCALITY.format(i),
-            "level": "locality",
-            "parent": "region",
-            "name": {"en": f"L{i}"},
-        }
-        for i in range(localities)
-    ]
-    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    geos = write_geographies(folder, [LOCALITY.format(i) for i in range(localities)])
     ids = [f"m{i:02d}" for i in range(measures)]
     # The first measure is another partner's: its file for a quarter arrives on its own.
     partners = [

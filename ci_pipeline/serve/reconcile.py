@@ -17,11 +17,9 @@ verdict is written once (``store.decide``), and the later run returns it unchang
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection
 from datetime import timedelta
-from types import TracebackType
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ci_pipeline import store
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.serve.background import Background
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +108,11 @@ def reconcile(
     return started
 
 
-class Reconciler:
+class Reconciler(Background):
     """:func:`reconcile` at start and every ``reconcile_every_seconds``, on a daemon thread
     (a context manager, like the inbox watcher)."""
+
+    thread_name = "ci-reconciler"
 
     def __init__(
         self,
@@ -132,10 +133,9 @@ class Reconciler:
             engine,
             start,
         )
+        super().__init__()
         self._first = sole_runner
         self._retry_at: dict[int, float] = {}  # submission → when its ingest may be tried again
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def pass_once(self) -> list[int]:
         """One pass; a database outage is logged, not raised (the next pass tries again)."""
@@ -166,18 +166,3 @@ class Reconciler:
             self.pass_once()
             if self._stop.wait(self.settings.reconcile_every_seconds):
                 return
-
-    def __enter__(self) -> Reconciler:
-        self._thread = threading.Thread(target=self._run, name="ci-reconciler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from ci_pipeline import events
+from ci_pipeline.serve.background import Background
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +51,18 @@ def take_in_here(initiative_dir: str | None = None) -> Handler:
     return handle
 
 
-class WarmLane:
+class WarmLane(Background):
     """A worker thread that hands each batch of received submissions to ``handle``; a
     context manager, like the inbox watcher and the reconciler."""
 
+    thread_name = "ci-warm-lane"
+    join_seconds = STOP_SECONDS
+
     def __init__(self, handle: Handler, *, forward: events.Emitter) -> None:
         """``forward`` sends events on (:func:`events.prefect_emitter` in ``serve``)."""
+        super().__init__()
         self.handle, self.forward = handle, forward
         self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def emit(self, spec: events.EventSpec) -> Any:
         """An emitter for the inbox and the intake API: a received file is queued here and
@@ -94,18 +95,3 @@ class WarmLane:
                     "warm lane: %s not taken in here; the reconciler will",
                     ", ".join(f"#{i}" for i in batch),
                 )
-
-    def __enter__(self) -> WarmLane:
-        self._thread = threading.Thread(target=self._run, name="ci-warm-lane", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(STOP_SECONDS)

@@ -92,8 +92,8 @@ def rendered(parameters: dict[str, Any], resource: dict[str, str]) -> dict[str, 
 
 #: An event's resource labels as the pipeline's events carry them: always strings.
 LABELS = {"ci.submission": "7", "ci.period": "2025-Q4", "ci.partner": "nahf-council"}
-#: A received event's payload, as :func:`events.submission_received` builds it.
-PAYLOAD = events.submission_received(
+#: A received event, and its payload, as :func:`events.submission_received` builds them.
+RECEIVED = events.submission_received(
     submission_id=7,
     partner_id="nahf-council",
     period="2025-Q4",
@@ -101,7 +101,8 @@ PAYLOAD = events.submission_received(
     content_hash="ab" * 32,
     size_bytes=12,
     source="api",
-).payload
+)
+PAYLOAD = RECEIVED.payload
 
 
 @pytest.mark.parametrize("name", sorted(n for n, d in DECLARED.items() if d.get("triggers")))
@@ -216,15 +217,7 @@ def test_the_next_step_triggers_leave_warm_events_to_the_process_that_sent_them(
         "status": "accepted",
     }
     spec = {
-        "on-received": events.submission_received(
-            submission_id=7,
-            partner_id="p",
-            period="2025-Q4",
-            file_name="x.csv",
-            content_hash="ab" * 32,
-            size_bytes=12,
-            source="inbox",
-        ),
+        "on-received": RECEIVED,
         "indicators": events.submission_outcome(outcome),
         "on-alert": events.alert_event(alert),
     }[name]
