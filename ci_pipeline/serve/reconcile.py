@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -166,3 +167,37 @@ class Reconciler(Background):
             self.pass_once()
             if self._stop.wait(self.settings.reconcile_every_seconds):
                 return
+
+
+def ingest_here(
+    settings: Settings,
+    initiative: Initiative,
+    engine: Engine,
+    *,
+    emitter: Callable[[Any], Any] | None = None,
+) -> Callable[[int], None]:
+    """The reconciler's ingest: the steps of one stored submission in this warm process,
+    without the orchestrator (which may be what failed: a submission reaches its verdict
+    whatever state Prefect is in), and its outcome announced as the flow would announce it.
+    A backlog left by an outage drains at the pace of the work, not of process starts and
+    concurrency slots; the verdicts are in ``submissions`` and the events in the UI."""
+    from ci_pipeline import events
+    from ci_pipeline.receive import intake
+
+    def ingest(submission_id: int) -> None:
+        receipt, result = intake.ingest(
+            submission_id, initiative=initiative, settings=settings, engine=engine
+        )
+        events.emit(
+            intake.outcome_event(receipt, result), emitter=emitter or events.prefect_emitter
+        )
+        logger.info(
+            "reconcile: #%d %s %s %s: %s",
+            submission_id,
+            receipt.partner_id,
+            receipt.period,
+            receipt.file_name,
+            receipt.message,
+        )
+
+    return ingest

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
-from sqlalchemy import Engine
 
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import OperationalProblem
@@ -164,7 +163,11 @@ def serve(
         stack.enter_context(running(deployments, poll_seconds=poll_seconds))
         if settings.warm_lane:  # files received here are taken in here (serve/warm.py)
             lane = warm.WarmLane(
-                warm.take_in_here(str(settings.initiative)), forward=events.prefect_emitter
+                warm.take_in_here(
+                    str(settings.initiative),
+                    without_prefect=reconcile.ingest_here(settings, initiative, engine),
+                ),
+                forward=events.prefect_emitter,
             )
             emitter = stack.enter_context(lane).emit
         # Then every received submission left without a verdict (lost events, dead runs)
@@ -174,7 +177,7 @@ def serve(
                 settings,
                 initiative,
                 engine=engine,
-                start=ingest_here(settings, initiative, engine),
+                start=reconcile.ingest_here(settings, initiative, engine),
                 sole_runner=own_server,
             )
         )
@@ -195,40 +198,6 @@ def serve(
         )
         _wait_for_interrupt()
     store.dispose_engines()
-
-
-def ingest_here(
-    settings: Settings,
-    initiative: Initiative,
-    engine: Engine,
-    *,
-    emitter: Callable[[Any], Any] | None = None,
-) -> Callable[[int], None]:
-    """The reconciler's ingest: the steps of one stored submission in this warm process,
-    without the orchestrator (which may be what failed: a submission reaches its verdict
-    whatever state Prefect is in), and its outcome announced as the flow would announce it.
-    A backlog left by an outage drains at the pace of the work, not of process starts and
-    concurrency slots; the verdicts are in ``submissions`` and the events in the UI."""
-    from ci_pipeline import events
-    from ci_pipeline.receive import intake
-
-    def ingest(submission_id: int) -> None:
-        receipt, result = intake.ingest(
-            submission_id, initiative=initiative, settings=settings, engine=engine
-        )
-        events.emit(
-            intake.outcome_event(receipt, result), emitter=emitter or events.prefect_emitter
-        )
-        logger.info(
-            "reconcile: #%d %s %s %s: %s",
-            submission_id,
-            receipt.partner_id,
-            receipt.period,
-            receipt.file_name,
-            receipt.message,
-        )
-
-    return ingest
 
 
 def _wait_for_interrupt() -> None:

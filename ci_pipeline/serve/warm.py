@@ -35,16 +35,35 @@ Handler = Callable[[list[int]], Any]
 STOP_SECONDS = 60.0
 
 
-def take_in_here(initiative_dir: str | None = None) -> Handler:
+def take_in_here(
+    initiative_dir: str | None = None, *, without_prefect: Callable[[int], None] | None = None
+) -> Handler:
     """The handler ``serve`` uses: the ``take-in`` flow, called in this process, its runs
     tagged as deployed runs are, without the heartbeats a worker-less run does not need.
 
     The flows (and with them polars, SciPy, GX, the report's charts) are imported here, when
-    ``serve`` starts, not when the first file lands: that file waits for no import."""
+    ``serve`` starts, not when the first file lands: that file waits for no import. When the
+    Prefect API does not answer (an outage, a restart), each file is ingested by
+    ``without_prefect`` instead (the reconciler's ingest, which needs no orchestrator), so
+    partners still get their verdicts at once; processing then waits for the indicators
+    deployment (the verdicts' events are ``queued``) or the daily run.
+    """
+    from prefect.settings import get_current_settings
+
     from ci_pipeline.flows.runtime import in_process, tagged_in_process
     from ci_pipeline.flows.warm import take_in
+    from ci_pipeline.serve.local_server import healthy
 
     def handle(submission_ids: list[int]) -> Any:
+        api = get_current_settings().api.url
+        if without_prefect is not None and api and not healthy(api):
+            logger.warning(
+                "warm lane: Prefect does not answer; %s ingested without it",
+                ", ".join(f"#{i}" for i in submission_ids),
+            )
+            for submission_id in submission_ids:
+                without_prefect(submission_id)
+            return None
         with in_process(), tagged_in_process():
             return take_in(submission_ids, initiative_dir=initiative_dir)
 

@@ -180,11 +180,10 @@ def test_serve_decides_a_stranded_submission_in_its_own_process_and_announces_it
     """No orchestrator needed (it may be what is down): the steps run here, and the outcome
     is announced as the ingest flow announces it."""
     from ci_pipeline import events
-    from ci_pipeline.serve import runner
 
     lost = receive(db, initiative, settings, tmp_path, 7, OLD)
     sent: list[events.EventSpec] = []
-    ingest = runner.ingest_here(settings, initiative, db, emitter=sent.append)
+    ingest = reconcile.ingest_here(settings, initiative, db, emitter=sent.append)
 
     assert reconcile.reconcile(settings, initiative, engine=db, start=ingest) == [lost]
 

@@ -115,3 +115,18 @@ def test_a_file_is_queued_even_when_its_event_cannot_be_sent() -> None:
         assert events.emit(received(5), emitter=lane.emit) == 0  # logged, not raised
         wait_until(lambda: handler.batches)
     assert handler.batches == [[5]]
+
+
+def test_with_prefect_down_each_file_is_ingested_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from ci_pipeline.serve.warm import take_in_here
+
+    ingested: list[int] = []
+    handle = take_in_here(without_prefect=ingested.append)
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # nothing there
+        assert handle([4, 5]) is None  # the take-in flow would have needed that API
+    assert ingested == [4, 5]
+    assert "Prefect does not answer; #4, #5 ingested without it" in caplog.text
