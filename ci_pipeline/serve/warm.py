@@ -10,9 +10,10 @@ thread. The worker takes everything queued so far as one batch and runs the ``ta
 warm, and a burst of files is ingested one by one and each period processed once.
 
 Every file still reaches a verdict whatever happens here: a submission the lane did not ingest
-(a crash, Prefect down, ``serve`` stopped with files queued) is still ``received``, and the
-reconciler takes it. ``CI_PIPELINE_WARM_LANE=false`` turns the lane off: the deployments'
-triggers then start every step, as on a multi-machine setup.
+(a crash, Prefect failing mid-batch, ``serve`` stopped with files queued) is still ``received``,
+and the reconciler takes it; with the Prefect API not answering at all, the lane ingests each
+file without it, as the reconciler does. ``CI_PIPELINE_WARM_LANE=false`` turns the lane off:
+the deployments' triggers then start every step, as on a multi-machine setup.
 """
 
 from __future__ import annotations
