@@ -30,12 +30,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 import polars as pl
 
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.aggregate.rollup import expected_partners
 from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.detect.offline_docs import make_offline
 from ci_pipeline.model.initiative import Initiative, Unit
 from ci_pipeline.model.periods import Period, shift
 
@@ -298,6 +300,8 @@ def run_gate(
                 )
     sites = context.get_docs_sites_urls()
     docs = sites[0]["site_url"] if sites else None
+    if docs:  # its pages load their assets from files beside them, not from CDNs
+        make_offline(Path(unquote(urlparse(docs).path)).parent)
     # GX's verdict is the gate's: nothing is excused after GX has judged.
     return GateResult(
         bool(result.success), {f["measure_id"] for f in failures}, failures, docs, excused

@@ -8,6 +8,7 @@ only faults are a late partner's; and a few times on one measure to watch the hi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -364,3 +365,21 @@ def test_suppressed_values_never_reach_great_expectations(
     assert result.success  # the hidden value is not checked, so it cannot fail
     written = [p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file()]
     assert written and not any("98765" in text for text in written)
+
+
+#: A tag that makes the browser fetch from elsewhere: a script, a stylesheet, an image, a font.
+EXTERNAL = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//", re.I)
+
+
+def test_data_docs_load_nothing_from_elsewhere(faulty: gate.GateResult, project: Path) -> None:
+    # GX's templates load Bootstrap, jQuery, Font Awesome, Vega… from CDNs: the pages are
+    # rewritten to the copies beside them (detect/offline_docs.py), which must exist.
+    pages = list(project.rglob("data_docs/local_site/**/*.html"))
+    assert len(pages) >= 2  # the index and at least one validation result
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not EXTERNAL.search(text), (page, EXTERNAL.search(text))
+        for local in re.findall(r"(?:src|href)=\"([^\"]*static/offline/[^\"]*)\"", text):
+            assert (page.parent / local).resolve().is_file(), (page, local)
+    index = next(p for p in pages if p.name == "index.html").read_text(encoding="utf-8")
+    assert "static/offline/bootstrap.min.css" in index and "static/offline/jquery.min.js" in index
