@@ -1,4 +1,4 @@
-"""The report card and the acknowledgement link in a real browser (Debian's headless Chromium,
+"""The report card, the acknowledgement link and the Data Docs in a real browser (Debian's headless Chromium,
 driven by Selenium): every page in all three languages loads with no request leaving it,
 right to left where it belongs, every chart with its table; the link's button acknowledges
 exactly its alert, once. Skipped, saying why, where Chromium or its driver is not installed
@@ -26,6 +26,7 @@ from ci_pipeline.receive.api import create_app
 from ci_pipeline.report.build import build_report
 from ci_pipeline.store import Alert, AlertStatus
 from tests.detect.test_detect import LFP, frame, series
+from tests.detect.test_gate import faulty, project  # noqa: F401 (fixtures: a real gate run)
 
 pytestmark = pytest.mark.slow
 
@@ -193,3 +194,26 @@ def test_the_acknowledgement_link_acknowledges_its_alert_once(
     base = api.api_base_url
     elsewhere = [u for u in requested(browser) if not u.startswith((base, "data:"))]
     assert elsewhere == []
+
+
+def test_the_quality_gates_data_docs_load_styled_with_nothing_from_elsewhere(
+    browser: webdriver.Chrome,
+    faulty: object,  # noqa: F811
+    project: Path,  # noqa: F811
+) -> None:
+    # The Data Docs of a real gate run (tests/detect/test_gate.py's): GX's templates name CDNs
+    # for their scripts and styles; the pages load the local copies instead.
+    pages = sorted(project.rglob("data_docs/local_site/**/*.html"))
+    assert len(pages) >= 2
+    requested(browser)  # clear the log
+    for page in pages:
+        browser.get(page.as_uri())
+        assert browser.execute_script("return typeof window.jQuery") == "function", page
+        # Bootstrap's stylesheet is applied: its .container has a maximum width.
+        width = browser.execute_script(
+            "const d = document.createElement('div'); d.className = 'container';"
+            "document.body.appendChild(d); return getComputedStyle(d).maxWidth"
+        )
+        assert width not in ("none", ""), page
+        elsewhere = [u for u in requested(browser) if not u.startswith(("file:", "data:"))]
+        assert elsewhere == [], page
