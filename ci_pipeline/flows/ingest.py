@@ -8,6 +8,7 @@ same bytes again cannot help.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from prefect import flow, task
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import events, links, store
 from ci_pipeline.config import Settings
+from ci_pipeline.flows import names
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run, unwrapped
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.model.initiative import Initiative
@@ -108,9 +110,11 @@ def run_name() -> str:
         row = store.get_submission(int(submission_id), engine=engine)
     except Exception:  # a name must never stop the run; the run reports the real error
         row = None
-    if row is None:
-        return f"ingest #{submission_id}"
-    return f"ingest {row.partner_id} {row.period} #{submission_id}"
+    known = (row.partner_id, row.period) if row is not None else None
+    return (
+        names.run_name("ingest-submission", parameters, today=date.today(), submission=known)
+        or f"ingest #{submission_id}"
+    )
 
 
 @unwrapped

@@ -8,6 +8,7 @@ with what it found and sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -17,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ci_pipeline import notices
+from ci_pipeline.flows import names
 from ci_pipeline.flows.runtime import RETRYING, context
 from ci_pipeline.flows.runtime import passthrough as quote
 
@@ -28,22 +30,14 @@ find_last = task(name="last-submission", **RETRYING)(notices.last_submission)
 notify_quiet = task(name="notify-engineers", cache_policy=NO_CACHE)(notices.notify_quiet)
 
 
-def _as_of() -> str:
-    """The run's ``as_of`` parameter, or today: ``2026-03-15``."""
-    return str(flow_run.parameters.get("as_of") or date.today().isoformat())
+def _named(flow: str) -> Callable[[], str]:
+    """The run-name function of ``flow`` (:func:`names.run_name`, with today for ``as_of``)."""
+    return lambda: names.run_name(flow, flow_run.parameters, today=date.today()) or flow
 
 
-def _completeness_run_name() -> str:
-    return f"completeness {_as_of()}"
-
-
-def _digest_run_name() -> str:
-    days = flow_run.parameters.get("days", 7)
-    return f"digest week to {_as_of()}" if days == 7 else f"digest {days} days to {_as_of()}"
-
-
-def _quiet_run_name() -> str:
-    return f"quiet intake {_as_of()}"
+_completeness_run_name = _named("check-completeness")
+_digest_run_name = _named("weekly-digest")
+_quiet_run_name = _named("notify-quiet-intake")
 
 
 @flow(name="check-completeness", flow_run_name=_completeness_run_name, log_prints=True)

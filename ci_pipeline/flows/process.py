@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from ci_pipeline import aggregate, alert, detect, events, links
 from ci_pipeline.aggregate.privacy import privacy_notes
 from ci_pipeline.clock import utcnow
+from ci_pipeline.flows import names
 from ci_pipeline.flows.runtime import RETRYING, context, tag_run
 from ci_pipeline.flows.runtime import passthrough as quote
 from ci_pipeline.report.build import build_report
@@ -31,15 +32,13 @@ send = task(name="deliver", cache_policy=NO_CACHE)(
 
 
 def _detect_run_name() -> str:
-    return f"detect {flow_run.parameters.get('period') or 'latest'}"
+    return names.run_name("detect-regressions", flow_run.parameters, today=date.today()) or ""
 
 
 def _process_run_name() -> str:
     """``process 2025-Q4``; without a period ``process changes`` (a run that judges what
     changed) or ``process latest`` (not ``process None``)."""
-    parameters = flow_run.parameters
-    idle = "changes" if parameters.get("changed_only") else "latest"
-    return f"process {parameters.get('period') or idle}"
+    return names.run_name("process-period", flow_run.parameters, today=date.today()) or ""
 
 
 @task(name="report-card", cache_policy=NO_CACHE)

@@ -24,7 +24,7 @@ from prefect.deployments.runner import RunnerDeployment
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import OperationalProblem
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import daemon, preflight, reconcile, stuck, warm
+from ci_pipeline.serve import daemon, names, preflight, reconcile, stuck, warm
 from ci_pipeline.serve.deployments import runner_deployments
 from ci_pipeline.serve.local_server import prefect_server
 
@@ -155,12 +155,13 @@ def serve(
         announce(api_url)  # commands run meanwhile use this server, not a temporary one
         deployments = runner_deployments()
         # Before the runner and left after it: stuck runs are finished at start and at exit.
-        names = [d.full_name for d in deployments]
-        stack.enter_context(stuck.sweeping(names, own_server=own_server))
+        names_of = [d.full_name for d in deployments]
+        stack.enter_context(stuck.sweeping(names_of, own_server=own_server))
         emitter: events.Emitter = events.prefect_emitter
         intake_url = "(not started)"
         # Deployments first: their triggers must exist before the first file is announced.
         stack.enter_context(running(deployments, poll_seconds=poll_seconds))
+        stack.enter_context(names.QueuedNamer(names_of, engine=engine))  # queued runs named
         if settings.warm_lane:  # files received here are taken in here (serve/warm.py)
             lane = warm.WarmLane(
                 warm.take_in_here(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -94,3 +95,52 @@ def runs_named_prefix(prefix: str) -> list[FlowRun]:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=prefix)), limit=50
         )
+
+
+def test_serve_names_the_runs_triggers_and_schedules_queue(served: Served) -> None:  # noqa: F811
+    """Prefect 3.8 creates a trigger's or a schedule's run with a random name; serve's namer
+    gives a queued run the name it will give itself when it starts."""
+    import asyncio
+    from datetime import timedelta
+
+    from prefect.states import Scheduled, State
+
+    from ci_pipeline.serve.deployments import runner_deployments
+    from ci_pipeline.serve.names import name_queued
+
+    later: State[Any] = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))  # not run
+    queued: list[tuple[str, dict[str, Any], str]] = [
+        ("ingest-submission/on-received", {"submission_id": 424242}, "ingest #424242"),
+        (
+            "process-period/indicators",
+            {"period": "2025-Q3", "deliver": False, "only_if_new": True, "changed_only": True},
+            "process 2025-Q3",
+        ),
+    ]
+    engine = store.engine_for(served.settings.resolved_database_url)
+    with get_client(sync_client=True) as client:
+        made = [
+            client.create_flow_run_from_deployment(
+                client.read_deployment_by_name(name).id, parameters=parameters, state=later
+            )
+            for name, parameters, _ in queued
+        ]
+        try:
+            assert all(run.name not in {want for *_, want in queued} for run in made)
+
+            async def sweep() -> int:
+                from prefect.client.orchestration import get_client as async_client
+
+                async with async_client() as aclient:
+                    return await name_queued(
+                        [d.full_name for d in runner_deployments()], client=aclient, engine=engine
+                    )
+
+            assert asyncio.run(sweep()) >= 2
+            names = [client.read_flow_run(run.id).name for run in made]
+            assert names == [want for *_, want in queued]
+            asyncio.run(sweep())  # a later sweep leaves them as they are
+            assert [client.read_flow_run(run.id).name for run in made] == names
+        finally:
+            for run in made:
+                client.delete_flow_run(run.id)

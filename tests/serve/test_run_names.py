@@ -1,8 +1,9 @@
 """Why a run queued by a trigger or a schedule has Prefect's random name until it starts: the
 Prefect release this project pins can name a deployment's run at creation only when a client
 creates it (``run_deployment(flow_run_name=...)``), not from an automation's ``run-deployment``
-action or the scheduler. These tests fail when that changes, so the README's note and the
-deployments are revisited (see README, *Operators*)."""
+action or the scheduler, so ``serve`` renames queued runs itself (``serve/names.py``; tested in
+``tests/flows/test_warm.py``). These tests fail when that changes, so the README's note and the
+namer are revisited (see README, *Operators*)."""
 
 from __future__ import annotations
 
