@@ -58,8 +58,9 @@ def judge(
         # whose partners are late is still judged, and found missing): from every measure's
         # periods, not only from the indicators read.
         every = pl.DataFrame({"period": store.indicator_periods(ini, engine=engine)})
+        wanted = set(measures)
         periods = {
-            m: p for m, p in judged_periods(every, initiative, period).items() if m in set(measures)
+            m: p for m, p in judged_periods(every, initiative, period).items() if m in wanted
         }
     if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
         return Judgement(

@@ -233,9 +233,7 @@ def process_period(
                 lane=lane,
                 measures=measures,
             )
-            for p, measures in aggregate.refreshed_by_period(
-                tuple(s) for s in aggregated["slices"]
-            ).items()
+            for p, measures in aggregate.refreshed_by_period(aggregated["slices"]).items()
         ]
     else:
         detected = detect_regressions(

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ci_pipeline.config import Settings, get_settings
@@ -41,13 +42,12 @@ STARTUP_SECONDS = 120.0
 
 
 def _pid(settings: Settings) -> int | None:
-    """The daemon's pid if one is recorded and that process lives."""
+    """The daemon's pid if one is recorded and that process lives (:func:`gone`)."""
     try:
         pid = int((settings.home / PID_NAME).read_text(encoding="utf-8").strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return None if gone(pid) else pid
 
 
 def running(settings: Settings) -> str | None:
@@ -60,7 +60,7 @@ def _used(settings: Settings) -> None:
     (settings.home / USED_NAME).touch()
 
 
-def ensure(settings: Settings, *, on_start: object = None) -> str | None:
+def ensure(settings: Settings, *, on_start: Callable[[], None] | None = None) -> str | None:
     """The daemon's API URL, starting the daemon first if it is not running; None when the
     daemon is off (idle seconds 0), or the port answers for something else, or it did not
     start in time (the caller falls back to a temporary server, as before).
@@ -77,7 +77,7 @@ def ensure(settings: Settings, *, on_start: object = None) -> str | None:
         if url is None:
             if healthy(settings.local_prefect_api_url, timeout=1.0):
                 return None  # a server we did not start (serve's is found before this)
-            if callable(on_start):
+            if on_start is not None:
                 on_start()
             url = _start(settings)
         if url is not None:
@@ -86,7 +86,6 @@ def ensure(settings: Settings, *, on_start: object = None) -> str | None:
 
 
 def _start(settings: Settings) -> str | None:
-    _used(settings)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     with (settings.home / LOG_NAME).open("ab") as log:
         process = subprocess.Popen(
