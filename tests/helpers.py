@@ -279,19 +279,25 @@ def task_runs(flow_run_id: UUID, *, settle_seconds: float = 15.0) -> list[TaskRu
     """The task runs of one finished flow run (at most 50), read back from the Prefect API.
 
     Prefect 3 records a task run's states from events, after the run has returned; read at
-    once, a task that failed can still show ``Pending``. This waits (up to ``settle_seconds``)
-    until every task run read back is in a final state.
+    once, a task that failed can still show ``Pending``, and a late one can be missing. This
+    waits (up to ``settle_seconds``) until every task run read back is in a final state and two
+    reads 0.3 s apart find the same task runs.
     """
     deadline = time.monotonic() + settle_seconds
+    seen: list[UUID] | None = None
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
             )
-            settled = all(t.state is not None and t.state.is_final() for t in runs)
-            if settled or time.monotonic() > deadline:
+            # Final, and the same task runs twice in a row: a task run whose events are not
+            # recorded yet is missing from a read, not only unfinished in it.
+            ids = sorted(t.id for t in runs)
+            final = all(t.state is not None and t.state.is_final() for t in runs)
+            if (final and ids == seen) or time.monotonic() > deadline:
                 return runs
-            time.sleep(0.1)
+            seen = ids
+            time.sleep(0.3)
 
 
 def run_flow(flow: Any, *args: Any, **parameters: Any) -> tuple[Any, UUID]:
