@@ -6,10 +6,12 @@ period). For each series, direction-aware and with each measure's own ``alert`` 
 - **step** — the judged period against its expectation from the series' own history (the
   usual level, the period before, or the same period of earlier years: ``stats.expectation``),
   in standard deviations of the series' past prediction errors — over-dispersion included, so
-  the verdict does not depend on the unit a partner counts in — by Student's t.
+  the verdict does not depend on the unit a partner counts in; past episodes left out, so a
+  recession in the history does not hide the next one — by Student's t.
 - **sustained** — Page's CUSUM of the same standardised errors over the last periods.
 - **drift** — a steady worsening over the last ``drift_periods`` periods: Mann–Kendall's trend
-  test with Sen's slope on a level series, the mean of the recent moves on a wandering one.
+  test with Sen's slope on a level series, the mean of the recent moves on a wandering one
+  (the strongest of its last 2 to ``drift_periods - 1`` moves).
 - **off_track** — the cluster's headline value is behind the straight path from the measure's
   baseline to its target by more than ``off_track_tolerance`` of the whole planned change.
 - **missing** — an expected partner has not reported by the measure's deadline
@@ -21,8 +23,8 @@ practical change keeps significant-but-trivial moves quiet. Suppressed cells are
 (their values are never shown). Findings on cells that one alert explains — the breakdown codes of a
 locality whose total regressed, a cluster whose locality regressed — are folded into it.
 
-The modules: ``stats`` (expectations and tests), ``detectors`` (step, sustained, drift, off
-track), ``gaps`` (equity gap series), ``missing``
+The modules: ``stats`` (expectations and tests), ``baseline`` (the scale of a series' usual
+errors), ``detectors`` (step, sustained, drift), ``off_track``, ``gaps`` (equity gap series), ``missing``
 (deadlines and late partners), ``findings`` (their shape, and folding), ``describe`` (the
 sentences), ``gate`` (the Great Expectations quality gate) and ``judgement`` (all of them on one
 period, on indicators read once). This namespace re-exports their public names.
@@ -37,7 +39,7 @@ from ci_pipeline.detect.describe import (
     format_value,
     readable_headline,
 )
-from ci_pipeline.detect.detectors import detect, judged_periods, off_track
+from ci_pipeline.detect.detectors import detect, judged_periods
 from ci_pipeline.detect.findings import (
     FINDING_SCHEMA,
     KIND_LABELS,
@@ -48,6 +50,7 @@ from ci_pipeline.detect.findings import (
 )
 from ci_pipeline.detect.judgement import FINDING_ORDER, Judgement, judge
 from ci_pipeline.detect.missing import due_date, missing_data
+from ci_pipeline.detect.off_track import off_track
 from ci_pipeline.detect.stats import (
     Expectation,
     benjamini_hochberg,

@@ -15,6 +15,7 @@ from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.drift import drift, worse_than_a_year_ago
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
+from ci_pipeline.detect.off_track import off_track
 from ci_pipeline.detect.stats import (
     CUSUM_WINDOW,
     SEASON_YEARS,
@@ -28,15 +29,17 @@ from ci_pipeline.detect.stats import (
     step_p,
     worse,
 )
-from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
+from ci_pipeline.model.initiative import Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
 
 PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
 #: Each test's share of a series' alpha (a step gets two thirds of it beside a CUSUM).
 ALPHA_WEIGHTS = {"step": 2.0, "seasonal_step": 2.0, "sustained": 1.0, "drift": 1.0}
-#: Periods of a series read for its expectation: two years of errors to estimate the scale
-#: from, and the earlier years a seasonal expectation needs.
-HISTORY = 24
+#: Periods of a series read for its expectation: 24 errors to estimate the scale from and to
+#: compare models on, before the latest ones left out of both (the models are compared on 24
+#: common periods: with fewer, a yearly series' model flipped on noise), and the earlier years
+#: a seasonal expectation needs.
+HISTORY = 36
 
 
 def _usable(row: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
@@ -154,14 +157,22 @@ def _tests(
         # A sustained change: Page's CUSUM of the errors (bad direction up) over the last
         # periods, as normal scores (the errors are Student's t on the scale's degrees of
         # freedom: heavier-tailed than the normal the CUSUM's false-alarm rate assumes).
+        # Until two years show whether a monthly or quarterly series has seasons
+        # (``ex.year_ago``), a run of high periods may be its first winter: the CUSUM waits
+        # for them, as the step is judged against the year before meanwhile.
         recent = ex.normal_scores()[-CUSUM_WINDOW:] * bad_sign(direction)
         s, start = cusum(recent)
         first = len(ex.errors) - len(recent) + start  # index in ex.errors of the run's start
         run = len(ex.errors) - first
-        if s > 0 and run >= 2:
-            # The level before the run: the latest known period before its first one.
+        if s > 0 and run >= 2 and not ex.year_ago:
+            # The level before the run: the latest known period before its first one; on a
+            # seasonal model the same period a year before (a run into winter is compared
+            # with last winter, not with the summer it climbed from).
             known = np.flatnonzero(~np.isnan(y[: len(y) - run]))
             before = int(known[-1]) if len(known) else 0
+            per_year = PER_YEAR[str(measure.periodicity)]
+            if seasonal and per_year > 1 and not np.isnan(y[-1 - per_year]):
+                before = len(y) - 1 - per_year
             total = value - float(y[before])
             out.append(
                 Candidate(
@@ -331,66 +342,4 @@ def _significant(candidates: list[Candidate], initiative: Initiative) -> pl.Data
                 "message": "",
             }
         )
-    return described(rows, initiative)
-
-
-def off_track(
-    indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
-) -> pl.DataFrame:
-    """The headline (root geography, all totals) behind the baseline → target path."""
-    roots = [g.code for g in initiative.geographies.values() if g.parent is None]
-    rows = []
-    for measure_id, judged in periods.items():
-        m = initiative.measures[measure_id]
-        if m.baseline is None or m.target is None:
-            continue
-        b, t = parse_period(m.baseline.period), parse_period(m.target.period)
-        if not (b < judged <= t):
-            continue
-        planned = m.target.value - m.baseline.value
-        expected = m.on_path(judged)
-        assert expected is not None  # b < judged <= t
-        for geo in roots:
-            cell = indicators.filter(
-                (pl.col("measure_id") == measure_id)
-                & (pl.col("geo_code") == geo)
-                & (pl.col("period") == judged.label)
-                & (pl.col("disaggregation") == m.total_key)
-            )
-            if cell.is_empty() or cell["suppressed"][0] or cell["value"][0] is None:
-                continue
-            value = float(cell["value"][0])
-            gap = (
-                (expected - value)
-                if m.direction is Direction.higher_is_better
-                else (value - expected)
-            )
-            if gap <= m.alert.off_track_tolerance * abs(planned):
-                continue
-            progress = (
-                (value - m.baseline.value) / (expected - m.baseline.value)
-                if expected != m.baseline.value
-                else float("nan")
-            )
-            rows.append(
-                {
-                    "kind": "off_track",
-                    "measure_id": measure_id,
-                    "geo_code": geo,
-                    "disaggregation": m.total_key,
-                    "period": judged.label,
-                    "subject": "",
-                    "value": value,
-                    "reference": expected,
-                    "reference_period": f"path {m.baseline.period}→{m.target.period}",
-                    "change": value - expected,
-                    "statistic": progress,
-                    "p_value": None,
-                    "partners_reported": int(cell["partners_reported"][0]),
-                    "partners_expected": int(cell["partners_expected"][0]),
-                    "coverage_note": "",
-                    "folded": 0,
-                    "message": "",
-                }
-            )
     return described(rows, initiative)

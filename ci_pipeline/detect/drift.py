@@ -3,7 +3,6 @@ a step. Which test depends on how the series is expected to move (see :func:`dri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +38,8 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
       change that matters is how far it now is from them.
     - A series that wanders makes monotone runs by chance (five moves the same way one time in
       32), so Mann–Kendall would cry wolf: its drift is its recent moves averaging the wrong
-      way beyond their usual spread.
+      way beyond their usual spread — over the last 2 to ``n - 1`` moves, whichever window
+      shows it most, paying for the choice of window (Bonferroni).
     - Otherwise Mann–Kendall on the levels, the total change from Sen's slope.
     """
     n = len(values)
@@ -58,15 +58,21 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
                 _test=text + f"z = {z:.2f}",
             )
     if ex is not None and ex.model.endswith("previous"):
-        moves = ex.normal_scores()[-(n - 1) :]
-        z = float(np.sum(moves) / math.sqrt(len(moves)))
+        # The strongest mean of the last m moves, m = 2 .. n - 1 (a window-limited scan): a
+        # turn that began two or three periods ago is not diluted by the calm moves before
+        # it, as a fixed window would dilute it. Bonferroni over the windows.
+        moves = ex.normal_scores()[-(n - 1) :] * sign  # the bad direction positive
+        means = np.cumsum(moves[::-1])[1:] / np.sqrt(np.arange(2, len(moves) + 1))
+        best = int(np.nanargmax(means)) if not np.isnan(means).all() else len(means) - 1
+        m = best + 2
+        z = float(means[best]) * sign
         return Drift(
             z,
-            float(stats.norm.sf(z * sign)),
-            float(values[-1] - values[0]),
+            min(1.0, float(stats.norm.sf(z * sign)) * len(means)),
+            float(values[-1] - values[-1 - m]),
             adjusted=True,
             against_seasons=False,
-            _test=f"mean of the last {len(moves)} moves against their usual spread, z = {z:.2f}",
+            _test=f"mean of the last {m} moves against their usual spread, z = {z:.2f}",
         )
     z, slope = mann_kendall(values)
     return Drift(

@@ -21,17 +21,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import stats
 
+from ci_pipeline.detect.baseline import (
+    MIN_BASELINE,
+    resolution,
+    scale_of,
+    trend,
+    without_episodes,
+)
 from ci_pipeline.detect.seasons import nearer_a_year_ago, seasons_unknown
 from ci_pipeline.model.initiative import Direction, Unit
 
-#: Normal-consistency factor of the median absolute deviation.
-MAD_SCALE = 1.4826
-#: Normal-consistency factor of the mean absolute deviation, where the median one is 0.
-MEAN_AD_SCALE = 1.2533
-#: Past prediction errors beyond this many robust standard deviations are left out of the
-#: scale (a past outbreak must not make the next one look ordinary; Farrington down-weights
-#: them for the same reason).
-TRIM = 3.5
 #: Standardised errors are clipped here before they enter the CUSUM, so one outlier is a step,
 #: not a sustained change.
 CLIP = 3.0
@@ -58,13 +57,13 @@ PRIOR_DF = 10
 #: The most recent periods left out of the baseline (Farrington's pastWeeksNotIncluded),
 #: where at least :data:`MIN_BASELINE` earlier errors remain.
 RECENT = 5
-MIN_BASELINE = 8
-#: Significance (two-sided) at which the usual level's errors show a trend to correct for.
-TREND_ALPHA = 0.2
 #: Lag-1 autocorrelation of the usual level's errors from which a series wanders.
 WANDERS = 0.5
 #: Past periods two models must both have predicted before one can be preferred.
 MIN_COMPARE = 8
+#: The models whose predictions are corrected for a trend in their past errors (a seasonal
+#: level from five years of the same period would chase its own trend).
+TREND_MODELS = ("usual", "previous", "seasonal_previous")
 
 #: The models, simplest first.
 MODELS = ("usual", "previous", "seasonal_usual", "seasonal_previous")
@@ -186,16 +185,6 @@ class Expectation:
         return float(self.errors[-1] / self.scale)
 
 
-def _scale(errors: np.ndarray) -> tuple[float, int]:
-    """Root-mean-square of the errors (about 0: a model that drifts is penalised, not
-    excused), leaving out those beyond :data:`TRIM` robust standard deviations."""
-    robust = MAD_SCALE * float(np.median(np.abs(errors)))
-    if robust == 0:  # mostly exact predictions: the mean absolute error (Iglewicz & Hoaglin)
-        robust = MEAN_AD_SCALE * float(np.mean(np.abs(errors)))
-    kept = errors if robust == 0 else errors[np.abs(errors) <= TRIM * robust]
-    return float(np.sqrt(np.mean(kept**2))), len(kept)
-
-
 def expectation(
     y: np.ndarray,
     *,
@@ -264,16 +253,28 @@ def expectation(
     baseline = e[:cut][~np.isnan(e[:cut])][-window:]
     if len(baseline) == 0:
         return None
-    bias = _trend(baseline) if name == "usual" else None
+    # Past episodes (a recession in the history) are not the series' usual noise: left out,
+    # as Farrington down-weights past outbreaks, or they would hide the next one.
+    baseline = without_episodes(baseline, k=CUSUM_K, clip=CLIP)
+    bias = trend(baseline) if name in TREND_MODELS else None
     if bias is not None:
-        # A median lags a series with a trend by the same amount each period: where the
-        # baseline errors say so (significantly), the usual level is corrected by their median,
-        # which costs them a degree of freedom.
+        # A median lags a series with a trend by the same amount each period, and a series
+        # that wanders may wander one way (an unemployment rate falling a tenth a quarter for
+        # years): where the baseline errors say so (significantly), the prediction is corrected
+        # by their median, which costs them a degree of freedom. A rise after such a fall is
+        # then judged against the fall that was expected, not against no move at all.
         e, baseline = e - bias, baseline - bias
         pred = pred + bias * shape(unit, pred, denominator)
-    scale, df = _scale(baseline)
+    scale, df = scale_of(baseline)
     if bias is not None and df > 1:  # the sum of squares over its degrees of freedom
         scale, df = scale * math.sqrt(df / (df - 1)), df - 1
+    # Figures reported to a resolution (a rate to a tenth of a point) predict each other
+    # exactly for a while: errors of exactly 0 say how the figures were rounded, not that the
+    # series never moves. The scale is never below the rounding noise of a move, q / sqrt(6)
+    # for a resolution q (the smallest move seen), so a move of one unit is not a step of
+    # thousands of standard deviations.
+    at = shape(unit, pred[-1:], None if denominator is None else denominator[-1:])[0]
+    scale = max(scale, resolution(y[:-1]) / math.sqrt(6.0) / at)
     sampling = scale == 0
     if sampling:
         if unit not in (Unit.proportion, Unit.count):
@@ -304,23 +305,6 @@ def _wanders(errors: np.ndarray) -> bool:
     a, b = errors[:-1] - errors.mean(), errors[1:] - errors.mean()
     denominator = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
     return denominator > 0 and float(np.sum(a * b)) / denominator >= WANDERS
-
-
-def _trend(errors: np.ndarray) -> float | None:
-    """The median of a model's past errors where their mean differs from 0 at the
-    :data:`TREND_ALPHA` level (Student's t, two-sided: Farrington keeps a trend only where it is
-    significant; a lenient level, because a missed trend widens the scale and silences the
-    series, while a spurious one costs a degree of freedom);
-    None otherwise, or with fewer than four errors."""
-    n = len(errors)
-    if n < 4:
-        return None
-    sd = float(np.std(errors, ddof=1))
-    mean = float(np.mean(errors))
-    if sd == 0:
-        return mean if mean != 0 else None
-    t = mean / (sd / math.sqrt(n))
-    return float(np.median(errors)) if abs(t) > stats.t.ppf(1 - TREND_ALPHA / 2, n - 1) else None
 
 
 def pooled_scale(expectations: list[Expectation]) -> tuple[float, int] | None:

@@ -12,7 +12,9 @@ from scipy import stats
 
 from ci_pipeline import detect
 from ci_pipeline.detect import cusum, cusum_arl, cusum_p, expectation, predictions, step_p
-from ci_pipeline.detect.stats import Expectation, pooled_scale
+from ci_pipeline.detect.baseline import without_episodes
+from ci_pipeline.detect.drift import drift
+from ci_pipeline.detect.stats import CLIP, CUSUM_K, Expectation, pooled_scale
 from ci_pipeline.model.initiative import Direction, Initiative, Unit
 from ci_pipeline.model.periods import parse_period
 from tests.detect.test_detect import LFP, Q4, frame, series, with_measure
@@ -93,6 +95,80 @@ def test_a_significant_trend_corrects_the_usual_level() -> None:
     assert ex.model == "usual"
     assert ex.expected == pytest.approx(5.3)
     assert ex.df == len(ex.baseline) - 1
+
+
+def test_a_series_falling_steadily_is_expected_to_go_on_falling() -> None:
+    """A rate reported to a tenth that falls a tenth a period, pausing every fourth: the period
+    before predicts it (its errors are the moves: -0.1, 0, -0.2, -0.1, ...), and their mean is
+    far from 0, so the prediction is corrected by their median, -0.1. A rise of 0.2 is then
+    0.3 above what was expected: 0.3 / 0.0739 = 4.06 standard deviations of the corrected
+    errors (twelve of 0.1 and eleven of 0 among 23, root mean square 0.0722, times
+    sqrt(23/22) for the degree of freedom the correction costs) — a step, where against "no
+    move" it would be 0.2 / 0.12."""
+    y = np.round(10 - 0.1 * np.arange(30) + np.tile([0.0, 0.0, 0.1, 0.0], 8)[:30], 1)
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    assert ex.model == "previous"
+    assert ex.expected == pytest.approx(y[-2] - 0.1)
+    assert ex.df == 22
+    assert ex.scale == pytest.approx(math.sqrt(12 * 0.01 / 23) * math.sqrt(23 / 22))
+    y[-1] = y[-2] + 0.2
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    assert ex.z == pytest.approx(0.3 / (math.sqrt(12 * 0.01 / 23) * math.sqrt(23 / 22)))
+    assert step_p(ex, Direction.lower_is_better) < 0.001
+
+
+def test_a_past_episode_is_left_out_of_the_baseline() -> None:
+    """Quarterly moves of a rate over six years, a recession in the middle (+0.2 .. +0.7) and
+    calm years around it. Median 0, median absolute deviation 0.2, so a robust SD of 0.2965;
+    the upward CUSUM (k = 0.5) of the errors in those SDs runs 0.17, 0.69, 1.54, 2.05, 3.23,
+    5.09, 6.95, 8.82, 8.99 from the second error to the tenth, its peak, past the limit of 8:
+    those nine are the episode. The first and the fifteen after are the baseline."""
+    recession = [0.1, 0.2, 0.3, 0.4, 0.3, 0.5, 0.7, 0.7, 0.7, 0.2]
+    calm = [-0.1, -0.2, -0.2, -0.1, -0.1, 0.0, 0.2, 0.0, -0.1, 0.0, -0.1, -0.1, -0.1, -0.2]
+    errors = np.array([*recession, *calm])
+    assert without_episodes(errors, k=CUSUM_K, clip=CLIP).tolist() == [0.1, *errors[10:].tolist()]
+    # A stable series keeps its whole baseline: each side's CUSUM crosses the limit once in
+    # about 19,000 periods, so about 2 x 24 / 19,000 = 0.25% of baselines of 24 errors lose
+    # any (6 of these 2,000 do; the robust SD is itself estimated): at most 1%.
+    rng = np.random.default_rng(11)
+    lost = sum(
+        len(without_episodes(rng.normal(0, 1, 24), k=CUSUM_K, clip=CLIP)) < 24 for _ in range(2000)
+    )
+    assert lost <= 20
+    # Where fewer than eight errors would remain, the baseline stays whole.
+    assert len(without_episodes(errors[:12], k=CUSUM_K, clip=CLIP)) == 12
+
+
+def test_the_scale_is_never_below_the_figures_rounding() -> None:
+    """A rate reported to a tenth that has fallen exactly a tenth every period: corrected for
+    that fall, its errors are all 0 (up to floating point) — they show how it was rounded. The
+    scale is the rounding noise of a move instead, 0.1 / sqrt(6) = 0.0408, so a rise of a tenth
+    (0.2 above the expected fall) is 4.90 standard deviations, not billions."""
+    y = np.round(10 - 0.1 * np.arange(30), 1)
+    y[-1] = y[-2] + 0.1
+    ex = expectation(y, unit=Unit.amount, per_year=1)
+    assert ex is not None
+    assert ex.scale == pytest.approx(0.1 / math.sqrt(6), rel=1e-6)
+    assert ex.z == pytest.approx(0.2 / (0.1 / math.sqrt(6)), rel=1e-6)
+
+
+def test_a_turn_two_or_three_moves_old_is_not_diluted() -> None:
+    """The drift of a wandering series: the last five moves, in standard deviations, are -1,
+    -1, 2.5, 2.5, 2.5 (a rise that began three periods ago). The means of the last m moves,
+    times sqrt(m): m = 2: 5 / 1.414 = 3.54; m = 3: 7.5 / 1.732 = 4.33; m = 4: 6.5 / 2 = 3.25;
+    m = 5: 5.5 / 2.236 = 2.46. The strongest is the last three, p = 4 x P(Z > 4.33) (four
+    windows) = 3.0e-5, where the mean of all five alone gives p = 0.0070."""
+    moves = np.array([-1.0, -1.0, 2.5, 2.5, 2.5])
+    ex = Expectation("previous", 0.0, moves, scale=1.0, df=0, sampling=True)
+    values = np.array([5.0, 4.9, 4.8, 5.0, 5.3, 5.6])
+    d = drift(values, ex, Direction.lower_is_better)
+    assert d.statistic == pytest.approx(7.5 / math.sqrt(3))
+    assert d.p_value == pytest.approx(4 * stats.norm.sf(7.5 / math.sqrt(3)))
+    assert d.total_change == pytest.approx(5.6 - 4.8)  # over the last three moves
+    assert "last 3 moves" in d.test("")
+    assert stats.norm.sf(5.5 / math.sqrt(5)) == pytest.approx(0.0070, abs=1e-4)
 
 
 # A monthly count with winters: 100 in spring to autumn, 160 in December to February, with a
