@@ -49,7 +49,9 @@ class Harness:
         self.pending: inbox.Pending = {}
         self.events: list[events.EventSpec] = []
 
-    def scan(self, now: float, emitter: events.Emitter | None = None) -> inbox.ScanResult:
+    def scan(
+        self, now: float, emitter: events.Emitter | None = None, finished: tuple[Path, ...] = ()
+    ) -> inbox.ScanResult:
         return inbox.scan(
             self.settings,
             self.initiative,
@@ -57,6 +59,7 @@ class Harness:
             engine=self.engine,
             pending=self.pending,
             now=now,
+            finished=finished,
         )
 
     def settle(self, start: float = 0.0) -> inbox.ScanResult:
@@ -200,6 +203,25 @@ def test_a_file_still_growing_is_not_taken_until_it_settles(
     result = harness.scan(3.0)
     assert len(result.taken) == 1 and result.taken[0].path.read_bytes() == CSV
     assert harness.events[0].payload["size_bytes"] == len(CSV)
+
+
+def test_a_file_its_writer_finished_settles_sooner(harness: Harness, cfg: Settings) -> None:
+    """A file the file system says was closed after writing (or renamed into place) is taken
+    once two passes 0.2 s apart see it unchanged, not after the whole settle second; if it
+    changes again, the settle clock restarts, at the full second unless it is closed again."""
+    source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv", CSV[:10])
+    first = harness.scan(0.0, finished=(source,))
+    assert first.waiting == [source] and first.next_due == pytest.approx(0.2)
+    assert harness.scan(0.1).waiting == [source]  # 0.1 s unchanged: not yet
+
+    with source.open("ab") as fh:  # the writer came back
+        fh.write(CSV[10:])
+    again = harness.scan(0.15)
+    assert again.waiting == [source] and again.next_due == pytest.approx(1.15)
+    assert harness.scan(0.5).waiting == [source]  # unchanged 0.35 s, but not said finished
+
+    result = harness.scan(0.6, finished=(source,))  # closed now, unchanged since 0.15
+    assert len(result.taken) == 1 and result.taken[0].path.read_bytes() == CSV
 
 
 def test_a_changed_mtime_alone_restarts_the_settle_clock(harness: Harness, cfg: Settings) -> None:
@@ -605,6 +627,25 @@ def test_the_watcher_takes_a_file_written_in_two_chunks_once(
     )
     assert spec.payload["content_hash"] == sha(CSV) and spec.payload["size_bytes"] == len(CSV)
     assert not target.exists()
+
+
+def test_the_watcher_takes_a_closed_file_before_the_settle_period(
+    home: Path, initiative: Initiative
+) -> None:
+    """With the file-system observer, a file written and closed in one go is taken about
+    0.2 s later (the watcher's finished-file settle), not after the 5 s settle period."""
+    settings = get_settings(settle_seconds=5.0)
+    emitted: list[events.EventSpec] = []
+    target = settings.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+    engine = database(settings, initiative)
+    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append, engine=engine):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        time.sleep(0.3)  # the observer watches the new folders
+        target.write_bytes(CSV)
+        # Not a timing benchmark: without the close event it could not be taken before 5 s.
+        assert wait_for(lambda: len(emitted) >= 1, deadline=4.0), "not taken before 4 s"
+    [spec] = emitted
+    assert spec.payload["size_bytes"] == len(CSV)
 
 
 def test_the_watcher_takes_files_present_before_it_started_without_events(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,12 @@ from ci_pipeline.receive.inbox.moves import (
 logger = logging.getLogger(__name__)
 
 
+#: How long a file its writer has finished (closed after writing, or renamed into place)
+#: must stay unchanged before it is taken: long enough for two passes to see the same size
+#: and time, where a file nobody said was finished waits ``settle_seconds``.
+FINISHED_SETTLE_SECONDS = 0.2
+
+
 @dataclass
 class Seen:
     """A file being watched until it settles: its signature and since when it has had it."""
@@ -49,6 +56,13 @@ class Seen:
     signature: Signature
     since: float
     failures: int = 0  # consecutive failed attempts to take it, to log the first one loudly
+    finished: bool = False  # its writer closed it (or renamed it in) with this signature
+
+    def settle(self, settings: Settings) -> float:
+        """How long it must keep its signature before it is taken."""
+        if self.finished:
+            return min(settings.settle_seconds, FINISHED_SETTLE_SECONDS)
+        return settings.settle_seconds
 
 
 #: What :func:`scan` remembers between passes, keyed by the file's path in the inbox.
@@ -98,12 +112,17 @@ def scan(
     engine: Engine,
     pending: Pending,
     now: float,
+    finished: Collection[Path] = (),
 ) -> ScanResult:
     """One pass over the inbox: take or refuse every settled file, note the others.
 
     ``pending`` carries the files being watched from one pass to the next (the caller keeps it)
     and ``now`` is the caller's clock (monotonic seconds): a file is handled once its signature
-    was the same at two passes at least ``settle_seconds`` apart. Neither blocks nor sleeps.
+    was the same at two passes at least ``settle_seconds`` apart — or
+    :data:`FINISHED_SETTLE_SECONDS` apart for a file in ``finished``, which the file system
+    said its writer closed after writing or renamed into place since the last pass (a writer
+    that opens it again changes its signature, and the clock restarts). Neither blocks nor
+    sleeps.
     """
     result = ScanResult()
     inbox = settings.inbox_dir
@@ -118,10 +137,11 @@ def scan(
         seen = pending.get(path)
         if seen is None or seen.signature != signature:
             # New, or still being written: (re)start its settle clock.
-            pending[path] = Seen(signature, now)
+            pending[path] = Seen(signature, now, finished=path in finished)
             result.waiting.append(path)
             continue
-        if now - seen.since < settings.settle_seconds:
+        seen.finished = seen.finished or path in finished
+        if now - seen.since < seen.settle(settings):
             result.waiting.append(path)
             continue
         outcome = _handle(
@@ -151,7 +171,7 @@ def scan(
         if path not in present:  # deleted or renamed by the partner before it settled
             del pending[path]
     if pending:
-        result.next_due = min(s.since for s in pending.values()) + settings.settle_seconds
+        result.next_due = min(s.since + s.settle(settings) for s in pending.values())
     return result
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +35,8 @@ class InboxWatcher:
     """Watch the inbox on a background thread and take files as they settle.
 
     Watchdog's observer wakes the thread as soon as something is created, written, closed or
-    moved; a rescan also runs every ``min(settle_seconds, 1)`` seconds (and when a waiting file
+    moved (a file closed after writing or renamed into place settles after
+    :data:`~.scan.FINISHED_SETTLE_SECONDS` instead of ``settle_seconds``); a rescan also runs every ``min(settle_seconds, 1)`` seconds (and when a waiting file
     is due), so files present at start-up and events the OS dropped are handled too. Between
     scans the thread waits on an event, so an idle inbox costs no CPU. Use as a context manager
     or call :meth:`start` and :meth:`stop`.
@@ -56,6 +58,10 @@ class InboxWatcher:
         self.use_observer = use_observer
         self.pending: Pending = {}
         self._lock = threading.Lock()  # one scan at a time, whoever calls it
+        # Files the file system said were finished (closed after writing, renamed into place)
+        # since the last scan; the observer's thread adds, the scan takes them.
+        self._finished: set[Path] = set()
+        self._finished_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,9 +122,17 @@ class InboxWatcher:
         """Ask for a scan now (the observer calls this on every relevant event)."""
         self._wake.set()
 
+    def finished(self, path: Path) -> None:
+        """Note that a file's writer finished it (it settles sooner), and ask for a scan."""
+        with self._finished_lock:
+            self._finished.add(path)
+        self._wake.set()
+
     def scan_once(self, now: float | None = None) -> ScanResult:
         """Run one scan with the watcher's pending table (thread-safe)."""
         with self._lock:
+            with self._finished_lock:
+                finished, self._finished = self._finished, set()
             return scan(
                 self.settings,
                 self.initiative,
@@ -126,6 +140,7 @@ class InboxWatcher:
                 engine=self.engine,
                 pending=self.pending,
                 now=time.monotonic() if now is None else now,
+                finished=finished,
             )
 
     def _run(self) -> None:
@@ -168,7 +183,15 @@ class InboxWatcher:
         class _Wake(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
                 # Moves into _refused and writes inside it are the watcher's own: no scan.
-                if not (ours(event.src_path) or (event.dest_path and ours(event.dest_path))):
+                if ours(event.src_path) or (event.dest_path and ours(event.dest_path)):
+                    return
+                # A file closed after writing, or renamed into place, is finished: it need
+                # not wait the whole settle period (a partner's copy ends with one of these).
+                if isinstance(event, FileClosedEvent):
+                    watcher.finished(Path(os.fsdecode(event.src_path)))
+                elif isinstance(event, FileMovedEvent) and event.dest_path:
+                    watcher.finished(Path(os.fsdecode(event.dest_path)))
+                else:
                     watcher.wake()
 
         observer = Observer()
