@@ -5,7 +5,11 @@ detector (any of :data:`REGRESSION_KINDS`) flags it until it recovers. The episo
 it started — the first flagged period and the value the fall is measured from (that finding's
 ``reference``, the level before it) — and follows the latest finding. It recovers when a later
 judged value is no longer worse than that starting reference by the measure's
-``alert.min_change`` (:func:`back_to_start`), not merely when one period has no finding.
+``alert.min_change`` (:func:`back_to_start`), not merely when one period has no finding. It
+also ends, *settled*, when a year of judged periods (two at least) has passed without any
+regression finding on the series (:func:`settled`): the level stopped worsening, though it did
+not come back (unemployment after a recession), and the next regression is a new alert — not a
+silent update of an episode that would otherwise never end.
 
 Pure functions over plain values: :mod:`ci_pipeline.alert.lifecycle` stores the episode in the
 alert's evidence (key ``"episode"``, :meth:`Episode.as_evidence`) and uses these to decide.
@@ -48,6 +52,8 @@ class Episode:
     periods: int
     change: float | None
     resolved_period: str | None = None
+    #: How it ended: "recovered" (back to the start) or "settled" (stopped worsening).
+    ended: str | None = None
 
     def as_evidence(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +100,7 @@ def extend(episode: Episode, finding: Mapping[str, Any]) -> Episode:
         periods=periods_between(episode.start_period, finding["period"]),
         change=_change(finding["value"], episode.start_reference),
         resolved_period=None,
+        ended=None,
     )
 
 
@@ -122,6 +129,14 @@ def back_to_start(measure: Measure, episode: Episode, value: float) -> bool:
         return False
     gap = value - episode.start_reference
     return not (worse(measure.direction, gap) and abs(gap) >= measure.alert.min_change)
+
+
+def settled(episode: Episode, period: str) -> bool:
+    """Whether the series has gone a year of judged periods (two at least) since the
+    episode's latest finding, up to ``period``, without another: it stopped worsening."""
+    latest = parse_period(episode.latest_period)
+    per_year = {"month": 12, "quarter": 4, "year": 1}[str(latest.periodicity)]
+    return periods_between(episode.latest_period, period) - 1 >= max(per_year, 2)
 
 
 def episode_message(message: str, episode: Episode, measure: Measure) -> str:

@@ -7,7 +7,7 @@ geography, breakdown, period, partner): re-running never duplicates one. A regre
 regression alert updates that alert — the episode's — instead of opening another: its key keeps
 the episode's first period and kind, its sentence and evidence follow the latest finding, and no
 new notification round is queued. The episode resolves once, when the series is back to the
-level it fell from (:mod:`ci_pipeline.alert.episodes`). Alerts the quality gate held are stored
+level it fell from or has stopped worsening for a year (:mod:`ci_pipeline.alert.episodes`). Alerts the quality gate held are stored
 as unverified. Other open alerts a run no longer finds are resolved by themselves (the late
 partner reported; off track no more).
 """
@@ -33,6 +33,7 @@ from ci_pipeline.alert.episodes import (
     episode_message,
     extend,
     from_evidence,
+    settled,
 )
 from ci_pipeline.clock import utcnow
 from ci_pipeline.detect.findings import REGRESSIONS, is_gap
@@ -107,8 +108,13 @@ def record_findings(
             if key in seen or not recovered(alert, initiative, judged, seen, current, reported):
                 continue
             alert.status, alert.resolved_at = AlertStatus.resolved, now
-            if alert.kind in REGRESSION_KINDS:  # remember where the episode ended
-                episode = replace(_episode(alert), resolved_period=judged[alert.measure_id])
+            if alert.kind in REGRESSION_KINDS:  # remember where and how the episode ended
+                period = judged[alert.measure_id]
+                episode = replace(
+                    _episode(alert),
+                    resolved_period=period,
+                    ended=_episode_end(alert, initiative, period, current),
+                )
                 alert.evidence = _evidence(json.loads(alert.evidence), episode)
             out.resolved.append(alert_id(alert))
     return out
@@ -274,14 +280,7 @@ def recovered(
         episode = _episode(alert)
         if parse_period(episode.latest_period) > now_p:  # a period inside it judged again
             return False
-        if is_gap(alert.disaggregation):
-            # An equity gap's series is derived, not a stored cell: it recovers when no test
-            # finds it widening any more.
-            return True
-        value = _value(current, series, period)
-        return value is not None and back_to_start(
-            initiative.measures[alert.measure_id], episode, value
-        )
+        return _episode_end(alert, initiative, period, current) is not None
     if then_p == now_p:  # judged again: the finding is gone (data revised, partner reported)
         return True
     if alert.kind == "missing":
@@ -295,6 +294,21 @@ def recovered(
         )
     # off track, quality: the condition is not found in the later period.
     return not any(k[1:4] == series and k[4] == period for k in seen)
+
+
+def _episode_end(
+    alert: Alert, initiative: Initiative, period: str, current: pl.DataFrame | None
+) -> str | None:
+    """How a regression episode with no finding in ``period`` ends there: "recovered" (back
+    to where it started; an equity gap's derived series, once no test finds it widening),
+    "settled" (a year without worsening), or None (it goes on)."""
+    if is_gap(alert.disaggregation):
+        return "recovered"
+    episode = _episode(alert)
+    value = _value(current, (alert.measure_id, alert.geo_code, alert.disaggregation), period)
+    if value is not None and back_to_start(initiative.measures[alert.measure_id], episode, value):
+        return "recovered"
+    return "settled" if settled(episode, period) else None
 
 
 def _value(current: pl.DataFrame | None, series: tuple[str, str, str], period: str) -> float | None:

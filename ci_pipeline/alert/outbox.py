@@ -141,8 +141,9 @@ def compose(
     if audience == RESOLVED:
         title = f"ci-pipeline: {len(items)} alert(s) resolved"
         intro = (
-            "What these alerts reported is over: the indicator recovered, or the data "
-            "arrived. Nothing to do.\n\n"
+            "What these alerts reported is over: the indicator recovered, or stopped "
+            "worsening for a year (a new fall will be a new alert), or the data arrived. "
+            "Nothing to do.\n\n"
         )
         return title, intro + "\n".join(
             f"• [Resolved] {headline(a)}" if headline else f"• [Resolved] #{a.id} {a.message}"

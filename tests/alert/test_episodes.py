@@ -238,6 +238,7 @@ def test_an_episode_resolves_once_on_recovery_and_a_new_fall_is_a_new_alert(
     assert resolved.status == AlertStatus.resolved
     assert episode(resolved)["resolved_period"] == "2026-Q4"
     assert episode(resolved)["latest_period"] == "2026-Q2"
+    assert episode(resolved)["ended"] == "recovered"
     before = snapshot(engine)
 
     # Re-running the recovery's period, or a period of the fall, changes nothing.
@@ -270,6 +271,49 @@ def test_one_period_without_a_finding_is_not_recovery(
     [only] = alerts(engine)
     assert recorded.updated == [only.id]
     assert (episode(only)["latest_period"], episode(only)["periods"]) == ("2025-Q4", 4)
+
+
+@pytest.mark.parametrize(
+    ("latest", "judged", "done"),
+    [
+        ("2026-Q2", "2027-Q1", False),  # three quarters without a finding
+        ("2026-Q2", "2027-Q2", True),  # four: a year
+        ("2025-03", "2026-02", False),  # eleven months
+        ("2025-03", "2026-03", True),  # twelve
+        ("2020", "2021", False),  # a yearly series: two years at least
+        ("2020", "2022", True),
+    ],
+)
+def test_an_episode_settles_after_a_year_without_a_finding(
+    latest: str, judged: str, done: bool
+) -> None:
+    e = episodes.begin(
+        {"kind": "step", "period": latest, "value": 0.2, "reference": 0.3, "reference_period": ""}
+    )
+    assert episodes.settled(e, judged) is done
+
+
+def test_an_episode_that_stopped_worsening_ends_and_the_next_fall_is_a_new_alert(
+    engine: Engine, initiative: Initiative
+) -> None:
+    """After the fall to 22% (2026-Q2) the series stays at 22%, 8 points below where it fell
+    from, and no detector flags it: after a year of quarters without a finding (2026-Q3 ..
+    2027-Q2) the episode has settled — it ends, as "settled", not "recovered" — and the fall
+    of 2027-Q3 is a new alert with its own notification, not a silent update of the old one."""
+    for fall in FALL:
+        fall_run(initiative, engine, fall)
+    [first] = alerts(engine)
+    for period in ("2026-Q3", "2026-Q4", "2027-Q1"):
+        assert run(initiative, engine, period, 0.22).resolved == []
+    assert run(initiative, engine, "2027-Q2", 0.22).resolved == [first.id]
+    [ended] = alerts(engine)
+    assert episode(ended)["ended"] == "settled"
+    assert episode(ended)["resolved_period"] == "2027-Q2"
+
+    second = fall_run(initiative, engine, ("2027-Q3", "step", 0.19, 0.22, "2027-Q2"))
+    assert len(second.new) == 1
+    assert [a.status for a in alerts(engine)] == [AlertStatus.resolved, AlertStatus.open]
+    assert episode(alerts(engine)[1])["ended"] is None  # the new one goes on
 
 
 def test_rerunning_a_period_is_idempotent(engine: Engine, initiative: Initiative) -> None:
