@@ -110,7 +110,8 @@ class Settings(BaseSettings):
         ge=0,
         description="A file in the inbox is read only once its size and mtime have not changed "
         "for this long (a file still being written is never read half-way); 0.2 s where the "
-        "file system said its writer closed it after writing or renamed it into place.",
+        "file system said its writer finished it (closed after writing or renamed into place, "
+        "not opened again since).",
     )
     api_host: str = Field("127.0.0.1", description="Address the intake API listens on.")
     api_port: int = Field(8420, description="Port the intake API listens on.")

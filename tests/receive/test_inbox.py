@@ -50,7 +50,10 @@ class Harness:
         self.events: list[events.EventSpec] = []
 
     def scan(
-        self, now: float, emitter: events.Emitter | None = None, finished: tuple[Path, ...] = ()
+        self,
+        now: float,
+        emitter: events.Emitter | None = None,
+        finished: dict[Path, tuple[int, int]] | None = None,
     ) -> inbox.ScanResult:
         return inbox.scan(
             self.settings,
@@ -205,23 +208,67 @@ def test_a_file_still_growing_is_not_taken_until_it_settles(
     assert harness.events[0].payload["size_bytes"] == len(CSV)
 
 
+def finished_now(path: Path) -> dict[Path, tuple[int, int]]:
+    """``path`` finished by its writer, with the size and time it has now."""
+    st = path.lstat()
+    return {path: (st.st_size, st.st_mtime_ns)}
+
+
 def test_a_file_its_writer_finished_settles_sooner(harness: Harness, cfg: Settings) -> None:
-    """A file the file system says was closed after writing (or renamed into place) is taken
-    once two passes 0.2 s apart see it unchanged, not after the whole settle second; if it
-    changes again, the settle clock restarts, at the full second unless it is closed again."""
+    """A file its writer finished (closed after writing, no handle open since) is taken once
+    two passes 0.2 s apart see it with the size and time it had then, not after the whole
+    settle second. Once it changes again it no longer counts as finished — the finished
+    signature is the old one — so it waits the full second, until it is finished again."""
     source = drop(cfg, f"{PARTNER}/2025-Q4/lfp.csv", CSV[:10])
-    first = harness.scan(0.0, finished=(source,))
+    done = finished_now(source)
+    first = harness.scan(0.0, finished=done)
     assert first.waiting == [source] and first.next_due == pytest.approx(0.2)
-    assert harness.scan(0.1).waiting == [source]  # 0.1 s unchanged: not yet
+    assert harness.scan(0.1, finished=done).waiting == [source]  # 0.1 s unchanged: not yet
 
     with source.open("ab") as fh:  # the writer came back
         fh.write(CSV[10:])
-    again = harness.scan(0.15)
+    again = harness.scan(0.15, finished=done)  # its finished signature is the old one
     assert again.waiting == [source] and again.next_due == pytest.approx(1.15)
-    assert harness.scan(0.5).waiting == [source]  # unchanged 0.35 s, but not said finished
+    assert harness.scan(0.5, finished=done).waiting == [source]  # 0.35 s: not finished
 
-    result = harness.scan(0.6, finished=(source,))  # closed now, unchanged since 0.15
+    result = harness.scan(0.6, finished=finished_now(source))  # finished again, unchanged
     assert len(result.taken) == 1 and result.taken[0].path.read_bytes() == CSV
+
+
+def test_a_file_opened_again_is_not_finished(tmp_path: Path) -> None:
+    """The open and close events a writer makes: a close after writing with no other handle
+    open finishes a file; an open (``>>`` reopening it before writing more) unfinishes it; a
+    reader's close (no write) never finishes one; a rename finishes it where no handle is open,
+    and carries the handles along otherwise."""
+    from ci_pipeline.receive.inbox.finished import FinishedFiles
+
+    f = FinishedFiles()
+    path = tmp_path / "lfp.csv"
+    path.write_bytes(CSV)
+    f.opened(path)
+    f.opened(path)  # two writers
+    f.closed(path, wrote=True)
+    assert f.signatures() == {}  # one still open
+    f.closed(path, wrote=True)
+    assert list(f.signatures()) == [path]
+    f.opened(path)  # reopened to append
+    assert f.signatures() == {}
+    f.closed(path, wrote=False)  # it only read
+    assert f.signatures() == {}
+
+    moved = tmp_path / "moved.csv"
+    path.rename(moved)
+    f.moved(path, moved)
+    assert list(f.signatures()) == [moved]
+    f.opened(moved)
+    again = tmp_path / "again.csv"
+    moved.rename(again)
+    f.moved(moved, again)  # still open under its new name
+    assert f.signatures() == {}
+    f.closed(again, wrote=True)
+    assert list(f.signatures()) == [again]
+    f.forget(set())
+    assert f.signatures() == {}
 
 
 def test_a_changed_mtime_alone_restarts_the_settle_clock(harness: Harness, cfg: Settings) -> None:
@@ -644,6 +691,32 @@ def test_the_watcher_takes_a_closed_file_before_the_settle_period(
         target.write_bytes(CSV)
         # Not a timing benchmark: without the close event it could not be taken before 5 s.
         assert wait_for(lambda: len(emitted) >= 1, deadline=4.0), "not taken before 4 s"
+    [spec] = emitted
+    assert spec.payload["size_bytes"] == len(CSV)
+
+
+def test_the_watcher_waits_for_a_file_reopened_to_append(
+    home: Path, initiative: Initiative
+) -> None:
+    """``echo header > f; slow_query >> f``: the header is written and closed, then the file is
+    opened again and written half a second later, twice. The close is no finish — a handle is
+    open again — so the file waits the settle second and is taken whole."""
+    settings = get_settings(settle_seconds=1.0)
+    emitted: list[events.EventSpec] = []
+    target = settings.inbox_dir / PARTNER / "2025-Q4" / "lfp.csv"
+    header, rows = CSV.split(b"\n", 1)
+    engine = database(settings, initiative)
+    with inbox.InboxWatcher(settings, initiative, emitter=emitted.append, engine=engine):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        time.sleep(0.3)  # the observer watches the new folders
+        target.write_bytes(header + b"\n")
+        with target.open("ab") as fh:
+            time.sleep(0.5)
+            fh.write(rows[:20])
+            fh.flush()
+            time.sleep(0.5)
+            fh.write(rows[20:])
+        assert wait_for(lambda: len(emitted) >= 1), "no event within the deadline"
     [spec] = emitted
     assert spec.payload["size_bytes"] == len(CSV)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +43,8 @@ from ci_pipeline.receive.inbox.moves import (
 logger = logging.getLogger(__name__)
 
 
-#: How long a file its writer has finished (closed after writing, or renamed into place)
-#: must stay unchanged before it is taken: long enough for two passes to see the same size
+#: How long a file its writer has finished (closed after writing, or renamed into place, with
+#: no handle open since: :mod:`.finished`) must stay unchanged before it is taken: long enough for two passes to see the same size
 #: and time, where a file nobody said was finished waits ``settle_seconds``.
 FINISHED_SETTLE_SECONDS = 0.2
 
@@ -112,19 +112,20 @@ def scan(
     engine: Engine,
     pending: Pending,
     now: float,
-    finished: Collection[Path] = (),
+    finished: Mapping[Path, Signature] | None = None,
 ) -> ScanResult:
     """One pass over the inbox: take or refuse every settled file, note the others.
 
     ``pending`` carries the files being watched from one pass to the next (the caller keeps it)
     and ``now`` is the caller's clock (monotonic seconds): a file is handled once its signature
     was the same at two passes at least ``settle_seconds`` apart — or
-    :data:`FINISHED_SETTLE_SECONDS` apart for a file in ``finished``, which the file system
-    said its writer closed after writing or renamed into place since the last pass (a writer
-    that opens it again changes its signature, and the clock restarts). Neither blocks nor
-    sleeps.
+    :data:`FINISHED_SETTLE_SECONDS` apart for a file whose writer finished it: ``finished``
+    maps such files (closed after writing or renamed into place, no handle open since:
+    :mod:`.finished`) to their signature then, and only a file that still has it counts.
+    Neither blocks nor sleeps.
     """
     result = ScanResult()
+    done = finished or {}
     inbox = settings.inbox_dir
     present: set[Path] = set()
     for path, rel in _candidates(inbox):
@@ -137,10 +138,11 @@ def scan(
         seen = pending.get(path)
         if seen is None or seen.signature != signature:
             # New, or still being written: (re)start its settle clock.
-            pending[path] = Seen(signature, now, finished=path in finished)
+            pending[path] = Seen(signature, now, finished=done.get(path) == signature)
             result.waiting.append(path)
             continue
-        seen.finished = seen.finished or path in finished
+        # Asked afresh each pass: a writer that opened it again since has not finished it.
+        seen.finished = done.get(path) == signature
         if now - seen.since < seen.settle(settings):
             result.waiting.append(path)
             continue

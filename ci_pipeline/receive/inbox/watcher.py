@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from ci_pipeline import events
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.receive.inbox.finished import FinishedFiles
 from ci_pipeline.receive.inbox.layout import REFUSED, prepare
 from ci_pipeline.receive.inbox.scan import Pending, ScanResult, scan
 
@@ -35,9 +36,10 @@ class InboxWatcher:
     """Watch the inbox on a background thread and take files as they settle.
 
     Watchdog's observer wakes the thread as soon as something is created, written, closed or
-    moved (a file closed after writing or renamed into place settles after
-    :data:`~.scan.FINISHED_SETTLE_SECONDS` instead of ``settle_seconds``); a rescan also runs every ``min(settle_seconds, 1)`` seconds (and when a waiting file
-    is due), so files present at start-up and events the OS dropped are handled too. Between
+    moved; its open, close and move events also say which files their writers finished
+    (:mod:`.finished`), which settle after :data:`~.scan.FINISHED_SETTLE_SECONDS` instead of
+    ``settle_seconds``. A rescan also runs every ``min(settle_seconds, 1)`` seconds (and when a
+    waiting file is due), so files present at start-up and events the OS dropped are handled too. Between
     scans the thread waits on an event, so an idle inbox costs no CPU. Use as a context manager
     or call :meth:`start` and :meth:`stop`.
     """
@@ -58,10 +60,8 @@ class InboxWatcher:
         self.use_observer = use_observer
         self.pending: Pending = {}
         self._lock = threading.Lock()  # one scan at a time, whoever calls it
-        # Files the file system said were finished (closed after writing, renamed into place)
-        # since the last scan; the observer's thread adds, the scan takes them.
-        self._finished: set[Path] = set()
-        self._finished_lock = threading.Lock()
+        # Which files their writers finished (the observer's open, close and move events).
+        self.finished = FinishedFiles()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,26 +122,22 @@ class InboxWatcher:
         """Ask for a scan now (the observer calls this on every relevant event)."""
         self._wake.set()
 
-    def finished(self, path: Path) -> None:
-        """Note that a file's writer finished it (it settles sooner), and ask for a scan."""
-        with self._finished_lock:
-            self._finished.add(path)
-        self._wake.set()
-
     def scan_once(self, now: float | None = None) -> ScanResult:
         """Run one scan with the watcher's pending table (thread-safe)."""
         with self._lock:
-            with self._finished_lock:
-                finished, self._finished = self._finished, set()
-            return scan(
+            result = scan(
                 self.settings,
                 self.initiative,
                 emitter=self.emitter,
                 engine=self.engine,
                 pending=self.pending,
                 now=time.monotonic() if now is None else now,
-                finished=finished,
+                finished=self.finished.signatures(),
             )
+            # Every file still in the inbox is pending after a scan; forget the others. (A file
+            # that appeared during the scan loses its head start: it waits the settle period.)
+            self.finished.forget(set(self.pending))
+            return result
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -165,9 +161,11 @@ class InboxWatcher:
             DirCreatedEvent,
             DirMovedEvent,
             FileClosedEvent,
+            FileClosedNoWriteEvent,
             FileCreatedEvent,
             FileModifiedEvent,
             FileMovedEvent,
+            FileOpenedEvent,
             FileSystemEvent,
             FileSystemEventHandler,
         )
@@ -185,14 +183,19 @@ class InboxWatcher:
                 # Moves into _refused and writes inside it are the watcher's own: no scan.
                 if ours(event.src_path) or (event.dest_path and ours(event.dest_path)):
                     return
-                # A file closed after writing, or renamed into place, is finished: it need
+                # Opens, closes and renames say when a writer has finished a file: it need
                 # not wait the whole settle period (a partner's copy ends with one of these).
-                if isinstance(event, FileClosedEvent):
-                    watcher.finished(Path(os.fsdecode(event.src_path)))
+                path = Path(os.fsdecode(event.src_path))
+                if isinstance(event, FileOpenedEvent):
+                    watcher.finished.opened(path)
+                    return  # an open changes nothing to scan for
+                if isinstance(event, FileClosedEvent | FileClosedNoWriteEvent):
+                    watcher.finished.closed(path, wrote=isinstance(event, FileClosedEvent))
+                    if isinstance(event, FileClosedNoWriteEvent):
+                        return  # a reader (the scan itself, when it hashes a file)
                 elif isinstance(event, FileMovedEvent) and event.dest_path:
-                    watcher.finished(Path(os.fsdecode(event.dest_path)))
-                else:
-                    watcher.wake()
+                    watcher.finished.moved(path, Path(os.fsdecode(event.dest_path)))
+                watcher.wake()
 
         observer = Observer()
         try:
@@ -205,6 +208,8 @@ class InboxWatcher:
                     FileModifiedEvent,
                     FileMovedEvent,
                     FileClosedEvent,
+                    FileClosedNoWriteEvent,
+                    FileOpenedEvent,
                     DirCreatedEvent,
                     DirMovedEvent,
                 ],
