@@ -6,8 +6,9 @@ it started — the first flagged period and the value the fall is measured from 
 ``reference``, the level before it) — and follows the latest finding. It recovers when a later
 judged value is no longer worse than that starting reference by the measure's
 ``alert.min_change`` (:func:`back_to_start`), not merely when one period has no finding. It
-also ends, *settled*, when a year of judged periods (two at least) has passed without any
-regression finding on the series (:func:`settled`): the level stopped worsening, though it did
+also ends, *settled*, when a period a year or more (two periods at least) after its latest
+finding is judged without any regression finding on the series (:func:`settled`; calendar
+periods, so a series unreported for a year settles at the first period judged after the gap): the level stopped worsening, though it did
 not come back (unemployment after a recession), and the next regression is a new alert — not a
 silent update of an episode that would otherwise never end.
 
@@ -52,7 +53,8 @@ class Episode:
     periods: int
     change: float | None
     resolved_period: str | None = None
-    #: How it ended: "recovered" (back to the start) or "settled" (stopped worsening).
+    #: How it ended: "recovered" (back to the start), "settled" (stopped worsening) or
+    #: "withdrawn" (its first period judged again without its finding: data revised).
     ended: str | None = None
 
     def as_evidence(self) -> dict[str, Any]:
@@ -132,8 +134,8 @@ def back_to_start(measure: Measure, episode: Episode, value: float) -> bool:
 
 
 def settled(episode: Episode, period: str) -> bool:
-    """Whether the series has gone a year of judged periods (two at least) since the
-    episode's latest finding, up to ``period``, without another: it stopped worsening."""
+    """Whether ``period`` (judged without a regression finding) is a year or more (two
+    periods at least) after the episode's latest finding: it stopped worsening."""
     latest = parse_period(episode.latest_period)
     per_year = {"month": 12, "quarter": 4, "year": 1}[str(latest.periodicity)]
     return periods_between(episode.latest_period, period) - 1 >= max(per_year, 2)

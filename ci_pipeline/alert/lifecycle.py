@@ -113,7 +113,11 @@ def record_findings(
                 episode = replace(
                     _episode(alert),
                     resolved_period=period,
-                    ended=_episode_end(alert, initiative, period, current),
+                    ended=(
+                        "withdrawn"  # its first period judged again without it: data revised
+                        if alert.period == period
+                        else _episode_end(alert, initiative, period, current)
+                    ),
                 )
                 alert.evidence = _evidence(json.loads(alert.evidence), episode)
             out.resolved.append(alert_id(alert))

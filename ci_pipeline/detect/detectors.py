@@ -166,13 +166,20 @@ def _tests(
         run = len(ex.errors) - first
         if s > 0 and run >= 2 and not ex.year_ago:
             # The level before the run: the latest known period before its first one; on a
-            # seasonal model the same period a year before (a run into winter is compared
-            # with last winter, not with the summer it climbed from).
+            # seasonal model the same period in the last year before the run began (a run into
+            # winter is compared with the winter before it, not with the summer it climbed
+            # from, nor with a winter inside the run).
             known = np.flatnonzero(~np.isnan(y[: len(y) - run]))
             before = int(known[-1]) if len(known) else 0
             per_year = PER_YEAR[str(measure.periodicity)]
-            if seasonal and per_year > 1 and not np.isnan(y[-1 - per_year]):
-                before = len(y) - 1 - per_year
+            years_back = per_year * -(-run // per_year)  # whole years covering the run
+            if (
+                seasonal
+                and per_year > 1
+                and years_back < len(y)
+                and not np.isnan(y[-1 - years_back])
+            ):
+                before = len(y) - 1 - years_back
             total = value - float(y[before])
             out.append(
                 Candidate(

@@ -63,12 +63,14 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
         # it, as a fixed window would dilute it. Bonferroni over the windows.
         moves = ex.normal_scores()[-(n - 1) :] * sign  # the bad direction positive
         means = np.cumsum(moves[::-1])[1:] / np.sqrt(np.arange(2, len(moves) + 1))
-        best = int(np.nanargmax(means)) if not np.isnan(means).all() else len(means) - 1
+        # A window reaching an unknown move is no window (nor any longer one): not counted.
+        windows = int(np.sum(~np.isnan(means)))
+        best = int(np.nanargmax(means)) if windows else 0
         m = best + 2
-        z = float(means[best]) * sign
+        z = float(means[best]) * sign if windows else 0.0
         return Drift(
             z,
-            min(1.0, float(stats.norm.sf(z * sign)) * len(means)),
+            min(1.0, float(stats.norm.sf(z * sign)) * windows) if windows else 1.0,
             float(values[-1] - values[-1 - m]),
             adjusted=True,
             against_seasons=False,

@@ -379,6 +379,7 @@ def test_the_opening_period_rejudged_without_its_finding_resolves_as_before(
     fall_run(initiative, engine, FALL[0])
     [opened] = alerts(engine)
     assert run(initiative, engine, "2025-Q1", 0.295).resolved == [opened.id]
+    assert episode(alerts(engine)[0])["ended"] == "withdrawn"
     back = fall_run(initiative, engine, FALL[0])
     [reopened] = alerts(engine)
     assert back.new == [opened.id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from benchmarks.evaluate_detection import Series, indicator_frame, write_initiative
 from ci_pipeline import detect
 from ci_pipeline.detect import (
     benjamini_hochberg,
@@ -21,6 +23,7 @@ from ci_pipeline.detect import (
     missing_data,
     worse,
 )
+from ci_pipeline.detect.detectors import _series_tests
 from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
@@ -639,3 +642,45 @@ def test_judged_periods(initiative: Initiative) -> None:
 
 def test_detect_on_nothing_finds_nothing(initiative: Initiative) -> None:
     assert detect.detect(frame([]), initiative, judged(initiative, LFP)).is_empty()
+
+
+def test_a_seasonal_run_is_measured_from_the_same_quarter_before_it_began(tmp_path: Path) -> None:
+    """A quarterly series with seasons (+10, 0, -5, 0) and a little noise, 2 units worse for its
+    last 7 quarters (higher is worse). Its CUSUM run covers the last 6 or 7 quarters, so the
+    same quarter a year before lies inside the run; the sustained finding is measured from the
+    same quarter two years before — the last one before the run began — not from inside it."""
+    rng = np.random.default_rng(3)
+    n = 64
+    y = 100 + np.tile([10.0, 0.0, -5.0, 0.0], n // 4) + rng.normal(0, 1.0, n)
+    y[-7:] += 2.0
+    y = np.round(y, 2)
+    periods = [f"{1990 + i // 4}-Q{i % 4 + 1}" for i in range(n)]
+    s = Series(
+        "x", "x", Unit.amount, "quarter", Direction.lower_is_better, periods, y, None, None, []
+    )
+    ini = write_initiative(tmp_path / "initiative", s)
+    found = detect.detect(indicator_frame(s, n - 1), ini, {"x": parse_period(periods[-1])})
+    candidates = _series_tests(
+        ini.measures["x"], indicator_frame(s, n - 1), parse_period(periods[-1])
+    )
+    [sustained] = [c for c in candidates if c.kind == "sustained"]
+    run = int(sustained.test.split("last ")[1].split(" ")[0])
+    assert 4 < run <= 8  # longer than a year: a year before is inside the run
+    assert sustained.reference_period == periods[-9]  # two years before: before the run
+    assert sustained.reference == pytest.approx(y[-9])
+    assert sustained.practical
+    assert not found.is_empty()
+
+
+def test_the_cusum_waits_until_two_years_show_the_seasons(initiative: Initiative) -> None:
+    """A monthly count (students trained: higher is better) in its second year: 100 a month
+    (±3) for ten months, then 40-odd for the four months to January. Against the usual level
+    the last four are a run of errors of many SDs — a CUSUM far past its limit — but one year
+    of history cannot show whether that is the series' winter: until two can, the sustained
+    test waits. The step is still judged (the January before, 103, did not stand out, so it is
+    no season). Without the wait the CUSUM flags the run (checked by removing it)."""
+    values = [100 + e for e in [3.0, -3.0] * 5] + [40.0, 37.0, 40.0, 37.0]
+    rows = series(initiative, STUDENTS, values, end="2025-01")
+    found = _series_tests(initiative.measures[STUDENTS], frame(rows), parse_period("2025-01"))
+    assert "sustained" not in {c.kind for c in found}
+    assert "step" in {c.kind for c in found}

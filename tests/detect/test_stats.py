@@ -169,6 +169,11 @@ def test_a_turn_two_or_three_moves_old_is_not_diluted() -> None:
     assert d.total_change == pytest.approx(5.6 - 4.8)  # over the last three moves
     assert "last 3 moves" in d.test("")
     assert stats.norm.sf(5.5 / math.sqrt(5)) == pytest.approx(0.0070, abs=1e-4)
+    # An unknown move three periods back: only the windows of the last 2 moves count (one).
+    gap = Expectation("previous", 0.0, np.array([-1.0, -1.0, np.nan, 2.5, 2.5]), 1.0, 0, True)
+    d = drift(values, gap, Direction.lower_is_better)
+    assert d.statistic == pytest.approx(5 / math.sqrt(2))
+    assert d.p_value == pytest.approx(stats.norm.sf(5 / math.sqrt(2)))
 
 
 # A monthly count with winters: 100 in spring to autumn, 160 in December to February, with a
