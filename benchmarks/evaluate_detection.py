@@ -56,7 +56,7 @@ from ci_pipeline import aggregate, alert, detect, store
 from ci_pipeline.config import get_settings
 from ci_pipeline.model.initiative import Direction, Initiative, Unit
 from ci_pipeline.model.load import load_initiative
-from ci_pipeline.model.periods import parse_period
+from ci_pipeline.model.periods import parse_period, per_year
 from ci_pipeline.receive import intake
 
 SERIES_DIR = Path(__file__).parent / "series"
@@ -305,7 +305,7 @@ def evaluate(s: Series, mode: str, work: Path) -> tuple[dict[str, Score], dict[s
 
 
 def _per_year(s: Series) -> int:
-    return {"month": 12, "quarter": 4, "year": 1}[s.periodicity]
+    return per_year(s.periodicity)
 
 
 def main() -> None:

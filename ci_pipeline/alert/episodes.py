@@ -24,7 +24,7 @@ from typing import Any
 
 from ci_pipeline.detect import REGRESSIONS, format_pair, worse
 from ci_pipeline.model.initiative import Measure
-from ci_pipeline.model.periods import parse_period
+from ci_pipeline.model.periods import parse_period, per_year
 
 #: The regression detectors' kinds (:data:`ci_pipeline.detect.REGRESSIONS`, in the order in
 #: which one explains the others): one family, one episode per series across them.
@@ -136,9 +136,8 @@ def back_to_start(measure: Measure, episode: Episode, value: float) -> bool:
 def settled(episode: Episode, period: str) -> bool:
     """Whether ``period`` (judged without a regression finding) is a year or more (two
     periods at least) after the episode's latest finding: it stopped worsening."""
-    latest = parse_period(episode.latest_period)
-    per_year = {"month": 12, "quarter": 4, "year": 1}[str(latest.periodicity)]
-    return periods_between(episode.latest_period, period) - 1 >= max(per_year, 2)
+    year = per_year(parse_period(episode.latest_period).periodicity)
+    return periods_between(episode.latest_period, period) - 1 >= max(year, 2)
 
 
 def episode_message(message: str, episode: Episode, measure: Measure) -> str:

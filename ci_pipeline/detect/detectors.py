@@ -30,9 +30,8 @@ from ci_pipeline.detect.stats import (
     worse,
 )
 from ci_pipeline.model.initiative import Initiative, Measure, Unit
-from ci_pipeline.model.periods import Period, parse_period, shift
+from ci_pipeline.model.periods import Period, parse_period, per_year, shift
 
-PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
 #: Each test's share of a series' alpha (a step gets two thirds of it beside a CUSUM).
 ALPHA_WEIGHTS = {"step": 2.0, "seasonal_step": 2.0, "sustained": 1.0, "drift": 1.0}
 #: Periods of a series read for its expectation: 24 errors to estimate the scale from and to
@@ -76,8 +75,8 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
     by_period = {row["period"]: row for row in series.iter_rows(named=True)}
     if not _usable(by_period.get(judged.label)):
         return None
-    per_year = PER_YEAR[str(measure.periodicity)]
-    span = HISTORY + (SEASON_YEARS * per_year + 1 if per_year > 1 else 0)
+    year = per_year(measure.periodicity)
+    span = HISTORY + (SEASON_YEARS * year + 1 if year > 1 else 0)
     periods = [shift(judged, k) for k in range(-span, 1)]
     usable = [r if _usable(r) else None for r in (by_period.get(p.label) for p in periods)]
     y = np.array([np.nan if r is None else r["value"] for r in usable], dtype=float)
@@ -92,7 +91,7 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
     ex = expectation(
         y,
         unit=measure.unit,
-        per_year=per_year,
+        per_year=year,
         denominator=denominator,
         seasonal=measure.alert.seasonal,
     )
@@ -114,6 +113,7 @@ def _tests(
     now = by_period[judged.label]
     a = measure.alert
     direction = measure.direction
+    year = per_year(measure.periodicity)
     history = [by_period.get(p.label) for p in periods[-13:-1]]
     reported = [h["partners_reported"] for h in history if _usable(h)]  # the trailing year's
     usual = float(np.median(reported)) if reported else now["partners_reported"]
@@ -171,14 +171,9 @@ def _tests(
             # from, nor with a winter inside the run).
             known = np.flatnonzero(~np.isnan(y[: len(y) - run]))
             before = int(known[-1]) if len(known) else 0
-            per_year = PER_YEAR[str(measure.periodicity)]
-            years_back = per_year * -(-run // per_year)  # whole years covering the run
-            if (
-                seasonal
-                and per_year > 1
-                and years_back < len(y)
-                and not np.isnan(y[-1 - years_back])
-            ):
+            # (seasonal models exist only for monthly and quarterly series)
+            years_back = year * -(-run // year)  # whole years covering the run
+            if seasonal and years_back < len(y) and not np.isnan(y[-1 - years_back]):
                 before = len(y) - 1 - years_back
             total = value - float(y[before])
             out.append(
@@ -222,7 +217,7 @@ def _tests(
                 adjusted=d.adjusted,
                 practical=worse(direction, d.total_change)
                 and abs(d.total_change) >= a.min_change
-                and worse_than_a_year_ago(direction, y, PER_YEAR[str(measure.periodicity)], ex),
+                and worse_than_a_year_ago(direction, y, year, ex),
                 **base,
             )
         )

@@ -95,6 +95,11 @@ def period_containing(month_index: int, periodicity: Periodicity) -> Period:
     return _from_start(month_index - month_index % step, periodicity)
 
 
+def per_year(periodicity: Periodicity | str) -> int:
+    """How many periods of ``periodicity`` make a year: 12, 4 or 1."""
+    return 12 // _MONTHS[Periodicity(periodicity)]
+
+
 def shift(period: Period, n: int) -> Period:
     """The period ``n`` steps after (or before, for negative ``n``) ``period``."""
     return _from_start(period.start + n * _MONTHS[period.periodicity], period.periodicity)
