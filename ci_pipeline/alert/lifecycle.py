@@ -105,19 +105,15 @@ def record_findings(
             existing.evidence = _evidence(f)
         for alert in store.unresolved_alerts(ini, session=session):
             key = tuple(getattr(alert, k) for k in ALERT_KEY)
-            if key in seen or not recovered(alert, initiative, judged, seen, current, reported):
+            if key in seen:
+                continue
+            ended = _ending(alert, initiative, judged, seen, current, reported)
+            if ended is None:
                 continue
             alert.status, alert.resolved_at = AlertStatus.resolved, now
             if alert.kind in REGRESSION_KINDS:  # remember where and how the episode ended
-                period = judged[alert.measure_id]
                 episode = replace(
-                    _episode(alert),
-                    resolved_period=period,
-                    ended=(
-                        "withdrawn"  # its first period judged again without it: data revised
-                        if alert.period == period
-                        else _episode_end(alert, initiative, period, current)
-                    ),
+                    _episode(alert), resolved_period=judged[alert.measure_id], ended=ended
                 )
                 alert.evidence = _evidence(json.loads(alert.evidence), episode)
             out.resolved.append(alert_id(alert))
@@ -268,27 +264,41 @@ def recovered(
 ) -> bool:
     """Whether an open alert no longer holds, given what this run judged and found (``seen``:
     the :data:`ALERT_KEY` of every finding)."""
+    return _ending(alert, initiative, judged, seen, current, reported) is not None
+
+
+def _ending(
+    alert: Alert,
+    initiative: Initiative,
+    judged: dict[str, str],
+    seen: set[tuple[str, ...]],
+    current: pl.DataFrame | None,
+    reported: pl.DataFrame | None,
+) -> str | None:
+    """How an open alert ends in this run, None while it holds (:func:`recovered`): a
+    regression episode "withdrawn" (its first period judged again without it: data revised),
+    "recovered" or "settled" (:func:`_episode_end`); any other alert "resolved"."""
     period = judged.get(alert.measure_id)
     if period is None:
-        return False
+        return None
     now_p, then_p = parse_period(period), parse_period(alert.period)
     if then_p.periodicity is not now_p.periodicity or then_p > now_p:
-        return False
+        return None
     series = (alert.measure_id, alert.geo_code, alert.disaggregation)
     if alert.kind in REGRESSION_KINDS:
         # An episode goes on while any regression detector flags its series.
         if any(k[0] in REGRESSION_KINDS and k[1:4] == series for k in seen):
-            return False
+            return None
         if then_p == now_p:  # its first period judged again: the finding is gone (revised)
-            return True
+            return "withdrawn"
         episode = _episode(alert)
         if parse_period(episode.latest_period) > now_p:  # a period inside it judged again
-            return False
-        return _episode_end(alert, initiative, period, current) is not None
+            return None
+        return _episode_end(alert, episode, initiative, period, current)
     if then_p == now_p:  # judged again: the finding is gone (data revised, partner reported)
-        return True
+        return "resolved"
     if alert.kind == "missing":
-        return (
+        arrived = (
             reported is not None
             and not reported.filter(
                 (pl.col("partner_id") == alert.subject)
@@ -296,19 +306,23 @@ def recovered(
                 & (pl.col("period") == alert.period)
             ).is_empty()
         )
+        return "resolved" if arrived else None
     # off track, quality: the condition is not found in the later period.
-    return not any(k[1:4] == series and k[4] == period for k in seen)
+    return None if any(k[1:4] == series and k[4] == period for k in seen) else "resolved"
 
 
 def _episode_end(
-    alert: Alert, initiative: Initiative, period: str, current: pl.DataFrame | None
+    alert: Alert,
+    episode: Episode,
+    initiative: Initiative,
+    period: str,
+    current: pl.DataFrame | None,
 ) -> str | None:
     """How a regression episode with no finding in ``period`` ends there: "recovered" (back
     to where it started; an equity gap's derived series, once no test finds it widening),
     "settled" (a year without worsening), or None (it goes on)."""
     if is_gap(alert.disaggregation):
         return "recovered"
-    episode = _episode(alert)
     value = _value(current, (alert.measure_id, alert.geo_code, alert.disaggregation), period)
     if value is not None and back_to_start(initiative.measures[alert.measure_id], episode, value):
         return "recovered"
