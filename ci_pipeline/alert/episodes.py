@@ -8,9 +8,10 @@ judged value is no longer worse than that starting reference by the measure's
 ``alert.min_change`` (:func:`back_to_start`), not merely when one period has no finding. It
 also ends, *settled*, when a period a year or more (two periods at least) after its latest
 finding is judged without any regression finding on the series (:func:`settled`; calendar
-periods, so a series unreported for a year settles at the first period judged after the gap): the level stopped worsening, though it did
-not come back (unemployment after a recession), and the next regression is a new alert — not a
-silent update of an episode that would otherwise never end.
+periods, so a series unreported for a year settles at the first period judged after the gap):
+the level stopped worsening, though it did not come back (unemployment after a recession), and
+the next regression is a new alert — not a silent update of an episode that would otherwise
+never end.
 
 Pure functions over plain values: :mod:`ci_pipeline.alert.lifecycle` stores the episode in the
 alert's evidence (key ``"episode"``, :meth:`Episode.as_evidence`) and uses these to decide.

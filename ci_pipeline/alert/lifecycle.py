@@ -7,8 +7,8 @@ geography, breakdown, period, partner): re-running never duplicates one. A regre
 regression alert updates that alert — the episode's — instead of opening another: its key keeps
 the episode's first period and kind, its sentence and evidence follow the latest finding, and no
 new notification round is queued. The episode resolves once, when the series is back to the
-level it fell from or has stopped worsening for a year (:mod:`ci_pipeline.alert.episodes`). Alerts the quality gate held are stored
-as unverified. Other open alerts a run no longer finds are resolved by themselves (the late
+level it fell from or has stopped worsening for a year (:mod:`ci_pipeline.alert.episodes`).
+Alerts the quality gate held are stored as unverified. Other open alerts a run no longer finds are resolved by themselves (the late
 partner reported; off track no more).
 """
 

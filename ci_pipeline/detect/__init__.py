@@ -24,8 +24,8 @@ practical change keeps significant-but-trivial moves quiet. Suppressed cells are
 locality whose total regressed, a cluster whose locality regressed — are folded into it.
 
 The modules: ``stats`` (expectations and tests), ``baseline`` (the scale of a series' usual
-errors), ``detectors`` (step, sustained, drift), ``off_track``, ``gaps`` (equity gap series), ``missing``
-(deadlines and late partners), ``findings`` (their shape, and folding), ``describe`` (the
+errors), ``detectors`` (step, sustained, drift), ``off_track``, ``gaps`` (equity gap series),
+``missing`` (deadlines and late partners), ``findings`` (their shape, and folding), ``describe`` (the
 sentences), ``gate`` (the Great Expectations quality gate) and ``judgement`` (all of them on one
 period, on indicators read once). This namespace re-exports their public names.
 """

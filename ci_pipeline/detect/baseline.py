@@ -60,8 +60,8 @@ def trend(errors: np.ndarray) -> float | None:
 
 
 def resolution(y: np.ndarray) -> float:
-    """The smallest move between known consecutive values of a history: the figures' rounding unit where
-    they are rounded (0 where the series never moved)."""
+    """The smallest move between known consecutive values of a history: the figures'
+    rounding unit where they are rounded (0 where the series never moved)."""
     moves = np.abs(np.diff(y[~np.isnan(y)]))
     moves = moves[moves > 0]
     return float(moves.min()) if len(moves) else 0.0

@@ -44,8 +44,9 @@ logger = logging.getLogger(__name__)
 
 
 #: How long a file its writer has finished (closed after writing, or renamed into place, with
-#: no handle open since: :mod:`.finished`) must stay unchanged before it is taken: long enough for two passes to see the same size
-#: and time, where a file nobody said was finished waits ``settle_seconds``.
+#: no handle open since: :mod:`.finished`) must stay unchanged before it is taken: long enough
+#: for two passes to see the same size and time, where a file nobody said was finished waits
+#: ``settle_seconds``.
 FINISHED_SETTLE_SECONDS = 0.2
 
 

@@ -39,9 +39,9 @@ class InboxWatcher:
     moved; its open, close and move events also say which files their writers finished
     (:mod:`.finished`), which settle after :data:`~.scan.FINISHED_SETTLE_SECONDS` instead of
     ``settle_seconds``. A rescan also runs every ``min(settle_seconds, 1)`` seconds (and when a
-    waiting file is due), so files present at start-up and events the OS dropped are handled too. Between
-    scans the thread waits on an event, so an idle inbox costs no CPU. Use as a context manager
-    or call :meth:`start` and :meth:`stop`.
+    waiting file is due), so files present at start-up and events the OS dropped are handled
+    too. Between scans the thread waits on an event, so an idle inbox costs no CPU. Use as a
+    context manager or call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -189,10 +189,11 @@ class InboxWatcher:
                 if isinstance(event, FileOpenedEvent):
                     watcher.finished.opened(path)
                     return  # an open changes nothing to scan for
-                if isinstance(event, FileClosedEvent | FileClosedNoWriteEvent):
-                    watcher.finished.closed(path, wrote=isinstance(event, FileClosedEvent))
-                    if isinstance(event, FileClosedNoWriteEvent):
-                        return  # a reader (the scan itself, when it hashes a file)
+                if isinstance(event, FileClosedNoWriteEvent):
+                    watcher.finished.closed(path, wrote=False)
+                    return  # a reader (the scan itself, when it hashes a file)
+                if isinstance(event, FileClosedEvent):
+                    watcher.finished.closed(path, wrote=True)
                 elif isinstance(event, FileMovedEvent) and event.dest_path:
                     watcher.finished.moved(path, Path(os.fsdecode(event.dest_path)))
                 watcher.wake()
