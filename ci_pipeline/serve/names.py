@@ -33,10 +33,17 @@ EVERY_SECONDS = 2.0
 
 
 async def name_queued(
-    deployments: Sequence[str], *, client: PrefectClient, engine: Engine | None = None
+    deployments: Sequence[str],
+    *,
+    client: PrefectClient,
+    engine: Engine | None = None,
+    named: set[UUID] | None = None,
 ) -> int:
     """Rename the queued runs of ``deployments`` (``flow/deployment``) that do not carry
-    their name yet; how many were renamed. ``engine`` finds an ingest's partner and period."""
+    their name yet; how many were renamed. ``engine`` finds an ingest's partner and period.
+    ``named`` (kept by the caller between passes) holds the runs already found named: a run's
+    parameters, and so its name, do not change, so they are not looked up again; it is cut
+    to the runs still queued."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -61,7 +68,11 @@ async def name_queued(
     )
     flows: dict[UUID, str] = {}
     renamed = 0
+    done = named if named is not None else set()
+    done &= {run.id for run in runs}  # started or gone: forgotten
     for run in runs:
+        if run.id in done:
+            continue
         if run.flow_id not in flows:
             flows[run.flow_id] = (await client.read_flow(run.flow_id)).name
         submission = None
@@ -73,6 +84,7 @@ async def name_queued(
         if name and run.name != name:
             await client.update_flow_run(run.id, name=name)
             renamed += 1
+        done.add(run.id)
     return renamed
 
 
@@ -84,6 +96,7 @@ class QueuedNamer(Background):
     def __init__(self, deployments: Sequence[str], *, engine: Engine) -> None:
         super().__init__()
         self.deployments, self.engine = list(deployments), engine
+        self.named: set[UUID] = set()  # queued runs already carrying their name
 
     def _run(self) -> None:
         from prefect.client.orchestration import get_client
@@ -92,7 +105,9 @@ class QueuedNamer(Background):
             async with get_client() as client:
                 while not self._stop.is_set():
                     try:
-                        await name_queued(self.deployments, client=client, engine=self.engine)
+                        await name_queued(
+                            self.deployments, client=client, engine=self.engine, named=self.named
+                        )
                     except Exception as exc:  # a name is a nicety: never stop serve for it
                         logger.debug("queued runs not named this time: %s", exc)
                     await asyncio.to_thread(self._stop.wait, EVERY_SECONDS)

@@ -128,17 +128,23 @@ def test_serve_names_the_runs_triggers_and_schedules_queue(served: Served) -> No
         try:
             assert all(run.name not in {want for *_, want in queued} for run in made)
 
+            named: set[Any] = set()  # what serve's namer keeps between sweeps
+
             async def sweep() -> int:
                 from prefect.client.orchestration import get_client as async_client
 
                 async with async_client() as aclient:
                     return await name_queued(
-                        [d.full_name for d in runner_deployments()], client=aclient, engine=engine
+                        [d.full_name for d in runner_deployments()],
+                        client=aclient,
+                        engine=engine,
+                        named=named,
                     )
 
             assert asyncio.run(sweep()) >= 2
             names = [client.read_flow_run(run.id).name for run in made]
             assert names == [want for *_, want in queued]
+            assert {run.id for run in made} <= named  # not looked up again
             asyncio.run(sweep())  # a later sweep leaves them as they are
             assert [client.read_flow_run(run.id).name for run in made] == names
         finally:
