@@ -27,10 +27,10 @@ from ci_pipeline.alert.lifecycle import (
     acknowledge,
     alert_dict,
     alert_id,
+    ending,
     list_alerts,
     read_alerts,
     record_findings,
-    recovered,
 )
 from ci_pipeline.alert.outbox import (
     BACKOFF_BASE,
@@ -67,6 +67,7 @@ __all__ = [
     "backoff",
     "compose",
     "deliver",
+    "ending",
     "enqueue",
     "episode_message",
     "file_channel",
@@ -77,7 +78,6 @@ __all__ = [
     "read_alerts",
     "record_alerts",
     "record_findings",
-    "recovered",
     "redact_channel",
     "routing",
     "verify",

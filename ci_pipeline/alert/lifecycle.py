@@ -65,7 +65,7 @@ def record_findings(
 
     ``judged`` maps each measure to the period this run judged. A regression finding on a
     series in an episode updates that episode's alert (:func:`_record_regression`). An open
-    alert resolves itself (see :func:`recovered`) when, for the judged period, its finding is
+    alert resolves itself (see :func:`ending`) when, for the judged period, its finding is
     gone; for an earlier period, when the indicator is back (``current``: indicator cells of the
     judged periods) or the late partner has reported (``reported``: partner, measure, period
     that count).
@@ -107,7 +107,7 @@ def record_findings(
             key = tuple(getattr(alert, k) for k in ALERT_KEY)
             if key in seen:
                 continue
-            ended = _ending(alert, initiative, judged, seen, current, reported)
+            ended = ending(alert, initiative, judged, seen, current, reported)
             if ended is None:
                 continue
             alert.status, alert.resolved_at = AlertStatus.resolved, now
@@ -254,20 +254,7 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def recovered(
-    alert: Alert,
-    initiative: Initiative,
-    judged: dict[str, str],
-    seen: set[tuple[str, ...]],
-    current: pl.DataFrame | None,
-    reported: pl.DataFrame | None,
-) -> bool:
-    """Whether an open alert no longer holds, given what this run judged and found (``seen``:
-    the :data:`ALERT_KEY` of every finding)."""
-    return _ending(alert, initiative, judged, seen, current, reported) is not None
-
-
-def _ending(
+def ending(
     alert: Alert,
     initiative: Initiative,
     judged: dict[str, str],
@@ -275,7 +262,7 @@ def _ending(
     current: pl.DataFrame | None,
     reported: pl.DataFrame | None,
 ) -> str | None:
-    """How an open alert ends in this run, None while it holds (:func:`recovered`): a
+    """How an open alert ends in this run, None while it still holds: a
     regression episode "withdrawn" (its first period judged again without it: data revised),
     "recovered" or "settled" (:func:`_episode_end`); any other alert "resolved"."""
     period = judged.get(alert.measure_id)
