@@ -90,6 +90,36 @@ def load_measure(path: Path) -> Measure:
     return measure
 
 
+def _hierarchy_problems(geos: dict[str, Geography]) -> list[str]:
+    """What is wrong with the geographies' tree: a locality needs a parent, a parent must be a
+    known cluster, and no chain of parents may loop. Clusters nest (a nation of districts of
+    towns), so a cluster may have a cluster for parent; the roots are clusters."""
+    problems: list[str] = []
+    for g in geos.values():
+        parent = geos.get(g.parent) if g.parent is not None else None
+        if g.parent is not None and parent is None:
+            problems.append(f"geographies.yaml[{g.code}]: parent: unknown geography {g.parent!r}")
+        elif parent is not None and parent.level is not GeoLevel.cluster:
+            problems.append(
+                f"geographies.yaml[{g.code}]: parent: {g.parent!r} is a locality; a parent must "
+                "be a cluster"
+            )
+        if g.parent is None and g.level is not GeoLevel.cluster:
+            problems.append(f"geographies.yaml[{g.code}]: parent: only a cluster has no parent")
+        chain = [g.code]
+        while parent is not None:  # every chain of parents must reach a root
+            if parent.code in chain:
+                if parent.code == g.code:  # said once per geography on the loop, not below it
+                    problems.append(
+                        f"geographies.yaml[{g.code}]: parent: the chain of parents loops "
+                        f"({' → '.join([*chain, parent.code])})"
+                    )
+                break
+            chain.append(parent.code)
+            parent = geos.get(parent.parent) if parent.parent is not None else None
+    return problems
+
+
 def load_initiative(path: Path) -> Initiative:
     """Load and cross-check an initiative folder, reporting every problem found at once."""
     path = Path(path)
@@ -115,11 +145,7 @@ def load_initiative(path: Path) -> Initiative:
         except DefinitionError as exc:
             problems += exc.problems
 
-    for g in geos.values():
-        if g.parent is not None and g.parent not in geos:
-            problems.append(f"geographies.yaml[{g.code}]: parent: unknown geography {g.parent!r}")
-        if (g.parent is None) != (g.level is GeoLevel.cluster):
-            problems.append(f"geographies.yaml[{g.code}]: parent: only a cluster has no parent")
+    problems += _hierarchy_problems(geos)
     for p in list(partners.values()):
         for code in p.localities:
             if code not in geos:

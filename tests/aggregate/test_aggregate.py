@@ -252,6 +252,47 @@ def test_a_cluster_observation_is_not_counted_again(tiny: Initiative) -> None:
     assert ("south", TOTAL) not in got
 
 
+def test_clusters_nest_and_every_level_counts_each_figure_once(
+    tmp_path: Path,
+) -> None:
+    """A nation of two districts of localities: each locality's count reaches its district and
+    the nation once. Worked: north = a1 + a2 = 3 + 4 = 7, south = b1 = 5, nation = 7 + 5 = 12
+    (not 3 + 4 + 5 + 7 + 5, which counting a district's cell again would give)."""
+    folder = tmp_path / "nation"
+    write_initiative(
+        folder,
+        ["a1", "a2", "b1"],
+        {"p": ["a1", "a2", "b1"]},
+        [measure_yaml("plain", "count", geo_levels=["locality", "cluster"])],
+    )
+    geos = [
+        {"code": "nation", "level": "cluster", "name": {"en": "Nation"}},
+        {"code": "north", "level": "cluster", "parent": "nation", "name": {"en": "North"}},
+        {"code": "south", "level": "cluster", "parent": "nation", "name": {"en": "South"}},
+        *(
+            {"code": c, "level": "locality", "parent": d, "name": {"en": c}}
+            for c, d in (("a1", "north"), ("a2", "north"), ("b1", "south"))
+        ),
+    ]
+    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    nation = load_initiative(folder)
+    assert nation.ancestors("a1") == ["north", "nation"]
+    rows: list[Row] = [
+        ("p", 1, "plain", "a1", TOTAL, None, None, 3.0),
+        ("p", 1, "plain", "a2", TOTAL, None, None, 4.0),
+        ("p", 1, "plain", "b1", TOTAL, None, None, 5.0),
+    ]
+    got = cells(aggregate.aggregate(observations(rows), nation), "plain")
+    assert {g: r["value"] for (g, _), r in got.items()} == {
+        "a1": 3.0,
+        "a2": 4.0,
+        "b1": 5.0,
+        "north": 7.0,
+        "south": 5.0,
+        "nation": 12.0,
+    }
+
+
 # --- breakdowns ------------------------------------------------------------------------------
 
 
