@@ -19,9 +19,9 @@ from ci_pipeline.model.initiative import Initiative
 class Refreshed:
     slices: list[tuple[str, str]]
     rows: int
-    #: (measure, period, cells) tables too large for the exact privacy audit (see
-    #: privacy.unaudited): reported, never skipped silently.
-    unaudited: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Tables the exact privacy audit could not solve (see privacy.Unaudited): reported,
+    #: never skipped silently.
+    unaudited: list[privacy.Unaudited] = field(default_factory=list)
 
 
 def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = False) -> Refreshed:
@@ -36,11 +36,10 @@ def refresh_indicators(initiative: Initiative, *, engine: Engine, full: bool = F
         store.all_slices(ini, engine=engine) if full else store.stale_slices(ini, engine=engine)
     )
     rows = 0
-    unaudited: list[tuple[str, str, int]] = []
+    unaudited: list[privacy.Unaudited] = []
     if slices:
         observations = store.slice_observations(ini, slices, engine=engine)
-        indicators = privacy.suppress(aggregate(observations, initiative), initiative)
-        unaudited = privacy.unaudited(indicators)
+        indicators, unaudited = privacy.protect(aggregate(observations, initiative), initiative)
         rows = store.replace_indicators(ini, slices, indicators, engine=engine)
     store.set_indicators_digest(ini, initiative.digest, engine=engine)
     return Refreshed(slices, rows, unaudited)

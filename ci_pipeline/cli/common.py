@@ -300,9 +300,11 @@ def print_process(result: dict[str, Any]) -> None:
     out.print(
         f"Indicators: {len(aggregated['slices'])} slice(s) recomputed, {aggregated['rows']} cells"
     )
-    from ci_pipeline.aggregate.privacy import privacy_notes  # scipy: not for --help
+    from ci_pipeline.aggregate.privacy import Unaudited, privacy_notes  # scipy: not for --help
 
-    unaudited = [(str(m), str(p), int(n)) for m, p, n in aggregated.get("unaudited", [])]
+    unaudited = [
+        Unaudited(str(m), str(p), int(n), int(b)) for m, p, n, b in aggregated.get("unaudited", [])
+    ]
     for line in privacy_notes(unaudited):
         out.print(f"[yellow]{line}[/yellow]", highlight=False)
     gate = (
