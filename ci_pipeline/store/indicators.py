@@ -117,26 +117,41 @@ def updated_slices(
     return pl.DataFrame(rows, schema=UPDATED_SCHEMA, orient="row")
 
 
+#: Up to this many slices are read by their (measure, period) pairs, each through the
+#: ``observation_slice`` index, so a run after one file reads that file's periods, not the
+#: measures' whole history; more (a full rebuild) are read by measure and cut in polars.
+SLICES_BY_PAIR = 400
+
+
 def slice_observations(
     initiative_id: str, slices: list[tuple[str, str]], *, engine: Engine
 ) -> pl.DataFrame:
     """The observations that count, for the given (measure, period) slices."""
     if not slices:
         return pl.DataFrame(schema={c: pl.Utf8 for c in OBSERVATION_COLUMNS})
-    wanted = pl.DataFrame(slices, schema=["measure_id", "period"], orient="row")
-    measures = sorted({m for m, _ in slices})
+    pairs = sorted(set(slices))
+    params: dict[str, str] = {"ini": initiative_id}
+    if len(pairs) <= SLICES_BY_PAIR:
+        where = " OR ".join(
+            f"(o.measure_id = :m{i} AND o.period = :p{i})" for i in range(len(pairs))
+        )
+        for i, (measure_id, period) in enumerate(pairs):
+            params |= {f"m{i}": measure_id, f"p{i}": period}
+    else:
+        measures = sorted({m for m, _ in pairs})
+        where = "o.measure_id IN (" + ", ".join(f":m{i}" for i in range(len(measures))) + ")"
+        params |= {f"m{i}": m for i, m in enumerate(measures)}
     with engine.connect() as conn:
         frame = read_frame(
             conn,
             f"SELECT {', '.join('o.' + c for c in OBSERVATION_COLUMNS)} FROM observation o "
             "JOIN submission s ON s.id = o.submission_id "
-            "WHERE s.initiative_id = :ini AND s.status = 'accepted' AND o.measure_id IN ("
-            + ", ".join(f":m{i}" for i in range(len(measures)))
-            + ")",
-            {"ini": initiative_id} | {f"m{i}": m for i, m in enumerate(measures)},
+            f"WHERE s.initiative_id = :ini AND s.status = 'accepted' AND ({where})",
+            params,
         )
-    if frame.is_empty():
+    if frame.is_empty() or len(pairs) <= SLICES_BY_PAIR:
         return frame
+    wanted = pl.DataFrame(pairs, schema=["measure_id", "period"], orient="row")
     return frame.join(wanted, on=["measure_id", "period"], how="semi")
 
 

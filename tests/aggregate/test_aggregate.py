@@ -626,6 +626,31 @@ def test_incremental_refresh_equals_a_full_rebuild(
     assert_same(store.read_indicators(ini, engine=engine), incremental)
 
 
+def test_slices_are_read_by_their_own_periods(
+    some_demo_files: list[demo.DemoFile],
+    initiative: Initiative,
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run reads the observations of the slices it recomputes, not the measures' history: by
+    (measure, period) pairs, the same rows as reading whole measures and cutting them."""
+    ini = initiative.info.id
+    intake.prepare_database(initiative, engine=engine)
+    for f in some_demo_files:
+        ingest(f, initiative=initiative, settings=settings, engine=engine)
+    every = store.all_slices(ini, engine=engine)
+    asked = every[::3]
+    assert len({p for _, p in every}) > len({p for _, p in asked}) > 1
+
+    by_pair = store.slice_observations(ini, asked, engine=engine)
+    assert set(by_pair.select("measure_id", "period").unique().iter_rows()) == set(asked)
+    monkeypatch.setattr(store.indicators, "SLICES_BY_PAIR", 0)  # whole measures, then cut
+    by_measure = store.slice_observations(ini, asked, engine=engine)
+    key = list(by_pair.columns)
+    assert_frame_equal(by_pair.sort(key), by_measure.sort(key))
+
+
 def test_a_slice_whose_last_submission_stops_counting_is_emptied(
     tiny: Initiative, settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
