@@ -41,7 +41,7 @@ from ci_pipeline.flows.runtime import in_process
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.receive import intake
-from ci_pipeline.store import IndicatorValue, Submission
+from ci_pipeline.store import IndicatorSlice, IndicatorValue, Submission
 
 #: Observations as validate.to_observations returns them (and store.accept takes them).
 OBSERVATION_SCHEMA: dict[str, Any] = {
@@ -390,6 +390,7 @@ def build_demo_database(folder: Path, ingested: Path) -> Path:
         with engine.begin() as conn:
             conn.execute(update(Submission).values(received_at=RECEIVED))
             conn.execute(update(IndicatorValue).values(computed_at=COMPUTED))
+            conn.execute(update(IndicatorSlice).values(computed_at=COMPUTED))
         with engine.begin() as conn:  # everything in the main file: it is copied alone
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     finally:

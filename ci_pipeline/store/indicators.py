@@ -17,23 +17,30 @@ from sqlmodel import Session, col
 from ci_pipeline.clock import utcnow
 from ci_pipeline.model.frames import STORED_INDICATOR_COLUMNS, STORED_INDICATOR_SCHEMA
 from ci_pipeline.store.db import bulk_insert, read_frame
-from ci_pipeline.store.tables import OBSERVATION_COLUMNS, IndicatorValue, InitiativeRow
+from ci_pipeline.store.tables import (
+    OBSERVATION_COLUMNS,
+    IndicatorSlice,
+    IndicatorValue,
+    InitiativeRow,
+)
 
 #: One row per indicator slice computed in a window: :func:`updated_slices`.
 UPDATED_SCHEMA: dict[str, Any] = {"measure_id": pl.Utf8, "period": pl.Utf8}
 
 
 def _slice_lineage(conn: Connection, initiative_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The submissions that count, by slice, and the stored slices' lineage: read from the
+    slice tables (rows per submission and per slice), not from every observation and cell."""
     counted = read_frame(
         conn,
-        "SELECT DISTINCT o.measure_id, o.period, o.submission_id FROM observation o "
-        "JOIN submission s ON s.id = o.submission_id "
+        "SELECT ss.measure_id, ss.period, ss.submission_id FROM submission_slice ss "
+        "JOIN submission s ON s.id = ss.submission_id "
         "WHERE s.initiative_id = :ini AND s.status = 'accepted'",
         {"ini": initiative_id},
     )
     stored = read_frame(
         conn,
-        "SELECT DISTINCT measure_id, period, lineage FROM indicator_value WHERE initiative_id = :ini",
+        "SELECT measure_id, period, lineage FROM indicator_slice WHERE initiative_id = :ini",
         {"ini": initiative_id},
     )
     return counted, stored
@@ -103,14 +110,10 @@ def updated_slices(
     initiative_id: str, start: datetime, end: datetime, *, engine: Engine
 ) -> pl.DataFrame:
     """(measure_id, period) indicator slices computed in [start, end) (:data:`UPDATED_SCHEMA`)."""
-    query = (
-        sa.select(col(IndicatorValue.measure_id), col(IndicatorValue.period))
-        .where(
-            col(IndicatorValue.initiative_id) == initiative_id,
-            col(IndicatorValue.computed_at) >= start,
-            col(IndicatorValue.computed_at) < end,
-        )
-        .group_by(col(IndicatorValue.measure_id), col(IndicatorValue.period))
+    query = sa.select(col(IndicatorSlice.measure_id), col(IndicatorSlice.period)).where(
+        col(IndicatorSlice.initiative_id) == initiative_id,
+        col(IndicatorSlice.computed_at) >= start,
+        col(IndicatorSlice.computed_at) < end,
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
@@ -159,19 +162,27 @@ def replace_indicators(
     initiative_id: str, slices: list[tuple[str, str]], indicators: pl.DataFrame, *, engine: Engine
 ) -> int:
     """Replace the stored indicators of the given slices, in one transaction."""
+    now = utcnow()
     rows = indicators.select(STORED_INDICATOR_COLUMNS).with_columns(
-        pl.lit(initiative_id).alias("initiative_id"), pl.lit(utcnow()).alias("computed_at")
+        pl.lit(initiative_id).alias("initiative_id"), pl.lit(now).alias("computed_at")
     )
+    lineage = rows.group_by("initiative_id", "measure_id", "period").agg(
+        pl.col("lineage").str.split(",").explode().unique().sort().str.join(","),
+        pl.lit(now).alias("computed_at"),
+    )
+    keys = [{"ini": initiative_id, "m": m, "p": p} for m, p in slices]
     with engine.begin() as conn:
-        for measure_id, period in slices:
+        for table in (IndicatorValue.__tablename__, IndicatorSlice.__tablename__):
             conn.execute(
                 text(
-                    "DELETE FROM indicator_value WHERE initiative_id = :ini AND measure_id = :m AND period = :p"
+                    f"DELETE FROM {table} WHERE initiative_id = :ini AND measure_id = :m "
+                    "AND period = :p"
                 ),
-                {"ini": initiative_id, "m": measure_id, "p": period},
+                keys,
             )
         if rows.height:  # set-based: no per-row dicts (they were half a rebuild's time)
             bulk_insert(conn, IndicatorValue.__tablename__, rows)
+            bulk_insert(conn, IndicatorSlice.__tablename__, lineage)
     return rows.height
 
 

@@ -188,8 +188,11 @@ def bulk_insert_observations(
     conn: Connection, frame: pl.DataFrame, *, batch_rows: int = INSERT_BATCH_ROWS
 ) -> None:
     """Insert observations set-based on the caller's connection, inside its transaction (the
-    rows and the verdict that makes them count commit together): :func:`.db.bulk_insert`."""
+    rows and the verdict that makes them count commit together): :func:`.db.bulk_insert`; and
+    the slices they fall in (``submission_slice``), which stale-slice checks read instead."""
     bulk_insert(conn, "observation", frame.select(OBSERVATION_COLUMNS), batch_rows=batch_rows)
+    slices = frame.select("submission_id", "measure_id", "period").unique()
+    bulk_insert(conn, "submission_slice", slices, batch_rows=batch_rows)
 
 
 def current_observations(

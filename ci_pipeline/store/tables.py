@@ -194,6 +194,18 @@ class Observation(SQLModel, table=True):
     source_row: int
 
 
+class SubmissionSlice(SQLModel, table=True):
+    """The (measure, period) slices a submission's observations fall in, written with them: which
+    slices are stale is worked out from these (a few rows a submission), not by reading every
+    observation, so a run costs what changed, not the history."""
+
+    __tablename__ = "submission_slice"
+    __table_args__ = (Index("submission_slice_slice", "measure_id", "period"),)
+    submission_id: int = Field(foreign_key="submission.id", primary_key=True)
+    measure_id: str = Field(primary_key=True)
+    period: str = Field(primary_key=True)
+
+
 OBSERVATION_COLUMNS = [
     "submission_id",
     "partner_id",
@@ -234,6 +246,19 @@ class IndicatorValue(SQLModel, table=True):
     suppression: str | None = None
     lineage: str = ""  # contributing submission ids, comma-separated
     computed_at: datetime = Field(default_factory=utcnow)
+
+
+class IndicatorSlice(SQLModel, table=True):
+    """A stored indicator slice's lineage (the submissions behind its cells, comma-separated)
+    and when it was computed, written with its cells: what a run compares with the submissions
+    that count, without reading every cell."""
+
+    __tablename__ = "indicator_slice"
+    initiative_id: str = Field(primary_key=True)
+    measure_id: str = Field(primary_key=True)
+    period: str = Field(primary_key=True)
+    lineage: str = ""
+    computed_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class AlertStatus(StrEnum):

@@ -621,6 +621,7 @@ def test_incremental_refresh_equals_a_full_rebuild(
     assert_same(store.read_indicators(ini, engine=engine), incremental)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM indicator_value"))
+        conn.execute(text("DELETE FROM indicator_slice"))
     assert store.stale_slices(ini, engine=engine) == store.all_slices(ini, engine=engine)
     aggregate.refresh_indicators(initiative, engine=engine, full=True)
     assert_same(store.read_indicators(ini, engine=engine), incremental)

@@ -208,7 +208,9 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_data(
     populate_legacy(legacy)
     before = contents(legacy)
     assert {name: len(rows) for name, rows in before.items()} == {
-        name: len(rows) for name, rows in ROWS.items() if name != "received_file"
+        name: len(rows)
+        for name, rows in ROWS.items()
+        if name not in {"received_file", "submission_slice", "indicator_slice"}  # later tables
     }
     assert before["observation"][0]["value"] == 250000.0
     assert migrate.current_revision(engine=legacy) is None
@@ -218,6 +220,9 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_data(
     assert migrate.current_revision(engine=legacy) == migrate.head_revision()
     after = contents(legacy)
     assert after["received_file"] == []  # the later revisions' tables and columns, empty
+    # ... but for the slice tables, filled from the observations and cells stored
+    assert after["submission_slice"] == ROWS["submission_slice"]
+    assert after["indicator_slice"] == ROWS["indicator_slice"]
     assert all(r["options"] is None for r in after["submission"])
     assert {
         name: [{k: row[k] for k in rows[0]} for row in after[name]] for name, rows in before.items()
@@ -374,6 +379,16 @@ ROWS: dict[str, list[dict[str, Any]]] = {
             "source_row": 2,
         }
     ],
+    "submission_slice": [{"submission_id": 1, "measure_id": "m", "period": "2025-Q1"}],
+    "indicator_slice": [
+        {
+            "initiative_id": "ini",
+            "measure_id": "m",
+            "period": "2025-Q1",
+            "lineage": "1",
+            "computed_at": AT,
+        }
+    ],
     "indicator_value": [
         {
             "initiative_id": "ini",
@@ -471,6 +486,28 @@ def test_a_database_at_each_revision_is_upgraded_with_its_data(
     after = contents(empty)
     for name, rows in written.items():
         assert [{key: row[key] for key in rows[0]} for row in after[name]] == rows, name
+
+
+def test_the_slice_tables_are_filled_from_what_is_stored(empty: Engine) -> None:
+    """A database at 0002 with an observation and an indicator cell: revision 0003 fills the
+    slice tables from them (submission 1 behind m 2025-Q1, whose cells carry lineage "1"), so
+    the upgraded database finds the same slices stale as before: none."""
+    migrate.upgrade(engine=empty, revision="0002")
+    found = sa.MetaData()
+    with empty.begin() as conn:
+        found.reflect(conn)
+        for name in ROWS:  # in order: a row's foreign keys first
+            if name in found.tables:
+                conn.execute(
+                    found.tables[name].insert(), written_as(found.tables[name], ROWS[name])
+                )
+
+    store.create_schema(engine=empty)
+
+    after = contents(empty)
+    assert after["submission_slice"] == ROWS["submission_slice"]
+    assert after["indicator_slice"] == ROWS["indicator_slice"]
+    assert store.stale_slices("ini", engine=empty) == []
 
 
 # --- repeated and concurrent upgrades -----------------------------------------------------------
