@@ -129,11 +129,63 @@ def locked_transaction(name: str, *, engine: Engine) -> Iterator[Session]:
         session.commit()
 
 
-def read_frame(conn: Connection, sql: str, params: dict[str, Any]) -> pl.DataFrame:
-    """A query's result as a polars frame, its columns named as the query names them."""
+def read_frame(
+    conn: Connection,
+    sql: str,
+    params: dict[str, Any],
+    schema: dict[str, pl.DataType | type[pl.DataType]] | None = None,
+) -> pl.DataFrame:
+    """A query's result as a polars frame, its columns named as the query names them.
+
+    With ``schema`` (every column's type, in the query's order; text and numbers only), large
+    reads are set-based: PostgreSQL streams the rows through ``COPY … TO STDOUT`` as CSV, which
+    polars parses (no Python object per value), and SQLite's rows are built straight into the
+    given types, where inferring them cost as much as fetching the rows."""
+    if schema is not None and conn.dialect.name == "postgresql":
+        return _copy_out(conn, sql, params, schema)
     result = conn.execute(text(sql), params)
+    if schema is not None:
+        return pl.DataFrame(result.fetchall(), schema=schema, orient="row")
     names = list(result.keys())
     return pl.DataFrame(result.fetchall(), schema=names, orient="row", infer_schema_length=None)
+
+
+#: How ``COPY … TO STDOUT`` marks a null, unquoted, so that an empty string stays a string.
+COPY_NULL = "\\N"
+
+
+def _copy_out(
+    conn: Connection,
+    sql: str,
+    params: dict[str, Any],
+    schema: dict[str, pl.DataType | type[pl.DataType]],
+) -> pl.DataFrame:
+    """A PostgreSQL query's rows through ``COPY (query) TO STDOUT`` as CSV, parsed by polars
+    with the given types (floats are sent in their shortest exact form, so they read back
+    exactly)."""
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    buffer = io.BytesIO()
+    query, bound = str(compiled), dict(compiled.params)
+    if not bound:  # nothing to bind: psycopg leaves the text as it is, so unescape its %%
+        query = query.replace("%%", "%")
+    with raw.cursor() as cursor:
+        statement = f"COPY ({query}) TO STDOUT (FORMAT csv, NULL '{COPY_NULL}')"
+        with cursor.copy(statement, bound or None) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+    if not buffer.getbuffer().nbytes:
+        return pl.DataFrame(schema=schema)
+    buffer.seek(0)
+    return pl.read_csv(
+        buffer,
+        has_header=False,
+        new_columns=list(schema),
+        schema=schema,
+        null_values=COPY_NULL,
+        empty_string_is_null=False,
+    )
 
 
 #: Rows written per batch: each batch is one ``executemany`` (or one ``COPY`` chunk), so the

@@ -120,6 +120,16 @@ def updated_slices(
     return pl.DataFrame(rows, schema=UPDATED_SCHEMA, orient="row")
 
 
+#: The stored observations' columns and types: the slices' reads are typed, not inferred.
+OBSERVATION_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
+    c: pl.Int64
+    if c in ("submission_id", "measure_version", "source_row")
+    else pl.Float64
+    if c in ("numerator", "denominator", "value")
+    else pl.Utf8
+    for c in OBSERVATION_COLUMNS
+}
+
 #: Up to this many slices are read by their (measure, period) pairs, each through the
 #: ``observation_slice`` index, so a run after one file reads that file's periods, not the
 #: measures' whole history; more (a full rebuild) are read by measure and cut in polars.
@@ -151,6 +161,7 @@ def slice_observations(
             "JOIN submission s ON s.id = o.submission_id "
             f"WHERE s.initiative_id = :ini AND s.status = 'accepted' AND ({where})",
             params,
+            OBSERVATION_TYPES,
         )
     if frame.is_empty() or len(pairs) <= SLICES_BY_PAIR:
         return frame

@@ -1,12 +1,15 @@
-"""The store's database plumbing: the cross-process write lock of :func:`store.locked_transaction`."""
+"""The store's database plumbing: the cross-process write lock of :func:`store.locked_transaction`,
+and typed reads."""
 
 from __future__ import annotations
 
 import threading
 
+import polars as pl
 from sqlalchemy import Engine, text
 
 from ci_pipeline import store
+from ci_pipeline.store.db import read_frame
 
 
 def _counter(engine: Engine) -> None:
@@ -60,3 +63,34 @@ def test_a_failed_locked_transaction_rolls_back_and_frees_the_lock(engine: Engin
         pass
     with store.locked_transaction("probe", engine=engine) as session:  # not held any more
         assert session.execute(text("SELECT n FROM lock_probe")).scalar_one() == 0
+
+
+def test_a_typed_read_returns_exactly_what_an_untyped_read_returns(engine: Engine) -> None:
+    """The typed read (PostgreSQL: COPY as CSV, parsed by polars; SQLite: rows built into the
+    types) against the row-by-row read, on the values CSV could get wrong: a comma, a quote and
+    a newline inside text, an empty string beside a null, a float whose shortest form has 17
+    digits (0.1 + 0.2), and a null float."""
+    sql = (
+        "SELECT CAST(:s AS TEXT) AS s, CAST(:e AS TEXT) AS e, CAST(NULL AS TEXT) AS n, "
+        "CAST(:f AS DOUBLE PRECISION) AS f, CAST(NULL AS DOUBLE PRECISION) AS g, "
+        "CAST(:i AS BIGINT) AS i"
+    )
+    params = {"s": 'a,"b"\nc', "e": "", "f": 0.1 + 0.2, "i": 7}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "s": pl.Utf8,
+        "e": pl.Utf8,
+        "n": pl.Utf8,
+        "f": pl.Float64,
+        "g": pl.Float64,
+        "i": pl.Int64,
+    }
+    with engine.connect() as conn:
+        typed = read_frame(conn, sql, params, schema)
+        untyped = read_frame(conn, sql, params)
+        none = read_frame(conn, sql + " WHERE 1 = 0", params, schema)
+        percent = read_frame(conn, "SELECT '50%' AS x", {}, {"x": pl.Utf8})  # nothing bound
+    assert typed.schema == pl.Schema(schema)
+    assert typed.row(0) == ('a,"b"\nc', "", None, 0.30000000000000004, None, 7)
+    assert typed.equals(untyped.cast(schema))  # type: ignore[arg-type]
+    assert none.is_empty() and none.schema == pl.Schema(schema)
+    assert percent["x"].to_list() == ["50%"]
