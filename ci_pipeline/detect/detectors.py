@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -70,16 +71,23 @@ class _Series:
     expectation: Expectation | None
 
 
+@lru_cache(maxsize=256)
+def _window(judged: Period, year: int) -> tuple[Period, ...]:
+    """The periods a series is read over up to ``judged``: the same for every series of a
+    measure, so worked out once per run, not once per series (thousands of them)."""
+    span = HISTORY + (SEASON_YEARS * year + 1 if year > 1 else 0)
+    return tuple(shift(judged, k) for k in range(-span, 1))
+
+
 def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | None:
     """The series' window, once; None where its judged period has no value to judge."""
     by_period = {row["period"]: row for row in series.iter_rows(named=True)}
     if not _usable(by_period.get(judged.label)):
         return None
-    year = per_year(measure.periodicity)
-    span = HISTORY + (SEASON_YEARS * year + 1 if year > 1 else 0)
-    periods = [shift(judged, k) for k in range(-span, 1)]
+    periods = list(_window(judged, per_year(measure.periodicity)))
     usable = [r if _usable(r) else None for r in (by_period.get(p.label) for p in periods)]
     y = np.array([np.nan if r is None else r["value"] for r in usable], dtype=float)
+    year = per_year(measure.periodicity)
     if int(np.sum(~np.isnan(y[:-1]))) < measure.alert.min_history:
         return _Series(by_period, periods, y, None)
     denominator = None
@@ -250,7 +258,10 @@ def detect(
     every indicator series and every equity gap series."""
     read = [
         (m, series, judged)
-        for key, frame in indicators.group_by(["measure_id", "geo_code", "disaggregation"])
+        # One pass that splits the frame (group_by's iteration gathers each group apart).
+        for key, frame in indicators.partition_by(
+            ["measure_id", "geo_code", "disaggregation"], as_dict=True
+        ).items()
         if (m := initiative.measures.get(str(key[0]))) is not None
         and (judged := periods.get(m.id)) is not None
         and (series := _read(m, frame, judged)) is not None

@@ -15,7 +15,6 @@ the series itself moves.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -88,10 +87,16 @@ def _lag(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _nanmedian(stack: np.ndarray) -> np.ndarray:
-    """Column medians ignoring NaN; NaN where a column has nothing (without numpy's warning)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(stack, axis=0)
+    """Column medians ignoring NaN; NaN where a column has nothing. The same numbers as
+    ``np.nanmedian(stack, axis=0)`` (the middle value, or the mean of the two middle ones), but
+    from one sort: numpy's own goes through masked arrays for small stacks, and this runs for
+    every model of every series of a run (half of detection's time at national scale)."""
+    ordered = np.sort(stack, axis=0)  # NaN sort last
+    n = np.sum(~np.isnan(stack), axis=0)
+    columns = np.arange(stack.shape[1])
+    low = ordered[np.maximum((n - 1) // 2, 0), columns]
+    high = ordered[np.maximum(n // 2, 0), columns]
+    return np.where(n > 0, (low + high) / 2, np.nan)
 
 
 def predictions(y: np.ndarray, per_year: int) -> dict[str, np.ndarray]:

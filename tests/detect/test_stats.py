@@ -14,7 +14,7 @@ from ci_pipeline import detect
 from ci_pipeline.detect import cusum, cusum_arl, cusum_p, expectation, predictions, step_p
 from ci_pipeline.detect.baseline import without_episodes
 from ci_pipeline.detect.drift import drift
-from ci_pipeline.detect.stats import CLIP, CUSUM_K, Expectation, pooled_scale
+from ci_pipeline.detect.stats import CLIP, CUSUM_K, Expectation, _nanmedian, pooled_scale
 from ci_pipeline.model.initiative import Direction, Initiative, Unit
 from ci_pipeline.model.periods import parse_period
 from tests.detect.test_detect import LFP, Q4, frame, series, with_measure
@@ -361,3 +361,17 @@ def test_simulated_false_alarms_stay_within_the_bound_at_every_denominator(
         assert rate <= 0.02 + 2 * math.sqrt(0.02 * 0.98 / 150), (den, rate)
         total_flagged, total = total_flagged + flagged, total + 150
     assert total_flagged / total <= 0.02, total_flagged / total
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_column_medians_are_numpys_nanmedian(seed: int) -> None:
+    """The one-sort median against numpy's own, on stacks with NaN scattered through them,
+    whole columns of NaN, ties and odd and even counts: the same numbers, bit for bit."""
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(1, 9)), int(rng.integers(1, 30))
+    stack = np.round(rng.normal(size=(rows, cols)) * 10, int(rng.integers(0, 3)))
+    stack[rng.random((rows, cols)) < 0.3] = np.nan
+    stack[:, 0] = np.nan  # a column with nothing
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(stack, axis=0)
+    np.testing.assert_array_equal(_nanmedian(stack), expected)
