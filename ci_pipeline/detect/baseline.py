@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+
+from ci_pipeline.detect.tails import t_ppf
 
 #: The fewest errors a baseline keeps (fewer: the past episodes stay in it).
 MIN_BASELINE = 8
@@ -56,7 +57,7 @@ def trend(errors: np.ndarray) -> float | None:
     if sd == 0:
         return mean if mean != 0 else None
     t = mean / (sd / math.sqrt(n))
-    return float(np.median(errors)) if abs(t) > stats.t.ppf(1 - TREND_ALPHA / 2, n - 1) else None
+    return float(np.median(errors)) if abs(t) > t_ppf(1 - TREND_ALPHA / 2, n - 1) else None
 
 
 def resolution(y: np.ndarray) -> float:

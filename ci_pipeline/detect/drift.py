@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ci_pipeline.detect.stats import Expectation, bad_sign, mann_kendall, worse
+from ci_pipeline.detect.tails import normal_sf
 from ci_pipeline.model.initiative import Direction
 
 
@@ -51,7 +51,7 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
             text = f"Mann–Kendall trend test of the last {n} departures from {{reference}}, "
             return Drift(
                 z,
-                float(stats.norm.sf(z * sign)),
+                float(normal_sf(z * sign)),
                 float(values[-1] - ex.expected),
                 adjusted=False,
                 against_seasons=True,
@@ -70,7 +70,7 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
         z = float(means[best]) * sign if windows else 0.0
         return Drift(
             z,
-            min(1.0, float(stats.norm.sf(z * sign)) * windows) if windows else 1.0,
+            min(1.0, float(normal_sf(z * sign)) * windows) if windows else 1.0,
             float(values[-1] - values[-1 - m]),
             adjusted=True,
             against_seasons=False,
@@ -79,7 +79,7 @@ def drift(values: np.ndarray, ex: Expectation | None, direction: Direction) -> D
     z, slope = mann_kendall(values)
     return Drift(
         z,
-        float(stats.norm.sf(z * sign)),
+        float(normal_sf(z * sign)),
         slope * (n - 1),
         adjusted=False,
         against_seasons=False,

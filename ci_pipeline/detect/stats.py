@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import stats
 
 from ci_pipeline.detect.baseline import (
     MIN_BASELINE,
@@ -28,6 +27,7 @@ from ci_pipeline.detect.baseline import (
     without_episodes,
 )
 from ci_pipeline.detect.seasons import nearer_a_year_ago, seasons_unknown
+from ci_pipeline.detect.tails import normal_ppf, normal_sf, t_cdf, t_sf
 from ci_pipeline.model.initiative import Direction, Unit
 
 #: Standardised errors are clipped here before they enter the CUSUM, so one outlier is a step,
@@ -182,7 +182,7 @@ class Expectation:
         t = self.errors / self.scale
         if self.df == 0:
             return t
-        return np.asarray(stats.norm.ppf(stats.t.cdf(t, self.df)))
+        return normal_ppf(t_cdf(t, self.df))
 
     @property
     def z(self) -> float:
@@ -328,7 +328,7 @@ def step_p(ex: Expectation, direction: Direction) -> float:
     on ``df`` degrees of freedom (the scale is estimated from that many errors), the normal
     when the scale is sampling theory's."""
     t = ex.z * bad_sign(direction)
-    return float(stats.norm.sf(t) if ex.df == 0 else stats.t.sf(t, ex.df))
+    return float(normal_sf(t)) if ex.df == 0 else t_sf(t, ex.df)
 
 
 def cusum(z: np.ndarray, k: float = CUSUM_K) -> tuple[float, int]:

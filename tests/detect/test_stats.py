@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from ci_pipeline import detect
-from ci_pipeline.detect import cusum, cusum_arl, cusum_p, expectation, predictions, step_p
+from ci_pipeline.detect import cusum, cusum_arl, cusum_p, expectation, predictions, step_p, tails
 from ci_pipeline.detect.baseline import without_episodes
 from ci_pipeline.detect.drift import drift
 from ci_pipeline.detect.stats import CLIP, CUSUM_K, Expectation, _nanmedian, pooled_scale
@@ -375,3 +375,18 @@ def test_column_medians_are_numpys_nanmedian(seed: int) -> None:
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(stack, axis=0)
     np.testing.assert_array_equal(_nanmedian(stack), expected)
+
+
+def test_the_tails_are_scipy_stats_own_numbers() -> None:
+    """The tail functions detection calls per series are scipy.stats' norm and t, bit for bit,
+    across the body and far tails, infinities and NaN, and degrees of freedom from 1 to 60."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(scale=3, size=200), [0.0, -40.0, 40.0, np.inf, -np.inf, np.nan]])
+    q = np.concatenate([rng.random(200), [0.0, 1.0, 1e-300, 1 - 1e-16, np.nan]])
+    np.testing.assert_array_equal(tails.normal_sf(x), stats.norm.sf(x))
+    np.testing.assert_array_equal(tails.normal_ppf(q), stats.norm.ppf(q))
+    for df in (1.0, 2.0, 3.5, 7.0, 23.0, 60.0):
+        np.testing.assert_array_equal(tails.t_cdf(x, df), stats.t.cdf(x, df))
+        assert [tails.t_sf(float(v), df) for v in x[:20]] == list(stats.t.sf(x[:20], df))
+        assert [tails.t_ppf(float(v), df) for v in q[:20]] == list(stats.t.ppf(q[:20], df))
+    assert tails.normal_sf(1.5) == float(stats.norm.sf(1.5))
