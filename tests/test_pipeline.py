@@ -21,8 +21,10 @@ from sqlalchemy import Engine
 
 from ci_pipeline import aggregate, alert, demo, detect, store
 from ci_pipeline.config import DEFAULT_INITIATIVE, Settings
+from ci_pipeline.detect.detectors import window_labels
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
+from ci_pipeline.model.periods import parse_period
 from ci_pipeline.receive import intake
 from ci_pipeline.store import AlertStatus
 from tests.helpers import IngestedDemo, ingest, write_fund_file
@@ -199,6 +201,7 @@ def test_judging_only_some_measures_finds_for_them_what_judging_all_finds(
         )
         assert some.judged == {m: everything.judged[m] for m in subset}
         assert set(some.indicators["measure_id"].unique()) == set(subset)  # only theirs read
+        assert_read_within_windows(some, initiative)
         theirs = everything.findings.filter(pl.col("measure_id").is_in(subset))
         assert not theirs.is_empty()  # one injected problem in each subset
         assert some.findings.equals(theirs)
@@ -274,6 +277,19 @@ def test_judging_the_small_dataset(
     )
     assert earlier.judged["new-resources-nis"] == "2025-Q1"
     assert earlier.judged["starter-students-trained"] == "2025-03"
+    assert_read_within_windows(earlier, initiative)
+    assert "2025-Q2" in set(judgement.indicators["period"])  # there, but after 2025-Q1:
+    assert "2025-Q2" not in set(earlier.indicators["period"])  # not read for it
+
+
+def assert_read_within_windows(judgement: detect.Judgement, initiative: Initiative) -> None:
+    """A judgement reads each measure's window (its detectors' history up to the judged
+    period), not the measure's whole history."""
+    for measure_id, label in judgement.judged.items():
+        measure = initiative.measures[measure_id]
+        window = set(window_labels(measure, parse_period(label)))
+        read = judgement.indicators.filter(pl.col("measure_id") == measure_id)
+        assert set(read["period"]) <= window, measure_id
 
 
 def test_judging_an_empty_database_finds_nothing(

@@ -79,6 +79,12 @@ def _window(judged: Period, year: int) -> tuple[Period, ...]:
     return tuple(shift(judged, k) for k in range(-span, 1))
 
 
+def window_labels(measure: Measure, judged: Period) -> list[str]:
+    """The period labels a judgement of ``measure`` at ``judged`` reads: its series' window
+    (the history the detectors use, and the judged period itself), not the whole history."""
+    return [p.label for p in _window(judged, per_year(measure.periodicity))]
+
+
 def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | None:
     """The series' window, once; None where its judged period has no value to judge."""
     by_period = {row["period"]: row for row in series.iter_rows(named=True)}

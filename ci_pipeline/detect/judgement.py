@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from ci_pipeline import links, store
 from ci_pipeline.config import Settings
 from ci_pipeline.detect import gate
-from ci_pipeline.detect.detectors import detect, judged_periods
+from ci_pipeline.detect.detectors import detect, judged_periods, window_labels
 from ci_pipeline.detect.findings import FINDING_SCHEMA
 from ci_pipeline.detect.missing import due_date, missing_data
 from ci_pipeline.model.initiative import Initiative
@@ -49,19 +49,20 @@ def judge(
     are read; the alerts of the others are neither resolved nor touched (the alert lifecycle
     acts on judged measures only)."""
     ini = initiative.info.id
-    indicators = store.read_indicators(ini, engine=engine, measure_ids=measures)
     reported = store.reported_cells(ini, engine=engine)
-    if measures is None:
-        periods = judged_periods(indicators, initiative, period)
-    else:
-        # The judged period of a measure is the latest any measure has data for (a measure
-        # whose partners are late is still judged, and found missing): from every measure's
-        # periods, not only from the indicators read.
-        every = pl.DataFrame({"period": store.indicator_periods(ini, engine=engine)})
-        wanted = set(measures)
-        periods = {
-            m: p for m, p in judged_periods(every, initiative, period).items() if m in wanted
-        }
+    # The judged period of a measure is the latest any measure has data for (a measure whose
+    # partners are late is still judged, and found missing): from every measure's periods.
+    every = pl.DataFrame(
+        {"period": store.indicator_periods(ini, engine=engine)}, schema={"period": pl.Utf8}
+    )
+    wanted = set(initiative.measures if measures is None else measures)
+    periods = {m: p for m, p in judged_periods(every, initiative, period).items() if m in wanted}
+    # Only each judged measure's window: the periods its detectors read, not its history.
+    indicators = store.read_indicators(
+        ini,
+        engine=engine,
+        windows={m: window_labels(initiative.measures[m], p) for m, p in periods.items()},
+    )
     if not periods:  # no indicators yet, or none inside ``period``: nothing to judge
         return Judgement(
             {},

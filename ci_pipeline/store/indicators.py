@@ -4,7 +4,7 @@ observations, and replacing, reading and listing the stored cells.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -205,9 +205,12 @@ def read_indicators(
     geo_code: str | None = None,
     period: str | None = None,
     measure_ids: Collection[str] | None = None,
+    windows: Mapping[str, Collection[str]] | None = None,
 ) -> pl.DataFrame:
     """Stored indicator cells (suppressed ones included, flagged): mask before showing.
-    ``measure_ids``: only these measures' cells (none for an empty collection)."""
+    ``measure_ids``: only these measures' cells (none for an empty collection). ``windows``:
+    only these periods of these measures (what a judgement reads: each measure's window, not
+    its whole history)."""
     where = ["initiative_id = :ini"]
     params: dict[str, Any] = {"ini": initiative_id}
     for name, value in (("measure_id", measure_id), ("geo_code", geo_code), ("period", period)):
@@ -220,6 +223,17 @@ def read_indicators(
             return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
         where.append(f"measure_id IN ({', '.join(f':mi{i}' for i in range(len(wanted)))})")
         params |= {f"mi{i}": m for i, m in enumerate(wanted)}
+    if windows is not None:
+        if not windows:
+            return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
+        either = []
+        for i, (m, labels) in enumerate(sorted(windows.items())):
+            names = [f"w{i}p{j}" for j in range(len(labels))]
+            either.append(
+                f"(measure_id = :w{i} AND period IN ({', '.join(':' + n for n in names)}))"
+            )
+            params |= {f"w{i}": m} | dict(zip(names, sorted(labels), strict=True))
+        where.append(f"({' OR '.join(either)})")
     with engine.connect() as conn:
         frame = read_frame(
             conn,
@@ -233,10 +247,10 @@ def read_indicators(
 
 
 def indicator_periods(initiative_id: str, *, engine: Engine) -> list[str]:
-    """Every period label some stored indicator has (one index scan, not the cells)."""
+    """Every period label some stored indicator has (from the slices, not the cells)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT DISTINCT period FROM indicator_value WHERE initiative_id = :ini"),
+            text("SELECT DISTINCT period FROM indicator_slice WHERE initiative_id = :ini"),
             {"ini": initiative_id},
         ).all()
     return sorted(str(r[0]) for r in rows)
