@@ -8,7 +8,7 @@ content calls for, once, decided by one ingest run that one of the two workers r
 Every step is a real process started with the README's commands and environment, in the
 README's order (the section says where the test differs: a free port on 127.0.0.1 instead of a
 host name, temporary folders instead of /srv); a fast test checks the README's shell block
-against the commands and settings here. The end-to-end test is slow (15-19 minutes on a busy
+against the commands and settings here. The end-to-end test is slow (12-20 minutes on a busy
 2-core machine: 100 flow-run processes, two at a time) and PostgreSQL-only: without
 ``CI_PIPELINE_TEST_POSTGRES_URL`` it skips.
 """
