@@ -27,6 +27,15 @@ def serve(
         bool, typer.Option("--no-api", help="Do not start the HTTP intake API.")
     ] = False,
     no_inbox: Annotated[bool, typer.Option("--no-inbox", help="Do not watch the inbox.")] = False,
+    no_flows: Annotated[
+        bool,
+        typer.Option(
+            "--no-flows",
+            help="Run no flows here: the workers of the ci-pipeline work pool run them all "
+            "(deployments registered with `prefect deploy`, on the Prefect server of "
+            "PREFECT_API_URL, which is required).",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline on this machine until Ctrl-C: a local Prefect server (or the one in
     PREFECT_API_URL), every deployment of deployments/prefect.yaml with its triggers and
@@ -56,6 +65,7 @@ def serve(
         on_ready=ready,
         with_api=not no_api,
         with_inbox=not no_inbox,
+        with_flows=not no_flows,
     )
     out.print("Stopped.")
 

@@ -70,11 +70,22 @@ def load(submission_id: int, *, settings: Settings, engine: Engine) -> store.Sub
         raise SubmissionRefused(f"there is no submission #{submission_id}")
     if row.status != store.Status.received:
         return Receipt.from_row(row)
-    if not store.claim_received(submission_id, engine=engine):  # decided since it was read
-        decided = store.get_submission(submission_id, engine=engine)
+    # The copy goes to this machine's archive, not the receiving machine's: beyond one machine
+    # the worker that ingests has a data folder of its own (the path is recorded with the claim).
+    # None stays None: a file too large to keep was never received whole.
+    here = (
+        None
+        if row.archive_path is None
+        else str(
+            archive_target(settings, row.partner_id, row.period, row.content_hash, row.file_name)
+        )
+    )
+    if not store.claim_received(submission_id, engine=engine, archive_path=here):
+        decided = store.get_submission(submission_id, engine=engine)  # decided since it was read
         assert decided is not None
         return Receipt.from_row(decided)
-    if row.archive_path is not None:
+    if here is not None:
+        row.archive_path = here
         content = (
             blobs.get(row.content_url, row.content_hash)
             if row.content_url

@@ -121,8 +121,17 @@ def serve(
     poll_seconds: float = POLL_SECONDS,
     with_api: bool = True,
     with_inbox: bool = True,
+    with_flows: bool = True,
 ) -> None:
     """Run the pipeline until interrupted (Ctrl-C / SIGTERM), then shut everything down.
+
+    ``with_flows=False`` (``serve --no-flows``) runs no flow here: no runner, no warm lane.
+    The deployments are those ``prefect deploy`` registered for the workers of the
+    ``ci-pipeline`` work pool, on the Prefect server of ``PREFECT_API_URL`` (required);
+    registering them again from a runner would take them from the workers (Prefect's runner
+    polls for the runs of every deployment it registered, whatever its work pool, and resets
+    their pull steps, so the workers could no longer load the flows). The inbox, the intake
+    API, the reconciler and the run namer and sweeper still run here.
 
     First the checks of :mod:`.preflight` (:class:`OperationalProblem` for a second ``serve``
     on this data folder or a port taken), then ``on_start``, then everything starts; once all
@@ -142,6 +151,11 @@ def serve(
     from ci_pipeline.receive import api, inbox, intake
 
     own_server = not get_current_settings().api.url
+    if own_server and not with_flows:
+        raise OperationalProblem(
+            "serve --no-flows leaves every run to the workers of a Prefect server: set "
+            "PREFECT_API_URL (and PREFECT_API_AUTH_STRING) to that server"
+        )
     with ExitStack() as stack:
         # Before anything starts: a second serve, or a port taken, is one sentence.
         announce = stack.enter_context(preflight.only_serve(settings))
@@ -159,10 +173,12 @@ def serve(
         stack.enter_context(stuck.sweeping(names_of, own_server=own_server))
         emitter: events.Emitter = events.prefect_emitter
         intake_url = "(not started)"
-        # Deployments first: their triggers must exist before the first file is announced.
-        stack.enter_context(running(deployments, poll_seconds=poll_seconds))
+        # Deployments first: their triggers must exist before the first file is announced
+        # (with_flows=False: `prefect deploy` made them, for the workers).
+        if with_flows:
+            stack.enter_context(running(deployments, poll_seconds=poll_seconds))
         stack.enter_context(names.QueuedNamer(names_of, engine=engine))  # queued runs named
-        if settings.warm_lane:  # files received here are taken in here (serve/warm.py)
+        if with_flows and settings.warm_lane:  # files received here are taken in here
             lane = warm.WarmLane(
                 warm.take_in_here(
                     str(settings.initiative),

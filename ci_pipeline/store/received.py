@@ -79,15 +79,28 @@ def submission_options(row: Submission) -> dict[str, Any]:
     return dict(json.loads(row.options)) if row.options else {}
 
 
-def claim_received(submission_id: int, *, engine: Engine, now: datetime | None = None) -> bool:
+def claim_received(
+    submission_id: int,
+    *,
+    engine: Engine,
+    now: datetime | None = None,
+    archive_path: str | None = None,
+) -> bool:
     """Mark a received submission as taken by an ingest now; False if it has a verdict (or does
     not exist). Another ingest may be at it too: the verdict is written once whatever happens
-    (see :func:`~ci_pipeline.store.submissions.decide`)."""
+    (see :func:`~ci_pipeline.store.submissions.decide`).
+
+    ``archive_path``, when given, is where this ingest keeps the audit copy (in its own data
+    folder, which beyond one machine is not the receiving machine's), recorded with the claim.
+    """
+    values: dict[str, Any] = {"claimed_at": now or utcnow()}
+    if archive_path is not None:
+        values["archive_path"] = archive_path
     with engine.begin() as conn:
         done = conn.execute(
             sa.update(Submission)
             .where(col(Submission.id) == submission_id, col(Submission.status) == Status.received)
-            .values(claimed_at=now or utcnow())
+            .values(**values)
         )
     return done.rowcount == 1
 

@@ -160,6 +160,28 @@ def test_the_archive_keeps_a_copy(
     assert archived.name == "fund_2025-Q1.csv"
 
 
+def test_the_archive_copy_is_kept_where_the_file_is_ingested(
+    fund_file: Path, initiative: Initiative, settings: Settings, db: Engine, tmp_path: Path
+) -> None:
+    """Beyond one machine the intake API receives a file and a worker with a data folder of
+    its own ingests it: the copy goes to the worker's archive, and the database names it there,
+    never the receiving machine's folder (tests/serve/test_multi_machine.py runs it so)."""
+    original = fund_file.read_bytes()
+    row = intake.take(fund_file, FUND, QUARTER, initiative=initiative, settings=settings, engine=db)
+    assert row.id is not None
+    worker = get_settings(home=tmp_path / "worker-home")
+
+    receipt = ingest_received(row.id, initiative=initiative, settings=worker, engine=db)
+
+    assert receipt.status == "accepted"
+    stored = store.get_submission(row.id, engine=db)
+    assert stored is not None and stored.archive_path is not None
+    archived = Path(stored.archive_path)
+    assert archived.is_relative_to(worker.archive_dir) and archived.read_bytes() == original
+    assert archived.name == "fund_2025-Q1.csv"
+    assert not settings.archive_dir.exists()  # nothing written in the receiving machine's folder
+
+
 def test_only_a_received_submission_is_ingested_and_a_decided_one_is_left_as_it_is(
     fund_file: Path, initiative: Initiative, settings: Settings, db: Engine
 ) -> None:
