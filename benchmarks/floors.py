@@ -141,5 +141,13 @@ def ingest_floor(
 
 
 def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The process's peak resident set size so far, in MiB: Linux's ``VmHWM``, the high-water
+    mark of this program's own memory. ``getrusage``'s ``ru_maxrss`` (the fallback elsewhere)
+    starts a child process at its parent's size when it was started, so a child of a large
+    parent would report the parent's memory as its own."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
