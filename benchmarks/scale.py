@@ -13,8 +13,9 @@ geographies: the model has no other levels), 100 partners (a national office rep
 measure for every area, and 99 regional ones each reporting one measure for half a district)
 and 20 quarterly measures broken down by sex (2 codes) and age band (4): 15 of counts, every
 fourth a proportion. A measure's quarter is one table of (areas + localities + districts + 1)
-x 3 x 5 indicator cells (41,415 at R = 1M) from areas x 8 observations (20,000). A small run
-(``--rows 40000``) takes under a minute.
+x 3 x 5 indicator cells (41,415 at R = 1M) from areas x 8 observations (20,000). A tiny run
+(``--rows 4000 --areas 20 --no-report-card``, what the test runs) takes about half a minute;
+at 1M rows a run took 70 minutes on a loaded 2-core machine, most of it the report card.
 
 Each case runs in a child process of its own (a fresh interpreter, so peaks do not mix and
 imports are not timed), through the core functions the flows call (``intake.take`` and
@@ -34,7 +35,7 @@ process flow's). The rows printed:
   is stopped afterwards. Without ``--cli`` the row is skipped (it costs 30-60 s of Prefect
   start-up per backend).
 - **full rebuild**: the history of R rows (the national office's files for five quarters,
-  2024-Q4 to 2025-Q4, of R/100,000 ... at R = 1M, 10 measures) ingested untimed, then every
+  2024-Q4 to 2025-Q4, of R/100,000 measures: 10 at R = 1M) ingested untimed, then every
   indicator slice recomputed (``refresh_indicators(full=True)``: read, roll up, privacy,
   write). Floor: the observations read through ADBC, one lazy polars group-by per kept
   breakdown over the geography roll-up, and an ADBC write of as many cells into the same
@@ -825,7 +826,7 @@ def scale_table(args: argparse.Namespace) -> str:
                         assert h["observations"] == data[f"history-{n}"], h
                         assert h["floor_cells"] == h["cells"], (h["floor_cells"], h["cells"])
                     row(
-                        f"full rebuild, {n:,} observations → {h['cells']:,} cells"
+                        f"full rebuild, {h['observations']:,} observations → {h['cells']:,} cells"
                         if h
                         else "full rebuild",
                         db,
