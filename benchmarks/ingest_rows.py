@@ -22,9 +22,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,9 +32,9 @@ from typing import TypeVar
 import polars as pl
 import yaml
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from benchmarks import floors
 from ci_pipeline import store
 from ci_pipeline.clock import utcnow
 from ci_pipeline.config import get_settings
@@ -143,72 +141,23 @@ def _engine(url: str) -> Engine:
     return create_engine(url, connect_args={"options": f"-csearch_path={BENCH_SCHEMA}"})
 
 
-def _floor_frame(csv: Path, submission_id: int) -> pl.DataFrame:
-    """The file as observation rows, read and shaped by polars alone (no checks)."""
-    frame = pl.read_csv(csv, infer_schema=False)
-    return frame.select(
-        pl.lit(submission_id, pl.Int32).alias("submission_id"),
-        pl.lit("bench-partner").alias("partner_id"),
-        "measure_id",
-        pl.lit(1, pl.Int32).alias("measure_version"),
-        "geo_code",
-        "period",
-        pl.concat_str(
-            pl.lit("age_band=") + pl.col("age_band"), pl.lit("sex=") + pl.col("sex"), separator=";"
-        ).alias("disaggregation"),
-        pl.lit(None, pl.Float64).alias("numerator"),
-        pl.lit(None, pl.Float64).alias("denominator"),
-        pl.col("value").cast(pl.Float64).alias("value"),
-        (pl.int_range(pl.len(), dtype=pl.Int32) + 2).alias("source_row"),
-    )
-
-
-def _adbc_ingest(database_url: str, frame: pl.DataFrame) -> None:
-    """``adbc_ingest`` (append) into the observation table, on a connection of its own."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc  # type: ignore[import-not-found, unused-ignore]
-
-        conn = adbc.connect(url.database)
-        schema = None
-    else:
-        import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-not-found, unused-ignore]
-
-        conn = adbc.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
-        schema = BENCH_SCHEMA
-    with conn, conn.cursor() as cur:
-        cur.adbc_ingest("observation", frame.to_arrow(), mode="append", db_schema_name=schema)
-        conn.commit()
-
-
 def floor(database_url: str, engine: Engine, csv: Path, rows: int) -> tuple[float, str]:
     """Seconds to read the CSV with polars and bulk-insert it into the empty observation table,
     and how it was inserted; the rows are deleted again (untimed)."""
-    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with Session(engine) as session:
-        sub = store.Submission(
-            initiative_id="bench",
-            partner_id="bench-partner",
-            period="floor",
-            content_hash="floor",
-            file_name="floor",
-            file_format="csv",
-            status="rejected",
-            received_at=utcnow(),
-        )
-        session.add(sub)
-        session.commit()
-        assert sub.id is not None
-        submission_id = sub.id
-    adbc = importlib.util.find_spec(f"adbc_driver_{backend}") is not None
-    start = time.perf_counter()
-    frame = _floor_frame(csv, submission_id)
-    if adbc:
-        _adbc_ingest(database_url, frame)
-    else:
-        with engine.begin() as conn:
-            store.bulk_insert_observations(conn, frame)
-    seconds = time.perf_counter() - start
+    postgres = database_url.startswith("postgresql")
+    seconds, how, _, submission_id = floors.ingest_floor(
+        database_url,
+        engine,
+        csv,
+        {
+            "initiative_id": "bench",
+            "partner_id": "bench-partner",
+            "period": "floor",
+            "status": "rejected",
+        },
+        ["age_band", "sex"],
+        schema=BENCH_SCHEMA if postgres else None,
+    )
     with engine.begin() as conn:
         stored = conn.execute(
             text("SELECT count(*) FROM observation WHERE submission_id = :id"),
@@ -219,13 +168,7 @@ def floor(database_url: str, engine: Engine, csv: Path, rows: int) -> tuple[floa
             text("DELETE FROM observation WHERE submission_id = :id"), {"id": submission_id}
         )
         conn.execute(text("DELETE FROM submission WHERE id = :id"), {"id": submission_id})
-    how = "ADBC adbc_ingest" if adbc else ("COPY" if backend == "postgresql" else "executemany")
     return seconds, how
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(
@@ -242,10 +185,7 @@ def run(
     results: dict[str, float] = {}
     floor_seconds, how = floor(settings.resolved_database_url, engine, csv, rows)
     results["floor"] = floor_seconds
-    print(
-        f"  {'floor: polars read_csv + ' + how:<28} {floor_seconds:8.2f} s  "
-        f"{rows / floor_seconds:>12,.0f} rows/s"
-    )
+    print(f"  {'floor: ' + how:<28} {floor_seconds:8.2f} s  {rows / floor_seconds:>12,.0f} rows/s")
     total = time.perf_counter()
     received = timed(
         "receive (hash, bytes into the database)",
@@ -306,7 +246,7 @@ def run(
     )
     assert result.observations is not None
     print(
-        f"  peak RSS so far {peak_rss_mib():,.0f} MiB; the observations' Arrow size "
+        f"  peak RSS so far {floors.peak_rss_mib():,.0f} MiB; the observations' Arrow size "
         f"{result.observations.estimated_size() / 2**20:,.0f} MiB"
     )
     results["orm_rows_per_s"] = orm_baseline(engine)
