@@ -52,7 +52,7 @@ process flow's). The rows printed:
   high-water mark against the Arrow size of the observation rows it stores.
 - **privacy audit of the national tables**: ``privacy.suppress`` timed on the R-row history's
   indicator cells (every measure-quarter table), with how many tables had a hidden cell, how
-  many of those were audited exactly, and how many ``privacy.unaudited`` names instead.
+  many of those were audited exactly, and how many ``privacy.protect`` names as unaudited instead.
 - **inbox to alert** (``--latency``): runs ``benchmarks/latency.py --repeats 5`` and prints its
   summary; otherwise the row points to it.
 
@@ -444,12 +444,12 @@ def case_history(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("privacy"):
         stored = store.read_indicators("national", engine=engine).drop("suppressed", "suppression")
         start = time.perf_counter()
-        suppressed = privacy.suppress(stored, initiative)
+        suppressed, unaudited = privacy.protect(stored, initiative)
         out["privacy_seconds"] = time.perf_counter() - start
         tables = suppressed.group_by("measure_id", "period").agg(pl.col("suppressed").any())
         out["privacy_tables"] = tables.height
         out["privacy_hidden_tables"] = int(tables["suppressed"].sum())
-        out["privacy_unaudited"] = len(privacy.unaudited(suppressed))
+        out["privacy_unaudited"] = len(unaudited)
         out["privacy_hidden_cells"] = int(suppressed["suppressed"].sum())
         out["privacy_cells"] = suppressed.height
 
@@ -885,7 +885,7 @@ def scale_table(args: argparse.Namespace) -> str:
                         "",
                         f"{big['privacy_hidden_tables']} tables with a hidden cell "
                         f"({big['privacy_hidden_cells']:,} cells): {audited} audited exactly, "
-                        f"{big['privacy_unaudited']} named in privacy.unaudited",
+                        f"{big['privacy_unaudited']} named as unaudited (privacy.Unaudited)",
                     )
             if args.latency:
                 done = subprocess.run(

@@ -91,19 +91,14 @@ def load_measure(path: Path) -> Measure:
 
 
 def _hierarchy_problems(geos: dict[str, Geography]) -> list[str]:
-    """What is wrong with the geographies' tree: a locality needs a parent, a parent must be a
-    known cluster, and no chain of parents may loop. Clusters nest (a nation of districts of
-    towns), so a cluster may have a cluster for parent; the roots are clusters."""
+    """What is wrong with the geographies' tree: a locality needs a parent, a parent must be
+    known, and no chain of parents may loop. Clusters nest (a nation of districts of towns), so
+    a cluster may have a parent too; the roots are clusters."""
     problems: list[str] = []
     for g in geos.values():
         parent = geos.get(g.parent) if g.parent is not None else None
         if g.parent is not None and parent is None:
             problems.append(f"geographies.yaml[{g.code}]: parent: unknown geography {g.parent!r}")
-        elif parent is not None and parent.level is not GeoLevel.cluster:
-            problems.append(
-                f"geographies.yaml[{g.code}]: parent: {g.parent!r} is a locality; a parent must "
-                "be a cluster"
-            )
         if g.parent is None and g.level is not GeoLevel.cluster:
             problems.append(f"geographies.yaml[{g.code}]: parent: only a cluster has no parent")
         chain = [g.code]
