@@ -19,6 +19,25 @@ def due_date(measure: Measure, period: Period) -> date:
     return date(year, month0 + 1, 1) - timedelta(days=1) + timedelta(days=measure.deadline_days)
 
 
+#: The longest list of a partner's places a missing-data alert is keyed by; a longer one (a
+#: national partner's thousands of areas) would overflow a database index (PostgreSQL refuses
+#: an index row over 8,191 bytes), so the alert names the places' nearest common ancestor.
+MAX_PLACES_CHARS = 300
+
+
+def where_missing(initiative: Initiative, localities: list[str]) -> str:
+    """Where a partner's missing figures are: its places, comma-separated, or, when that list
+    is longer than :data:`MAX_PLACES_CHARS`, the nearest geography they all lie in (their
+    count when they share none)."""
+    listed = ",".join(localities)
+    if len(listed) <= MAX_PLACES_CHARS:
+        return listed
+    chains = [[code, *initiative.ancestors(code)] for code in localities]
+    others = [set(chain) for chain in chains[1:]]
+    common = next((g for g in chains[0] if all(g in o for o in others)), None)
+    return common or f"{len(localities)} places"
+
+
 def missing_data(
     reported: pl.DataFrame, initiative: Initiative, periods: dict[str, Period], as_of: date
 ) -> pl.DataFrame:
@@ -41,7 +60,7 @@ def missing_data(
                 {
                     "kind": "missing",
                     "measure_id": measure_id,
-                    "geo_code": ",".join(p.localities),
+                    "geo_code": where_missing(initiative, p.localities),
                     "disaggregation": m.total_key,
                     "period": judged.label,
                     "subject": p.id,

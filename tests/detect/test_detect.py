@@ -596,6 +596,23 @@ def test_missing_data_names_every_late_partner_of_a_measure(initiative: Initiati
     ]
 
 
+def test_a_partner_of_very_many_places_is_missing_in_their_common_ancestor(
+    initiative: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """National Insurance's seven localities (57 characters listed) are one key at the
+    default limit; a national partner's thousands of areas would overflow PostgreSQL's index
+    on the alert key (8,191 bytes), so past the limit (here 20 characters) the alert is keyed,
+    and worded, by the geography they all lie in: the cluster."""
+    places = initiative.partners["national-insurance"].localities
+    assert detect.missing.where_missing(initiative, places) == ",".join(places)
+    monkeypatch.setattr(detect.missing, "MAX_PLACES_CHARS", 20)
+    assert detect.missing.where_missing(initiative, places) == "beit-hakerem"
+    seen = pl.DataFrame([], schema=REPORTED_SCHEMA, orient="row")
+    found = missing_data(seen, initiative, {SCORE: parse_period("2025")}, date(2026, 6, 1))
+    row = found.filter(pl.col("subject") == "national-insurance").row(0, named=True)
+    assert row["geo_code"] == "beit-hakerem"
+
+
 @pytest.mark.parametrize(
     ("measure_id", "deadline", "period", "due"),
     [
