@@ -21,7 +21,6 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.serve.deployments import ROOT
 from ci_pipeline.store import Observation, Submission
 from tests.helpers import postgres_url
+from tests.serve.test_serve import _answers, _port
 
 README = ROOT / "README.md"
 
@@ -125,19 +125,6 @@ def test_the_readme_section_is_what_the_test_runs() -> None:
     ]
     assert {n: v for n, v in exported if n in FIXED} == FIXED
     assert made == [*SECRET_FILES, "ack-link-key", "ack-link-key"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _wait(what: str, done: Callable[[], bool], seconds: float, log: Path | None = None) -> None:
