@@ -346,8 +346,9 @@ def floor_rebuild(url: str, initiative: Any, computed_at: Any) -> tuple[int, str
 
         from ci_pipeline import store
 
-        with store.make_engine(url).connect() as conn:
-            observations = pl.read_database(text(sql), conn)
+        numbers = {c: pl.Float64 for c in ("value", "numerator", "denominator")}
+        with store.make_engine(url).connect() as conn:  # typed: SQLite's first rows may be ints
+            observations = pl.read_database(text(sql), conn, schema_overrides=numbers)
     base = (
         observations.lazy()
         .with_columns(

@@ -144,10 +144,18 @@ def read_frame(
     if schema is not None and conn.dialect.name == "postgresql":
         return _copy_out(conn, sql, params, schema)
     result = conn.execute(text(sql), params)
-    if schema is not None:
-        return pl.DataFrame(result.fetchall(), schema=schema, orient="row")
     names = list(result.keys())
-    return pl.DataFrame(result.fetchall(), schema=names, orient="row", infer_schema_length=None)
+    rows = result.fetchall()
+    if schema is not None:
+        try:
+            return pl.DataFrame(rows, schema=schema, orient="row")
+        except pl.exceptions.ComputeError:
+            # SQLite keeps each value's own type: a whole number stored as REAL (another
+            # writer's 10.0 in an integer column) does not build strictly. Infer, then cast,
+            # as the untyped read's callers always did.
+            inferred = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+            return inferred.cast(schema)  # type: ignore[arg-type]
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
 #: How ``COPY … TO STDOUT`` marks a null, unquoted, so that an empty string stays a string.

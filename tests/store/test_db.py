@@ -94,3 +94,13 @@ def test_a_typed_read_returns_exactly_what_an_untyped_read_returns(engine: Engin
     assert typed.equals(untyped.cast(schema))  # type: ignore[arg-type]
     assert none.is_empty() and none.schema == pl.Schema(schema)
     assert percent["x"].to_list() == ["50%"]
+
+
+def test_a_whole_number_stored_as_real_reads_into_an_integer_column(engine: Engine) -> None:
+    """SQLite keeps each value's own type: another writer (ADBC's ingest, say) may store 10 as
+    10.0 in an integer column. The typed read takes it as the integer it is, as the untyped
+    read did, and does not turn it into a null."""
+    sql = "SELECT CAST(:a AS DOUBLE PRECISION) AS i UNION ALL SELECT CAST(:b AS DOUBLE PRECISION)"
+    with engine.connect() as conn:
+        frame = read_frame(conn, sql, {"a": 10.0, "b": 7.0}, {"i": pl.Int64})
+    assert sorted(frame["i"].to_list()) == [7, 10]
