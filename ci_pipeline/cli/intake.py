@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from ci_pipeline.cli.common import (
     PeriodFilter,
     UsageProblem,
     check_filters,
+    err,
     handle_errors,
     load_context,
     make_table,
@@ -26,7 +28,7 @@ from ci_pipeline.cli.common import (
     print_json,
     warm_prefect,
 )
-from ci_pipeline.config import get_settings
+from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import SubmissionRefused
 
 
@@ -51,6 +53,29 @@ def print_receipt(receipt: Any) -> None:
     if receipt.report_path:
         # soft_wrap: a path is printed whole on one line, to be copied, whatever the width.
         out.print(f"Report: {receipt.report_path}", highlight=False, soft_wrap=True)
+
+
+def ingest_received(settings: Settings, submission_id: int) -> Any:
+    """The receipt of received submission ``submission_id``, once the ingest flow has run on
+    it: in the command line's warm daemon when one runs with this command's settings and code
+    (:mod:`ci_pipeline.serve.handoff`; the command then imports no Prefect), else here."""
+    from ci_pipeline.receive.receipt import Receipt
+    from ci_pipeline.serve import handoff
+
+    if not os.environ.get("PREFECT_API_URL"):  # serve's server, or the user's own: run here
+        try:
+            result = handoff.ingest(settings, submission_id)
+        except handoff.DaemonStopped as exc:
+            err.print(f"{exc}; ingesting it here", highlight=False)
+            result = None
+        if result is not None:
+            return Receipt(**result)
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process
+
+    warm_prefect(settings)
+    with in_process():
+        return Receipt(**ingest_submission(submission_id))
 
 
 @app.command()
@@ -81,8 +106,6 @@ def submit(
 ) -> None:
     """Validate and store one partner file (runs the ingest flow). Exit 0 accepted or duplicate, 3 rejected."""
 
-    from ci_pipeline.flows.ingest import ingest_submission
-    from ci_pipeline.flows.runtime import in_process
     from ci_pipeline.read import check_locale
     from ci_pipeline.receive import intake
 
@@ -107,9 +130,7 @@ def submit(
         options={"encoding": encoding, "locale": locale},
     )
     assert row.id is not None
-    warm_prefect(settings)
-    with in_process():
-        receipt = intake.Receipt(**ingest_submission(row.id))
+    receipt = ingest_received(settings, row.id)
     if json_out:
         print_json(receipt.to_dict())
     else:

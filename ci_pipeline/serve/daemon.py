@@ -24,8 +24,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ci_pipeline.config import Settings, get_settings
+from ci_pipeline.serve import handoff
 from ci_pipeline.serve.local_server import healthy
 
 #: In the data folder: the daemon's pid (while it runs), the file each use touches, the lock
@@ -133,8 +135,24 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
     return True
 
 
+def _ingest(request: dict[str, Any]) -> dict[str, Any]:
+    """A command's received submission, ingested here (:mod:`.handoff`): the same flow the
+    command would run, tagged as a warm process's runs are."""
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process, tagged_in_process
+    from ci_pipeline.receive.receipt import Receipt
+
+    try:
+        with in_process(), tagged_in_process():
+            result = ingest_submission(int(request["submission_id"]))
+        return Receipt(**result).model_dump(mode="json")
+    finally:
+        _used(get_settings())
+
+
 def main() -> None:
-    """The daemon itself: the local server until idle for the configured time, or SIGTERM."""
+    """The daemon itself: the local server, and the hand-off of the commands' ingests
+    (:mod:`.handoff`), until idle for the configured time, or SIGTERM."""
     from ci_pipeline.serve.local_server import prefect_server
 
     settings = get_settings()
@@ -149,14 +167,18 @@ def main() -> None:
         with prefect_server(settings):
             _used(settings)  # idle from now: the start itself may take longer than the limit
             pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
-            while True:
-                try:
-                    quiet = time.time() - (settings.home / USED_NAME).stat().st_mtime
-                except OSError:
-                    quiet = idle
-                if quiet >= idle:
-                    break
-                time.sleep(min(30.0, max(0.2, idle - quiet)))
+            # Warm before listening: a command that finds the socket finds the flows imported.
+            import ci_pipeline.flows.ingest  # noqa: F401
+
+            with handoff.listening(settings, {"ingest": _ingest}) as busy:
+                while True:
+                    try:
+                        quiet = time.time() - (settings.home / USED_NAME).stat().st_mtime
+                    except OSError:
+                        quiet = idle
+                    if quiet >= idle and not (busy and busy.is_set()):
+                        break
+                    time.sleep(min(30.0, max(0.2, idle - quiet)))
     except KeyboardInterrupt:
         pass
     finally:

@@ -15,16 +15,41 @@ four.
 
 from __future__ import annotations
 
-from ci_pipeline.validate.contract import (
-    RATIO_TOLERANCE,
-    Rule,
-    build_contract,
-    message_text,
-    rules_frame,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ci_pipeline.validate.echo import ECHO_LIMIT, MESSAGE_LIMIT, echo_text, echoed
-from ci_pipeline.validate.issues import ISSUE_SCHEMA, ValidationResult, validate
-from ci_pipeline.validate.observations import to_observations
+
+if TYPE_CHECKING:
+    from ci_pipeline.validate.contract import (
+        RATIO_TOLERANCE,
+        Rule,
+        build_contract,
+        message_text,
+        rules_frame,
+    )
+    from ci_pipeline.validate.issues import ISSUE_SCHEMA, ValidationResult, validate
+    from ci_pipeline.validate.observations import to_observations
+
+#: Where each lazily re-exported name lives. ``contract`` imports pandera (and with it pandas,
+#: half a second here): a command that only receives a file, or reads a report, does not pay
+#: for it; the first use of a name below does.
+_LAZY = {
+    **dict.fromkeys(
+        ("RATIO_TOLERANCE", "Rule", "build_contract", "message_text", "rules_frame"), "contract"
+    ),
+    **dict.fromkeys(("ISSUE_SCHEMA", "ValidationResult", "validate"), "issues"),
+    "to_observations": "observations",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # once: later lookups find it without coming here
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ECHO_LIMIT",
