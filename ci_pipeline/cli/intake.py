@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,19 +56,19 @@ def print_receipt(receipt: Any) -> None:
 
 def ingest_received(settings: Settings, submission_id: int) -> Any:
     """The receipt of received submission ``submission_id``, once the ingest flow has run on
-    it: in the command line's warm daemon when one runs with this command's settings and code
+    it: in the warm process that listens on this data folder (``serve``, or the command line's
+    daemon) when it runs with this command's settings, code and Prefect API
     (:mod:`ci_pipeline.serve.handoff`; the command then imports no Prefect), else here."""
     from ci_pipeline.receive.receipt import Receipt
     from ci_pipeline.serve import handoff
 
-    if not os.environ.get("PREFECT_API_URL"):  # serve's server, or the user's own: run here
-        try:
-            result = handoff.ingest(settings, submission_id)
-        except handoff.DaemonStopped as exc:
-            err.print(f"{exc}; ingesting it here", highlight=False)
-            result = None
-        if result is not None:
-            return Receipt(**result)
+    try:
+        result = handoff.ingest(settings, submission_id)
+    except handoff.DaemonStopped as exc:
+        err.print(f"{exc}; ingesting it here", highlight=False)
+        result = None
+    if result is not None:
+        return Receipt(**result)
     from ci_pipeline.flows.ingest import ingest_submission
     from ci_pipeline.flows.runtime import in_process
 

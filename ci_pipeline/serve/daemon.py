@@ -136,16 +136,9 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
 
 
 def _ingest(request: dict[str, Any]) -> dict[str, Any]:
-    """A command's received submission, ingested here (:mod:`.handoff`): the same flow the
-    command would run, tagged as a warm process's runs are."""
-    from ci_pipeline.flows.ingest import ingest_submission
-    from ci_pipeline.flows.runtime import in_process, tagged_in_process
-    from ci_pipeline.receive.receipt import Receipt
-
+    """:func:`.handoff.run_ingest`, and the daemon counted as used (its idle time restarts)."""
     try:
-        with in_process(), tagged_in_process():
-            result = ingest_submission(int(request["submission_id"]))
-        return Receipt(**result).model_dump(mode="json")
+        return handoff.run_ingest(request)
     finally:
         _used(get_settings())
 

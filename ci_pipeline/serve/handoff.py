@@ -1,23 +1,24 @@
-"""Handing a command's flow run to the command line's warm daemon.
+"""Handing a command's ingest to a warm process: the command line's daemon, or ``serve``.
 
 A ``ci-pipeline submit`` that runs the ingest flow itself pays for importing Prefect, pandera
 and the flows (3-4 s here) on every command, though the same steps take 0.1-0.2 s in a warm
-process. The daemon (:mod:`ci_pipeline.serve.daemon`) is such a process: besides the local
-Prefect server it keeps the flows imported and listens on a Unix socket in the data folder
-(:data:`SOCKET_NAME`, readable by its owner only). A command that has *received* a submission
-(its bytes and row stored, :func:`ci_pipeline.receive.intake.take`) asks the daemon to ingest
-it: the daemon runs the same ``ingest-submission`` flow on its server — a named, tagged run in
-the same UI — and answers with the receipt.
+process. The command line's daemon (:mod:`ci_pipeline.serve.daemon`) and ``serve`` are such
+processes: each keeps the flows imported and listens on a Unix socket in the data folder
+(:data:`SOCKET_NAME`, its owner's alone; only one of them runs on a folder at a time). A
+command that has *received* a submission (its bytes and row stored,
+:func:`ci_pipeline.receive.intake.take`) asks it to ingest the submission: it runs the same
+``ingest-submission`` flow on its Prefect server — a named, tagged run in the same UI — and
+answers with the receipt.
 
-The daemon only takes work from a command whose settings and code are its own
-(:func:`fingerprint`): a command with another database, initiative or data folder in its
-environment, or a daemon started before the code changed, answers ``mismatch`` and the command
-runs the flow itself, as before. So does a command that finds no daemon, or a daemon that
-stops mid-way (the submission is still ``received``; running its ingest again is safe: a
-submission with a verdict is not ingested twice).
+It only takes work from a command whose settings and code are its own (:func:`fingerprint`)
+and whose Prefect API is none or its own: a command with another database, initiative or data
+folder in its environment, or its own ``PREFECT_API_URL``, or a listener started before the
+code changed, is answered ``mismatch`` and runs the flow itself, as before. So does a command
+that finds no listener, or one that stops mid-way (the submission is still ``received``;
+running its ingest again is safe: a submission with a verdict is not ingested twice).
 
-One request per connection, one JSON line each way. The daemon runs one ingest at a time, in
-arrival order; the connection stays open until it answers.
+One request per connection, one JSON line each way. One ingest at a time, in arrival order;
+the connection stays open until it is answered.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 from ci_pipeline.config import Settings
 
 #: The daemon's socket, in the data folder.
-SOCKET_NAME = "prefect-daemon.sock"
+SOCKET_NAME = "warm.sock"
 
 #: The longest path a Unix socket may have here (``sun_path`` is 108 bytes with its NUL); a
 #: data folder too deep for it has no hand-off, and its commands run their flows themselves.
@@ -143,7 +144,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self.wfile.write(json.dumps(answer, default=str).encode() + b"\n")
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("fingerprint") != self.server.expected:
+        if request.get("fingerprint") != self.server.expected or not _same_api(request):
             return {"status": MISMATCH}
         job = self.server.jobs.get(str(request.get("job")))
         if job is None:
@@ -152,6 +153,27 @@ class _Handler(socketserver.StreamRequestHandler):
             return {"status": DONE, "result": job(request)}
         except Exception as exc:  # the command runs it again itself and reports it properly
             return {"status": FAILED, "message": f"{type(exc).__name__}: {exc}"}
+
+
+def _same_api(request: dict[str, Any]) -> bool:
+    """Whether the command would run its flow on this process's Prefect API: it names none
+    (the daemon's case: the command would have used the daemon's), or names this one (the
+    ``serve`` case: the command found it in ``serve.lock``)."""
+    wanted = str(request.get("api") or "").rstrip("/")
+    return not wanted or wanted == os.environ.get("PREFECT_API_URL", "").rstrip("/")
+
+
+def run_ingest(request: dict[str, Any]) -> dict[str, Any]:
+    """The ``ingest`` job: the command's received submission through the same flow the command
+    would run, in this warm process, its run tagged as a warm process's runs are; the receipt
+    as JSON-ready data."""
+    from ci_pipeline.flows.ingest import ingest_submission
+    from ci_pipeline.flows.runtime import in_process, tagged_in_process
+    from ci_pipeline.receive.receipt import Receipt
+
+    with in_process(), tagged_in_process():
+        result = ingest_submission(int(request["submission_id"]))
+    return Receipt(**result).model_dump(mode="json")
 
 
 @contextlib.contextmanager

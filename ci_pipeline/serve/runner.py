@@ -24,7 +24,7 @@ from prefect.deployments.runner import RunnerDeployment
 from ci_pipeline.config import Settings
 from ci_pipeline.errors import OperationalProblem
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.serve import daemon, names, preflight, reconcile, stuck, warm
+from ci_pipeline.serve import daemon, handoff, names, preflight, reconcile, stuck, warm
 from ci_pipeline.serve.deployments import runner_deployments
 from ci_pipeline.serve.local_server import prefect_server
 
@@ -187,6 +187,8 @@ def serve(
                 forward=events.prefect_emitter,
             )
             emitter = stack.enter_context(lane).emit
+        if with_flows:  # a command's submit on this data folder is ingested here, warm
+            stack.enter_context(handoff.listening(settings, {"ingest": handoff.run_ingest}))
         # Then every received submission left without a verdict (lost events, dead runs)
         # gets its ingest, now and every reconcile_every_seconds.
         stack.enter_context(

@@ -114,3 +114,13 @@ def test_a_data_folder_too_deep_for_a_socket_has_no_hand_off(
     with handoff.listening(settings, {"ingest": _receipt}) as busy:
         assert busy is None
         assert handoff.ingest(settings, 8) is None
+
+
+def test_a_command_with_its_own_prefect_api_runs_its_flow_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The listener (serve, or the daemon) runs flows on the API in its environment.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert handoff._same_api({"api": ""})  # the command named none: the daemon's would be used
+    assert handoff._same_api({"api": "http://127.0.0.1:4200/api/"})  # serve's, from serve.lock
+    assert not handoff._same_api({"api": "https://prefect.example.org/api"})  # the user's own

@@ -125,6 +125,33 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
         assert any(
             r["name"].startswith("ingest galilee-foundation 2025-Q1 #") for r in snap["runs"]
         )
+        # A `submit` beside serve is handed to serve (serve/handoff.py), which ingests it in
+        # its warm process: the run is tagged, as the command's own in-process runs are not.
+        assert (home / "warm.sock").exists()
+        q2 = tmp_path / "fund-q2.csv"
+        q2.write_bytes(body.replace(b"2025-Q1,250000", b"2025-Q2,260000"))
+        submitted = subprocess.run(
+            [
+                *command[:-1],
+                "submit",
+                str(q2),
+                "--json",
+                "--partner",
+                "galilee-foundation",
+                "--period",
+                "2025-Q2",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        receipt = json.loads(submitted.stdout)
+        assert receipt["status"] == "accepted"
+        runs = httpx.post(runs_url, json={"limit": 50}, auth=(user, secret), timeout=10).json()
+        name = f"ingest galilee-foundation 2025-Q2 #{receipt['submission_id']}"
+        run = next(r for r in runs if r["name"] == name)
+        assert {"partner:galilee-foundation", "status:accepted"} <= set(run["tags"])
     finally:
         os.killpg(server.pid, signal.SIGINT)  # Ctrl-C at the terminal
         try:
@@ -136,3 +163,4 @@ def test_serve_takes_an_upload_through_to_a_verdict_and_stops_on_ctrl_c(
     assert "Stopped." in (tmp_path / "serve.log").read_text()
     assert not _answers(f"http://127.0.0.1:{prefect_port}/api/health")  # its server is gone
     assert not _answers(f"{api}/healthz")
+    assert not (home / "warm.sock").exists()
