@@ -181,11 +181,13 @@ def main() -> None:
     event_driven: list[float] = []
     hops: list[dict[str, float]] = []
     watched = store.engine_for(settings.resolved_database_url)
-    lane = WarmLane(take_in_here(), forward=events.prefect_emitter)
     with (
         prefect_server(settings),
         running(runner_deployments()),
-        lane if args.lane == "warm" else contextlib.nullcontext(),
+        # After the server, as in serve: the lane's handler warms its Prefect client there.
+        (lane := WarmLane(take_in_here(), forward=events.prefect_emitter))
+        if args.lane == "warm"
+        else contextlib.nullcontext(),
         inbox.InboxWatcher(
             settings,
             initiative,

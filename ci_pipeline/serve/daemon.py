@@ -160,8 +160,13 @@ def main() -> None:
         with prefect_server(settings):
             _used(settings)  # idle from now: the start itself may take longer than the limit
             pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
-            # Warm before listening: a command that finds the socket finds the flows imported.
+            # Warm before listening: a command that finds the socket finds the flows imported
+            # and Prefect's first-run costs paid.
             import ci_pipeline.flows.ingest  # noqa: F401
+            from ci_pipeline.flows.runtime import warm_up
+
+            with contextlib.suppress(Exception):  # a slower first hand-off, not a failed start
+                warm_up()
 
             with handoff.listening(settings, {"ingest": _ingest}) as busy:
                 while True:

@@ -18,6 +18,7 @@ the deployments' triggers then start every step, as on a multi-machine setup.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 from collections.abc import Callable
@@ -51,9 +52,12 @@ def take_in_here(
     """
     from prefect.settings import get_current_settings
 
-    from ci_pipeline.flows.runtime import in_process, tagged_in_process
+    from ci_pipeline.flows.runtime import in_process, tagged_in_process, warm_up
     from ci_pipeline.flows.warm import take_in
     from ci_pipeline.serve.local_server import healthy
+
+    with contextlib.suppress(Exception):  # a slower first file, not a failed start
+        warm_up()
 
     def handle(submission_ids: list[int]) -> Any:
         api = get_current_settings().api.url
