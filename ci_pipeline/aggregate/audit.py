@@ -101,7 +101,12 @@ def determined(
 
 def _block_fixed(m: sparse.csc_array, cols: np.ndarray, pinned: set[int]) -> np.ndarray:
     """Positions in ``cols`` (one block) that its equations, with ``pinned`` cells at 0, fix."""
-    system = m[_rows_of(m, cols)][:, cols].toarray()
+    return _pinned_fixed(m[_rows_of(m, cols)][:, cols].toarray(), cols, pinned)
+
+
+def _pinned_fixed(system: np.ndarray, cols: np.ndarray, pinned: set[int]) -> np.ndarray:
+    """Positions in ``cols`` that ``system`` (the block's equations on its cells), with
+    ``pinned`` cells at 0, fixes."""
     pins = [i for i, c in enumerate(cols) if int(c) in pinned]
     if pins:
         system = np.vstack([system, np.eye(len(cols))[pins]])
@@ -157,13 +162,13 @@ def forced_zeros(
 def _leaks(m: sparse.csc_array, cols: np.ndarray, quantities: list[np.ndarray]) -> list[int]:
     """The cells of one block that can be worked out: fixed by the equations, or by them once
     the cells that cannot be negative are pinned at 0, for any additive quantity."""
-    rows = _rows_of(m, cols)
-    local = sparse.csc_array(m[rows])  # the block's equations: their other cells are all shown
-    out = [int(c) for c in cols[_block_fixed(local, cols, set())]]
+    local = sparse.csc_array(m[_rows_of(m, cols)])  # the block's equations: all else shown
+    system = local[:, cols].toarray()  # built once for every pinning below
+    out = [int(c) for c in cols[_pinned_fixed(system, cols, set())]]
     for values in quantities:
         zeros = forced_zeros(local, list(cols), values)
         if zeros:
-            pinned = [int(c) for c in cols[_block_fixed(local, cols, set(zeros))]]
+            pinned = [int(c) for c in cols[_pinned_fixed(system, cols, set(zeros))]]
             out += [c for c in pinned if c not in out]
     return out
 
@@ -211,7 +216,7 @@ def audit_table(
     limit = MAX_BLOCK if max_block is None else max_block
     # Blocks are small (tens to hundreds of cells): BLAS threads cost more than they save there.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _audit(sparse.csc_array(matrix, dtype=float), hidden.copy(), quantities, size, limit)
+        return _audit(_as_sparse(matrix), hidden.copy(), quantities, size, limit)
 
 
 def _audit(
