@@ -85,8 +85,8 @@ class Settings(BaseSettings):
         True,
         description="`serve` ingests each file it receives (inbox, intake API), processes its "
         "period and delivers its alerts in its own warm process, within seconds. Off: the "
-        "deployments' event triggers start each step as a new flow-run process (a multi-"
-        "machine setup with workers).",
+        "deployments' event triggers start each step as a new flow-run process here, the "
+        "queued way (`serve --no-flows` runs none here: a work pool's workers run them).",
     )
     reconcile_every_seconds: float = Field(
         60.0,

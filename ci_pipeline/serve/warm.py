@@ -13,7 +13,8 @@ Every file still reaches a verdict whatever happens here: a submission the lane 
 (a crash, Prefect failing mid-batch, ``serve`` stopped with files queued) is still ``received``,
 and the reconciler takes it; with the Prefect API not answering at all, the lane ingests each
 file without it, as the reconciler does. ``CI_PIPELINE_WARM_LANE=false`` turns the lane off:
-the deployments' triggers then start every step, as on a multi-machine setup.
+the deployments' triggers then start every step here, the queued way (``serve --no-flows``,
+the multi-machine setup, runs no flow here at all: a work pool's workers run them).
 """
 
 from __future__ import annotations
