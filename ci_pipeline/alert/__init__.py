@@ -20,7 +20,6 @@ from ci_pipeline.alert.channels import (
     redact_channel,
 )
 from ci_pipeline.alert.episodes import REGRESSION_KINDS, Episode, episode_message
-from ci_pipeline.alert.headlines import headline, headlines_for
 from ci_pipeline.alert.lifecycle import (
     ALERT_KEY,
     Recorded,
@@ -44,6 +43,7 @@ from ci_pipeline.alert.outbox import (
     enqueue,
 )
 from ci_pipeline.alert.record import record_alerts, routing
+from ci_pipeline.report.headlines import headline, headlines_for
 
 __all__ = [
     "ALERT_KEY",

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
-from ci_pipeline.alert.headlines import what_happened
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report.content import pages
+from ci_pipeline.report.headlines import what_happened
 from ci_pipeline.report.package import ALERT_FIELDS, write_package
 from ci_pipeline.report.site import Built, write_site
 
