@@ -21,7 +21,7 @@ from ci_pipeline import store
 from ci_pipeline.config import Settings, get_settings
 from ci_pipeline.errors import ConcurrentSubmission, PipelineError
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.model.load import load_initiative
+from ci_pipeline.model.load import Stamps, file_stamps, load_initiative
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -53,15 +53,9 @@ def context(initiative_dir: str | None) -> tuple[Settings, Initiative, Any]:
     return settings, initiative, store.engine_for(settings.resolved_database_url)
 
 
-#: The last initiative :func:`current_initiative` loaded, per folder, with its files' stamp.
-_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], Initiative]] = {}
+#: The last initiative :func:`current_initiative` loaded, per folder, with its files' stamps.
+_LOADED: dict[Path, tuple[Stamps, Initiative]] = {}
 _LOADED_LOCK = threading.Lock()
-
-
-def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Every file of an initiative folder: its path, size and modification time."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return tuple((str(p), (st := p.stat()).st_size, st.st_mtime_ns) for p in files)
 
 
 def current_initiative(folder: Path) -> Initiative:
@@ -74,7 +68,7 @@ def current_initiative(folder: Path) -> Initiative:
     millisecond. The initiative is frozen, so runs can share it.
     """
     folder = Path(folder).resolve()
-    stamp = _stamp(folder) if folder.is_dir() else ()
+    stamp = file_stamps(folder) if folder.is_dir() else ()
     with _LOADED_LOCK:
         cached = _LOADED.get(folder)
         if cached is not None and cached[0] == stamp and stamp:

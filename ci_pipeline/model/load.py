@@ -73,6 +73,22 @@ def _parse_list(
     return out
 
 
+#: What :func:`file_stamps` gives: each file's path, size and modification time (ns).
+Stamps = tuple[tuple[str, int, int], ...]
+
+
+def file_stamps(folder: Path, pattern: str = "*") -> Stamps:
+    """Every file under ``folder`` matching ``pattern``, in path order, with its size and
+    modification time: what differs once a file is edited, added or removed. A long-lived
+    process compares them to tell whether what it loaded (definitions, code) is still current.
+    """
+    return tuple(
+        (str(path), (st := path.stat()).st_size, st.st_mtime_ns)
+        for path in sorted(folder.rglob(pattern))
+        if path.is_file()
+    )
+
+
 def load_measure(path: Path) -> Measure:
     """Load one measure file; raise :class:`DefinitionError` naming the file and field."""
     problems: list[str] = []

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_pipeline.config import Settings
+from ci_pipeline.model.load import file_stamps
 
 #: The daemon's socket, in the data folder.
 SOCKET_NAME = "warm.sock"
@@ -65,11 +66,7 @@ def fingerprint(settings: Settings) -> str:
     for name, value in settings.model_dump().items():
         if isinstance(value, Path):
             values[name] = str(value.resolve())
-    package = Path(__file__).resolve().parents[1]
-    code = sorted(
-        (str(p.relative_to(package)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in package.rglob("*.py")
-    )
+    code = file_stamps(Path(__file__).resolve().parents[1], "*.py")
     blob = json.dumps({"settings": values, "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
