@@ -90,10 +90,10 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
     by_period = {row["period"]: row for row in series.iter_rows(named=True)}
     if not _usable(by_period.get(judged.label)):
         return None
-    periods = list(_window(judged, per_year(measure.periodicity)))
+    year = per_year(measure.periodicity)
+    periods = list(_window(judged, year))
     usable = [r if _usable(r) else None for r in (by_period.get(p.label) for p in periods)]
     y = np.array([np.nan if r is None else r["value"] for r in usable], dtype=float)
-    year = per_year(measure.periodicity)
     if int(np.sum(~np.isnan(y[:-1]))) < measure.alert.min_history:
         return _Series(by_period, periods, y, None)
     denominator = None
