@@ -135,14 +135,6 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
     return True
 
 
-def _ingest(request: dict[str, Any]) -> dict[str, Any]:
-    """:func:`.handoff.run_ingest`, and the daemon counted as used (its idle time restarts)."""
-    try:
-        return handoff.run_ingest(request)
-    finally:
-        _used(get_settings())
-
-
 def main() -> None:
     """The daemon itself: the local server, and the hand-off of the commands' ingests
     (:mod:`.handoff`), until idle for the configured time, or SIGTERM."""
@@ -168,7 +160,14 @@ def main() -> None:
             with contextlib.suppress(Exception):  # a slower first hand-off, not a failed start
                 warm_up()
 
-            with handoff.listening(settings, {"ingest": _ingest}) as busy:
+            def ingest(request: dict[str, Any]) -> dict[str, Any]:
+                """:func:`.handoff.run_ingest`; the daemon counts as used (idle from then)."""
+                try:
+                    return handoff.run_ingest(request)
+                finally:
+                    _used(settings)
+
+            with handoff.listening(settings, {"ingest": ingest}) as busy:
                 while True:
                     try:
                         quiet = time.time() - (settings.home / USED_NAME).stat().st_mtime
