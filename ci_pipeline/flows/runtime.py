@@ -114,10 +114,14 @@ def warm_up() -> None:
     file: Prefect checks the API's version once per process before the first run (0.5-0.6 s
     here, the server answering its first request) and imports FastAPI's encoder to serialise
     the first run's parameters (0.2-0.4 s). ``serve`` and the command line's daemon call it.
-    Without an API URL it does nothing (a client would start a temporary server)."""
+    Without an API URL it asks nothing (a client would start a temporary server). Either
+    way pandera registers its polars backends (:func:`.validate.contract.warm`)."""
     from fastapi.encoders import jsonable_encoder  # noqa: F401  (what Prefect imports then)
     from prefect.settings import get_current_settings
 
+    from ci_pipeline.validate.contract import warm
+
+    warm()
     if not get_current_settings().api.url:
         return
     with get_client(sync_client=True) as client:

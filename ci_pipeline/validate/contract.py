@@ -511,3 +511,10 @@ def build_contract(
     if with_partner_column:
         builder.partner_rule()
     return builder.build()
+
+
+def warm() -> None:
+    """Pay pandera's first-validation cost now: its first ``validate`` imports and registers
+    the polars backends (0.4 s here), which in a long-lived process (``serve``, the command
+    line's daemon) would otherwise be the first file's wait."""
+    pa.DataFrameSchema({"x": pa.Column(pl.Utf8)}).validate(pl.DataFrame({"x": ["a"]}))

@@ -5,6 +5,8 @@ initiative a flow works with, loaded again only when its files change."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
 from typing import Any
@@ -87,3 +89,19 @@ def test_the_initiative_is_loaded_again_only_when_its_files_change(tmp_path: Pat
     measure.unlink()
     with pytest.raises(DefinitionError, match="unknown measure 'starter-students-trained'"):
         runtime.current_initiative(folder)
+
+
+def test_warm_registers_panderas_polars_backends_before_the_first_file() -> None:
+    """In a fresh interpreter (this one may have validated already): pandera's polars
+    backend is not registered after importing the contract, and is after ``warm``."""
+    probe = (
+        "import pandera.polars as pa, polars as pl\n"
+        "from ci_pipeline.validate.contract import warm\n"
+        "key = (pa.DataFrameSchema, pl.DataFrame)\n"
+        "before = key in pa.DataFrameSchema.BACKEND_REGISTRY\n"
+        "warm()\n"
+        "print(before, key in pa.DataFrameSchema.BACKEND_REGISTRY)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

@@ -3,13 +3,17 @@ and typed reads."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
+import pytest
 from sqlalchemy import Engine, text
 
 from ci_pipeline import store
-from ci_pipeline.store.db import read_frame
+from ci_pipeline.store.db import bulk_insert, read_frame
 
 
 def _counter(engine: Engine) -> None:
@@ -104,3 +108,73 @@ def test_a_whole_number_stored_as_real_reads_into_an_integer_column(engine: Engi
     with engine.connect() as conn:
         frame = read_frame(conn, sql, {"a": 10.0, "b": 7.0}, {"i": pl.Int64})
     assert sorted(frame["i"].to_list()) == [7, 10]
+
+
+def _probe_table(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE bulk_probe (n INTEGER NOT NULL, s TEXT, f DOUBLE PRECISION, "
+                "i BIGINT, b BOOLEAN, t TIMESTAMP)"
+            )
+        )
+
+
+#: A frame with the values a bulk path could get wrong: text with a comma, a quote, a newline
+#: and Hebrew; an empty string beside a null; floats whose shortest form has 17 digits; the
+#: largest 64-bit integer; a boolean; a zoned time (stored as naive UTC text, as the ORM does).
+PROBE = pl.DataFrame(
+    {
+        "n": [0, 1, 2, 3],  # the order to read them back in
+        "s": ['a,"b"\nc', "", None, "שלום"],
+        "f": [0.1 + 0.2, None, -1e-300, 12345678.9],
+        "i": [2**63 - 1, None, 0, -7],
+        "b": [True, False, None, True],
+        "t": [datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), None, None, None],
+    }
+)
+
+
+@pytest.mark.parametrize("staged", [True, False], ids=["staged", "executemany"])
+def test_bulk_insert_stores_each_value_exactly_and_joins_the_callers_transaction(
+    engine: Engine, staged: bool
+) -> None:
+    """Both SQLite paths (the ADBC-staged copy for large frames, ``executemany`` for small ones:
+    the threshold set so that these four rows take the one under test) and PostgreSQL's COPY
+    store the probe's values exactly. The rows belong to the caller's transaction: a rollback
+    leaves none, and a commit keeps them all."""
+    _probe_table(engine)
+    threshold = 1 if staged else 10**9
+    try:
+        with store.locked_transaction("probe", engine=engine) as session:
+            bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=threshold)
+            raise RuntimeError("the verdict failed")
+    except RuntimeError:
+        pass
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 0
+    with store.locked_transaction("probe", engine=engine) as session:
+        bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=threshold)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT s, f, i, b, t FROM bulk_probe ORDER BY n")).all()
+    assert [r[:3] for r in rows] == list(zip(PROBE["s"], PROBE["f"], PROBE["i"], strict=True))
+    assert [None if r[3] is None else bool(r[3]) for r in rows] == [True, False, None, True]
+    stamp = rows[0][4]
+    assert str(stamp).startswith("2026-01-02 03:04:05.000006"), stamp
+
+
+def test_a_staged_insert_leaves_no_file_and_no_attached_database(
+    sqlite_engine: Engine,
+) -> None:
+    """The staging file is gone once the rows are in, and the connection back in the pool has
+    only its own databases attached (SQLite allows ten: they must not pile up)."""
+    _probe_table(sqlite_engine)
+    before = set(Path(tempfile.gettempdir()).glob("ci-pipeline-stage-*"))
+    for _ in range(12):
+        with store.transaction(engine=sqlite_engine) as session:
+            bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=1)
+    assert set(Path(tempfile.gettempdir()).glob("ci-pipeline-stage-*")) <= before
+    with sqlite_engine.connect() as conn:
+        names = [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")]
+        assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 48
+    assert set(names) <= {"main", "temp"}, names
