@@ -163,6 +163,7 @@ def aggregate(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFram
         .drop("geo_code")
         .rename({"target_geo": "geo_code"})
         .join(rules, on="measure_id", how="inner")
+        .lazy()  # one plan from here: polars runs the roll-ups below side by side
     )
     parts = []
     # Each subset of dimensions kept broken down; the others summed into their total. A row
@@ -192,6 +193,7 @@ def aggregate(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFram
     )
     expected = (
         expected_partners(initiative)
+        .lazy()
         .group_by("measure_id", "geo_code")
         .agg(pl.len().cast(pl.Int64).alias("partners_expected"))
     )
@@ -205,4 +207,5 @@ def aggregate(observations: pl.DataFrame, initiative: Initiative) -> pl.DataFram
         .select(list(INDICATOR_SCHEMA))
         .cast(INDICATOR_SCHEMA)  # type: ignore[arg-type]
         .sort(KEY)
+        .collect()
     )
