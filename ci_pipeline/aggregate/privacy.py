@@ -138,31 +138,38 @@ def protect(
 
 
 def _complement(cells: pl.DataFrame, eqs: pl.DataFrame) -> pl.DataFrame:
-    """Hide one more cell in every equation with exactly one hidden cell, until none has."""
+    """Hide one more cell in every equation with exactly one hidden cell, until none has: in
+    each such equation the smallest visible cell, preferring parts to the total (then the
+    lowest ``cell``).
+
+    The equations and their members do not change between rounds, only which cells are hidden:
+    the members are put in pick order once (equation, part before total, size with unknown
+    last, cell), and each round is array arithmetic over them (a national rebuild's 2M cells
+    in 6M memberships went round after round through a join and a sort before).
+    """
+    if eqs.is_empty():
+        return cells
+    members = (
+        eqs.join(cells.select("cell", "_size"), on="cell")
+        .with_columns(pl.col("eq").rank("dense").cast(pl.Int64).alias("_eq") - 1)
+        .sort(["_eq", "is_total", "_size", "cell"], nulls_last=True)
+    )
+    eq = members["_eq"].to_numpy()
+    cell = members["cell"].cast(pl.Int64).to_numpy()
+    order = np.asarray(cells["cell"].cast(pl.Int64).to_numpy())
+    hidden = np.zeros(int(order.max()) + 1, dtype=bool)
+    hidden[order] = cells["suppressed"].to_numpy()
+    n_eq = int(eq.max()) + 1
     while True:
-        members = eqs.join(cells.select("cell", "suppressed", "_size"), on="cell")
-        lone = (
-            members.group_by("eq")
-            .agg(pl.col("suppressed").sum().alias("hidden"))
-            .filter(pl.col("hidden") == 1)
-        )
-        if lone.is_empty():
-            return cells
-        # In each such equation, the smallest visible cell, preferring parts to the total.
-        picks = (
-            members.join(lone.select("eq"), on="eq")
-            .filter(~pl.col("suppressed"))
-            .sort(["eq", "is_total", "_size", "cell"], nulls_last=True)
-            .group_by("eq", maintain_order=True)
-            .first()
-            .select("cell")
-            .unique()
-        )
-        if picks.is_empty():
-            return cells
-        cells = cells.with_columns(
-            pl.col("suppressed") | pl.col("cell").is_in(picks["cell"].implode())
-        )
+        member_hidden = hidden[cell]
+        lone = np.bincount(eq, weights=member_hidden, minlength=n_eq) == 1
+        candidates = lone[eq] & ~member_hidden
+        if not candidates.any():
+            break
+        # The first candidate of each lone equation, in pick order.
+        _, first = np.unique(eq[candidates], return_index=True)
+        hidden[cell[candidates][first]] = True
+    return cells.with_columns(pl.Series("suppressed", hidden[order]))
 
 
 #: The additive quantities of a cell, by unit: what the equations hold for.
