@@ -465,6 +465,12 @@ def case_history(args: dict[str, Any]) -> dict[str, Any]:
     out["floor_seconds"] = time.perf_counter() - start
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM indicator_value"))
+    if engine.dialect.name == "postgresql":
+        # The floor wrote into a fresh table; so does the project. PostgreSQL keeps the
+        # floor's 2M deleted rows as dead tuples until a vacuum, and writing beside them cost
+        # the rebuild 5 s (17.5 s against 22.3 s, measured).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM indicator_value"))
 
     start = time.perf_counter()
     refreshed = aggregate.refresh_indicators(initiative, engine=engine, full=True)
