@@ -1,7 +1,7 @@
 """What the benchmarks measure the project against: the observation rows polars alone makes of a
-CSV, a bulk insert through ADBC's ``adbc_ingest`` (when ``adbc-driver-sqlite`` /
-``adbc-driver-postgresql`` are importable: they are not project dependencies) or else the
-store's own set-based path, and the process's peak RSS. Shared by ``ingest_rows.py`` and
+CSV, a bulk insert through ADBC's ``adbc_ingest`` (``adbc-driver-sqlite`` is a project
+dependency, the store's own bulk path on SQLite; ``adbc-driver-postgresql`` is not, and when it
+is not importable the PostgreSQL floor is the store's ``COPY``), and the process's peak RSS. Shared by ``ingest_rows.py`` and
 ``scale.py``.
 """
 
