@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ci_pipeline import store
+from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store.db import bulk_insert, read_frame
 
 
@@ -178,3 +179,64 @@ def test_a_staged_insert_leaves_no_file_and_no_attached_database(
         names = [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")]
         assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 48
     assert set(names) <= {"main", "temp"}, names
+
+
+def test_a_large_file_is_stored_exactly_and_in_key_order(
+    db: Engine, initiative: Initiative
+) -> None:
+    """6,000 observations (over the staging threshold: ADBC's staging file on SQLite, COPY on
+    PostgreSQL) under one submission, in scattered order, come back value for value, in the
+    order of their unique key, with their slices recorded once each."""
+    from ci_pipeline.clock import utcnow
+    from ci_pipeline.store.db import STAGE_MIN_ROWS
+    from ci_pipeline.store.observations import bulk_insert_observations, read_observations
+
+    engine = db
+    partner = next(iter(initiative.partners))
+    with store.transaction(engine=engine) as session:
+        sub = store.Submission(
+            initiative_id=initiative.info.id,
+            partner_id=partner,
+            period="2025",
+            status="accepted",
+            content_hash="h",
+            file_name="f.csv",
+            file_format="csv",
+            received_at=utcnow(),
+        )
+        session.add(sub)
+    assert sub.id is not None
+    n = 6_000
+    assert n >= STAGE_MIN_ROWS
+    frame = pl.DataFrame(
+        {
+            "submission_id": [sub.id] * n,
+            "partner_id": [partner] * n,
+            "measure_id": [f"m{i % 3}" for i in range(n)],
+            "measure_version": [1] * n,
+            "geo_code": [f"g{(i * 7919) % n:05d}" for i in range(n)],  # scattered
+            "period": ["2025-Q1" if i % 2 else "2025-Q2" for i in range(n)],
+            "disaggregation": ["sex=total"] * n,
+            "numerator": [None if i % 4 else i / 3 for i in range(n)],
+            "denominator": [None if i % 4 else float(i + 1) for i in range(n)],
+            "value": [0.1 * i for i in range(n)],
+            "source_row": [i + 2 for i in range(n)],
+        },
+        schema_overrides={"numerator": pl.Float64, "denominator": pl.Float64},
+    )
+    with store.transaction(engine=engine) as session:
+        bulk_insert_observations(session.connection(), frame)
+    stored = read_observations(sub.id, engine=engine)
+    assert stored.height == n
+    assert stored.sort("source_row").equals(frame.cast(stored.schema))
+    key = ["measure_id", "geo_code", "period", "disaggregation"]
+    with engine.connect() as conn:  # the order written: the ids the rows were given
+        written = read_frame(
+            conn,
+            f"SELECT {', '.join(key)} FROM observation WHERE submission_id = :id ORDER BY id",
+            {"id": sub.id},
+        )
+    assert written.equals(frame.sort(key).select(key))
+    with engine.connect() as conn:
+        slices = conn.execute(text("SELECT count(*) FROM submission_slice")).scalar_one()
+    assert slices == 6  # 3 measures x 2 quarters
