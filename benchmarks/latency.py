@@ -237,7 +237,7 @@ def _hops(runs: list[Any], since: datetime) -> dict[str, float]:
     out: dict[str, float] = {}
     for flow_name, label in [
         ("ingest", "ingest"),
-        ("process", "aggregate+detect"),
+        ("process", "process"),
         ("deliver", "deliver"),
     ]:
         mine = sorted(

@@ -7,6 +7,7 @@ headline), :mod:`ci_pipeline.detect` (judge) or :mod:`ci_pipeline.alert` (record
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -196,6 +197,7 @@ def process_period(
     only_if_new: bool = False,
     report: bool = True,
     changed_only: bool = False,
+    inline_steps: bool = False,
 ) -> dict[str, Any]:
     """Aggregate, gate and detect, then deliver: everything after submissions are stored.
 
@@ -211,8 +213,20 @@ def process_period(
     run recomputed, on the measures recomputed there, not every measure of ``period``. A
     burst that touched two periods is judged for both by the run that recomputed them (the
     next run finds nothing new); ``detected`` is then a list, one judgement per period.
+
+    ``inline_steps`` (``serve``'s warm lane) runs the aggregate, detect and deliver steps in
+    this run instead of as child flow runs: their tasks (``refresh-indicators``,
+    ``gate-and-detect``, ``record-alerts``, ``deliver``), artifacts and events are this run's.
+    Each child run costs Prefect's bookkeeping; the three cost a dropped file 0.3 s of its
+    1.3 s wait for its alert (``benchmarks/latency.py``: 1.02 s instead of 1.30 s).
     """
-    aggregated = aggregate_indicators(full=full, initiative_dir=initiative_dir)
+    steps: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] = (
+        (aggregate_indicators.fn, detect_regressions.fn, deliver_alerts.fn)
+        if inline_steps
+        else (aggregate_indicators, detect_regressions, deliver_alerts)
+    )
+    aggregate_step, detect_step, deliver_step = steps
+    aggregated = aggregate_step(full=full, initiative_dir=initiative_dir)
     # One call: tag_run merges with the tags the run was created with, so a second call would
     # drop the first one's.
     tag_run(
@@ -226,7 +240,7 @@ def process_period(
     detected: dict[str, Any] | list[dict[str, Any]]
     if changed_only:
         detected = [
-            detect_regressions(
+            detect_step(
                 period=p,
                 as_of=as_of,
                 initiative_dir=initiative_dir,
@@ -236,9 +250,7 @@ def process_period(
             for p, measures in aggregate.refreshed_by_period(aggregated["slices"]).items()
         ]
     else:
-        detected = detect_regressions(
-            period=period, as_of=as_of, initiative_dir=initiative_dir, lane=lane
-        )
-    delivered = deliver_alerts(initiative_dir=initiative_dir) if deliver else None
+        detected = detect_step(period=period, as_of=as_of, initiative_dir=initiative_dir, lane=lane)
+    delivered = deliver_step(initiative_dir=initiative_dir) if deliver else None
     card = report_card(initiative_dir=initiative_dir) if report else None
     return {"aggregated": aggregated, "detected": detected, "delivered": delivered, "report": card}
