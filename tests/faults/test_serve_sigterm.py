@@ -44,11 +44,13 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(what: str, done: Callable[[], bool], timeout: float, log: Path) -> None:
+def wait_for(
+    what: str, done: Callable[[], bool], timeout: float, log: Path, *, poll: float = 0.2
+) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"{what}: timed out\n{log.read_text()[-5000:]}"
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def statuses(engine: Engine) -> list[tuple[str, bool]]:
@@ -117,11 +119,14 @@ def test_sigterm_of_serve_with_ingests_in_flight_then_serve_again_decides_every_
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target)
             # An ingest has taken a file (claimed it) and not decided it yet: SIGTERM now.
+            # Polled often: a warm ingest of a few rows holds its claim for tens of
+            # milliseconds, and a 0.2 s poll could miss all four.
             wait_for(
                 "an ingest in flight",
                 lambda: ("received", True) in statuses(engine),
                 VERDICTS,
                 first_log,
+                poll=0.002,
             )
         finally:
             code = stop(server, signal.SIGTERM)
