@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from ci_pipeline import store
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.store.db import bulk_insert, read_frame
+from tests import helpers
 
 
 def _counter(engine: Engine) -> None:
@@ -190,20 +191,15 @@ def test_a_large_file_is_stored_exactly_and_in_key_order(
     from ci_pipeline.clock import utcnow
     from ci_pipeline.store.db import STAGE_MIN_ROWS
     from ci_pipeline.store.observations import bulk_insert_observations, read_observations
+    from ci_pipeline.store.tables import NATURAL_KEY
 
     engine = db
     partner = next(iter(initiative.partners))
+    arrived = helpers.new_submission(
+        "h" * 64, partner_id=partner, period="2025", file_name="f.csv", received_at=utcnow()
+    )
     with store.transaction(engine=engine) as session:
-        sub = store.Submission(
-            initiative_id=initiative.info.id,
-            partner_id=partner,
-            period="2025",
-            status="accepted",
-            content_hash="h",
-            file_name="f.csv",
-            file_format="csv",
-            received_at=utcnow(),
-        )
+        sub = store.Submission(**vars(arrived), status="accepted")
         session.add(sub)
     assert sub.id is not None
     n = 6_000
@@ -229,14 +225,14 @@ def test_a_large_file_is_stored_exactly_and_in_key_order(
     stored = read_observations(sub.id, engine=engine)
     assert stored.height == n
     assert stored.sort("source_row").equals(frame.cast(stored.schema))
-    key = ["measure_id", "geo_code", "period", "disaggregation"]
     with engine.connect() as conn:  # the order written: the ids the rows were given
         written = read_frame(
             conn,
-            f"SELECT {', '.join(key)} FROM observation WHERE submission_id = :id ORDER BY id",
+            f"SELECT {', '.join(NATURAL_KEY)} FROM observation WHERE submission_id = :id "
+            "ORDER BY id",
             {"id": sub.id},
         )
-    assert written.equals(frame.sort(key).select(key))
+    assert written.equals(frame.sort(NATURAL_KEY).select(NATURAL_KEY))
     with engine.connect() as conn:
         slices = conn.execute(text("SELECT count(*) FROM submission_slice")).scalar_one()
     assert slices == 6  # 3 measures x 2 quarters
