@@ -1,8 +1,8 @@
 """What the benchmarks measure the project against: the observation rows polars alone makes of a
 CSV, a bulk insert through ADBC's ``adbc_ingest`` (``adbc-driver-sqlite`` is a project
 dependency, the store's own bulk path on SQLite; ``adbc-driver-postgresql`` is not, and when it
-is not importable the PostgreSQL floor is the store's ``COPY``), and the process's peak RSS. Shared by ``ingest_rows.py`` and
-``scale.py``.
+is not importable the PostgreSQL floor is the store's ``COPY``), and the process's peak RSS.
+Shared by ``ingest_rows.py`` and ``scale.py``.
 """
 
 from __future__ import annotations

@@ -303,13 +303,12 @@ def _warm_imports() -> None:
     for module in (
         "pyarrow",
         "adbc_driver_sqlite.dbapi",
-        "ci_pipeline.validate.contract",
         "ci_pipeline.validate.issues",
         "ci_pipeline.validate.observations",
     ):
         with contextlib.suppress(ImportError):  # the floor's ADBC driver may be absent
             importlib.import_module(module)
-    from ci_pipeline.validate.contract import warm
+    from ci_pipeline.validate.contract import warm  # the contract, and with it pandera
 
     warm()  # pandera's backends, registered on the first validate (as warm_up does)
 

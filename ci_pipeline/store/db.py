@@ -235,7 +235,7 @@ def bulk_insert(
     frame = _datetimes_as_stored(frame)
     columns = ", ".join(frame.columns)
     if conn.dialect.name == "sqlite" and frame.height >= stage_min_rows:
-        _insert_staged(conn, table, frame)
+        _insert_staged(conn, table, frame, columns)
         return
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
@@ -255,11 +255,11 @@ def bulk_insert(
         conn.exec_driver_sql(sql, rows)
 
 
-def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame) -> None:
+def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame, columns: str) -> None:
     """SQLite's bulk path: ADBC's ``adbc_ingest`` writes the frame's Arrow columns into a
     table of a new database file of its own (no Python value per cell, no lock on the app
     database), which the caller's connection attaches and copies from with one
-    ``INSERT … SELECT``, inside its transaction.
+    ``INSERT … SELECT`` of ``columns`` (the frame's, joined), inside its transaction.
 
     ADBC never opens the app database itself. The caller's transaction holds SQLite's write
     lock, and the rows must commit or roll back with the verdict. And ADBC's driver carries
@@ -273,7 +273,6 @@ def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame) -> None:
     """
     import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-    columns = ", ".join(frame.columns)
     folder = Path(tempfile.mkdtemp(prefix="ci-pipeline-stage-"))
     try:
         path = folder / "stage.db"
