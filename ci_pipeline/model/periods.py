@@ -182,6 +182,21 @@ def period_end(label: pl.Expr) -> pl.Expr:
     return period_start(label) + length - 1
 
 
+def labels_within(period: Period) -> list[str]:
+    """Every month, quarter and year label whose whole span lies within ``period``, sorted: the
+    periods a submission for ``period`` may report (a year's 12 months, 4 quarters and itself;
+    a quarter's 3 months and itself; a month itself)."""
+    return sorted(
+        {
+            p.label
+            for periodicity in Periodicity
+            for month in range(period.start, period.end + 1)
+            if (p := period_containing(month, periodicity)).start >= period.start
+            and p.end <= period.end
+        }
+    )
+
+
 def overlapping_labels(period: Period) -> list[str]:
     """Every month, quarter and year label whose span shares a month with ``period``, sorted:
     a quarter's three months, itself and its year; a month, its quarter and its year."""

@@ -52,21 +52,28 @@ def number(frame: pl.DataFrame, column: str, numbers: NumberFormat) -> pl.Expr:
 
 
 def _canonical_periods(frame: pl.DataFrame, periodicity: dict[str, str]) -> pl.DataFrame:
-    """The period column made canonical, worked out once per distinct (period, measure) pair
-    (the measure's periodicity places a date) and joined back onto the rows."""
+    """Each distinct (period, measure) pair's canonical period (the measure's periodicity
+    places a date), worked out once per pair: what :func:`_with_canonical_periods` joins."""
     pairs = frame.select("period", "measure_id").unique()
-    pairs = pairs.with_columns(
+    return pairs.with_columns(
         canonical_period(
             pl.col("period"), pl.col("measure_id").replace_strict(periodicity, default=None)
         ).alias("_period")
     )
-    return (
-        frame.join(
-            pairs, on=["period", "measure_id"], how="left", nulls_equal=True, maintain_order="left"
-        )
-        .with_columns(pl.col("_period").alias("period"))
-        .drop("_period")
+
+
+def _with_canonical_periods(frame: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The period column made canonical: only the two key columns are joined, and the result
+    set beside the frame, so the frame itself is not copied by the join."""
+    canonical = frame.select("period", "measure_id").join(
+        pairs, on=["period", "measure_id"], how="left", nulls_equal=True, maintain_order="left"
     )
+    return frame.with_columns(canonical.get_column("_period").alias("period"))
+
+
+#: Rows mapped onto the long frame at once: the texts a step makes on its way (stripped,
+#: lower-cased, joined) exist for this many rows at a time, however large the file.
+LONG_BATCH_ROWS = 100_000
 
 
 def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
@@ -90,7 +97,9 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name))
 
     periodicity = {m.id: str(m.periodicity) for m in initiative.measures.values()}
-    frame = frame.with_columns(
+    # What each distinct text means is worked out on the whole file (places, numbers); it is
+    # then applied a batch of rows at a time, and the batches set end to end, not copied.
+    mapped = [
         pl.col("measure_id").str.strip_chars().str.to_lowercase(),
         pl.col("geo_code").replace_strict(resolve_geographies(frame["geo_code"], initiative)),
         *(pl.col(c).alias(f"{c}_text") for c in NUMBER_COLUMNS),
@@ -99,10 +108,16 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
             pl.col(d).str.strip_chars().str.to_lowercase().fill_null(TOTAL).replace("", TOTAL)
             for d in initiative.dimension_names
         ),
-    )
-    frame = _canonical_periods(frame, periodicity)
+    ]
     columns = [ROW, *KEY_COLUMNS, *initiative.dimension_names, *NUMBER_COLUMNS]
     columns += [f"{c}_text" for c in NUMBER_COLUMNS]
     if PARTNER_COLUMN in frame.columns:
         columns.append(PARTNER_COLUMN)
-    return frame.select(columns)
+
+    def batch(rows: pl.DataFrame) -> pl.DataFrame:
+        rows = rows.with_columns(mapped)
+        pairs = _canonical_periods(rows, periodicity)
+        return _with_canonical_periods(rows, pairs).select(columns)
+
+    batches = [batch(rows) for rows in frame.iter_slices(LONG_BATCH_ROWS)] or [batch(frame)]
+    return pl.concat(batches, rechunk=False)

@@ -16,12 +16,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from ci_pipeline.store import tables  # noqa: F401  (every table registers on SQLModel.metadata)
 
@@ -235,7 +238,7 @@ def bulk_insert(
     frame = _datetimes_as_stored(frame)
     columns = ", ".join(frame.columns)
     if conn.dialect.name == "sqlite" and frame.height >= stage_min_rows:
-        _insert_staged(conn, table, frame, columns)
+        _insert_staged(conn, table, frame, columns, batch_rows=batch_rows)
         return
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
@@ -255,11 +258,15 @@ def bulk_insert(
         conn.exec_driver_sql(sql, rows)
 
 
-def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame, columns: str) -> None:
+def _insert_staged(
+    conn: Connection, table: str, frame: pl.DataFrame, columns: str, *, batch_rows: int
+) -> None:
     """SQLite's bulk path: ADBC's ``adbc_ingest`` writes the frame's Arrow columns into a
     table of a new database file of its own (no Python value per cell, no lock on the app
     database), which the caller's connection attaches and copies from with one
-    ``INSERT … SELECT`` of ``columns`` (the frame's, joined), inside its transaction.
+    ``INSERT … SELECT`` of ``columns`` (the frame's, joined), inside its transaction. The
+    frame reaches ADBC as a stream of Arrow batches of ``batch_rows``, converted one at a
+    time, so no Arrow copy of the whole frame is held beside it.
 
     ADBC never opens the app database itself. The caller's transaction holds SQLite's write
     lock, and the rows must commit or roll back with the verdict. And ADBC's driver carries
@@ -272,12 +279,16 @@ def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame, columns: s
     returns to the pool (:func:`_detach_staged`).
     """
     import adbc_driver_sqlite.dbapi as adbc_sqlite
+    import pyarrow as pa
 
     folder = Path(tempfile.mkdtemp(prefix="ci-pipeline-stage-"))
     try:
         path = folder / "stage.db"
         with adbc_sqlite.connect(str(path)) as stage, stage.cursor() as cursor:
-            cursor.adbc_ingest("stage", frame.to_arrow(), mode="create")
+            batches = pa.RecordBatchReader.from_batches(
+                frame.head(0).to_arrow().schema, _arrow_batches(frame, batch_rows)
+            )
+            cursor.adbc_ingest("stage", batches, mode="create")
             stage.commit()
         name = f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
         conn.exec_driver_sql(f"ATTACH DATABASE ? AS {name}", (str(path),))
@@ -287,6 +298,12 @@ def _insert_staged(conn: Connection, table: str, frame: pl.DataFrame, columns: s
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _arrow_batches(frame: pl.DataFrame, rows: int) -> Iterator[pa.RecordBatch]:
+    """The frame as Arrow record batches, ``rows`` at a time, each converted when it is read."""
+    for part in frame.iter_slices(rows):
+        yield from part.to_arrow().to_batches()
 
 
 def _detach_staged(dbapi_conn: Any, record: Any) -> None:

@@ -16,7 +16,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
-from ci_pipeline.model.periods import CANONICAL_PATTERNS, Period, period_end, period_start
+from ci_pipeline.model.periods import CANONICAL_PATTERNS, Period, labels_within
 from ci_pipeline.read import (
     NUMBER_COLUMNS,
     PARTNER_COLUMN,
@@ -41,6 +41,12 @@ class Rule:
 
     column: str
     message: pl.Expr
+    #: Whether a row passes (null passes), over the row and its measure's rules.
+    ok: pl.Expr | None = None
+
+
+#: The prefix of the columns :func:`with_outcomes` adds: ``_passes_<rule>``, each row's outcome.
+OUTCOME_PREFIX = "_passes_"
 
 
 def rules_frame(initiative: Initiative) -> pl.DataFrame:
@@ -58,33 +64,93 @@ def rules_frame(initiative: Initiative) -> pl.DataFrame:
     )
 
 
-def geo_levels_frame(initiative: Initiative) -> pl.DataFrame:
-    """Each geography's level, the lookup of the ``geography_level`` rule."""
+#: The measure rules :func:`with_rules` gives each row (one value each, no lists).
+ROW_RULES = ("_unit", "_periodicity", "_min", "_max")
+
+
+def with_rules(frame: pl.DataFrame | pl.LazyFrame, initiative: Initiative) -> pl.LazyFrame:
+    """The long frame with its measure's rules (:data:`ROW_RULES`, from :func:`rules_frame`)
+    and its place's level (``_geo_level``) beside each row, null where the measure or place is
+    unknown: what the row rules read. Looked up value by value, rows in their order; the
+    measures' lists (levels, codes) are not copied onto every row, but tested as pairs
+    (:func:`_pair`)."""
+    rules = rules_frame(initiative)
     geos = initiative.geographies
-    return pl.DataFrame(
-        {"geo_code": list(geos), "_geo_level": [str(g.level) for g in geos.values()]}
+    return frame.lazy().with_columns(
+        *(
+            pl.col("measure_id")
+            .replace_strict(rules["measure_id"], rules[c], default=None)
+            .alias(c)
+            for c in ROW_RULES
+        ),
+        pl.col("geo_code")
+        .replace_strict(list(geos), [str(g.level) for g in geos.values()], default=None)
+        .alias("_geo_level"),
     )
 
 
-def with_rules(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
-    """The long frame with each row's measure rules (:func:`rules_frame`) and its place's level,
-    joined once, rows in their order: the frame the contract validates, so its twenty-odd
-    row rules read these columns instead of each joining them again."""
-    return frame.join(
-        rules_frame(initiative), on="measure_id", how="left", maintain_order="left"
-    ).join(geo_levels_frame(initiative), on="geo_code", how="left", maintain_order="left")
+def _pair(first: pl.Expr, second: pl.Expr) -> pl.Expr:
+    """Two codes as one text, to test a pair's membership with ``is_in`` (:func:`_pairs`)."""
+    return pl.concat_str([first, second], separator=_PAIR_SEPARATOR)
 
 
-def _allowed_codes(initiative: Initiative, dim: str) -> pl.DataFrame:
-    """(measure_id, code) pairs a dimension may take; a measure without it allows only total."""
-    pairs = [
-        (m.id, code)
-        for m in initiative.measures.values()
-        for code in m.dimensions.get(dim, [TOTAL])
+def _pairs(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{a}{_PAIR_SEPARATOR}{b}" for a, b in pairs]
+
+
+_PAIR_SEPARATOR = "\x1f"  # the unit separator: in no identifier or code
+
+
+#: Rows whose rules are worked out together (:func:`with_outcomes`): the memory the rules'
+#: work takes (hash tables, texts) grows with this, not with the file.
+OUTCOME_BATCH_ROWS = 250_000
+
+#: A cell: one measure, place and period. No rule looks across rows beyond one.
+CELL = ("measure_id", "geo_code", "period")
+
+
+def with_outcomes(
+    frame: pl.DataFrame,
+    initiative: Initiative,
+    rules: dict[str, Rule],
+    *,
+    batch_rows: int = OUTCOME_BATCH_ROWS,
+) -> pl.DataFrame:
+    """The frame with every rule's outcome for each row beside it (``_passes_<rule>``), worked
+    out over :func:`with_rules` in one polars plan per part of at most about ``batch_rows``.
+
+    pandera runs a schema's checks one collect each, over the whole frame; a national file's
+    thirty rules then held their work for a million rows at once (400 MiB). Here a large file
+    is cut into parts by its cells' hash, so every row of a cell (what ``unique_row`` and the
+    ``<dim>_mixed`` rules compare) is judged in the same part, and the outcomes are put back in
+    the rows' order; each check then only reads its column. Only the outcomes are collected (a
+    bit per row and rule). A rule over a column the frame lacks is left to its check, which
+    works it out by itself, as every check does on a frame without the outcomes: the schema
+    stays whole on its own.
+    """
+    names = set(frame.columns) | set(ROW_RULES) | {"_geo_level"}
+    outcomes = [
+        rule.ok.fill_null(True).alias(OUTCOME_PREFIX + name)
+        for name, rule in rules.items()
+        if rule.ok is not None and set(rule.ok.meta.root_names()) <= names
     ]
-    return pl.DataFrame(pairs, schema=["measure_id", dim], orient="row").with_columns(
-        pl.lit(True).alias("_allowed")
-    )
+    parts = -(-frame.height // batch_rows)
+    if parts <= 1:
+        return frame.hstack(with_rules(frame, initiative).select(outcomes).collect().get_columns())
+    at = frame.with_row_index("_at")
+    part = frame.select(pl.struct(CELL).hash() % parts).to_series()
+    pieces = [
+        with_rules(at.filter(part == k), initiative).select("_at", *outcomes).collect()
+        for k in range(parts)
+    ]
+    ordered = pl.concat(pieces).sort("_at").drop("_at")
+    return frame.hstack(ordered.get_columns())
+
+
+def _outcome(data: PolarsData, name: str) -> pl.LazyFrame | None:
+    """A rule's outcome column, if the frame carries it (:func:`with_outcomes`)."""
+    column = OUTCOME_PREFIX + name
+    return data.lazyframe.select(column) if column in data.lazyframe.collect_schema() else None
 
 
 def _known_codes(initiative: Initiative, dim: str) -> list[str]:
@@ -119,38 +185,23 @@ class _ContractBuilder:
         self.numbers = numbers
         self.partner = initiative.partner(partner_id)
         self.period = period
-        self.rules_lf = rules_frame(initiative).lazy()
         self.rules: dict[str, Rule] = {}
         self.columns: dict[str, pa.Column] = {ROW: pa.Column(pl.Int64)}
         self.frame_checks: list[pa.Check] = []
-        self.geo_levels = geo_levels_frame(initiative).lazy()
 
-    def _with_rules(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        """The rows with their measure's rules: joined here unless the frame validated already
-        carries them (:func:`with_rules`, joined once for every check)."""
-        if "_unit" in lf.collect_schema():
-            return lf
-        return lf.join(self.rules_lf, on="measure_id", how="left", maintain_order="left")
-
-    def row_rule(
-        self,
-        name: str,
-        column: str,
-        ok: pl.Expr,
-        message: pl.Expr,
-        *,
-        lookup: pl.LazyFrame | None = None,
-        on: list[str] | None = None,
-    ) -> None:
-        """A rule over each row joined with its measure's rules (and ``lookup``); null passes."""
+    def row_rule(self, name: str, column: str, ok: pl.Expr, message: pl.Expr) -> None:
+        """A rule over each row and its measure's rules (:func:`with_rules`); null passes."""
 
         def check(data: PolarsData) -> pl.LazyFrame:
-            lf = self._with_rules(data.lazyframe)
-            if lookup is not None and not set(lookup.collect_schema()) <= set(lf.collect_schema()):
-                lf = lf.join(lookup, on=on or [], how="left", maintain_order="left")
+            done = _outcome(data, name)
+            if done is not None:
+                return done
+            lf = data.lazyframe
+            if "_unit" not in lf.collect_schema():  # a frame without them: looked up here
+                lf = with_rules(lf, self.initiative)
             return lf.select(ok.fill_null(True).alias(name))
 
-        self.rules[name] = Rule(column, message)
+        self.rules[name] = Rule(column, message, ok)
         self.frame_checks.append(pa.Check(check, name=name))
 
     def column(
@@ -164,10 +215,13 @@ class _ContractBuilder:
         """A typed column with checks on its own values: ``{name: (ok, message)}``."""
         checks = []
         for name, (ok, message) in rules.items():
-            self.rules[name] = Rule(column, message)
-            checks.append(
-                pa.Check(lambda data, ok=ok: data.lazyframe.select(ok.fill_null(True)), name=name)
-            )
+            self.rules[name] = Rule(column, message, ok)
+
+            def check(data: PolarsData, name: str = name, ok: pl.Expr = ok) -> pl.LazyFrame:
+                done = _outcome(data, name)
+                return data.lazyframe.select(ok.fill_null(True)) if done is None else done
+
+            checks.append(pa.Check(check, name=name))
         self.columns[column] = pa.Column(dtype, checks, nullable=nullable)
 
     def build(self) -> tuple[pa.DataFrameSchema, dict[str, Rule]]:
@@ -250,11 +304,13 @@ class _ContractBuilder:
             },
             nullable=False,
         )
-        known_level = ~geo.is_in(list(ini.geographies))  # unknown places fail geography_served
+        # Unknown measures and places fail measure_reported and geography_served.
+        unknown = pl.col("_unit").is_null() | ~geo.is_in(list(ini.geographies))
+        levels = [(m.id, str(g)) for m in ini.measures.values() for g in m.geo_levels]
         self.row_rule(
             "geography_level",
             "geo_code",
-            pl.col("_geo_levels").list.contains(pl.col("_geo_level")) | known_level,
+            _pair(measure, pl.col("_geo_level")).is_in(_pairs(levels)) | unknown,
             message_text(
                 measure,
                 " is reported for a ",
@@ -262,8 +318,6 @@ class _ContractBuilder:
                 ", not for ",
                 _q("geo_code"),
             ),
-            lookup=self.geo_levels,
-            on=["geo_code"],
         )
         if PARTNER_COLUMN in ini.dimension_names:  # pragma: no cover - a reserved name
             raise ValueError(f"{PARTNER_COLUMN} cannot be a dimension")
@@ -303,10 +357,19 @@ class _ContractBuilder:
         self.row_rule(
             f"{dim}_allowed",
             dim,
-            pl.col("_allowed").fill_null(False) | pl.col("_unit").is_null() | ~code.is_in(codes),
+            # A measure without the dimension allows only its total.
+            _pair(pl.col("measure_id"), code).is_in(
+                _pairs(
+                    [
+                        (m.id, c)
+                        for m in ini.measures.values()
+                        for c in m.dimensions.get(dim, [TOTAL])
+                    ]
+                )
+            )
+            | pl.col("_unit").is_null()
+            | ~code.is_in(codes),
             message_text(pl.col("measure_id"), f" is not broken down by {dim} code ", _q(dim)),
-            lookup=_allowed_codes(ini, dim).lazy(),
-            on=["measure_id", dim],
         )
         # Every row of one cell (measure, place, period) breaks down by the same dimensions:
         # a total beside a breakdown, or a breakdown by age beside one by sex, would count the
@@ -331,20 +394,22 @@ class _ContractBuilder:
             else {f"{col}_not_negative": (x >= 0, message_text(f"{col} ", _fmt(x), " is negative"))}
         )
         self.column(col, pl.Float64, rules)
-        text = pl.col(f"{col}_text")
+        # The text of a cell that was not read as a number (null where it was, or is blank):
+        # only those cells are looked at again, not a million numbers that were read.
+        unread = pl.when(x.is_null()).then(pl.col(f"{col}_text"))
         # Digits and separators that do not fit the locale's grammar are a matter of format
         # (the partner can fix it, or declare the locale they write in); anything else is text.
-        numeric_looking = looks_like_number(text)
+        numeric_looking = looks_like_number(unread)
         self.row_rule(
             f"{col}_is_number",
             col,
-            text.is_null() | x.is_not_null() | numeric_looking,
+            unread.is_null() | numeric_looking,
             message_text(f"{col} ", _q(f"{col}_text"), " is not a number"),
         )
         self.row_rule(
             f"{col}_number_format",
             col,
-            text.is_null() | x.is_not_null() | ~numeric_looking,
+            unread.is_null() | ~numeric_looking,
             message_text(
                 f"{col} ",
                 _q(f"{col}_text"),
@@ -380,8 +445,9 @@ class _ContractBuilder:
         self.row_rule(
             "period_in_submission",
             "period",
-            not_a_period
-            | ((period_start(period) >= span.start) & (period_end(period) <= span.end)),
+            # The labels within the span, listed: the same test as comparing each row's
+            # parsed start and end with the span's, without parsing a million labels.
+            not_a_period | period.is_in(labels_within(span)),
             message_text(
                 "period ", _q("period"), f" is outside this submission's period {span.label}"
             ),

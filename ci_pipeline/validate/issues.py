@@ -18,7 +18,7 @@ from ci_pipeline.validate.contract import (
     build_contract,
     message_text,
     rules_frame,
-    with_rules,
+    with_outcomes,
 )
 from ci_pipeline.validate.echo import echo_text
 
@@ -95,7 +95,7 @@ def validate(
         numbers=raw.numbers,
     )
     try:
-        schema.validate(with_rules(frame, initiative), lazy=True)
+        schema.validate(with_outcomes(frame, initiative, rules), lazy=True)
     except SchemaErrors as exc:
         issues = _issues(exc.failure_cases, frame, raw, rules, initiative)
         return ValidationResult(frame.height, issues, None, warnings)

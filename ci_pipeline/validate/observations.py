@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
-from ci_pipeline.read import ROW
+from ci_pipeline.read import LONG_BATCH_ROWS, ROW
 
 
 def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
@@ -23,7 +23,7 @@ def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame
     ]
     key = pl.concat_str(parts, separator=";", ignore_nulls=True) if parts else pl.lit("")
     unit = pl.col("measure_id").replace_strict(units)
-    return frame.select(
+    columns = [
         pl.col(ROW).alias("source_row"),
         "measure_id",
         pl.col("measure_id")
@@ -38,4 +38,8 @@ def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame
         .then(pl.coalesce(pl.col("value"), pl.col("numerator") / pl.col("denominator")))
         .otherwise(pl.col("value"))
         .alias("value"),
-    )
+    ]
+    # A batch of rows at a time, the batches set end to end (not copied): the texts the key is
+    # built from exist for one batch at once, however large the file.
+    batches = [rows.select(columns) for rows in frame.iter_slices(LONG_BATCH_ROWS)]
+    return pl.concat(batches, rechunk=False) if batches else frame.select(columns)

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from ci_pipeline.model.overlap import dimensions_in, overlapping
-from ci_pipeline.model.periods import overlapping_labels, parse_period
+from ci_pipeline.model.periods import labels_within, overlapping_labels, parse_period
 
 M = "starter-students-trained"
 
@@ -112,3 +112,15 @@ def test_the_labels_a_period_overlaps() -> None:
     assert overlapping_labels(parse_period("2025-05")) == ["2025", "2025-05", "2025-Q2"]
     # A year: its 12 months, 4 quarters and itself.
     assert len(overlapping_labels(parse_period("2024"))) == 17
+
+
+def test_the_labels_within_a_period() -> None:
+    # A year holds its 12 months, its 4 quarters and itself: 17 labels, no other year's.
+    year = labels_within(parse_period("2025"))
+    assert len(year) == 17
+    assert {"2025", "2025-01", "2025-12", "2025-Q1", "2025-Q4"} <= set(year)
+    assert all(label.startswith("2025") for label in year)
+    # A quarter holds its three months and itself, not its year (which spans more).
+    assert labels_within(parse_period("2025-Q3")) == ["2025-07", "2025-08", "2025-09", "2025-Q3"]
+    # A month holds only itself.
+    assert labels_within(parse_period("2025-05")) == ["2025-05"]

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from pandera.errors import SchemaErrors
 
 from ci_pipeline import read, validate
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.periods import parse_period
+from ci_pipeline.validate import contract
 
 Issue = tuple[int | None, str | None, str | None, str]
 
@@ -25,6 +27,14 @@ def run(
 ) -> validate.ValidationResult:
     """Validate a tiny CSV text as ``partner``'s submission for ``period``, its numbers read in
     ``locale`` (the initiative's, he_IL, unless given)."""
+    raw, frame = read_text(tmp_path, initiative, text, locale)
+    return validate.validate(frame, raw, initiative, partner, parse_period(period))
+
+
+def read_text(
+    tmp_path: Path, initiative: Initiative, text: str, locale: str = "he_IL"
+) -> tuple[read.RawSubmission, pl.DataFrame]:
+    """A tiny CSV text read as a submission, and its long frame."""
     path = tmp_path / "submission.csv"
     path.write_text(text, encoding="utf-8")
     raw = read.read_submission(
@@ -33,8 +43,7 @@ def run(
         max_bytes=10**8,
         max_expanded_bytes=10**8,
     )
-    frame = read.to_long_frame(raw, initiative)
-    return validate.validate(frame, raw, initiative, partner, parse_period(period))
+    return raw, read.to_long_frame(raw, initiative)
 
 
 def issue_tuples(result: validate.ValidationResult) -> set[Issue]:
@@ -310,6 +319,39 @@ def test_each_rule_reports_row_column_value_and_message(
     for message in mine["message"]:
         assert case.phrase in message
     assert set(result.issues["rule"]) == {rule, *case.also}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_rules_computed_together_fail_what_each_check_fails_alone(
+    tmp_path: Path, initiative: Initiative, case: Case
+) -> None:
+    """``with_outcomes`` works every rule out in one polars plan (a large frame in parts, by
+    its cells; rules over absent columns left out); given a frame without those outcomes,
+    each pandera check works out its own rule by itself. Both ways must fail the same rows
+    for the same rules, for every rule's case."""
+    raw, frame = read_text(tmp_path, initiative, case.csv, case.locale)
+    schema, rules = contract.build_contract(
+        initiative,
+        case.partner,
+        parse_period(case.period),
+        with_partner_column=read.PARTNER_COLUMN in frame.columns,
+        numbers=raw.numbers,
+    )
+
+    def failures(validated: pl.DataFrame) -> set[tuple[str, int]]:
+        with pytest.raises(SchemaErrors) as caught:
+            schema.validate(validated, lazy=True)
+        cases = caught.value.failure_cases
+        return set(zip(cases["check"], cases["index"], strict=True))
+
+    alone = failures(contract.with_rules(frame, initiative).collect())
+    assert case.expected[0][3] in {check for check, _ in alone}
+    # Whole, and cut into parts of about one row (each cell's rows still in one part).
+    for batch_rows in (contract.OUTCOME_BATCH_ROWS, 1):
+        together = contract.with_outcomes(frame, initiative, rules, batch_rows=batch_rows)
+        assert {c for c in together.columns if c.startswith(contract.OUTCOME_PREFIX)}
+        assert together.select(frame.columns).equals(frame)
+        assert failures(together) == alone
 
 
 @pytest.mark.parametrize(
