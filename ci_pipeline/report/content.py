@@ -86,10 +86,18 @@ def _path(measure: Measure, periods: list[str]) -> list[tuple[str, float]]:
     return [(p.label, v) for p in [b, *inside, t] if (v := measure.on_path(p)) is not None]
 
 
-def _gaps(gaps: pl.DataFrame, initiative: Initiative, measure_id: str, geo: str) -> list[Gap]:
-    """The measure's gap series in this geography (``gaps``: ``detect.gaps.gap_series``)."""
+def _by(frame: pl.DataFrame, keys: list[str]) -> dict[tuple[object, ...], pl.DataFrame]:
+    """The frame's rows by their ``keys``, split once: a national initiative has 2,761 places
+    and 20 measures, and filtering the whole frame for each pair took minutes."""
+    return frame.partition_by(keys, as_dict=True, maintain_order=True) if frame.height else {}
+
+
+def _gaps(mine: pl.DataFrame | None, initiative: Initiative) -> list[Gap]:
+    """A measure's gap series in one geography (``mine``: its rows of
+    ``detect.gaps.gap_series``)."""
+    if mine is None:
+        return []
     by_id = {g.id: g for g in initiative.info.equity_gaps}
-    mine = gaps.filter((pl.col("measure_id") == measure_id) & (pl.col("geo_code") == geo))
     out = []
     for (key,), rows in mine.sort("period").group_by(["disaggregation"], maintain_order=True):
         gap = by_id.get(str(key).removeprefix(GAP_PREFIX))
@@ -124,6 +132,12 @@ def pages(
     totals = indicators.filter(
         pl.col("disaggregation").is_in([m.total_key for m in initiative.measures.values()])
     ).sort("period")
+    series = _by(totals, ["measure_id", "geo_code", "disaggregation"])
+    alerts = alerts.sort("id")
+    on_measure = _by(alerts, ["measure_id"])
+    on_place = _by(alerts, ["measure_id", "geo_code"])
+    gap_rows = _by(gaps, ["measure_id", "geo_code"]) if gaps is not None else {}
+    no_alerts, no_rows = alerts.clear(), totals.clear()
     geos = sorted(
         initiative.geographies.values(),
         key=lambda g: (g.level is not GeoLevel.cluster, g.parent is not None, g.name.en),
@@ -134,11 +148,7 @@ def pages(
         for m in initiative.measures.values():
             if geo.level not in m.geo_levels and geo.parent is not None:
                 continue
-            rows = totals.filter(
-                (pl.col("measure_id") == m.id)
-                & (pl.col("geo_code") == geo.code)
-                & (pl.col("disaggregation") == m.total_key)
-            )
+            rows = series.get((m.id, geo.code, m.total_key), no_rows)
             points = [
                 Point(
                     period=r["period"],
@@ -151,7 +161,10 @@ def pages(
             ]
             # The root's card carries every place's alerts on the measure: the cluster's
             # report card is where a backbone team sees them all.
-            here = pl.col("geo_code") == geo.code if geo.parent is not None else pl.lit(True)
+            if geo.parent is None:
+                mine = on_measure.get((m.id,), no_alerts)
+            else:
+                mine = on_place.get((m.id, geo.code), no_alerts)
             flags = [
                 Flag(
                     int(a["id"]),
@@ -165,14 +178,12 @@ def pages(
                         if k.startswith("headline_") and v
                     },
                 )
-                for a in alerts.filter((pl.col("measure_id") == m.id) & here)
-                .sort("id")
-                .iter_rows(named=True)
+                for a in mine.iter_rows(named=True)
             ]
             if not points and not flags:
                 continue
             path = _path(m, [p.period for p in points]) if geo.parent is None else []
-            own = _gaps(gaps, initiative, m.id, geo.code) if gaps is not None else []
+            own = _gaps(gap_rows.get((m.id, geo.code)), initiative)
             cards.append(Card(m, points, path, flags, own))
         if cards or geo.parent is None:  # the root's page even before any data
             out.append(Page(geo, cards))

@@ -76,18 +76,38 @@ def _file(page: Page) -> str:
     return "index.html" if page.geography.parent is None else f"{page.geography.code}.html"
 
 
+def nearby(pages: list[Page], initiative: Initiative) -> dict[str, list[Page]]:
+    """The pages each page links to, in the site's order, by the page's geography: the root,
+    the page's ancestors, its siblings, its children, and itself. On a cluster of localities
+    that is every page; on a national tree (2,761 places) a few dozen, where linking every page
+    from every page wrote 2,761 links on each of 2,761 pages, in each language."""
+    order = {p.geography.code: i for i, p in enumerate(pages)}
+    children: dict[str | None, list[str]] = {}
+    for p in pages:
+        children.setdefault(p.geography.parent, []).append(p.geography.code)
+    by_code = {p.geography.code: p for p in pages}
+    out = {}
+    for p in pages:
+        code, parent = p.geography.code, p.geography.parent
+        near = {code, *initiative.ancestors(code), *children.get(None, [])}
+        near |= {*children.get(code, []), *(children.get(parent, []) if parent else [])}
+        out[code] = [by_code[c] for c in sorted(near & by_code.keys(), key=order.__getitem__)]
+    return out
+
+
 def _render_page(
     env: Environment,
     initiative: Initiative,
     page: Page,
-    pages: list[Page],
+    links: list[Page],
     lang: str,
     prefix: str,
     built_on: date,
     drawings: dict[tuple[str, str], str],
 ) -> str:
-    """One geography's card page; ``prefix`` leads from the page's folder to the report root,
-    ``drawings`` are the cards' charts by (geography, measure)."""
+    """One geography's card page, linking to ``links`` (:func:`nearby`); ``prefix`` leads from
+    the page's folder to the report root, ``drawings`` are the cards' charts by (geography,
+    measure)."""
     code = page.geography.code
     cards = [(card, drawings[code, card.measure.id]) for card in page.cards]
     gap_drawings = {
@@ -100,7 +120,7 @@ def _render_page(
         page=page,
         cards=cards,
         gap_drawings=gap_drawings,
-        pages=pages,
+        pages=links,
         file=_file(page),
         prefix=prefix,
         own=f"{prefix}{lang}/",
@@ -151,13 +171,15 @@ def write_site(
     with ThreadPoolExecutor(max_workers=2) as pool:
         drawn = list(pool.map(lambda job: job(), [job for _, job in jobs]))
     drawings = {key: d for (key, _), d in zip(jobs, drawn, strict=True)}
+    links = nearby(pages, initiative)
     written = 0
     for lang in LANGUAGES:
         env = _environment(initiative, lang)
         folder = root / lang
         folder.mkdir(parents=True, exist_ok=True)
         for page in pages:
-            text = _render_page(env, initiative, page, pages, lang, "../", built_on, drawings)
+            near = links[page.geography.code]
+            text = _render_page(env, initiative, page, near, lang, "../", built_on, drawings)
             (folder / _file(page)).write_text(text, encoding="utf-8")
             written += 1
         (folder / "summary.html").write_text(
@@ -168,7 +190,16 @@ def write_site(
     env = _environment(initiative, "en")
     index = root / "index.html"
     index.write_text(
-        _render_page(env, initiative, root_page, pages, "en", "", built_on, drawings),
+        _render_page(
+            env,
+            initiative,
+            root_page,
+            links[root_page.geography.code],
+            "en",
+            "",
+            built_on,
+            drawings,
+        ),
         encoding="utf-8",
     )
     return index, written + 1

@@ -10,16 +10,18 @@ from pathlib import Path
 import frictionless
 import polars as pl
 import pytest
+import yaml
 from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.model.load import load_initiative
 from ci_pipeline.report import charts, content, i18n
 from ci_pipeline.report.build import build_report
 from ci_pipeline.report.package import write_package
-from ci_pipeline.report.site import write_site
+from ci_pipeline.report.site import nearby, write_site
 from tests.detect.test_detect import LFP, frame, series
 
 SECRET = 0.4321987  # a suppressed value: it must appear nowhere
@@ -283,3 +285,41 @@ def test_alerts_lead_with_their_headline_in_the_page_s_language(
     assert "fell to 21.9%" in he  # the English sentence, under it
     en = (built.root / "en" / "index.html").read_text(encoding="utf-8")
     assert 'class="headline"' not in en and "fell to 21.9%" in en
+
+
+def test_each_page_links_its_root_ancestors_siblings_and_children(tmp_path: Path) -> None:
+    """A nation of two districts of localities (north: a1, a2; south: b1). Worked by hand from
+    the tree: the nation links its districts; north links the nation, south (its sibling)
+    and its own localities; a1 links the nation, north and a2, not south or b1."""
+    from tests.aggregate.test_aggregate import measure_yaml, write_initiative
+
+    folder = tmp_path / "nation"
+    write_initiative(folder, ["a1", "a2", "b1"], {"p": ["a1"]}, [measure_yaml("m", "count")])
+    geos = [
+        {"code": "nation", "level": "cluster", "name": {"en": "Nation"}},
+        {"code": "north", "level": "cluster", "parent": "nation", "name": {"en": "North"}},
+        {"code": "south", "level": "cluster", "parent": "nation", "name": {"en": "South"}},
+        *(
+            {"code": c, "level": "locality", "parent": d, "name": {"en": c}}
+            for c, d in (("a1", "north"), ("a2", "north"), ("b1", "south"))
+        ),
+    ]
+    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
+    nation = load_initiative(folder)
+    order = ["nation", "north", "south", "a1", "a2", "b1"]
+    links = nearby([content.Page(nation.geographies[c], []) for c in order], nation)
+    assert {code: [p.geography.code for p in near] for code, near in links.items()} == {
+        "nation": ["nation", "north", "south"],
+        "north": ["nation", "north", "south", "a1", "a2"],
+        "south": ["nation", "north", "south", "b1"],
+        "a1": ["nation", "north", "a1", "a2"],
+        "a2": ["nation", "north", "a1", "a2"],
+        "b1": ["nation", "south", "b1"],
+    }
+
+
+def test_on_a_cluster_of_localities_every_page_links_every_page(initiative: Initiative) -> None:
+    all_pages = [content.Page(g, []) for g in initiative.geographies.values()]
+    assert len(all_pages) == 8  # the cluster and its seven localities
+    for near in nearby(all_pages, initiative).values():
+        assert near == all_pages
