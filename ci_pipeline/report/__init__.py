@@ -5,5 +5,14 @@ The modules: ``content`` (what each page says: pure), ``i18n`` (words, direction
 dates per locale), ``charts`` (SVG charts drawn at build time), ``templates`` and ``site``
 (the pages), ``package`` (the figures as a Frictionless Data Package), ``build`` (all of
 it, from the store: :func:`~ci_pipeline.report.build.build_report`). Nothing is imported
-here, so the alerts can use ``i18n`` without loading the charts.
+here but :func:`drawn_folder`, so the alerts can use ``i18n`` without loading the charts.
 """
+
+from pathlib import Path
+
+
+def drawn_folder(root: Path) -> Path:
+    """Where the charts of the last build of the site at ``root`` are kept, for the next build
+    to reuse those that did not change (:func:`~ci_pipeline.report.charts.draw`): beside the
+    site, not served with it."""
+    return root.with_name(root.name + ".charts")

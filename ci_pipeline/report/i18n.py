@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from functools import cache
 
+from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, parse_pattern
 
 from ci_pipeline.model.initiative import Measure, Names, Unit
 
@@ -145,12 +147,28 @@ def number(measure: Measure, value: float | None, lang: str) -> str:
     """A value as the locale writes it, with its unit: 31.2%, ‏31.2%, 1,250 people, 3.80."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    locale = LOCALES[lang]
     if measure.unit is Unit.proportion:
-        return format_percent(value, format="#,##0.0%", locale=locale)
+        return _formatted(value, "#,##0.0%", lang)
     if measure.unit is Unit.score:
-        return format_decimal(value, format="#,##0.00", locale=locale)
-    return f"{format_decimal(value, format='#,##0.##', locale=locale)} {unit_label(measure, lang)}"
+        return _formatted(value, "#,##0.00", lang)
+    return f"{_formatted(value, '#,##0.##', lang)} {unit_label(measure, lang)}"
+
+
+def _formatted(value: float, pattern: str, lang: str) -> str:
+    """What babel's ``format_decimal``/``format_percent`` write, with the pattern and the
+    locale parsed once, not for each of a national report card's 50,000 figures (a third of
+    its rendering time)."""
+    return _pattern(pattern).apply(value, _locale(lang))
+
+
+@cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(LOCALES[lang])
 
 
 def unit_label(measure: Measure, lang: str) -> str:

@@ -14,12 +14,10 @@ Layout (``root`` is the report folder)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
@@ -153,24 +151,27 @@ def _render_summary(
 
 
 def write_site(
-    pages: list[Page], initiative: Initiative, root: Path, *, built_on: date
+    pages: list[Page],
+    initiative: Initiative,
+    root: Path,
+    *,
+    built_on: date,
+    drawn: Path | None = None,
 ) -> tuple[Path, int]:
     """Write every page in every language under ``root``; the index a reader opens, and the
-    number of pages written."""
+    number of pages written. ``drawn``: the folder of charts drawn before
+    (:func:`charts.draw`), where a rebuild finds the charts that did not change."""
     if not pages:
         raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
-    cards = [(p.geography.code, c) for p in pages for c in p.cards]
-    jobs: list[tuple[tuple[str, str], Callable[[], str]]] = []
-    for geo, card in cards:
-        jobs.append(((geo, card.measure.id), partial(charts.svg, card)))
-        for gap in card.gaps:
-            key = (geo, f"{card.measure.id}/{gap.gap.id}")
-            jobs.append((key, partial(charts.gap_svg, gap, card.measure)))
-    # vl-convert renders outside the GIL: both cores draw.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        drawn = list(pool.map(lambda job: job(), [job for _, job in jobs]))
-    drawings = {key: d for (key, _), d in zip(jobs, drawn, strict=True)}
+    specs: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in pages:
+        for card in p.cards:
+            specs[p.geography.code, card.measure.id] = charts.spec(card)
+            for gap in card.gaps:
+                key = (p.geography.code, f"{card.measure.id}/{gap.gap.id}")
+                specs[key] = charts.gap_spec(gap, card.measure)
+    drawings = dict(zip(specs, charts.draw(list(specs.values()), drawn), strict=True))
     links = nearby(pages, initiative)
     written = 0
     for lang in LANGUAGES:

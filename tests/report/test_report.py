@@ -323,3 +323,52 @@ def test_on_a_cluster_of_localities_every_page_links_every_page(initiative: Init
     assert len(all_pages) == 8  # the cluster and its seven localities
     for near in nearby(all_pages, initiative).values():
         assert near == all_pages
+
+
+def test_a_rebuild_draws_only_the_charts_that_changed(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two cards (the cluster's and Nahf's): the first build draws both; the same figures
+    again draw none; a new Nahf figure draws Nahf's chart only. Every build's pages are the
+    pages an uncached build writes, and the folder keeps only the last build's charts."""
+    drawn: list[dict[str, object]] = []
+    render = charts.render
+
+    def counting(chart: dict[str, object]) -> str:
+        drawn.append(chart)
+        return render(chart)
+
+    monkeypatch.setattr(charts, "render", counting)
+    cache = tmp_path / "charts"
+
+    def build(figures: pl.DataFrame, name: str) -> dict[str, str]:
+        got = content.pages(figures, ALERTS, initiative)
+        folder = tmp_path / name
+        write_site(got, initiative, folder, built_on=date(2026, 11, 30), drawn=cache)
+        uncached = tmp_path / f"{name}-uncached"
+        write_site(got, initiative, uncached, built_on=date(2026, 11, 30))
+        pages = {str(p.relative_to(folder)): p.read_text() for p in folder.glob("*/*.html")}
+        assert len(pages) == 3 * 3  # the cluster, Nahf and the summary, in three languages
+        assert pages == {
+            str(p.relative_to(uncached)): p.read_text() for p in uncached.glob("*/*.html")
+        }
+        return pages
+
+    build(indicators, "first")
+    assert len(drawn) == 2 * 2  # two charts, drawn for the cached build and the uncached one
+    drawn.clear()
+    build(indicators, "again")
+    assert len(drawn) == 2  # the uncached build's only
+    drawn.clear()
+    changed = indicators.with_columns(
+        pl.when((pl.col("geo_code") == "nahf") & (pl.col("period") == "2025-Q4"))
+        .then(0.25)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    build(changed, "changed")
+    assert len(drawn) == 1 + 2  # Nahf's chart, then the uncached build's two
+    assert len(list(cache.iterdir())) == 2
