@@ -4,7 +4,7 @@ ratio, measured in the same run, on SQLite and PostgreSQL.
 Usage::
 
     .venv/bin/python benchmarks/scale.py [--rows 1000000] [--postgres URL] [--cli] [--latency]
-        [--skip-sqlite] [--profile DIR] [--keep DIR]
+        [--skip-sqlite] [--repeats K] [--profile DIR] [--keep DIR]
 
 ``--rows`` (R) sets the size; everything scales with it. The synthetic national initiative
 has a national root (a ``cluster``), 10 districts, R/4,000 localities and R/400 statistical
@@ -15,7 +15,8 @@ and 20 quarterly measures broken down by sex (2 codes) and age band (4): 15 of c
 fourth a proportion. A measure's quarter is one table of (areas + localities + districts + 1)
 x 3 x 5 indicator cells (41,415 at R = 1M) from areas x 8 observations (20,000). A tiny run
 (``--rows 4000 --areas 20 --no-report-card``, what the test runs) takes about half a minute;
-at 1M rows a run took 70 minutes on a loaded 2-core machine, most of it the report card.
+at 1M rows a run took 70 minutes on a loaded 2-core machine, most of it the report card (a
+cold build of it is now 43 s at 1M).
 
 Each case runs in a child process of its own (a fresh interpreter, so peaks do not mix and
 imports are not timed), through the core functions the flows call (``intake.take`` and
@@ -30,6 +31,7 @@ process flow's). The rows printed:
   ``executemany`` / ``COPY``; the row says which). Both sides start warm: pandera, pyarrow
   and the ADBC driver are imported before the clock starts, as in ``serve`` or the daemon
   (``_warm_imports``). The scaling exponent is log(t_R / t_R/10) / log(10): 1 is linear.
+  ``--repeats K`` runs project and floor K times in turn and prints each one's median run.
 - **submit a 10-row file** (``--cli``): ``ci-pipeline submit`` as a user runs it, five times —
   the first command starts the command line's local Prefect daemon, the next four find it
   running (their median; the daemon then runs each ingest: ``serve/handoff.py``) — against the
@@ -43,7 +45,8 @@ process flow's). The rows printed:
   breakdown over the geography roll-up, and an ADBC write of as many cells into the same
   indicator table (sums and partner counts; no privacy, no coverage).
 - **process after a 1k-row file**, with histories of R and R/10 rows: the history is
-  rebuilt, judged and its alerts recorded (untimed); then a regional partner's file of R/1,000
+  rebuilt, judged, its alerts recorded and its report card built (untimed: every chart drawn,
+  the first build's seconds in the notes); then a regional partner's file of R/1,000
   rows (one measure, one quarter, half a district) is ingested, and ``process`` as a run
   after new files does it is timed: the stale slices recomputed, the changed measures of each
   recomputed period judged, alerts recorded and delivered, the report card rebuilt. Both
@@ -286,6 +289,12 @@ def _ingest(
     return receipt
 
 
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run of median seconds (the lower middle of an even count), or None without any."""
+    ordered = sorted(results, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
 def _count(engine: Any, sql: str) -> int:
     from sqlalchemy import text
 
@@ -512,6 +521,10 @@ def case_history(args: dict[str, Any]) -> dict[str, Any]:
         alert.record_alerts(judgement, initiative, settings=settings, engine=engine)
     alert.deliver(engine=engine)
     out["first_judge_seconds"] = time.perf_counter() - start
+    if args.get("report_card", True):  # the card as the last run left it (its charts drawn)
+        start = time.perf_counter()
+        build_report(initiative, settings.report_card_dir, engine=engine, today=today)
+        out["first_report_seconds"] = time.perf_counter() - start
 
     small = Path(args["small_file"])
     _ingest(small, args["small_partner"], HISTORY[-1], settings, initiative, engine)
@@ -728,6 +741,13 @@ def main() -> None:
         choices=["ingest", "history"],
         help="run only the ingest cases or the history ones",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run each ingest case (project, then floor) this many times in turn and print the "
+        "median of each: single runs vary by up to 2x on a shared machine",
+    )
     parser.add_argument("--cli", action="store_true", help="also time `ci-pipeline submit`")
     parser.add_argument("--latency", action="store_true", help="also run benchmarks/latency.py")
     parser.add_argument(
@@ -792,13 +812,24 @@ def scale_table(args: argparse.Namespace) -> str:
                 db = "SQLite" if backend == "sqlite" else "PostgreSQL"
                 sizes = (rows, small_rows) if backend == "sqlite" else (rows,)
                 ingested = {}
+                spread: dict[int, str] = {}
                 for n in sizes if args.only != "history" else ():
                     csv = str(base / f"ingest-{n}.csv")
-                    p = run.case("ingest", f"{backend}_ingest_{n}", backend, csv=csv)
-                    f = run.case("ingest_floor", f"{backend}_floor_{n}", backend, csv=csv)
-                    if p and f:
-                        assert p["accepted"] == p["stored"] == f["stored"] == n, (p, f)
-                    ingested[n] = (p, f)
+                    runs = []
+                    for i in range(args.repeats):  # project and floor in turn, each in a new db
+                        p = run.case("ingest", f"{backend}_ingest_{n}_{i}", backend, csv=csv)
+                        f = run.case("ingest_floor", f"{backend}_floor_{n}_{i}", backend, csv=csv)
+                        if p and f:
+                            assert p["accepted"] == p["stored"] == f["stored"] == n, (p, f)
+                        runs.append((p, f))
+                    ps, fs = [p for p, _ in runs if p], [f for _, f in runs if f]
+                    ingested[n] = (_median_run(ps), _median_run(fs))
+                    if args.repeats > 1 and ps and fs:
+                        spread[n] = (
+                            f"; median of {args.repeats} runs in turn (ci-pipeline "
+                            f"{min(r['seconds'] for r in ps):.2f}-{max(r['seconds'] for r in ps):.2f} s, "
+                            f"floor {min(r['seconds'] for r in fs):.2f}-{max(r['seconds'] for r in fs):.2f} s)"
+                        )
                 for n, (p, f) in ingested.items():
                     little = ingested.get(small_rows, (None, None))[0] if n == rows else None
                     row(
@@ -808,7 +839,9 @@ def scale_table(args: argparse.Namespace) -> str:
                         f"{f['seconds']:.2f} s" if f else "failed",
                         ratio(get(p, "seconds"), get(f, "seconds")),
                         exponent(get(p, "seconds"), get(little, "seconds")),
-                        f"floor: {f['how']}; {n:,} rows stored by each" if f else "",
+                        f"floor: {f['how']}; {n:,} rows stored by each{spread.get(n, '')}"
+                        if f
+                        else "",
                     )
                 p, f = ingested.get(rows, (None, None))
                 if p and f:
@@ -919,8 +952,10 @@ def scale_table(args: argparse.Namespace) -> str:
                         f"{little['report_seconds']:.2f} s",
                         ratio(big["report_seconds"], little["report_seconds"]),
                         exponent(big["report_seconds"], little["report_seconds"]),
-                        "part of the same run (process_period's report_card task); "
-                        "larger vs smaller history",
+                        "part of the same run (process_period's report_card task), the charts "
+                        "of the card the set-up built drawn already; larger vs smaller history; "
+                        f"that first build (untimed set-up, every chart drawn): "
+                        f"{big['first_report_seconds']:.0f}/{little['first_report_seconds']:.0f} s",
                     )
                 if big and "privacy_seconds" in big:
                     audited = big["privacy_hidden_tables"] - big["privacy_unaudited"]

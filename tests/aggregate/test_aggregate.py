@@ -252,13 +252,9 @@ def test_a_cluster_observation_is_not_counted_again(tiny: Initiative) -> None:
     assert ("south", TOTAL) not in got
 
 
-def test_clusters_nest_and_every_level_counts_each_figure_once(
-    tmp_path: Path,
-) -> None:
-    """A nation of two districts of localities: each locality's count reaches its district and
-    the nation once. Worked: north = a1 + a2 = 3 + 4 = 7, south = b1 = 5, nation = 7 + 5 = 12
-    (not 3 + 4 + 5 + 7 + 5, which counting a district's cell again would give)."""
-    folder = tmp_path / "nation"
+def write_nation(folder: Path) -> Initiative:
+    """A nation (cluster) of two districts (clusters), north over localities a1 and a2, south
+    over b1; partner p serves all three, with one count measure kept at both levels."""
     write_initiative(
         folder,
         ["a1", "a2", "b1"],
@@ -275,7 +271,16 @@ def test_clusters_nest_and_every_level_counts_each_figure_once(
         ),
     ]
     (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
-    nation = load_initiative(folder)
+    return load_initiative(folder)
+
+
+def test_clusters_nest_and_every_level_counts_each_figure_once(
+    tmp_path: Path,
+) -> None:
+    """A nation of two districts of localities: each locality's count reaches its district and
+    the nation once. Worked: north = a1 + a2 = 3 + 4 = 7, south = b1 = 5, nation = 7 + 5 = 12
+    (not 3 + 4 + 5 + 7 + 5, which counting a district's cell again would give)."""
+    nation = write_nation(tmp_path / "nation")
     assert nation.ancestors("a1") == ["north", "nation"]
     rows: list[Row] = [
         ("p", 1, "plain", "a1", TOTAL, None, None, 3.0),

@@ -10,14 +10,12 @@ from pathlib import Path
 import frictionless
 import polars as pl
 import pytest
-import yaml
 from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.config import Settings
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.model.load import load_initiative
 from ci_pipeline.report import charts, content, i18n
 from ci_pipeline.report.build import build_report
 from ci_pipeline.report.package import write_package
@@ -291,21 +289,9 @@ def test_each_page_links_its_root_ancestors_siblings_and_children(tmp_path: Path
     """A nation of two districts of localities (north: a1, a2; south: b1). Worked by hand from
     the tree: the nation links its districts; north links the nation, south (its sibling)
     and its own localities; a1 links the nation, north and a2, not south or b1."""
-    from tests.aggregate.test_aggregate import measure_yaml, write_initiative
+    from tests.aggregate.test_aggregate import write_nation
 
-    folder = tmp_path / "nation"
-    write_initiative(folder, ["a1", "a2", "b1"], {"p": ["a1"]}, [measure_yaml("m", "count")])
-    geos = [
-        {"code": "nation", "level": "cluster", "name": {"en": "Nation"}},
-        {"code": "north", "level": "cluster", "parent": "nation", "name": {"en": "North"}},
-        {"code": "south", "level": "cluster", "parent": "nation", "name": {"en": "South"}},
-        *(
-            {"code": c, "level": "locality", "parent": d, "name": {"en": c}}
-            for c, d in (("a1", "north"), ("a2", "north"), ("b1", "south"))
-        ),
-    ]
-    (folder / "geographies.yaml").write_text(yaml.safe_dump(geos))
-    nation = load_initiative(folder)
+    nation = write_nation(tmp_path / "nation")
     order = ["nation", "north", "south", "a1", "a2", "b1"]
     links = nearby([content.Page(nation.geographies[c], []) for c in order], nation)
     assert {code: [p.geography.code for p in near] for code, near in links.items()} == {
