@@ -5,9 +5,10 @@ in a table beside each chart for screen readers."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
@@ -173,23 +174,41 @@ def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:
     SVG is kept there under the hash of its specification and of vl-convert's version, and
     what this call did not ask for is removed, so the folder holds the charts of the last
     site only. A national report card has 55,000 charts, and a new file changes a few of
-    them: drawing them all again took most of the rebuild.
+    them: drawing them all again took most of the rebuild. The cache only saves work: a chart
+    it cannot read (another build removed it) is drawn, and a folder it cannot write is
+    passed over.
     """
-    texts = [json.dumps(c, sort_keys=True, separators=(",", ":")) for c in charts]
     if cache is None:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return list(pool.map(render, charts))
-    cache.mkdir(parents=True, exist_ok=True)
+        return _render_all(charts)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return _render_all(charts)
     salt = f"vl-convert {version('vl-convert-python')}\n".encode()
-    files = [cache / f"{hashlib.sha256(salt + t.encode()).hexdigest()}.svg" for t in texts]
-    missing = {f: c for f, c in zip(files, charts, strict=True) if not f.exists()}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for file, drawn in zip(missing, pool.map(render, missing.values()), strict=True):
-            partial = file.with_suffix(f".{os.getpid()}.part")
-            partial.write_text(drawn, encoding="utf-8")
+    files = [cache / f"{hashlib.sha256(salt + _text(c).encode()).hexdigest()}.svg" for c in charts]
+    drawn: dict[Path, str] = {}
+    for file in set(files):
+        with contextlib.suppress(OSError):
+            drawn[file] = file.read_text(encoding="utf-8")
+    missing = {f: c for f, c in zip(files, charts, strict=True) if f not in drawn}
+    for file, svg_text in zip(missing, _render_all(list(missing.values())), strict=True):
+        drawn[file] = svg_text
+        partial = file.with_suffix(f".{uuid.uuid4().hex}.part")
+        with contextlib.suppress(OSError):
+            partial.write_text(svg_text, encoding="utf-8")
             partial.replace(file)  # whole or not at all, for a build that reads it later
     wanted = set(files)
     for old in cache.iterdir():
         if old not in wanted:
-            old.unlink(missing_ok=True)
-    return [f.read_text(encoding="utf-8") for f in files]
+            with contextlib.suppress(OSError):  # e.g. a file another build removed already
+                old.unlink()
+    return [drawn[f] for f in files]
+
+
+def _text(chart: dict[str, Any]) -> str:
+    return json.dumps(chart, sort_keys=True, separators=(",", ":"))
+
+
+def _render_all(charts: list[dict[str, Any]]) -> list[str]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(render, charts))

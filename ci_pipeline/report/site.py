@@ -78,18 +78,25 @@ def nearby(pages: list[Page], initiative: Initiative) -> dict[str, list[Page]]:
     """The pages each page links to, in the site's order, by the page's geography: the root,
     the page's ancestors, its siblings, its children, and itself. On a cluster of localities
     that is every page; on a national tree (2,761 places) a few dozen, where linking every page
-    from every page wrote 2,761 links on each of 2,761 pages, in each language."""
+    from every page wrote 2,761 links on each of 2,761 pages, in each language.
+
+    A geography without a page (nothing to show) is passed over: its places hang from its
+    nearest ancestor that has one, so every page is reached from the root."""
     order = {p.geography.code: i for i, p in enumerate(pages)}
+
+    def above(code: str) -> str | None:  # the nearest ancestor with a page
+        return next((a for a in initiative.ancestors(code) if a in order), None)
+
     children: dict[str | None, list[str]] = {}
-    for p in pages:
-        children.setdefault(p.geography.parent, []).append(p.geography.code)
-    by_code = {p.geography.code: p for p in pages}
+    for code in order:
+        children.setdefault(above(code), []).append(code)
     out = {}
     for p in pages:
-        code, parent = p.geography.code, p.geography.parent
+        code = p.geography.code
+        parent = above(code)
         near = {code, *initiative.ancestors(code), *children.get(None, [])}
         near |= {*children.get(code, []), *(children.get(parent, []) if parent else [])}
-        out[code] = [by_code[c] for c in sorted(near & by_code.keys(), key=order.__getitem__)]
+        out[code] = [pages[order[c]] for c in sorted(near & order.keys(), key=order.__getitem__)]
     return out
 
 

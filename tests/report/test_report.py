@@ -304,6 +304,26 @@ def test_each_page_links_its_root_ancestors_siblings_and_children(tmp_path: Path
     }
 
 
+def test_a_place_under_a_geography_without_a_page_hangs_from_the_next_one_up(
+    tmp_path: Path,
+) -> None:
+    """North has nothing to show, so no page: a1 and a2 hang from the nation, beside south.
+    Worked: the nation links south, a1 and a2; a1 links the nation and its siblings south and
+    a2; south links b1 and its siblings a1 and a2. Every page is one link from the root's."""
+    from tests.aggregate.test_aggregate import write_nation
+
+    nation = write_nation(tmp_path / "nation")
+    order = ["nation", "south", "a1", "a2", "b1"]
+    links = nearby([content.Page(nation.geographies[c], []) for c in order], nation)
+    assert {code: [p.geography.code for p in near] for code, near in links.items()} == {
+        "nation": ["nation", "south", "a1", "a2"],
+        "south": ["nation", "south", "a1", "a2", "b1"],
+        "a1": ["nation", "south", "a1", "a2"],
+        "a2": ["nation", "south", "a1", "a2"],
+        "b1": ["nation", "south", "b1"],
+    }
+
+
 def test_on_a_cluster_of_localities_every_page_links_every_page(initiative: Initiative) -> None:
     all_pages = [content.Page(g, []) for g in initiative.geographies.values()]
     assert len(all_pages) == 8  # the cluster and its seven localities
@@ -311,23 +331,29 @@ def test_on_a_cluster_of_localities_every_page_links_every_page(initiative: Init
         assert near == all_pages
 
 
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """The charts vl-convert is asked to draw, in order (``charts.render`` counted)."""
+    asked: list[dict[str, object]] = []
+    render = charts.render
+
+    def counting(chart: dict[str, object]) -> str:
+        asked.append(chart)
+        return render(chart)
+
+    monkeypatch.setattr(charts, "render", counting)
+    return asked
+
+
 def test_a_rebuild_draws_only_the_charts_that_changed(
     tmp_path: Path,
     initiative: Initiative,
     indicators: pl.DataFrame,
-    monkeypatch: pytest.MonkeyPatch,
+    drawn: list[dict[str, object]],
 ) -> None:
     """Two cards (the cluster's and Nahf's): the first build draws both; the same figures
     again draw none; a new Nahf figure draws Nahf's chart only. Every build's pages are the
     pages an uncached build writes, and the folder keeps only the last build's charts."""
-    drawn: list[dict[str, object]] = []
-    render = charts.render
-
-    def counting(chart: dict[str, object]) -> str:
-        drawn.append(chart)
-        return render(chart)
-
-    monkeypatch.setattr(charts, "render", counting)
     cache = tmp_path / "charts"
 
     def build(figures: pl.DataFrame, name: str) -> dict[str, str]:
@@ -358,3 +384,24 @@ def test_a_rebuild_draws_only_the_charts_that_changed(
     build(changed, "changed")
     assert len(drawn) == 1 + 2  # Nahf's chart, then the uncached build's two
     assert len(list(cache.iterdir())) == 2
+
+
+def test_a_chart_cache_that_cannot_be_used_only_costs_drawing(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,
+    drawn: list[dict[str, object]],
+) -> None:
+    """A cached chart removed (by another build) is drawn again; a cache path that is not a
+    folder is passed over. Either way the SVGs are the ones drawn without a cache."""
+    specs = [charts.spec(c) for p in content.pages(indicators, ALERTS, initiative) for c in p.cards]
+    expected = charts.draw(specs)
+    drawn.clear()
+    cache = tmp_path / "charts"
+    assert charts.draw(specs, cache) == expected and len(drawn) == len(specs) == 2
+    next(cache.iterdir()).unlink()
+    drawn.clear()
+    assert charts.draw(specs, cache) == expected and len(drawn) == 1
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert charts.draw(specs, not_a_folder) == expected
