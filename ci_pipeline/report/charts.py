@@ -132,11 +132,6 @@ def render(chart: dict[str, Any]) -> str:
     return rendered
 
 
-def svg(card: Card) -> str:
-    """The chart rendered to SVG text."""
-    return render(spec(card))
-
-
 AHEAD, BEHIND = "#1f5f8b", "#d35400"
 
 
@@ -159,11 +154,6 @@ def gap_spec(gap: Gap, measure: Measure) -> dict[str, Any]:
         for i, color in ((0, AHEAD), (1, BEHIND))
     ]
     return _chart(layers, HEIGHT // 2)
-
-
-def gap_svg(gap: Gap, measure: Measure) -> str:
-    """The gap's chart rendered to SVG text."""
-    return render(gap_spec(gap, measure))
 
 
 def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:

@@ -105,7 +105,7 @@ def test_the_chart_marks_alerts_and_draws_no_suppressed_value(
     assert {"start": "2025-10-01", "label": "#7"} in drawn
     assert all(d.get("value") != SECRET for d in drawn)
     assert {"start": "2025-07-01"} in drawn  # the suppressed period's dotted rule
-    svg = charts.svg(nahf)
+    svg = charts.render(spec)
     assert svg.startswith("<svg") and "#7" in svg
 
 
