@@ -46,7 +46,7 @@ from ci_pipeline.read.files import (
     read_submission,
     sniff_delimiter,
 )
-from ci_pipeline.read.long import LONG_BATCH_ROWS, number, resolve_geographies, to_long_frame
+from ci_pipeline.read.long import in_batches, number, resolve_geographies, to_long_frame
 from ci_pipeline.read.numbers import (
     DIRECTION_MARKS,
     NATIVE_DIGITS,
@@ -78,7 +78,6 @@ __all__ = [
     "HEADER_SEARCH_ROWS",
     "HELP_COLUMNS",
     "KEY_COLUMNS",
-    "LONG_BATCH_ROWS",
     "NATIVE_DIGITS",
     "NUMBER_COLUMNS",
     "NUMBER_LIKE",
@@ -99,6 +98,7 @@ __all__ = [
     "decode",
     "has_byte_order_mark",
     "header_row",
+    "in_batches",
     "inflated_size",
     "looks_like_number",
     "number",

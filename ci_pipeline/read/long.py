@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, normalise_name
@@ -71,9 +73,16 @@ def _with_canonical_periods(frame: pl.DataFrame, pairs: pl.DataFrame) -> pl.Data
     return frame.with_columns(canonical.get_column("_period").alias("period"))
 
 
-#: Rows mapped onto the long frame at once: the texts a step makes on its way (stripped,
+#: Rows mapped at once (:func:`in_batches`): the texts a step makes on its way (stripped,
 #: lower-cased, joined) exist for this many rows at a time, however large the file.
 LONG_BATCH_ROWS = 100_000
+
+
+def in_batches(frame: pl.DataFrame, step: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+    """``step`` (a row-by-row mapping) applied :data:`LONG_BATCH_ROWS` rows at a time, the
+    batches set end to end, not copied; an empty frame is mapped as it is."""
+    batches = [step(rows) for rows in frame.iter_slices(LONG_BATCH_ROWS)] or [step(frame)]
+    return pl.concat(batches, rechunk=False)
 
 
 def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
@@ -98,7 +107,7 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
 
     periodicity = {m.id: str(m.periodicity) for m in initiative.measures.values()}
     # What each distinct text means is worked out on the whole file (places, numbers); it is
-    # then applied a batch of rows at a time, and the batches set end to end, not copied.
+    # then applied a batch of rows at a time.
     mapped = [
         pl.col("measure_id").str.strip_chars().str.to_lowercase(),
         pl.col("geo_code").replace_strict(resolve_geographies(frame["geo_code"], initiative)),
@@ -119,5 +128,4 @@ def to_long_frame(raw: RawSubmission, initiative: Initiative) -> pl.DataFrame:
         pairs = _canonical_periods(rows, periodicity)
         return _with_canonical_periods(rows, pairs).select(columns)
 
-    batches = [batch(rows) for rows in frame.iter_slices(LONG_BATCH_ROWS)] or [batch(frame)]
-    return pl.concat(batches, rechunk=False)
+    return in_batches(frame, batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from ci_pipeline.model.initiative import TOTAL, Initiative, Unit
-from ci_pipeline.read import LONG_BATCH_ROWS, ROW
+from ci_pipeline.read import ROW, in_batches
 
 
 def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame:
@@ -39,7 +39,5 @@ def to_observations(frame: pl.DataFrame, initiative: Initiative) -> pl.DataFrame
         .otherwise(pl.col("value"))
         .alias("value"),
     ]
-    # A batch of rows at a time, the batches set end to end (not copied): the texts the key is
-    # built from exist for one batch at once, however large the file.
-    batches = [rows.select(columns) for rows in frame.iter_slices(LONG_BATCH_ROWS)]
-    return pl.concat(batches, rechunk=False) if batches else frame.select(columns)
+    # A batch of rows at a time: the texts the key is built from exist for one batch at once.
+    return in_batches(frame, lambda rows: rows.select(columns))
