@@ -74,9 +74,14 @@ def with_rules(frame: pl.DataFrame | pl.LazyFrame, initiative: Initiative) -> pl
     unknown: what the row rules read. Looked up value by value, rows in their order; the
     measures' lists (levels, codes) are not copied onto every row, but tested as pairs
     (:func:`_pair`)."""
+    return frame.lazy().with_columns(_looked_up(initiative))
+
+
+def _looked_up(initiative: Initiative) -> list[pl.Expr]:
+    """The columns :func:`with_rules` adds, as expressions over a row's measure and place."""
     rules = rules_frame(initiative)
     geos = initiative.geographies
-    return frame.lazy().with_columns(
+    return [
         *(
             pl.col("measure_id")
             .replace_strict(rules["measure_id"], rules[c], default=None)
@@ -86,7 +91,7 @@ def with_rules(frame: pl.DataFrame | pl.LazyFrame, initiative: Initiative) -> pl
         pl.col("geo_code")
         .replace_strict(list(geos), [str(g.level) for g in geos.values()], default=None)
         .alias("_geo_level"),
-    )
+    ]
 
 
 def _pair(first: pl.Expr, second: pl.Expr) -> pl.Expr:
@@ -128,7 +133,8 @@ def with_outcomes(
     works it out by itself, as every check does on a frame without the outcomes: the schema
     stays whole on its own.
     """
-    names = set(frame.columns) | set(ROW_RULES) | {"_geo_level"}
+    looked_up = _looked_up(initiative)
+    names = set(frame.columns) | {e.meta.output_name() for e in looked_up}
     outcomes = [
         rule.ok.fill_null(True).alias(OUTCOME_PREFIX + name)
         for name, rule in rules.items()
@@ -136,11 +142,12 @@ def with_outcomes(
     ]
     parts = -(-frame.height // batch_rows)
     if parts <= 1:
-        return frame.hstack(with_rules(frame, initiative).select(outcomes).collect().get_columns())
+        lf = frame.lazy().with_columns(looked_up)
+        return frame.hstack(lf.select(outcomes).collect().get_columns())
     at = frame.with_row_index("_at")
     part = frame.select(pl.struct(CELL).hash() % parts).to_series()
     pieces = [
-        with_rules(at.filter(part == k), initiative).select("_at", *outcomes).collect()
+        at.filter(part == k).lazy().with_columns(looked_up).select("_at", *outcomes).collect()
         for k in range(parts)
     ]
     ordered = pl.concat(pieces).sort("_at").drop("_at")
