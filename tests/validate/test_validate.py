@@ -323,12 +323,14 @@ def test_each_rule_reports_row_column_value_and_message(
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_rules_computed_together_fail_what_each_check_fails_alone(
-    tmp_path: Path, initiative: Initiative, case: Case
+    tmp_path: Path, initiative: Initiative, case: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``with_outcomes`` works every rule out in one polars plan (a large frame in parts, by
-    its cells; rules over absent columns left out); given a frame without those outcomes,
-    each pandera check works out its own rule by itself. Both ways must fail the same rows
-    for the same rules, for every rule's case."""
+    """``with_outcomes`` works every rule out in one polars plan (the rules that compare rows
+    over hashed keys, their failures confirmed; rules over absent columns left out); given a
+    frame without those outcomes, each pandera check works out its own rule by itself. Both
+    ways must fail the same rows for the same rules, for every rule's case: with the real
+    hashes, and with hashes that all collide (every row then fails the screens, and only the
+    confirmation tells the true failures)."""
     raw, frame = read_text(tmp_path, initiative, case.csv, case.locale)
     schema, rules = contract.build_contract(
         initiative,
@@ -346,12 +348,64 @@ def test_rules_computed_together_fail_what_each_check_fails_alone(
 
     alone = failures(contract.with_rules(frame, initiative).collect())
     assert case.expected[0][3] in {check for check, _ in alone}
-    # Whole, and cut into parts of about one row (each cell's rows still in one part).
-    for batch_rows in (contract.OUTCOME_BATCH_ROWS, 1):
-        together = contract.with_outcomes(frame, initiative, rules, batch_rows=batch_rows)
-        assert {c for c in together.columns if c.startswith(contract.OUTCOME_PREFIX)}
-        assert together.select(frame.columns).equals(frame)
-        assert failures(together) == alone
+    together = contract.with_outcomes(frame, initiative, rules)
+    assert {c for c in together.columns if c.startswith(contract.OUTCOME_PREFIX)}
+    assert together.select(frame.columns).equals(frame)
+    assert failures(together) == alone
+    monkeypatch.setattr(
+        contract,
+        "_hashed_keys",
+        lambda _initiative: [
+            pl.lit(0, pl.UInt64).alias(contract.CELL_HASH),
+            pl.lit(0, pl.UInt64).alias(contract.KEY_HASH),
+        ],
+    )
+    assert failures(contract.with_outcomes(frame, initiative, rules)) == alone
+
+
+def test_hash_screens_fail_whole_groups_that_the_rules_then_judge_exactly(
+    initiative: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worked by hand. Four rows: rows 0 and 1 are one key twice (a true duplicate); row 2 is
+    its own cell and key; row 3 shares row 2's cell but is a breakdown by sex where row 2 is
+    the total (a true ``sex_mixed``, rows 2 and 3). With every key hashed alike, the screens
+    fail all four rows of ``unique_row`` and of ``sex_mixed``; judged again, ``unique_row``
+    fails rows 0 and 1 only, ``sex_mixed`` rows 2 and 3 only."""
+    frame = pl.DataFrame(
+        {
+            "measure_id": ["m", "m", "m", "m"],
+            "geo_code": ["a", "a", "b", "b"],
+            "period": ["2025-Q1"] * 4,
+            "sex": ["f", "f", "total", "m"],
+            "age_band": ["total"] * 4,
+        }
+    )
+    rules = {
+        name: contract.Rule("measure_id", pl.lit(""), ok, screen)
+        for name, ok, screen in (
+            (
+                "unique_row",
+                ~pl.struct("measure_id", "geo_code", "period", "sex", "age_band").is_duplicated(),
+                ~pl.col(contract.KEY_HASH).is_duplicated(),
+            ),
+            (
+                "sex_mixed",
+                (pl.col("sex") == "total").n_unique().over(contract.CELL) == 1,
+                (pl.col("sex") == "total").n_unique().over(contract.CELL_HASH) == 1,
+            ),
+        )
+    }
+    monkeypatch.setattr(
+        contract,
+        "_hashed_keys",
+        lambda _initiative: [
+            pl.lit(0, pl.UInt64).alias(contract.CELL_HASH),
+            pl.lit(0, pl.UInt64).alias(contract.KEY_HASH),
+        ],
+    )
+    outcomes = contract.with_outcomes(frame, initiative, rules)
+    assert outcomes["_passes_unique_row"].to_list() == [False, False, True, True]
+    assert outcomes["_passes_sex_mixed"].to_list() == [True, True, False, False]
 
 
 @pytest.mark.parametrize(
