@@ -223,7 +223,11 @@ def _padded(frame: pl.DataFrame) -> pl.Expr:
 
 def _has_short_record(data: bytes, separator: str, width: int) -> bool:
     """Whether a non-blank record has fewer cells than the header (``a,b`` under ``a,b,c``;
-    ``a,b,`` has three). Parsed by Arrow; Python sees only the records that are wrong."""
+    ``a,b,`` has three). Without a quote in the file a record is a line and its cells are its
+    separators and one more, which polars counts (a million lines in 0.1 s); else the records
+    are parsed by Arrow (0.3 s), and Python sees only the records that are wrong."""
+    if b'"' not in data:
+        return _has_short_line(data, separator, width)
     short: list[int] = []
 
     def invalid(row: pa_csv.InvalidRow) -> str:
@@ -246,6 +250,24 @@ def _has_short_record(data: bytes, separator: str, width: int) -> bool:
     except pa.ArrowInvalid:
         return False  # what polars read, Arrow could not: polars' reading stands
     return bool(short)
+
+
+def _has_short_line(data: bytes, separator: str, width: int) -> bool:
+    """Whether a non-blank line of a file without quotes has fewer than ``width - 1``
+    separators. Each line is read as one cell: NUL, the cell separator given, is in no file
+    that gets here (:func:`read_csv` refuses it), and without quotes no cell spans lines."""
+    lines = pl.read_csv(
+        io.BytesIO(data),
+        has_header=False,
+        separator="\x00",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+    ).get_column("line")
+    short = (lines.str.count_matches(separator, literal=True) < width - 1) & (
+        lines.str.strip_chars() != ""
+    )
+    return bool(short.any())
 
 
 def _refuse_ragged(path: Path, text: str, separator: str, width: int) -> None:

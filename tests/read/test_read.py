@@ -765,11 +765,28 @@ def test_a_parquet_column_of_lists_or_records_is_refused_by_name(
 # --- lines with fewer cells than the header -----------------------------------------------------
 
 
-def test_a_line_with_fewer_cells_than_the_header_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("separator", "quoted", "newline"),
+    [(",", False, "\n"), (",", True, "\n"), (";", False, "\r\n"), ("\t", True, "\r\n")],
+    ids=["comma", "comma-quoted", "semicolon-crlf", "tab-quoted-crlf"],
+)
+def test_a_line_with_fewer_cells_than_the_header_is_refused_naming_it(
+    tmp_path: Path, separator: str, quoted: bool, newline: str
+) -> None:
     """polars pads a short line with nulls: ``1,2`` under ``a,b,c`` would read as if c were
-    blank. The line is named instead; ``1,2,`` (an empty last cell) is three cells and reads."""
+    blank. The line is named instead; ``1,2,`` (an empty last cell) is three cells and reads.
+    A file without quotes is checked line by line, one with quotes record by record (a quoted
+    cell may hold the separator, or a line break): both ways, with each separator."""
+    m = '"m"' if quoted else "m"
+
+    def written(*lines: str) -> str:
+        return newline.join(line.replace(",", separator) for line in lines) + newline
+
     path = tmp_path / "short.csv"
-    path.write_text("measure_id,geo_code,period,value\nm,nahf,2025-Q1,\n\nm,nahf,2025-Q2\n")
+    path.write_text(
+        written("measure_id,geo_code,period,value", f"{m},nahf,2025-Q1,", "", f"{m},nahf,2025-Q2"),
+        newline="",
+    )
     with pytest.raises(SubmissionRefused) as refused:
         load(path)
     assert str(refused.value).startswith(
@@ -777,9 +794,23 @@ def test_a_line_with_fewer_cells_than_the_header_is_refused_naming_it(tmp_path: 
         "column of the header"
     )
     path.write_text(
-        "measure_id,geo_code,period,value\nm,nahf,2025-Q1,\n\n , , , \nm,nahf,2025-Q2,\n"
+        written(
+            "measure_id,geo_code,period,value", f"{m},nahf,2025-Q1,", "", " , , , ", f"{m},nahf,,"
+        ),
+        newline="",
     )
     assert column(load(path).rows, ROW) == [2, 5]  # empty last cells and blank lines are fine
+
+
+def test_a_quoted_cell_may_hold_the_separator_or_a_line_break(tmp_path: Path) -> None:
+    """In a file with quotes a record is not a line: ``"a,b"`` is one cell, and a quoted line
+    break continues the record (a line of it has one comma, yet the record is whole): such a
+    file reads, with its last cells blank."""
+    path = tmp_path / "quoted.csv"
+    path.write_text(
+        'measure_id,geo_code,period,value\nm,"nahf, north",2025-Q1,\nm,"two\nlines",2025-Q2,\n'
+    )
+    assert column(load(path).rows, "geo_code") == ["nahf, north", "two\nlines"]
 
 
 # --- workbooks: the data sheet, title rows, number cells -----------------------------------------
