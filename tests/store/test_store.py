@@ -517,6 +517,27 @@ def test_find_and_record_a_duplicate(synced: Engine) -> None:
     assert [s.status for s in listed] == ["duplicate", "rejected", "accepted"]
 
 
+def test_reported_cells_are_the_slices_of_the_submissions_that_count(synced: Engine) -> None:
+    """Who reported what, (partner, measure, period), read from the submissions' slices, not
+    from every observation. Worked by hand: galilee-foundation's first 2025-Q1 file (two
+    measures) is replaced by one of fsg-vision-work-aligns alone, so new-resources-nis is no
+    longer reported; braude-college's January file stands; a rejected file reports nothing.
+    The same as the distinct (partner, measure, period) of the observations that count."""
+    accept(synced, OLD, "1" * 64)
+    accept(synced, [r for r in NEW if r[0] == "fsg-vision-work-aligns"], "2" * 64)
+    accept(synced, MONTHLY, "3" * 64, partner_id="braude-college", period="2025-01")
+    reject(synced, received_id(synced, new_submission("4" * 64, period="2025-Q2")))
+
+    reported = store.reported_cells("beit-hakerem", engine=synced)
+
+    assert sorted(reported.rows()) == [
+        ("braude-college", "starter-students-trained", "2025-01"),
+        (PARTNER, "fsg-vision-work-aligns", PERIOD),
+    ]
+    counted = store.current_observations(engine=synced).select(reported.columns).unique()
+    assert sorted(counted.rows()) == sorted(reported.rows())
+
+
 def test_record_rejected_stores_no_observation(synced: Engine) -> None:
     row = store.record_rejected(
         received_id(synced, new_submission()),
