@@ -216,6 +216,16 @@ INSERT_BATCH_ROWS = 50_000
 #: costs about a millisecond and a file; it saves about 1.5 s a million rows.
 STAGE_MIN_ROWS = 5_000
 
+#: A large frame is staged in parts of about this many rows, at most :data:`STAGE_PARTS`:
+#: while SQLite copies one part in, ADBC writes the next in a thread of its own (both work
+#: outside Python's lock), so the two use two cores. A million observations were written in
+#: 2.5 s in 4 parts against 3.7 s in one (the copy 1.4 s, the staging 0.75 s; one machine).
+STAGE_PART_ROWS = 250_000
+
+#: The most parts a frame is staged in: each is a database attached until the transaction
+#: ends, and SQLite attaches at most ten (fewer when the transaction holds others already).
+STAGE_PARTS = 4
+
 #: The prefix of a staging database's name while it is attached to a connection.
 _STAGE_PREFIX = "ci_stage_"
 
@@ -227,18 +237,21 @@ def bulk_insert(
     *,
     batch_rows: int = INSERT_BATCH_ROWS,
     stage_min_rows: int = STAGE_MIN_ROWS,
+    stage_part_rows: int = STAGE_PART_ROWS,
 ) -> None:
     """Insert a frame's rows (its columns named as the table's) set-based on the caller's
     connection, inside its transaction: PostgreSQL ``COPY`` fed CSV chunks; on SQLite a large
     frame is written by ADBC into a staging file and copied in by one ``INSERT … SELECT``
     (:func:`_insert_staged`), a small one by ``executemany`` fed column lists zipped into
-    rows, batch by batch. No per-row objects of our own, and the rows join the caller's
+    rows, batch by batch (as is a large one when the transaction has attached as many
+    staging databases as SQLite allows). No per-row objects of our own, and the rows join the caller's
     transaction (the one that holds the write lock and records the verdict). Datetimes are
     written as SQLAlchemy writes them (naive UTC text), so the ORM reads them back alike."""
     frame = _datetimes_as_stored(frame)
     columns = ", ".join(frame.columns)
-    if conn.dialect.name == "sqlite" and frame.height >= stage_min_rows:
-        _insert_staged(conn, table, frame, columns, batch_rows=batch_rows)
+    parts = _stage_parts(conn, frame.height, stage_part_rows)
+    if conn.dialect.name == "sqlite" and frame.height >= stage_min_rows and parts:
+        _insert_staged(conn, table, frame, columns, batch_rows=batch_rows, parts=parts)
         return
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
@@ -258,8 +271,20 @@ def bulk_insert(
         conn.exec_driver_sql(sql, rows)
 
 
+def _stage_parts(conn: Connection, rows: int, part_rows: int) -> int:
+    """The parts a frame of ``rows`` is staged in on SQLite: one per ``part_rows``, at most
+    :data:`STAGE_PARTS` and no more than the databases the connection may still attach in
+    this transaction (0: none, and the frame goes through ``executemany``)."""
+    if conn.dialect.name != "sqlite":
+        return 0
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    room = raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED) - len(conn.info.get(_STAGE_PREFIX, []))
+    return max(0, min(-(-rows // max(part_rows, 1)), STAGE_PARTS, room))
+
+
 def _insert_staged(
-    conn: Connection, table: str, frame: pl.DataFrame, columns: str, *, batch_rows: int
+    conn: Connection, table: str, frame: pl.DataFrame, columns: str, *, batch_rows: int, parts: int
 ) -> None:
     """SQLite's bulk path: ADBC's ``adbc_ingest`` writes the frame's Arrow columns into a
     table of a new database file of its own (no Python value per cell, no lock on the app
@@ -268,36 +293,55 @@ def _insert_staged(
     frame reaches ADBC as a stream of Arrow batches of ``batch_rows``, converted one at a
     time, so no Arrow copy of the whole frame is held beside it.
 
+    A large frame goes in ``parts``, in its order: a thread stages part k + 1 while the
+    connection copies part k in (:data:`STAGE_PART_ROWS`). Each part is a file of its own,
+    written by ADBC and closed before the connection attaches it.
+
     ADBC never opens the app database itself. The caller's transaction holds SQLite's write
     lock, and the rows must commit or roll back with the verdict. And ADBC's driver carries
     its own copy of SQLite: two copies in one process with the same file open break each
     other's POSIX locks (sqlite.org, "How To Corrupt An SQLite Database File", 2.2.1); tried
-    here for reads, the second copy did not see rows committed in the write-ahead log. The
-    staging file is open in one copy at a time: ADBC closes it before it is attached. It is
-    removed at once (the attached database stays readable through its open handle); SQLite
-    cannot detach a database inside a transaction, so the connection detaches it when it
-    returns to the pool (:func:`_detach_staged`).
+    here for reads, the second copy did not see rows committed in the write-ahead log. A
+    staging file is open in one copy at a time: ADBC closes it before it is attached. The
+    files are removed once the rows are in (an attached database stays readable through its
+    open handle); SQLite cannot detach a database inside a transaction, so the connection
+    detaches them when it returns to the pool (:func:`_detach_staged`).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = Path(tempfile.mkdtemp(prefix="ci-pipeline-stage-"))
+    size = -(-frame.height // parts)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ci-pipeline-stage")
+    try:
+        staged = [
+            pool.submit(_stage, folder / f"part-{k}.db", frame.slice(k * size, size), batch_rows)
+            for k in range(parts)
+        ]
+        for future in staged:
+            name = f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {name}", (str(future.result()),))
+            conn.info.setdefault(_STAGE_PREFIX, []).append(name)
+            conn.exec_driver_sql(
+                f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {name}.stage"
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # no part is written after this
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage(path: Path, frame: pl.DataFrame, batch_rows: int) -> Path:
+    """The frame written by ADBC into a table ``stage`` of a new database file at ``path``,
+    closed when it returns."""
     import adbc_driver_sqlite.dbapi as adbc_sqlite
     import pyarrow as pa
 
-    folder = Path(tempfile.mkdtemp(prefix="ci-pipeline-stage-"))
-    try:
-        path = folder / "stage.db"
-        with adbc_sqlite.connect(str(path)) as stage, stage.cursor() as cursor:
-            batches = pa.RecordBatchReader.from_batches(
-                frame.head(0).to_arrow().schema, _arrow_batches(frame, batch_rows)
-            )
-            cursor.adbc_ingest("stage", batches, mode="create")
-            stage.commit()
-        name = f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
-        conn.exec_driver_sql(f"ATTACH DATABASE ? AS {name}", (str(path),))
-        conn.info.setdefault(_STAGE_PREFIX, []).append(name)
-        conn.exec_driver_sql(
-            f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {name}.stage"
+    with adbc_sqlite.connect(str(path)) as stage, stage.cursor() as cursor:
+        batches = pa.RecordBatchReader.from_batches(
+            frame.head(0).to_arrow().schema, _arrow_batches(frame, batch_rows)
         )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        cursor.adbc_ingest("stage", batches, mode="create")
+        stage.commit()
+    return path
 
 
 def _arrow_batches(frame: pl.DataFrame, rows: int) -> Iterator[pa.RecordBatch]:

@@ -137,26 +137,30 @@ PROBE = pl.DataFrame(
 )
 
 
-@pytest.mark.parametrize("staged", [True, False], ids=["staged", "executemany"])
+@pytest.mark.parametrize(
+    ("threshold", "part_rows"),
+    [(1, 10**9), (1, 1), (10**9, 10**9)],
+    ids=["staged", "staged-in-parts", "executemany"],
+)
 def test_bulk_insert_stores_each_value_exactly_and_joins_the_callers_transaction(
-    engine: Engine, staged: bool
+    engine: Engine, threshold: int, part_rows: int
 ) -> None:
-    """Both SQLite paths (the ADBC-staged copy for large frames, ``executemany`` for small ones:
-    the threshold set so that these four rows take the one under test) and PostgreSQL's COPY
-    store the probe's values exactly. The rows belong to the caller's transaction: a rollback
-    leaves none, and a commit keeps them all."""
+    """Both SQLite paths (the ADBC-staged copy for large frames, whole or in parts of one row
+    each; ``executemany`` for small ones: the thresholds set so that these four rows take the
+    one under test) and PostgreSQL's COPY store the probe's values exactly. The rows belong to
+    the caller's transaction: a rollback leaves none, and a commit keeps them all."""
     _probe_table(engine)
-    threshold = 1 if staged else 10**9
+    sizes = {"stage_min_rows": threshold, "stage_part_rows": part_rows}
     try:
         with store.locked_transaction("probe", engine=engine) as session:
-            bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=threshold)
+            bulk_insert(session.connection(), "bulk_probe", PROBE, **sizes)
             raise RuntimeError("the verdict failed")
     except RuntimeError:
         pass
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 0
     with store.locked_transaction("probe", engine=engine) as session:
-        bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=threshold)
+        bulk_insert(session.connection(), "bulk_probe", PROBE, **sizes)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT s, f, i, b, t FROM bulk_probe ORDER BY n")).all()
     assert [r[:3] for r in rows] == list(zip(PROBE["s"], PROBE["f"], PROBE["i"], strict=True))
@@ -172,14 +176,37 @@ def test_a_staged_insert_leaves_no_file_and_no_attached_database(
     only its own databases attached (SQLite allows ten: they must not pile up)."""
     _probe_table(sqlite_engine)
     before = set(Path(tempfile.gettempdir()).glob("ci-pipeline-stage-*"))
-    for _ in range(12):
+    for _ in range(12):  # four parts each: 48 databases attached and detached
         with store.transaction(engine=sqlite_engine) as session:
-            bulk_insert(session.connection(), "bulk_probe", PROBE, stage_min_rows=1)
+            bulk_insert(
+                session.connection(), "bulk_probe", PROBE, stage_min_rows=1, stage_part_rows=1
+            )
     assert set(Path(tempfile.gettempdir()).glob("ci-pipeline-stage-*")) <= before
     with sqlite_engine.connect() as conn:
         names = [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")]
         assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 48
     assert set(names) <= {"main", "temp"}, names
+
+
+def test_a_transaction_stages_no_more_parts_than_sqlite_can_attach(
+    sqlite_engine: Engine,
+) -> None:
+    """Worked by hand: SQLite attaches at most ten databases, and a staged part stays attached
+    until the transaction ends. Four frames of four rows, each in parts of one row, in one
+    transaction: the first two are staged in 4 + 4 parts, the third in the 2 that are left,
+    and the fourth goes through ``executemany``. All 16 rows are stored, in their order."""
+    _probe_table(sqlite_engine)
+    with store.transaction(engine=sqlite_engine) as session:
+        conn = session.connection()
+        for k in range(4):
+            frame = PROBE.with_columns(pl.col("n") + 4 * k)
+            bulk_insert(conn, "bulk_probe", frame, stage_min_rows=1, stage_part_rows=1)
+            names = [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")]
+            assert len(set(names) - {"main", "temp"}) == [4, 8, 10, 10][k]
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(text("SELECT n, s FROM bulk_probe ORDER BY rowid")).all()
+    assert [n for n, _ in stored] == list(range(16))
+    assert [s for _, s in stored] == PROBE["s"].to_list() * 4
 
 
 def test_a_large_file_is_stored_exactly_and_in_key_order(
