@@ -144,12 +144,18 @@ def with_outcomes(
     itself, as every check does on a frame without the outcomes: the schema stays whole on
     its own.
     """
-    looked_up = [*_looked_up(initiative), *_hashed_keys(initiative)]
+    hashes = [h for h in _hashed_keys(initiative) if set(h.meta.root_names()) <= set(frame.columns)]
+    looked_up = [*_looked_up(initiative), *hashes]
     names = set(frame.columns) | {e.meta.output_name() for e in looked_up}
+
+    def computable(expr: pl.Expr | None) -> bool:
+        return expr is not None and set(expr.meta.root_names()) <= names
+
     chosen = {
-        OUTCOME_PREFIX + name: (rule.ok, rule.screen)
+        # A screen over a hash the frame cannot have (a key column missing) is not used.
+        OUTCOME_PREFIX + name: (rule.ok, rule.screen if computable(rule.screen) else None)
         for name, rule in rules.items()
-        if rule.ok is not None and set(rule.ok.meta.root_names()) <= names
+        if rule.ok is not None and computable(rule.ok)
     }
     outcomes = (
         frame.lazy()

@@ -363,6 +363,34 @@ def test_rules_computed_together_fail_what_each_check_fails_alone(
     assert failures(contract.with_outcomes(frame, initiative, rules)) == alone
 
 
+def test_rules_over_a_missing_key_column_are_left_to_their_checks(
+    initiative: Initiative,
+) -> None:
+    """A frame without a breakdown column (``sex``): the hash of the whole key cannot be made,
+    so ``with_outcomes`` leaves the rules over that column (``unique_row``, ``sex_*``) to their
+    checks instead of failing, and works out the others (``age_band_mixed``, whose cell hash
+    needs no ``sex``, among them)."""
+    _, rules = contract.build_contract(initiative, "kurkum", parse_period("2025-Q3"))
+    frame = pl.DataFrame(
+        {
+            read.ROW: [2, 3],
+            "measure_id": ["kurkum-women-employed"] * 2,
+            "geo_code": ["majd-al-krum"] * 2,
+            "period": ["2025-07"] * 2,
+            "age_band": ["total"] * 2,
+            "value": [1.0, 2.0],
+            "value_text": ["1", "2"],
+        }
+    )
+    computed = {
+        c.removeprefix(contract.OUTCOME_PREFIX)
+        for c in contract.with_outcomes(frame, initiative, rules).columns
+        if c.startswith(contract.OUTCOME_PREFIX)
+    }
+    assert "age_band_mixed" in computed and "period_format" in computed
+    assert not {"unique_row", "sex_code", "sex_allowed", "sex_mixed"} & computed
+
+
 def test_hash_screens_fail_whole_groups_that_the_rules_then_judge_exactly(
     initiative: Initiative, monkeypatch: pytest.MonkeyPatch
 ) -> None:
