@@ -226,7 +226,9 @@ def _has_short_record(data: bytes, separator: str, width: int) -> bool:
     ``a,b,`` has three). Without a quote in the file a record is a line and its cells are its
     separators and one more, which polars counts (a million lines in 0.1 s); else the records
     are parsed by Arrow (0.3 s), and Python sees only the records that are wrong."""
-    if b'"' not in data:
+    # A carriage return alone ends a record for Arrow and for csv, not for polars: such a file
+    # is parsed by Arrow, and its records walked by csv (:func:`_refuse_ragged`).
+    if b'"' not in data and data.count(b"\r") == data.count(b"\r\n"):
         return _has_short_line(data, separator, width)
     short: list[int] = []
 
@@ -272,25 +274,36 @@ def _has_short_line(data: bytes, separator: str, width: int) -> bool:
 
 def _refuse_ragged(path: Path, text: str, separator: str, width: int) -> None:
     """Refuse the file naming its first line whose cells do not match the header's, if any
-    (only once the file is known to be wrong: this walks it record by record)."""
-    reader = csv.reader(io.StringIO(text), delimiter=separator)
-    for record in reader:
-        if len(record) == width or not "".join(record).strip():
-            continue
-        line, cells = reader.line_num, len(record)
-        if cells > width:
-            reason = (
-                f"a number written with a comma (1,234) must be quoted in a file separated by "
-                f"{_separator_name(separator)}, or the line has a cell too many"
-            )
-        else:
-            reason = (
-                "every line needs a cell for every column of the header (an empty cell is "
-                f"written as nothing between two {_separator_name(separator)})"
-            )
+    (only once the file is known to be wrong: this walks it record by record). A line csv
+    cannot read (a cell over its size limit) is named as such."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        for record in reader:
+            if len(record) != width and "".join(record).strip():
+                _refuse_record(path, reader.line_num, len(record), separator, width)
+    except csv.Error as exc:
         raise SubmissionRefused(
-            f"{path.name}: line {line} has {cells} cells but the header has {width}; {reason}"
+            f"{path.name}: line {reader.line_num} could not be read as CSV ({exc}); save the "
+            "file from Excel again as CSV UTF-8"
+        ) from None
+
+
+def _refuse_record(path: Path, line: int, cells: int, separator: str, width: int) -> None:
+    """Refuse the file for its record on ``line``, of ``cells`` cells under a header of
+    ``width``, saying what usually causes it."""
+    if cells > width:
+        reason = (
+            f"a number written with a comma (1,234) must be quoted in a file separated by "
+            f"{_separator_name(separator)}, or the line has a cell too many"
         )
+    else:
+        reason = (
+            "every line needs a cell for every column of the header (an empty cell is "
+            f"written as nothing between two {_separator_name(separator)})"
+        )
+    raise SubmissionRefused(
+        f"{path.name}: line {line} has {cells} cells but the header has {width}; {reason}"
+    )
 
 
 def _separator_name(separator: str) -> str:

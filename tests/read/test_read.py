@@ -802,6 +802,25 @@ def test_a_line_with_fewer_cells_than_the_header_is_refused_naming_it(
     assert column(load(path).rows, ROW) == [2, 5]  # empty last cells and blank lines are fine
 
 
+def test_a_carriage_return_alone_ends_a_line(tmp_path: Path) -> None:
+    """Old Mac files end lines with a carriage return alone; polars does not split there, so
+    ``m,g,\\nm\\rm,g,1`` would read as one row with the measure ``m\\rm``. Such a file is
+    walked record by record instead, and its short line (``m`` alone, line 3) is named."""
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"measure_id,geo_code,value\nm,g,\nm\rm,g,1\n")
+    with pytest.raises(SubmissionRefused, match=r"cr.csv: line 3 has 1 cells but the header"):
+        load(path)
+
+
+def test_a_cell_csv_cannot_read_is_refused_naming_its_line(tmp_path: Path) -> None:
+    """A quoted cell longer than Python's csv reads (131,072 characters) on a line that is
+    short: the file is refused naming the line, never with a traceback."""
+    path = tmp_path / "long.csv"
+    path.write_text(f'measure_id,geo_code,value\nm,g,\n"{"x" * 200_000}",g\n')
+    with pytest.raises(SubmissionRefused, match=r"long.csv: line 3 could not be read as CSV"):
+        load(path)
+
+
 def test_a_quoted_cell_may_hold_the_separator_or_a_line_break(tmp_path: Path) -> None:
     """In a file with quotes a record is not a line: ``"a,b"`` is one cell, and a quoted line
     break continues the record (a line of it has one comma, yet the record is whole): such a
