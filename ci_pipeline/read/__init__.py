@@ -12,8 +12,9 @@ here judges the data: a value that is not a number becomes null next to its text
 validate stage reports it with its row and column.
 
 The modules: ``columns`` (the format's columns, their aliases, a header's check), ``files``
-(bytes to text cells), ``workbooks`` (XLSX: the bomb guard, the data sheet, its header),
-``numbers`` (the locale's grammar, vectorised) and ``long`` (text cells to the long frame).
+(bytes to text cells), ``records`` (a CSV's records against its header), ``workbooks``
+(XLSX: the bomb guard, the data sheet, its header), ``numbers`` (the locale's grammar,
+vectorised) and ``long`` (text cells to the long frame).
 This namespace re-exports their public names.
 """
 

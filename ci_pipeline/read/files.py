@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from ci_pipeline.errors import SubmissionRefused
 from ci_pipeline.read.columns import (
@@ -24,6 +22,7 @@ from ci_pipeline.read.columns import (
     check_header_once,
 )
 from ci_pipeline.read.numbers import NumberFormat, number_format
+from ci_pipeline.read.records import has_short_record, padded, refuse_ragged
 from ci_pipeline.read.workbooks import check_xlsx_expansion, read_xlsx
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
@@ -202,112 +201,17 @@ def read_csv(path: Path, encoding: str) -> tuple[pl.DataFrame, int, str, list[st
     try:
         frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False)
     except pl.exceptions.PolarsError:  # a quote never closed, or more cells than the header
-        _refuse_ragged(path, data.decode("utf-8"), separator, len(header))
+        refuse_ragged(path, data.decode("utf-8"), separator, len(header))
         raise SubmissionRefused(
             f'{path.name} could not be read as CSV: check for a cell whose quote (") is never '
             "closed, or save it from Excel again"
         ) from None
     # polars pads a line with fewer cells than the header with nulls; only such a line, or a
     # blank last cell, leaves the last column null, so only then is the file walked for it.
-    padded = frame.width > 1 and frame.select(_padded(frame)).item()
-    if padded and _has_short_record(data, separator, frame.width):
-        _refuse_ragged(path, data.decode("utf-8"), separator, len(header))
+    short = frame.width > 1 and frame.select(padded(frame)).item()
+    if short and has_short_record(data, separator, frame.width):
+        refuse_ragged(path, data.decode("utf-8"), separator, len(header))
     return frame, 2, encoding_read, warnings  # the header is line 1
-
-
-def _padded(frame: pl.DataFrame) -> pl.Expr:
-    """Whether some non-blank row has a null last cell."""
-    blank = pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
-    return (pl.col(frame.columns[-1]).is_null() & ~blank).any()
-
-
-def _has_short_record(data: bytes, separator: str, width: int) -> bool:
-    """Whether a non-blank record has fewer cells than the header (``a,b`` under ``a,b,c``;
-    ``a,b,`` has three). Without a quote in the file a record is a line and its cells are its
-    separators and one more, which polars counts (a million lines in 0.1 s); else the records
-    are parsed by Arrow (0.3 s), and Python sees only the records that are wrong."""
-    # A carriage return alone ends a record for Arrow and for csv, not for polars: such a file
-    # is parsed by Arrow, and its records walked by csv (:func:`_refuse_ragged`).
-    if b'"' not in data and data.count(b"\r") == data.count(b"\r\n"):
-        return _has_short_line(data, separator, width)
-    short: list[int] = []
-
-    def invalid(row: pa_csv.InvalidRow) -> str:
-        if row.text.strip() and row.actual_columns < row.expected_columns:
-            short.append(row.actual_columns)
-        return "skip"
-
-    try:
-        pa_csv.read_csv(
-            io.BytesIO(data),
-            # The header read as a row of its own: it, not the first data line, sets the width.
-            read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=separator, newlines_in_values=True, invalid_row_handler=invalid
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={f"f{i}": pa.string() for i in range(width)}
-            ),
-        )
-    except pa.ArrowInvalid:
-        return False  # what polars read, Arrow could not: polars' reading stands
-    return bool(short)
-
-
-def _has_short_line(data: bytes, separator: str, width: int) -> bool:
-    """Whether a non-blank line of a file without quotes has fewer than ``width - 1``
-    separators. Each line is read as one cell: NUL, the cell separator given, is in no file
-    that gets here (:func:`read_csv` refuses it), and without quotes no cell spans lines."""
-    lines = pl.read_csv(
-        io.BytesIO(data),
-        has_header=False,
-        separator="\x00",
-        quote_char=None,
-        new_columns=["line"],
-        infer_schema=False,
-    ).get_column("line")
-    short = (lines.str.count_matches(separator, literal=True) < width - 1) & (
-        lines.str.strip_chars() != ""
-    )
-    return bool(short.any())
-
-
-def _refuse_ragged(path: Path, text: str, separator: str, width: int) -> None:
-    """Refuse the file naming its first line whose cells do not match the header's, if any
-    (only once the file is known to be wrong: this walks it record by record). A line csv
-    cannot read (a cell over its size limit) is named as such."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
-    try:
-        for record in reader:
-            if len(record) != width and "".join(record).strip():
-                _refuse_record(path, reader.line_num, len(record), separator, width)
-    except csv.Error as exc:
-        raise SubmissionRefused(
-            f"{path.name}: line {reader.line_num} could not be read as CSV ({exc}); save the "
-            "file from Excel again as CSV UTF-8"
-        ) from None
-
-
-def _refuse_record(path: Path, line: int, cells: int, separator: str, width: int) -> None:
-    """Refuse the file for its record on ``line``, of ``cells`` cells under a header of
-    ``width``, saying what usually causes it."""
-    if cells > width:
-        reason = (
-            f"a number written with a comma (1,234) must be quoted in a file separated by "
-            f"{_separator_name(separator)}, or the line has a cell too many"
-        )
-    else:
-        reason = (
-            "every line needs a cell for every column of the header (an empty cell is "
-            f"written as nothing between two {_separator_name(separator)})"
-        )
-    raise SubmissionRefused(
-        f"{path.name}: line {line} has {cells} cells but the header has {width}; {reason}"
-    )
-
-
-def _separator_name(separator: str) -> str:
-    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(separator, repr(separator))
 
 
 def read_parquet(path: Path) -> tuple[pl.DataFrame, int, pl.DataFrame]:
