@@ -321,6 +321,18 @@ def test_each_rule_reports_row_column_value_and_message(
     assert set(result.issues["rule"]) == {rule, *case.also}
 
 
+def collide_every_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row's cell and key hashed alike: every screen then fails every row it groups."""
+    monkeypatch.setattr(
+        contract,
+        "_hashed_keys",
+        lambda _initiative: [
+            pl.lit(0, pl.UInt64).alias(contract.CELL_HASH),
+            pl.lit(0, pl.UInt64).alias(contract.KEY_HASH),
+        ],
+    )
+
+
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_rules_computed_together_fail_what_each_check_fails_alone(
     tmp_path: Path, initiative: Initiative, case: Case, monkeypatch: pytest.MonkeyPatch
@@ -352,14 +364,7 @@ def test_rules_computed_together_fail_what_each_check_fails_alone(
     assert {c for c in together.columns if c.startswith(contract.OUTCOME_PREFIX)}
     assert together.select(frame.columns).equals(frame)
     assert failures(together) == alone
-    monkeypatch.setattr(
-        contract,
-        "_hashed_keys",
-        lambda _initiative: [
-            pl.lit(0, pl.UInt64).alias(contract.CELL_HASH),
-            pl.lit(0, pl.UInt64).alias(contract.KEY_HASH),
-        ],
-    )
+    collide_every_hash(monkeypatch)
     assert failures(contract.with_outcomes(frame, initiative, rules)) == alone
 
 
@@ -423,14 +428,7 @@ def test_hash_screens_fail_whole_groups_that_the_rules_then_judge_exactly(
             ),
         )
     }
-    monkeypatch.setattr(
-        contract,
-        "_hashed_keys",
-        lambda _initiative: [
-            pl.lit(0, pl.UInt64).alias(contract.CELL_HASH),
-            pl.lit(0, pl.UInt64).alias(contract.KEY_HASH),
-        ],
-    )
+    collide_every_hash(monkeypatch)
     outcomes = contract.with_outcomes(frame, initiative, rules)
     assert outcomes["_passes_unique_row"].to_list() == [False, False, True, True]
     assert outcomes["_passes_sex_mixed"].to_list() == [True, True, False, False]
