@@ -5,8 +5,11 @@ measure (see the package docstring for the rules).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -85,9 +88,10 @@ def window_labels(measure: Measure, judged: Period) -> list[str]:
     return [p.label for p in _window(judged, per_year(measure.periodicity))]
 
 
-def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | None:
-    """The series' window, once; None where its judged period has no value to judge."""
-    by_period = {row["period"]: row for row in series.iter_rows(named=True)}
+def _read(measure: Measure, rows: Iterable[dict[str, Any]], judged: Period) -> _Series | None:
+    """The series' window, once, from its rows; None where its judged period has no value to
+    judge."""
+    by_period = {row["period"]: row for row in rows}
     if not _usable(by_period.get(judged.label)):
         return None
     year = per_year(measure.periodicity)
@@ -115,7 +119,7 @@ def _read(measure: Measure, series: pl.DataFrame, judged: Period) -> _Series | N
 def _series_tests(measure: Measure, series: pl.DataFrame, judged: Period) -> list[Candidate]:
     """Every test for one series (rows of one measure × geography × breakdown, by period),
     judged on its own history alone (as equity gap series are)."""
-    read = _read(measure, series, judged)
+    read = _read(measure, series.iter_rows(named=True), judged)
     return [] if read is None else _tests(measure, read, judged, read.expectation)
 
 
@@ -257,6 +261,23 @@ def judged_periods(
     }
 
 
+#: A series: one measure, place and breakdown, over periods.
+SERIES = ("measure_id", "geo_code", "disaggregation")
+
+
+def series_rows(indicators: pl.DataFrame) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """Each series' measure and rows (as dicts), the series in the order they first appear
+    and each one's rows in the frame's order. One sort and one pass over the rows: a frame per
+    series (``partition_by``) cost 0.7 s of a 3 s judgement of 4,290 series."""
+    if indicators.is_empty():
+        return
+    at = indicators.with_row_index("_at")
+    first = pl.col("_at").min().over(SERIES)  # where a row's series first appears
+    ordered = at.sort(first, maintain_order=True).drop("_at")
+    for key, rows in groupby(ordered.iter_rows(named=True), key=itemgetter(*SERIES)):
+        yield key[0], list(rows)
+
+
 def detect(
     indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
 ) -> pl.DataFrame:
@@ -264,13 +285,10 @@ def detect(
     every indicator series and every equity gap series."""
     read = [
         (m, series, judged)
-        # One pass that splits the frame (group_by's iteration gathers each group apart).
-        for key, frame in indicators.partition_by(
-            ["measure_id", "geo_code", "disaggregation"], as_dict=True
-        ).items()
-        if (m := initiative.measures.get(str(key[0]))) is not None
+        for measure_id, rows in series_rows(indicators)
+        if (m := initiative.measures.get(str(measure_id))) is not None
         and (judged := periods.get(m.id)) is not None
-        and (series := _read(m, frame, judged)) is not None
+        and (series := _read(m, rows, judged)) is not None
     ]
     # The scale of each measure's series, pooled: a series with a short history borrows
     # strength from the measure's others (see stats.pooled_scale).

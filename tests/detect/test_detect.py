@@ -23,7 +23,7 @@ from ci_pipeline.detect import (
     missing_data,
     worse,
 )
-from ci_pipeline.detect.detectors import _series_tests
+from ci_pipeline.detect.detectors import SERIES, _series_tests, series_rows
 from ci_pipeline.model import frames
 from ci_pipeline.model.initiative import Direction, Initiative, Measure, Unit
 from ci_pipeline.model.periods import Period, parse_period, shift
@@ -701,3 +701,32 @@ def test_the_cusum_waits_until_two_years_show_the_seasons(initiative: Initiative
     found = _series_tests(initiative.measures[STUDENTS], frame(rows), parse_period("2025-01"))
     assert "sustained" not in {c.kind for c in found}
     assert "step" in {c.kind for c in found}
+
+
+def test_series_rows_split_the_indicators_by_series_in_order() -> None:
+    """Worked by hand: rows of three series interleaved (a/x, b/x, a/y, then a/x and b/x
+    again). The series come out in the order they first appear (a/x, b/x, a/y), each with its
+    rows in the frame's order; the same split as polars' ``partition_by``."""
+    frame = pl.DataFrame(
+        {
+            "measure_id": ["m", "m", "m", "m", "m"],
+            "geo_code": ["a", "b", "a", "a", "b"],
+            "disaggregation": ["x", "x", "y", "x", "x"],
+            "period": ["2025-Q1", "2025-Q1", "2025-Q1", "2025-Q2", "2025-Q2"],
+            "value": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    split = [
+        (measure, [(r["geo_code"], r["disaggregation"], r["value"]) for r in rows])
+        for measure, rows in series_rows(frame)
+    ]
+    assert split == [
+        ("m", [("a", "x", 1.0), ("a", "x", 4.0)]),
+        ("m", [("b", "x", 2.0), ("b", "x", 5.0)]),
+        ("m", [("a", "y", 3.0)]),
+    ]
+    partitioned = frame.partition_by(list(SERIES), as_dict=True)
+    assert [rows for _, rows in series_rows(frame)] == [
+        part.to_dicts() for part in partitioned.values()
+    ]
+    assert list(series_rows(frame.clear())) == []
