@@ -244,13 +244,14 @@ def bulk_insert(
     frame is written by ADBC into a staging file and copied in by one ``INSERT … SELECT``
     (:func:`_insert_staged`), a small one by ``executemany`` fed column lists zipped into
     rows, batch by batch (as is a large one when the transaction has attached as many
-    staging databases as SQLite allows). No per-row objects of our own, and the rows join the caller's
-    transaction (the one that holds the write lock and records the verdict). Datetimes are
-    written as SQLAlchemy writes them (naive UTC text), so the ORM reads them back alike."""
+    staging databases as SQLite allows). No per-row objects of our own, and the rows join
+    the caller's transaction (the one that holds the write lock and records the verdict).
+    Datetimes are written as SQLAlchemy writes them (naive UTC text), so the ORM reads them
+    back alike."""
     frame = _datetimes_as_stored(frame)
     columns = ", ".join(frame.columns)
-    parts = _stage_parts(conn, frame.height, stage_part_rows)
-    if conn.dialect.name == "sqlite" and frame.height >= stage_min_rows and parts:
+    large = frame.height >= stage_min_rows
+    if large and (parts := _stage_parts(conn, frame.height, stage_part_rows)):
         _insert_staged(conn, table, frame, columns, batch_rows=batch_rows, parts=parts)
         return
     if conn.dialect.name == "postgresql":
