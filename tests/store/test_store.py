@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from ci_pipeline import store
 from ci_pipeline.config import DEFAULT_INITIATIVE
 from ci_pipeline.errors import DefinitionError
+from ci_pipeline.model.frames import STORED_INDICATOR_SCHEMA
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.model.load import load_initiative
 from ci_pipeline.store import Status, Submission
@@ -750,3 +751,28 @@ def test_list_submissions_newest_first_with_filters(synced: Engine) -> None:
             b.id,
             c.id,
         ]
+
+
+def test_indicators_read_back_typed_and_in_key_order(
+    synced: Engine, initiative: Initiative
+) -> None:
+    """Cells written out of order come back ordered by measure, period, place and breakdown
+    (code point order, on every database), each value as written: the suppression flag a
+    boolean, a blank value null, a lineage's commas and an empty suppression reason kept."""
+    ini, m = initiative.info.id, next(iter(initiative.measures))
+    cells = pl.DataFrame(
+        [
+            (m, "b", "2025-Q2", "total", 2.5, None, None, 1, 2, 0.5, "3,11", True, "small"),
+            (m, "a", "2025-Q2", "total", None, None, None, 0, 2, 0.0, "", False, ""),
+            (m, "b", "2025-Q1", "sex=male", 1.0, 1.0, 4.0, 2, 2, 1.0, "3", False, None),
+            (m, "B", "2025-Q1", "total", 7.0, None, None, 1, 1, 1.0, "11", False, None),
+        ],
+        schema=STORED_INDICATOR_SCHEMA,
+        orient="row",
+    )
+    store.replace_indicators(ini, [(m, "2025-Q1"), (m, "2025-Q2")], cells, engine=synced)
+    read = store.read_indicators(ini, engine=synced)
+    # Q1 before Q2; within Q1 "B" (66) before "b" (98); within Q2 "a" before "b".
+    expected = cells[[3, 2, 1, 0]]
+    assert_frame_equal(read, expected)
+    assert read.schema == pl.Schema(STORED_INDICATOR_SCHEMA)
