@@ -3,9 +3,11 @@ stored indicators and open alerts after every ``process`` run (and by ``ci-pipel
 
 The modules: ``content`` (what each page says: pure), ``i18n`` (words, direction, numbers and
 dates per locale), ``charts`` (SVG charts drawn at build time), ``templates`` and ``site``
-(the pages), ``package`` (the figures as a Frictionless Data Package), ``build`` (all of
-it, from the store: :func:`~ci_pipeline.report.build.build_report`). Nothing is imported
-here but :func:`drawn_folder`, so the alerts can use ``i18n`` without loading the charts.
+(the pages), ``kept`` (the last build's pages, reused where their inputs did not change),
+``package`` (the figures as a Frictionless Data Package), ``build`` (all of it, from the
+store: :func:`~ci_pipeline.report.build.build_report`). Nothing is imported here but
+:func:`drawn_folder` and :func:`kept_folder`, so the alerts can use ``i18n`` without loading
+the charts.
 """
 
 from pathlib import Path
@@ -16,3 +18,10 @@ def drawn_folder(root: Path) -> Path:
     to reuse those that did not change (:func:`~ci_pipeline.report.charts.draw`): beside the
     site, not served with it."""
     return root.with_name(root.name + ".charts")
+
+
+def kept_folder(root: Path) -> Path:
+    """Where the pages of the last build of the site at ``root`` are kept, for the next build
+    to reuse those whose inputs did not change (:mod:`~ci_pipeline.report.kept`): beside the
+    site, not served with it."""
+    return root.with_name(root.name + ".pages")

@@ -14,7 +14,7 @@ from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report import drawn_folder
+from ci_pipeline.report import drawn_folder, kept_folder
 from ci_pipeline.report.content import pages
 from ci_pipeline.report.headlines import what_happened
 from ci_pipeline.report.package import ALERT_FIELDS, write_package
@@ -56,6 +56,7 @@ def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: d
         staging,
         built_on=today,
         drawn=drawn_folder(root),
+        kept=kept_folder(root),
     )
     write_package(indicators, alerts, initiative, staging)
     old = root.with_name(root.name + ".old")

@@ -36,6 +36,7 @@ from ci_pipeline.report.i18n import (
     unit_label,
     word,
 )
+from ci_pipeline.report.kept import KeptPages, page_key
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,12 @@ def write_site(
     *,
     built_on: date,
     drawn: Path | None = None,
+    kept: Path | None = None,
 ) -> tuple[Path, int]:
     """Write every page in every language under ``root``; the index a reader opens, and the
     number of pages written. ``drawn``: the folder of charts drawn before
-    (:func:`charts.draw`), where a rebuild finds the charts that did not change."""
+    (:func:`charts.draw`), where a rebuild finds the charts that did not change; ``kept``: the
+    folder of the pages written before (:mod:`.kept`), where it finds the pages that did not."""
     if not pages:
         raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
@@ -180,34 +183,52 @@ def write_site(
                 specs[key] = charts.gap_spec(gap, card.measure)
     drawings = dict(zip(specs, charts.draw(list(specs.values()), drawn), strict=True))
     links = nearby(pages, initiative)
+    pages_kept = KeptPages(kept) if kept is not None else None
     written = 0
+
+    def page_file(env: Environment, page: Page, lang: str, prefix: str, target: Path) -> None:
+        """The page written at ``target``, or the same page kept from the last build."""
+        near = links[page.geography.code]
+        key = None
+        if pages_kept is not None:
+            key = page_key(_page_inputs(initiative, page, near, lang, prefix, built_on))
+            if pages_kept.take(key, target):
+                return
+        text = _render_page(env, initiative, page, near, lang, prefix, built_on, drawings)
+        target.unlink(missing_ok=True)  # a new file: never written through a kept page's link
+        target.write_text(text, encoding="utf-8")
+        if pages_kept is not None and key is not None:
+            pages_kept.keep(key, target)
+
     for lang in LANGUAGES:
         env = _environment(initiative, lang)
         folder = root / lang
         folder.mkdir(parents=True, exist_ok=True)
         for page in pages:
-            near = links[page.geography.code]
-            text = _render_page(env, initiative, page, near, lang, "../", built_on, drawings)
-            (folder / _file(page)).write_text(text, encoding="utf-8")
+            page_file(env, page, lang, "../", folder / _file(page))
             written += 1
         (folder / "summary.html").write_text(
             _render_summary(env, initiative, root_page, lang, built_on), encoding="utf-8"
         )
         written += 1
     # The file a reader opens: the cluster in English, its links one folder up.
-    env = _environment(initiative, "en")
     index = root / "index.html"
-    index.write_text(
-        _render_page(
-            env,
-            initiative,
-            root_page,
-            links[root_page.geography.code],
-            "en",
-            "",
-            built_on,
-            drawings,
-        ),
-        encoding="utf-8",
-    )
+    page_file(_environment(initiative, "en"), root_page, "en", "", index)
+    if pages_kept is not None:
+        pages_kept.prune()
     return index, written + 1
+
+
+def _page_inputs(
+    initiative: Initiative, page: Page, links: list[Page], lang: str, prefix: str, built_on: date
+) -> tuple[object, ...]:
+    """Everything :func:`_render_page` writes a page from, besides the code: the definitions
+    (by their digest: names, titles, units, gaps), the page's geography and cards (each
+    card's measure by its id, the definitions holding the rest; its charts are drawn from the
+    same), the places it links to, its language, where it sits and the build's date."""
+    cards = tuple(
+        (c.measure.id, c.points, c.path, c.flags, tuple((g.gap.id, g.periods) for g in c.gaps))
+        for c in page.cards
+    )
+    near = tuple(p.geography.code for p in links)
+    return (initiative.digest, page.geography.code, cards, near, lang, prefix, built_on)

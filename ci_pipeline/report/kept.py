@@ -1,0 +1,106 @@
+"""The pages of the last report card build, kept under the key of what each page's text
+depends on, so that a rebuild writes again only the pages whose inputs changed.
+
+A national report card is 2,761 places in three languages, and one partner's file changes the
+figures of a few dozen of them; rendering every page again took most of a rebuild (12-17 s of
+about 30 at 1M observations). A page's key (:func:`page_key`) covers its content (its cards'
+points, paths, alerts and gaps), the pages it links to, its language, the build's date, the
+initiative's definitions (names, titles, units: their digest) and the code and libraries that
+write it (:func:`code_salt`). Equal keys mean equal text.
+
+A kept page is a hard link to the file a build wrote, so keeping it costs no copy and no disk;
+where the folder cannot link (another file system) it copies. Like the charts' cache, it only
+saves work: a page it cannot find is rendered, and a folder it cannot write is passed over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+
+#: The report modules whose source shapes a page's text (templates and words, the page's
+#: content, how numbers and dates are written, the charts it inlines).
+_SOURCES = ("content", "charts", "i18n", "site", "templates")
+
+
+@cache
+def code_salt() -> bytes:
+    """The source of the modules that write a page, and the versions of the libraries that
+    format and draw it: a change to either writes every page again."""
+    from ci_pipeline import report
+
+    digest = hashlib.sha256()
+    folder = Path(report.__file__).parent
+    for name in _SOURCES:
+        digest.update((folder / f"{name}.py").read_bytes())
+    for library in ("jinja2", "babel", "vl-convert-python", "markupsafe"):
+        digest.update(f"{library} {version(library)}\n".encode())
+    return digest.digest()
+
+
+def page_key(parts: object) -> str:
+    """The key of a page whose text is a function of ``parts`` (a value whose ``repr`` holds
+    all of them: tuples of strings, numbers and frozen dataclasses) and of the code."""
+    return hashlib.sha256(code_salt() + repr(parts).encode()).hexdigest()
+
+
+class KeptPages:
+    """The pages kept in ``folder``, one file per key. :meth:`take` puts a kept page in place,
+    :meth:`keep` keeps a page just written, :meth:`prune` drops what this build did not use."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder: Path | None = folder
+        self.used: set[str] = set()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            self.folder = None  # nothing is kept: every page is rendered
+
+    def take(self, key: str, target: Path) -> bool:
+        """Put the page kept under ``key`` at ``target``; False when there is none."""
+        if self.folder is None:
+            return False
+        kept = self.folder / f"{key}.html"
+        target.unlink(missing_ok=True)  # a link never writes through to an older file
+        try:
+            _link_or_copy(kept, target)
+        except OSError:  # not kept (or pruned by another build meanwhile): rendered instead
+            return False
+        self.used.add(kept.name)
+        return True
+
+    def keep(self, key: str, written: Path) -> None:
+        """Keep the page just written at ``written`` under ``key``, whole or not at all."""
+        if self.folder is None:
+            return
+        kept = self.folder / f"{key}.html"
+        partial = self.folder / f"{key}.{uuid.uuid4().hex}.part"
+        with contextlib.suppress(OSError):
+            _link_or_copy(written, partial)
+            partial.replace(kept)
+            self.used.add(kept.name)
+
+    def prune(self) -> None:
+        """Drop every kept page this build did not take or keep: the folder holds the last
+        site's pages only."""
+        if self.folder is None:
+            return
+        for old in self.folder.iterdir():
+            if old.name not in self.used:
+                with contextlib.suppress(OSError):  # e.g. removed by another build already
+                    old.unlink()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system, or links not allowed: a copy does
+        shutil.copyfile(source, target)

@@ -1,0 +1,140 @@
+"""``report.kept``: a rebuild writes again only the pages whose inputs changed, and every page
+it writes is the page a build without kept pages writes."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.report import content, site
+from ci_pipeline.report.site import write_site
+from tests.report.test_report import ALERTS, indicators  # noqa: F401  (a fixture)
+
+DAY = date(2026, 11, 30)
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pages rendered, by geography and language (``site._render_page`` counted)."""
+    calls: list[str] = []
+    render = site._render_page
+
+    def counting(*args: Any) -> str:
+        calls.append(f"{args[2].geography.code}/{args[4]}")
+        return render(*args)
+
+    monkeypatch.setattr(site, "_render_page", counting)
+    return calls
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*.html")}
+
+
+def _build(
+    tmp_path: Path,
+    initiative: Initiative,
+    figures: pl.DataFrame,
+    name: str,
+    rendered: list[str],
+    day: date = DAY,
+    kept: Path | None = None,
+) -> list[str]:
+    """Build with the kept pages, and without; the pages the kept build rendered. Both builds
+    write the same files."""
+    pages = content.pages(figures, ALERTS, initiative)
+    write_site(pages, initiative, tmp_path / f"{name}-whole", built_on=day)
+    rendered.clear()
+    folder = tmp_path / name
+    write_site(pages, initiative, folder, built_on=day, kept=kept or tmp_path / "kept")
+    assert _files(folder) == _files(tmp_path / f"{name}-whole")
+    return sorted(rendered)
+
+
+def test_a_rebuild_renders_only_the_pages_whose_inputs_changed(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+) -> None:
+    """Two pages (the cluster's and Nahf's) in three languages, and the cluster's English page
+    again as the site's index: 7 rendered the first time. The same figures: none. A new
+    Nahf figure for 2025-Q4: Nahf's three pages (the cluster's card is the cluster's own
+    series, and its links name Nahf as before). The next day: all 7 (each page says the day
+    it was built). The kept folder holds the last build's 7 pages only."""
+    root = next(g.code for g in initiative.geographies.values() if g.parent is None)
+    everything = sorted(
+        [f"{g}/{lang}" for g in (root, "nahf") for lang in ("ar", "en", "he")] + [f"{root}/en"]
+    )
+    kept = tmp_path / "kept"
+    assert _build(tmp_path, initiative, indicators, "first", rendered) == everything
+    assert len(list(kept.iterdir())) == 7
+    assert _build(tmp_path, initiative, indicators, "again", rendered) == []
+    changed = indicators.with_columns(
+        pl.when((pl.col("geo_code") == "nahf") & (pl.col("period") == "2025-Q4"))
+        .then(0.25)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    assert _build(tmp_path, initiative, changed, "changed", rendered) == [
+        "nahf/ar",
+        "nahf/en",
+        "nahf/he",
+    ]
+    assert len(list(kept.iterdir())) == 7
+    next_day = date(2026, 12, 1)
+    assert _build(tmp_path, initiative, changed, "next", rendered, next_day) == everything
+    assert len(list(kept.iterdir())) == 7
+
+
+def test_changed_definitions_render_every_page(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+) -> None:
+    """A renamed place or measure changes the definitions' digest: every page is rendered."""
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    edited = initiative.model_copy(update={"digest": "another"})
+    assert len(_build(tmp_path, edited, indicators, "edited", rendered)) == 7
+
+
+def test_kept_pages_that_cannot_be_used_only_cost_rendering(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+) -> None:
+    """A kept page removed (by another build) is rendered again; a kept folder that is a file
+    keeps nothing. Either way the pages are the ones written without kept pages."""
+    kept = tmp_path / "kept"
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    gone = sorted(kept.iterdir())[0]
+    gone.unlink()
+    assert len(_build(tmp_path, initiative, indicators, "again", rendered)) == 1
+    assert gone.exists()  # kept again
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert len(_build(tmp_path, initiative, indicators, "b1", rendered, kept=blocked)) == 7
+    assert len(_build(tmp_path, initiative, indicators, "b2", rendered, kept=blocked)) == 7
+
+
+def test_a_kept_page_is_never_written_through(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+) -> None:
+    """Kept pages are links to the site's files: a build into a folder that holds them (a
+    site written before) writes new files, and the kept pages keep their text."""
+    kept = tmp_path / "kept"
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    before = {p.name: p.read_text() for p in kept.iterdir()}
+    pages = content.pages(indicators, ALERTS, initiative)
+    write_site(pages, initiative, tmp_path / "first", built_on=date(2027, 1, 1))
+    assert {p.name: p.read_text() for p in kept.iterdir()} == before
