@@ -4,10 +4,11 @@ stored indicators and open alerts after every ``process`` run (and by ``ci-pipel
 The modules: ``content`` (what each page says: pure), ``i18n`` (words, direction, numbers and
 dates per locale), ``charts`` (SVG charts drawn at build time), ``templates`` and ``site``
 (the pages), ``kept`` (the last build's pages, reused where their inputs did not change),
-``package`` (the figures as a Frictionless Data Package), ``build`` (all of it, from the
-store: :func:`~ci_pipeline.report.build.build_report`). Nothing is imported here but
-:func:`drawn_folder` and :func:`kept_folder`, so the alerts can use ``i18n`` without loading
-the charts.
+``cells`` (the stored cells it reads, kept slice by slice), ``package`` (the figures as a
+Frictionless Data Package), ``build`` (all of it, from the store:
+:func:`~ci_pipeline.report.build.build_report`). Nothing is imported here but the names of
+the folders kept beside the site (:func:`drawn_folder` and the like), so the alerts can use
+``i18n`` without loading the charts.
 """
 
 from pathlib import Path
@@ -25,3 +26,10 @@ def kept_folder(root: Path) -> Path:
     to reuse those whose inputs did not change (:mod:`~ci_pipeline.report.kept`): beside the
     site, not served with it."""
     return root.with_name(root.name + ".pages")
+
+
+def cells_folder(root: Path) -> Path:
+    """Where the stored cells the last build of the site at ``root`` read are kept, slice by
+    slice, for the next build to read from the database only the slices recomputed since
+    (:mod:`~ci_pipeline.report.cells`): beside the site, not served with it."""
+    return root.with_name(root.name + ".cells")

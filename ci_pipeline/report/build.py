@@ -14,7 +14,8 @@ from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report import drawn_folder, kept_folder
+from ci_pipeline.report import cells_folder, drawn_folder, kept_folder
+from ci_pipeline.report.cells import read_cells
 from ci_pipeline.report.content import pages
 from ci_pipeline.report.headlines import what_happened
 from ci_pipeline.report.package import ALERT_FIELDS, write_package
@@ -44,7 +45,7 @@ def _open_alerts(engine: Engine, initiative: Initiative) -> pl.DataFrame:
 def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: date) -> Built:
     """Rebuild the report card under ``root`` from the stored indicators and open alerts:
     written next to it and swapped in whole, so a reader never sees half a site."""
-    indicators = mask(store.read_indicators(initiative.info.id, engine=engine))
+    indicators = mask(read_cells(initiative.info.id, engine=engine, folder=cells_folder(root)))
     alerts = _open_alerts(engine, initiative)
     staging = root.with_name(root.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)

@@ -259,6 +259,26 @@ _READ_AS = [
 _READ_SCHEMA = STORED_INDICATOR_SCHEMA | {"suppressed": pl.Int64}
 
 
+def indicator_slices(initiative_id: str, *, engine: Engine) -> tuple[pl.DataFrame, int]:
+    """The stored slices (``measure_id``, ``period``, ``lineage`` and ``computed_at`` as text)
+    and the number of stored cells, read together: what tells a reader that kept cells of a
+    slice are still the stored ones. :func:`replace_indicators` is the only writer of either
+    table, and replaces a slice's cells and its row (with a new ``computed_at``) at once."""
+    with engine.connect() as conn:
+        slices = read_frame(
+            conn,
+            "SELECT measure_id, period, lineage, CAST(computed_at AS TEXT) AS computed_at "
+            "FROM indicator_slice WHERE initiative_id = :ini",
+            {"ini": initiative_id},
+            {"measure_id": pl.Utf8, "period": pl.Utf8, "lineage": pl.Utf8, "computed_at": pl.Utf8},
+        )
+        cells = conn.execute(
+            text("SELECT count(*) FROM indicator_value WHERE initiative_id = :ini"),
+            {"ini": initiative_id},
+        ).scalar_one()
+    return slices.sort("measure_id", "period"), int(cells)
+
+
 def indicator_periods(initiative_id: str, *, engine: Engine) -> list[str]:
     """Every period label some stored indicator has (from the slices, not the cells)."""
     with engine.connect() as conn:
