@@ -24,21 +24,30 @@ from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
-#: The report modules whose source shapes a page's text (templates and words, the page's
-#: content, how numbers and dates are written, the charts it inlines).
-_SOURCES = ("content", "charts", "i18n", "site", "templates")
+#: The modules whose source shapes a page's text: the report's (templates and words, the
+#: page's content, how numbers and dates are written, the charts it inlines), and the model's
+#: periods (where a chart places a period) and definitions (a measure's title in a language).
+_SOURCES = (
+    "report/content.py",
+    "report/charts.py",
+    "report/i18n.py",
+    "report/site.py",
+    "report/templates.py",
+    "model/periods.py",
+    "model/initiative.py",
+)
 
 
 @cache
 def code_salt() -> bytes:
     """The source of the modules that write a page, and the versions of the libraries that
     format and draw it: a change to either writes every page again."""
-    from ci_pipeline import report
+    import ci_pipeline
 
     digest = hashlib.sha256()
-    folder = Path(report.__file__).parent
+    folder = Path(ci_pipeline.__file__).parent
     for name in _SOURCES:
-        digest.update((folder / f"{name}.py").read_bytes())
+        digest.update((folder / name).read_bytes())
     for library in ("jinja2", "babel", "vl-convert-python", "markupsafe"):
         digest.update(f"{library} {version(library)}\n".encode())
     return digest.digest()

@@ -44,10 +44,11 @@ def _build(
     rendered: list[str],
     day: date = DAY,
     kept: Path | None = None,
+    alerts: pl.DataFrame = ALERTS,
 ) -> list[str]:
     """Build with the kept pages, and without; the pages the kept build rendered. Both builds
     write the same files."""
-    pages = content.pages(figures, ALERTS, initiative)
+    pages = content.pages(figures, alerts, initiative)
     write_site(pages, initiative, tmp_path / f"{name}-whole", built_on=day)
     rendered.clear()
     folder = tmp_path / name
@@ -138,3 +139,22 @@ def test_a_kept_page_is_never_written_through(
     pages = content.pages(indicators, ALERTS, initiative)
     write_site(pages, initiative, tmp_path / "first", built_on=date(2027, 1, 1))
     assert {p.name: p.read_text() for p in kept.iterdir()} == before
+
+
+def test_an_alert_closed_renders_the_pages_that_listed_it(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+) -> None:
+    """Alert #8 is on Beit HaKerem, which has no page: closing it changes the cluster's pages
+    only (the cluster's card lists every place's alerts): 3 and the index. Closing #7 too
+    (on Nahf) changes Nahf's 3 pages and the cluster's again: 7."""
+    root = next(g.code for g in initiative.geographies.values() if g.parent is None)
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    open_7 = ALERTS.filter(pl.col("id") == 7)
+    assert _build(tmp_path, initiative, indicators, "one", rendered, alerts=open_7) == sorted(
+        [f"{root}/{lang}" for lang in ("ar", "en", "he")] + [f"{root}/en"]
+    )
+    none = ALERTS.clear()
+    assert len(_build(tmp_path, initiative, indicators, "none", rendered, alerts=none)) == 7
