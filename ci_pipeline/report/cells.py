@@ -27,9 +27,11 @@ import polars as pl
 from sqlalchemy import Engine
 
 from ci_pipeline import store
+from ci_pipeline.model.frames import STORED_INDICATOR_SCHEMA
 from ci_pipeline.store.migrate import current_revision
 
-ORDER = ["measure_id", "period", "geo_code", "disaggregation"]
+#: The most slices read by naming each one (:func:`_read_missing`); more are read whole.
+WINDOWED_SLICES = 200
 
 
 def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None) -> pl.DataFrame:
@@ -61,10 +63,9 @@ def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None
                 return store.read_indicators(initiative_id, engine=engine)
         parts.append(part)
     _prune(folder, set(keys))
+    # In order already: the slices are, and so is each one's cells (read_indicators' order).
     cells = (
-        pl.concat(parts, how="vertical").sort(ORDER, maintain_order=True)
-        if parts
-        else store.read_indicators(initiative_id, engine=engine).clear()
+        pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
     )
     if cells.height != count:  # cells of no slice, or a slice without cells: read them all
         return store.read_indicators(initiative_id, engine=engine)
@@ -73,8 +74,10 @@ def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None
 
 def _key(revision: str, row: tuple[object, ...]) -> str:
     """The file name of a slice's kept cells: ``row`` is (measure, period, lineage,
-    computed_at)."""
-    return hashlib.sha256(repr((revision, *row)).encode()).hexdigest()
+    computed_at); the columns' types are in it too, so cells kept by a reader of other types
+    are never put beside these."""
+    parts = (revision, repr(STORED_INDICATOR_SCHEMA), *row)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _read_missing(
@@ -92,7 +95,9 @@ def _read_missing(
     windows: dict[str, set[str]] = {}
     for m, p in missing.values():
         windows.setdefault(m, set()).add(p)
-    read = store.read_indicators(initiative_id, engine=engine, windows=windows)
+    # Many slices (a first build): every cell in one plain query, not one parameter a slice.
+    many = len(missing) > WINDOWED_SLICES
+    read = store.read_indicators(initiative_id, engine=engine, windows=None if many else windows)
     by_slice = read.partition_by(["measure_id", "period"], as_dict=True, maintain_order=True)
     out = {}
     for key, (m, p) in missing.items():

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from ci_pipeline import store
 from ci_pipeline.model.frames import STORED_INDICATOR_SCHEMA
+from ci_pipeline.report import cells
 from ci_pipeline.report.cells import read_cells
 
 INI = "ini"
@@ -147,3 +148,16 @@ def test_a_folder_that_cannot_be_made_reads_every_cell(tmp_path: Path, engine: E
     assert_frame_equal(
         read_cells(INI, engine=engine, folder=blocked), store.read_indicators(INI, engine=engine)
     )
+
+
+def test_many_missing_slices_are_read_in_one_plain_query(
+    tmp_path: Path, engine: Engine, windows: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``WINDOWED_SLICES`` missing slices (here 1), every cell is read at once instead of
+    naming each slice (a first build of many slices); one missing slice is still named."""
+    monkeypatch.setattr(cells, "WINDOWED_SLICES", 1)
+    folder = tmp_path / "cells"
+    _replace(engine, _cells("m1", "2025-Q1", [1, 2]), _cells("m2", "2025-Q1", [3]))
+    assert _same_as_stored(engine, folder, windows) == [None]
+    _replace(engine, _cells("m2", "2025-Q1", [4]))
+    assert _same_as_stored(engine, folder, windows) == [{"m2": ["2025-Q1"]}]
