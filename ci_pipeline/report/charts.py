@@ -9,7 +9,9 @@ import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -156,7 +158,9 @@ def gap_spec(gap: Gap, measure: Measure) -> dict[str, Any]:
     return _chart(layers, HEIGHT // 2)
 
 
-def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:
+def draw(
+    charts: list[dict[str, Any]], cache: Path | None = None, keep: Collection[str] = ()
+) -> list[str]:
     """Each specification rendered to SVG, in order, on both cores (vl-convert renders outside
     the GIL).
 
@@ -166,7 +170,8 @@ def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:
     site only. A national report card has 55,000 charts, and a new file changes a few of
     them: drawing them all again took most of the rebuild. The cache only saves work: a chart
     it cannot read (another build removed it) is drawn, and a folder it cannot write is
-    passed over.
+    passed over. ``keep``: the names (:func:`chart_name`) of charts the site still shows but
+    did not ask for (on pages kept whole from the last build), which are not removed.
     """
     if cache is None:
         return _render_all(charts)
@@ -174,8 +179,7 @@ def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError:
         return _render_all(charts)
-    salt = f"vl-convert {version('vl-convert-python')}\n".encode()
-    files = [cache / f"{hashlib.sha256(salt + _text(c).encode()).hexdigest()}.svg" for c in charts]
+    files = [cache / chart_name(c) for c in charts]
     drawn: dict[Path, str] = {}
     for file in set(files):
         with contextlib.suppress(OSError):
@@ -187,12 +191,23 @@ def draw(charts: list[dict[str, Any]], cache: Path | None = None) -> list[str]:
         with contextlib.suppress(OSError):
             partial.write_text(svg_text, encoding="utf-8")
             partial.replace(file)  # whole or not at all, for a build that reads it later
-    wanted = set(files)
+    wanted = {f.name for f in files} | set(keep)
     for old in cache.iterdir():
-        if old not in wanted:
+        if old.name not in wanted:
             with contextlib.suppress(OSError):  # e.g. a file another build removed already
                 old.unlink()
     return [drawn[f] for f in files]
+
+
+def chart_name(chart: dict[str, Any]) -> str:
+    """The file a chart is kept in by :func:`draw`: the hash of its specification and of
+    vl-convert's version."""
+    return f"{hashlib.sha256(_salt() + _text(chart).encode()).hexdigest()}.svg"
+
+
+@cache
+def _salt() -> bytes:
+    return f"vl-convert {version('vl-convert-python')}\n".encode()
 
 
 def _text(chart: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -59,17 +60,46 @@ def page_key(parts: object) -> str:
     return hashlib.sha256(code_salt() + repr(parts).encode()).hexdigest()
 
 
+#: The kept folder's record of the charts each kept page shows (:meth:`KeptPages.charts_of`).
+CHARTS = "charts.json"
+
+
 class KeptPages:
     """The pages kept in ``folder``, one file per key. :meth:`take` puts a kept page in place,
-    :meth:`keep` keeps a page just written, :meth:`prune` drops what this build did not use."""
+    :meth:`keep` keeps a page just written, :meth:`prune` drops what this build did not use.
+
+    The folder also records the charts each page shows (by the key of its content, whatever
+    its language: :meth:`charts_of`, :meth:`record`), so a build that keeps a page whole need
+    not work out its charts to keep them drawn."""
 
     def __init__(self, folder: Path) -> None:
         self.folder: Path | None = folder
         self.used: set[str] = set()
+        self.charts: dict[str, list[str]] = {}
+        self._recorded: dict[str, list[str]] = {}
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
             self.folder = None  # nothing is kept: every page is rendered
+            return
+        with contextlib.suppress(OSError, ValueError):
+            charts = json.loads((folder / CHARTS).read_text(encoding="utf-8"))
+            if isinstance(charts, dict):
+                self.charts = charts
+
+    def has(self, key: str) -> bool:
+        """Whether a page is kept under ``key`` (it may still be gone when taken)."""
+        return self.folder is not None and (self.folder / f"{key}.html").exists()
+
+    def charts_of(self, content: str) -> list[str] | None:
+        """The charts (their file names) the last build recorded for a page's content, or
+        None if it recorded none."""
+        names = self.charts.get(content)
+        return names if isinstance(names, list) else None
+
+    def record(self, content: str, names: list[str]) -> None:
+        """Record the charts a page of this build shows (written by :meth:`prune`)."""
+        self._recorded[content] = names
 
     def take(self, key: str, target: Path) -> bool:
         """Put the page kept under ``key`` at ``target``; False when there is none."""
@@ -100,6 +130,12 @@ class KeptPages:
         site's pages only."""
         if self.folder is None:
             return
+        record = self.folder / CHARTS
+        partial = self.folder / f"{CHARTS}.{uuid.uuid4().hex}.part"
+        with contextlib.suppress(OSError):
+            partial.write_text(json.dumps(self._recorded), encoding="utf-8")
+            partial.replace(record)
+        self.used.add(CHARTS)
         for old in self.folder.iterdir():
             if old.name not in self.used:
                 with contextlib.suppress(OSError):  # e.g. removed by another build already

@@ -174,26 +174,47 @@ def write_site(
     if not pages:
         raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
-    specs: dict[tuple[str, str], dict[str, Any]] = {}
-    for p in pages:
-        for card in p.cards:
-            specs[p.geography.code, card.measure.id] = charts.spec(card)
-            for gap in card.gaps:
-                key = (p.geography.code, f"{card.measure.id}/{gap.gap.id}")
-                specs[key] = charts.gap_spec(gap, card.measure)
-    drawings = dict(zip(specs, charts.draw(list(specs.values()), drawn), strict=True))
     links = nearby(pages, initiative)
     pages_kept = KeptPages(kept) if kept is not None else None
+    # With kept pages: each page's content key (its language aside) and its key per language;
+    # a page kept in every language, with its charts recorded, is linked and never drawn.
+    contents: dict[str, str] = {}
+    whole: dict[str, list[str]] = {}  # the charts of the pages kept whole, by place
+    if pages_kept is not None:
+        for p in pages:
+            code = p.geography.code
+            contents[code] = page_key(_page_inputs(initiative, p, links[code], built_on))
+            names = pages_kept.charts_of(contents[code])
+            if names is not None and all(
+                pages_kept.has(_lang_key(contents[code], lang, prefix))
+                for lang, prefix in _copies(p, root_page)
+            ):
+                whole[code] = names
+    fresh = [p for p in pages if p.geography.code not in whole]
+    specs = _specs(fresh)
+    kept_charts = {name for names in whole.values() for name in names}
+    drawings = dict(zip(specs, charts.draw(list(specs.values()), drawn, kept_charts), strict=True))
+    if pages_kept is not None:
+        for p in pages:
+            code = p.geography.code
+            own = (
+                [charts.chart_name(specs[k]) for k in _chart_keys(p)] if code not in whole else None
+            )
+            pages_kept.record(contents[code], whole.get(code) or own or [])
     written = 0
 
     def page_file(env: Environment, page: Page, lang: str, prefix: str, target: Path) -> None:
         """The page written at ``target``, or the same page kept from the last build."""
-        near = links[page.geography.code]
-        key = None
-        if pages_kept is not None:
-            key = page_key(_page_inputs(initiative, page, near, lang, prefix, built_on))
-            if pages_kept.take(key, target):
-                return
+        code = page.geography.code
+        key = _lang_key(contents[code], lang, prefix) if pages_kept is not None else None
+        if pages_kept is not None and key is not None and pages_kept.take(key, target):
+            return
+        if code in whole and (code, "") not in drawings:
+            # Kept whole, but removed since (by another build): its charts are drawn after all.
+            mine = _specs([page])
+            drawings.update(zip(mine, charts.draw(list(mine.values())), strict=True))
+            drawings[code, ""] = ""  # drawn: not again for its other languages
+        near = links[code]
         text = _render_page(env, initiative, page, near, lang, prefix, built_on, drawings)
         target.unlink(missing_ok=True)  # a new file: never written through a kept page's link
         target.write_text(text, encoding="utf-8")
@@ -219,16 +240,54 @@ def write_site(
     return index, written + 1
 
 
+def _specs(pages: list[Page]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The charts of these pages' cards (and of their gaps), by (place, chart)."""
+    specs: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in pages:
+        for card in p.cards:
+            specs[p.geography.code, card.measure.id] = charts.spec(card)
+            for gap in card.gaps:
+                key = (p.geography.code, f"{card.measure.id}/{gap.gap.id}")
+                specs[key] = charts.gap_spec(gap, card.measure)
+    return specs
+
+
+def _chart_keys(page: Page) -> list[tuple[str, str]]:
+    """The (place, chart) keys of :func:`_specs` for one page, in its order."""
+    code = page.geography.code
+    return [
+        key
+        for card in page.cards
+        for key in [
+            (code, card.measure.id),
+            *((code, f"{card.measure.id}/{g.gap.id}") for g in card.gaps),
+        ]
+    ]
+
+
+def _copies(page: Page, root_page: Page) -> list[tuple[str, str]]:
+    """The (language, prefix) of each file a page is written as: once per language, and the
+    root's page once more as the site's index."""
+    copies = [(lang, "../") for lang in LANGUAGES]
+    return copies + ([("en", "")] if page is root_page else [])
+
+
+def _lang_key(content: str, lang: str, prefix: str) -> str:
+    """A page file's key: its content's key (:func:`_page_inputs`), language and place."""
+    return page_key((content, lang, prefix))
+
+
 def _page_inputs(
-    initiative: Initiative, page: Page, links: list[Page], lang: str, prefix: str, built_on: date
+    initiative: Initiative, page: Page, links: list[Page], built_on: date
 ) -> tuple[object, ...]:
-    """Everything :func:`_render_page` writes a page from, besides the code: the definitions
-    (by their digest: names, titles, units, gaps), the page's geography and cards (each
-    card's measure by its id, the definitions holding the rest; its charts are drawn from the
-    same), the places it links to, its language, where it sits and the build's date."""
+    """Everything :func:`_render_page` writes a page from, besides the code, its language and
+    where it sits (:func:`_lang_key`): the definitions (by their digest: names, titles, units,
+    gaps), the page's geography and cards (each card's measure by its id, the definitions
+    holding the rest; its charts are drawn from the same), the places it links to and the
+    build's date."""
     cards = tuple(
         (c.measure.id, c.points, c.path, c.flags, tuple((g.gap.id, g.periods) for g in c.gaps))
         for c in page.cards
     )
     near = tuple(p.geography.code for p in links)
-    return (initiative.digest, page.geography.code, cards, near, lang, prefix, built_on)
+    return (initiative.digest, page.geography.code, cards, near, built_on)

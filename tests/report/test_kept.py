@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report import content, site
+from ci_pipeline.report import charts, content, site
 from ci_pipeline.report.site import write_site
 from tests.report.test_report import ALERTS, indicators  # noqa: F401  (a fixture)
 
@@ -52,7 +52,8 @@ def _build(
     write_site(pages, initiative, tmp_path / f"{name}-whole", built_on=day)
     rendered.clear()
     folder = tmp_path / name
-    write_site(pages, initiative, folder, built_on=day, kept=kept or tmp_path / "kept")
+    drawn = tmp_path / "charts"
+    write_site(pages, initiative, folder, built_on=day, drawn=drawn, kept=kept or tmp_path / "kept")
     assert _files(folder) == _files(tmp_path / f"{name}-whole")
     return sorted(rendered)
 
@@ -74,7 +75,7 @@ def test_a_rebuild_renders_only_the_pages_whose_inputs_changed(
     )
     kept = tmp_path / "kept"
     assert _build(tmp_path, initiative, indicators, "first", rendered) == everything
-    assert len(list(kept.iterdir())) == 7
+    assert len(list(kept.glob("*.html"))) == 7
     assert _build(tmp_path, initiative, indicators, "again", rendered) == []
     changed = indicators.with_columns(
         pl.when((pl.col("geo_code") == "nahf") & (pl.col("period") == "2025-Q4"))
@@ -87,10 +88,10 @@ def test_a_rebuild_renders_only_the_pages_whose_inputs_changed(
         "nahf/en",
         "nahf/he",
     ]
-    assert len(list(kept.iterdir())) == 7
+    assert len(list(kept.glob("*.html"))) == 7
     next_day = date(2026, 12, 1)
     assert _build(tmp_path, initiative, changed, "next", rendered, next_day) == everything
-    assert len(list(kept.iterdir())) == 7
+    assert len(list(kept.glob("*.html"))) == 7
 
 
 def test_changed_definitions_render_every_page(
@@ -115,7 +116,7 @@ def test_kept_pages_that_cannot_be_used_only_cost_rendering(
     keeps nothing. Either way the pages are the ones written without kept pages."""
     kept = tmp_path / "kept"
     _build(tmp_path, initiative, indicators, "first", rendered)
-    gone = sorted(kept.iterdir())[0]
+    gone = sorted(kept.glob("*.html"))[0]
     gone.unlink()
     assert len(_build(tmp_path, initiative, indicators, "again", rendered)) == 1
     assert gone.exists()  # kept again
@@ -135,10 +136,10 @@ def test_a_kept_page_is_never_written_through(
     site written before) writes new files, and the kept pages keep their text."""
     kept = tmp_path / "kept"
     _build(tmp_path, initiative, indicators, "first", rendered)
-    before = {p.name: p.read_text() for p in kept.iterdir()}
+    before = {p.name: p.read_text() for p in kept.glob("*.html")}
     pages = content.pages(indicators, ALERTS, initiative)
     write_site(pages, initiative, tmp_path / "first", built_on=date(2027, 1, 1))
-    assert {p.name: p.read_text() for p in kept.iterdir()} == before
+    assert {p.name: p.read_text() for p in kept.glob("*.html")} == before
 
 
 def test_an_alert_closed_renders_the_pages_that_listed_it(
@@ -158,3 +159,74 @@ def test_an_alert_closed_renders_the_pages_that_listed_it(
     )
     none = ALERTS.clear()
     assert len(_build(tmp_path, initiative, indicators, "none", rendered, alerts=none)) == 7
+
+
+def test_a_page_kept_whole_is_not_drawn_and_keeps_its_charts(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cluster's and Nahf's cards have a chart each. A build that keeps both pages works
+    out no chart at all, and the charts stay drawn (the next change needs them); a new Nahf
+    figure works out Nahf's chart only. A kept page removed by another build is drawn again
+    for itself, without a cache."""
+    specs: list[str] = []
+    spec = charts.spec
+
+    def counting(card: content.Card) -> dict[str, Any]:
+        specs.append(card.measure.id)
+        return spec(card)
+
+    monkeypatch.setattr(charts, "spec", counting)
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    drawn = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert len(drawn) == 2
+    specs.clear()
+    pages = content.pages(indicators, ALERTS, initiative)
+    write_site(
+        pages,
+        initiative,
+        tmp_path / "again",
+        built_on=DAY,
+        drawn=tmp_path / "charts",
+        kept=tmp_path / "kept",
+    )
+    assert specs == []
+    assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == drawn
+    changed = indicators.with_columns(
+        pl.when((pl.col("geo_code") == "nahf") & (pl.col("period") == "2025-Q4"))
+        .then(0.25)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    specs.clear()
+    write_site(
+        content.pages(changed, ALERTS, initiative),
+        initiative,
+        tmp_path / "changed",
+        built_on=DAY,
+        drawn=tmp_path / "charts",
+        kept=tmp_path / "kept",
+    )
+    assert len(specs) == 1  # Nahf's card
+    assert _files(tmp_path / "changed") == _files(_whole(tmp_path, initiative, changed))
+    for page in (tmp_path / "kept").glob("*.html"):
+        page.unlink()  # removed by another build, after this one found them kept
+    monkeypatch.setattr(site.KeptPages, "has", lambda self, key: True)
+    write_site(
+        content.pages(changed, ALERTS, initiative),
+        initiative,
+        tmp_path / "gone",
+        built_on=DAY,
+        drawn=tmp_path / "charts",
+        kept=tmp_path / "kept",
+    )
+    assert _files(tmp_path / "gone") == _files(tmp_path / "changed")
+
+
+def _whole(tmp_path: Path, initiative: Initiative, figures: pl.DataFrame) -> Path:
+    folder = tmp_path / "whole-check"
+    write_site(content.pages(figures, ALERTS, initiative), initiative, folder, built_on=DAY)
+    return folder
