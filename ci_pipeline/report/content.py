@@ -154,11 +154,24 @@ def pages(
         pl.col("disaggregation").is_in([m.total_key for m in initiative.measures.values()])
     ).sort("period")
     series = _points(totals)
-    alerts = alerts.sort("id")
-    on_measure = _by(alerts, ["measure_id"])
-    on_place = _by(alerts, ["measure_id", "geo_code"])
+    on_measure: dict[str, list[Flag]] = {}
+    on_place: dict[tuple[str, str], list[Flag]] = {}
+    for a in alerts.sort("id").iter_rows(named=True):
+        flag = Flag(
+            int(a["id"]),
+            str(a["kind"]),
+            str(a["period"]),
+            str(a["message"]),
+            str(a["geo_code"]),
+            {
+                k.removeprefix("headline_"): str(v)
+                for k, v in a.items()
+                if k.startswith("headline_") and v
+            },
+        )
+        on_measure.setdefault(a["measure_id"], []).append(flag)
+        on_place.setdefault((a["measure_id"], a["geo_code"]), []).append(flag)
     gap_rows = _by(gaps, ["measure_id", "geo_code"]) if gaps is not None else {}
-    no_alerts = alerts.clear()
     geos = sorted(
         initiative.geographies.values(),
         key=lambda g: (g.level is not GeoLevel.cluster, g.parent is not None, g.name.en),
@@ -172,25 +185,11 @@ def pages(
             points = series.get((m.id, geo.code, m.total_key), [])
             # The root's card carries every place's alerts on the measure: the cluster's
             # report card is where a backbone team sees them all.
+            # (Each card its own list: a card's flags are its own to hold.)
             if geo.parent is None:
-                mine = on_measure.get((m.id,), no_alerts)
+                flags = list(on_measure.get(m.id, []))
             else:
-                mine = on_place.get((m.id, geo.code), no_alerts)
-            flags = [
-                Flag(
-                    int(a["id"]),
-                    str(a["kind"]),
-                    str(a["period"]),
-                    str(a["message"]),
-                    str(a["geo_code"]),
-                    {
-                        k.removeprefix("headline_"): str(v)
-                        for k, v in a.items()
-                        if k.startswith("headline_") and v
-                    },
-                )
-                for a in mine.iter_rows(named=True)
-            ]
+                flags = list(on_place.get((m.id, geo.code), []))
             if not points and not flags:
                 continue
             path = _path(m, [p.period for p in points]) if geo.parent is None else []
