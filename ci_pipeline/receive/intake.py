@@ -348,7 +348,9 @@ def ingest(
     if isinstance(parsed, str):
         return refuse(loaded, parsed, settings=settings, engine=engine), None
     result = check(parsed, loaded, initiative=initiative, engine=engine)
-    receipt = record(loaded, result, encoding=parsed.encoding, settings=settings, engine=engine)
+    encoding = parsed.encoding
+    del parsed  # the file's text and long frame: not held while the rows are written
+    receipt = record(loaded, result, encoding=encoding, settings=settings, engine=engine)
     return receipt, result
 
 
