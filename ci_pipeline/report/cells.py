@@ -74,9 +74,9 @@ def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None
 
 def _key(revision: str, row: tuple[object, ...]) -> str:
     """The file name of a slice's kept cells: ``row`` is (measure, period, lineage,
-    computed_at); the columns' types are in it too, so cells kept by a reader of other types
-    are never put beside these."""
-    parts = (revision, repr(STORED_INDICATOR_SCHEMA), *row)
+    computed_at); the columns' types and the cells' order are in it too, so cells kept by a
+    reader of other types or order are never put beside these."""
+    parts = (revision, repr(STORED_INDICATOR_SCHEMA), store.INDICATOR_ORDER, *row)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

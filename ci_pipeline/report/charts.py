@@ -6,12 +6,12 @@ in a table beside each chart for screen readers."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -205,7 +205,7 @@ def chart_name(chart: dict[str, Any]) -> str:
     return f"{hashlib.sha256(_salt() + _text(chart).encode()).hexdigest()}.svg"
 
 
-@cache
+@functools.cache
 def _salt() -> bytes:
     return f"vl-convert {version('vl-convert-python')}\n".encode()
 

@@ -82,10 +82,15 @@ class KeptPages:
         except OSError:
             self.folder = None  # nothing is kept: every page is rendered
             return
-        with contextlib.suppress(OSError, ValueError):
+        # A record that is not whole or not of names is no record: its pages are drawn.
+        with contextlib.suppress(OSError, ValueError, RecursionError):
             charts = json.loads((folder / CHARTS).read_text(encoding="utf-8"))
             if isinstance(charts, dict):
-                self.charts = charts
+                self.charts = {
+                    k: v
+                    for k, v in charts.items()
+                    if isinstance(v, list) and all(isinstance(n, str) for n in v)
+                }
 
     def has(self, key: str) -> bool:
         """Whether a page is kept under ``key`` (it may still be gone when taken)."""

@@ -55,6 +55,7 @@ from ci_pipeline.store.db import (
 )
 from ci_pipeline.store.definitions import sync_initiative
 from ci_pipeline.store.indicators import (
+    INDICATOR_ORDER,
     UPDATED_SCHEMA,
     all_slices,
     indicator_periods,
@@ -147,6 +148,7 @@ __all__ = [
     "ALERTS_SINCE_SCHEMA",
     "DEMO_MARK_TABLE",
     "HELD_SCHEMA",
+    "INDICATOR_ORDER",
     "NATURAL_KEY",
     "OBSERVATION_COLUMNS",
     "OUTBOX_LOCK",

@@ -3,6 +3,7 @@ it writes is the page a build without kept pages writes."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,31 @@ def _whole(tmp_path: Path, initiative: Initiative, figures: pl.DataFrame) -> Pat
     folder = tmp_path / "whole-check"
     write_site(content.pages(figures, ALERTS, initiative), initiative, folder, built_on=DAY)
     return folder
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[" * 100_000, id="nested-too-deep"),
+        pytest.param('{"KEY": [["x"]]}', id="not-names"),
+    ],
+)
+def test_a_spoilt_record_of_charts_only_costs_drawing(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+    record: str,
+) -> None:
+    """The kept folder's record of each page's charts spoilt (cut short, nested past what
+    json reads, or holding other than names, here under every page's key): the pages are
+    drawn again, the build is the same as one without kept pages, and the next build keeps
+    them whole again."""
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    charts_json = tmp_path / "kept" / "charts.json"
+    keys = list(json.loads(charts_json.read_text()))
+    text = record if "KEY" not in record else json.dumps({k: [["x"]] for k in keys})
+    charts_json.write_text(text)
+    assert _build(tmp_path, initiative, indicators, "again", rendered) == []  # linked, drawn
+    assert json.loads(charts_json.read_text()).keys() == set(keys)
