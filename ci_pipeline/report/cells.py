@@ -37,19 +37,24 @@ WINDOWED_SLICES = 200
 def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None) -> pl.DataFrame:
     """Every stored indicator cell of the initiative, as :func:`store.read_indicators` reads
     them (in the same order), the unchanged slices from ``folder``."""
-    if folder is None:
-        return store.read_indicators(initiative_id, engine=engine)
+    kept = _kept_cells(initiative_id, folder, engine=engine) if folder is not None else None
+    return kept if kept is not None else store.read_indicators(initiative_id, engine=engine)
+
+
+def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> pl.DataFrame | None:
+    """The cells, the unchanged slices from ``folder`` and the others read and kept there; None
+    when the kept cells cannot be trusted or used (every cell is read instead)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return store.read_indicators(initiative_id, engine=engine)
+        return None
     revision = current_revision(engine=engine) or ""
     slices, count = store.indicator_slices(initiative_id, engine=engine)
     keys = [_key(revision, row) for row in slices.iter_rows()]
     fresh = _read_missing(initiative_id, slices, keys, folder, engine=engine)
     again, again_count = store.indicator_slices(initiative_id, engine=engine)
     if again_count != count or not again.equals(slices):
-        return store.read_indicators(initiative_id, engine=engine)  # replaced meanwhile
+        return None  # replaced meanwhile
     parts = []
     for key in keys:
         part = fresh.get(key)
@@ -60,16 +65,15 @@ def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None
             except (OSError, pl.exceptions.PolarsError):  # gone, or not whole: read again
                 with contextlib.suppress(OSError):
                     kept.unlink()
-                return store.read_indicators(initiative_id, engine=engine)
+                return None
         parts.append(part)
     _prune(folder, set(keys))
     # In order already: the slices are, and so is each one's cells (read_indicators' order).
     cells = (
         pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
     )
-    if cells.height != count:  # cells of no slice, or a slice without cells: read them all
-        return store.read_indicators(initiative_id, engine=engine)
-    return cells
+    # Cells of no slice, or a slice without cells: read them all.
+    return cells if cells.height == count else None
 
 
 def _key(revision: str, row: tuple[object, ...]) -> str:
