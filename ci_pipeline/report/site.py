@@ -190,17 +190,16 @@ def write_site(
                 for lang, prefix in _copies(p, root_page)
             ):
                 whole[code] = names
-    fresh = [p for p in pages if p.geography.code not in whole]
-    specs = _specs(fresh)
+    fresh = {p.geography.code: _specs(p) for p in pages if p.geography.code not in whole}
+    specs = {key: spec for own in fresh.values() for key, spec in own.items()}
     kept_charts = {name for names in whole.values() for name in names}
     drawings = dict(zip(specs, charts.draw(list(specs.values()), drawn, kept_charts), strict=True))
     if pages_kept is not None:
-        for p in pages:
-            code = p.geography.code
-            own = (
-                [charts.chart_name(specs[k]) for k in _chart_keys(p)] if code not in whole else None
-            )
-            pages_kept.record(contents[code], whole.get(code) or own or [])
+        for code, content in contents.items():
+            names = whole.get(code)
+            if names is None:
+                names = [charts.chart_name(spec) for spec in fresh[code].values()]
+            pages_kept.record(content, names)
     written = 0
 
     def page_file(env: Environment, page: Page, lang: str, prefix: str, target: Path) -> None:
@@ -211,7 +210,7 @@ def write_site(
             return
         if code in whole and (code, "") not in drawings:
             # Kept whole, but removed since (by another build): its charts are drawn after all.
-            mine = _specs([page])
+            mine = _specs(page)
             drawings.update(zip(mine, charts.draw(list(mine.values())), strict=True))
             drawings[code, ""] = ""  # drawn: not again for its other languages
         near = links[code]
@@ -240,29 +239,15 @@ def write_site(
     return index, written + 1
 
 
-def _specs(pages: list[Page]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The charts of these pages' cards (and of their gaps), by (place, chart)."""
+def _specs(page: Page) -> dict[tuple[str, str], dict[str, Any]]:
+    """The charts of a page's cards (and of their gaps), by (place, chart)."""
     specs: dict[tuple[str, str], dict[str, Any]] = {}
-    for p in pages:
-        for card in p.cards:
-            specs[p.geography.code, card.measure.id] = charts.spec(card)
-            for gap in card.gaps:
-                key = (p.geography.code, f"{card.measure.id}/{gap.gap.id}")
-                specs[key] = charts.gap_spec(gap, card.measure)
-    return specs
-
-
-def _chart_keys(page: Page) -> list[tuple[str, str]]:
-    """The (place, chart) keys of :func:`_specs` for one page, in its order."""
     code = page.geography.code
-    return [
-        key
-        for card in page.cards
-        for key in [
-            (code, card.measure.id),
-            *((code, f"{card.measure.id}/{g.gap.id}") for g in card.gaps),
-        ]
-    ]
+    for card in page.cards:
+        specs[code, card.measure.id] = charts.spec(card)
+        for gap in card.gaps:
+            specs[code, f"{card.measure.id}/{gap.gap.id}"] = charts.gap_spec(gap, card.measure)
+    return specs
 
 
 def _copies(page: Page, root_page: Page) -> list[tuple[str, str]]:
