@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -28,6 +27,7 @@ from sqlalchemy import Engine
 
 from ci_pipeline import store
 from ci_pipeline.model.frames import STORED_INDICATOR_SCHEMA
+from ci_pipeline.report.kept import write_whole
 from ci_pipeline.store.migrate import current_revision
 
 #: The most slices read by naming each one (:func:`_read_missing`); more are read whole.
@@ -107,10 +107,7 @@ def _read_missing(
     for key, (m, p) in missing.items():
         part = by_slice.get((m, p), read.clear())
         out[key] = part
-        partial = folder / f"{key}.{uuid.uuid4().hex}.part"
-        with contextlib.suppress(OSError):
-            part.write_parquet(partial)
-            partial.replace(folder / f"{key}.parquet")
+        write_whole(folder / f"{key}.parquet", part.write_parquet)
     return out
 
 

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import uuid
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
@@ -21,6 +20,7 @@ import vl_convert as vlc
 from ci_pipeline.model.initiative import Measure, Unit
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.report.content import Card, Gap
+from ci_pipeline.report.kept import write_whole
 
 WIDTH, HEIGHT = 520, 200
 SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
@@ -187,10 +187,8 @@ def draw(
     missing = {f: c for f, c in zip(files, charts, strict=True) if f not in drawn}
     for file, svg_text in zip(missing, _render_all(list(missing.values())), strict=True):
         drawn[file] = svg_text
-        partial = file.with_suffix(f".{uuid.uuid4().hex}.part")
-        with contextlib.suppress(OSError):
-            partial.write_text(svg_text, encoding="utf-8")
-            partial.replace(file)  # whole or not at all, for a build that reads it later
+        # Whole or not at all, for a build that reads it later.
+        write_whole(file, functools.partial(Path.write_text, data=svg_text, encoding="utf-8"))
     wanted = {f.name for f in files} | set(keep)
     for old in cache.iterdir():
         if old.name not in wanted:

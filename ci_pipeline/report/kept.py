@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -99,8 +100,7 @@ class KeptPages:
     def charts_of(self, content: str) -> list[str] | None:
         """The charts (their file names) the last build recorded for a page's content, or
         None if it recorded none."""
-        names = self.charts.get(content)
-        return names if isinstance(names, list) else None
+        return self.charts.get(content)  # lists of names only: __init__ kept no other
 
     def record(self, content: str, names: list[str]) -> None:
         """Record the charts a page of this build shows (written by :meth:`prune`)."""
@@ -124,10 +124,7 @@ class KeptPages:
         if self.folder is None:
             return
         kept = self.folder / f"{key}.html"
-        partial = self.folder / f"{key}.{uuid.uuid4().hex}.part"
-        with contextlib.suppress(OSError):
-            _link_or_copy(written, partial)
-            partial.replace(kept)
+        if write_whole(kept, lambda part: _link_or_copy(written, part)):
             self.used.add(kept.name)
 
     def prune(self) -> None:
@@ -135,11 +132,8 @@ class KeptPages:
         site's pages only."""
         if self.folder is None:
             return
-        record = self.folder / CHARTS
-        partial = self.folder / f"{CHARTS}.{uuid.uuid4().hex}.part"
-        with contextlib.suppress(OSError):
-            partial.write_text(json.dumps(self._recorded), encoding="utf-8")
-            partial.replace(record)
+        text = json.dumps(self._recorded)
+        write_whole(self.folder / CHARTS, lambda part: part.write_text(text, encoding="utf-8"))
         self.used.add(CHARTS)
         for old in self.folder.iterdir():
             if old.name not in self.used:
@@ -151,6 +145,20 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except FileNotFoundError:
-        raise
+        raise  # nothing to copy either
     except OSError:  # another file system, or links not allowed: a copy does
         shutil.copyfile(source, target)
+
+
+def write_whole(target: Path, write: Callable[[Path], object]) -> bool:
+    """``write`` a file of its own beside ``target``, then put it in ``target``'s place: a
+    reader finds the old file or the new one, never half of one. False if either failed (a
+    folder that cannot be written only costs work here)."""
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        write(partial)
+        partial.replace(target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        return False
+    return True
