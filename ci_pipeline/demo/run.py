@@ -26,7 +26,7 @@ from ci_pipeline.config import Settings
 from ci_pipeline.errors import PipelineError
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.receive.intake import Receipt, prepare_database, take
-from ci_pipeline.report import cells_folder, drawn_folder, kept_folder
+from ci_pipeline.report import cells_folder, drawn_folder, kept_folder, rows_folder
 
 #: The file in the data folder that says the demo made it, with the token it marked the
 #: database with.
@@ -127,6 +127,7 @@ def reset(settings: Settings) -> None:
         drawn_folder(settings.report_card_dir),
         kept_folder(settings.report_card_dir),
         cells_folder(settings.report_card_dir),
+        rows_folder(settings.report_card_dir),
     ):
         shutil.rmtree(folder, ignore_errors=True)
     for file in (settings.alerts_file, settings.engineers_file):

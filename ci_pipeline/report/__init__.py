@@ -33,3 +33,11 @@ def cells_folder(root: Path) -> Path:
     slice, for the next build to read from the database only the slices recomputed since
     (:mod:`~ci_pipeline.report.cells`): beside the site, not served with it."""
     return root.with_name(root.name + ".cells")
+
+
+def rows_folder(root: Path) -> Path:
+    """Where the Data Package's rows of each measure, as the last build of the site at
+    ``root`` wrote them, are kept for the next build to copy where the measure's cells did not
+    change (:func:`~ci_pipeline.report.package.write_package`): beside the site, not served
+    with it."""
+    return root.with_name(root.name + ".rows")

@@ -14,7 +14,7 @@ from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.detect.gaps import gap_series
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report import cells_folder, drawn_folder, kept_folder
+from ci_pipeline.report import cells_folder, drawn_folder, kept_folder, rows_folder
 from ci_pipeline.report.cells import read_cells
 from ci_pipeline.report.content import pages
 from ci_pipeline.report.headlines import what_happened
@@ -45,7 +45,8 @@ def _open_alerts(engine: Engine, initiative: Initiative) -> pl.DataFrame:
 def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: date) -> Built:
     """Rebuild the report card under ``root`` from the stored indicators and open alerts:
     written next to it and swapped in whole, so a reader never sees half a site."""
-    indicators = mask(read_cells(initiative.info.id, engine=engine, folder=cells_folder(root)))
+    cells = read_cells(initiative.info.id, engine=engine, folder=cells_folder(root))
+    indicators = mask(cells.frame)
     alerts = _open_alerts(engine, initiative)
     staging = root.with_name(root.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -59,7 +60,9 @@ def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: d
         drawn=drawn_folder(root),
         kept=kept_folder(root),
     )
-    write_package(indicators, alerts, initiative, staging)
+    write_package(
+        indicators, alerts, initiative, staging, kept=rows_folder(root), versions=cells.versions
+    )
     old = root.with_name(root.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if root.exists():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -34,14 +35,25 @@ from ci_pipeline.store.migrate import current_revision
 WINDOWED_SLICES = 200
 
 
-def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Cells:
+    """The cells a build read, and where they came from the kept slices, each measure's
+    version: a digest of its slices' keys, the same while none of its slices is replaced (the
+    Data Package keeps each measure's rows under it: :func:`.package.write_package`). None
+    when every cell was read from the database."""
+
+    frame: pl.DataFrame
+    versions: dict[str, str] | None = None
+
+
+def read_cells(initiative_id: str, *, engine: Engine, folder: Path | None = None) -> Cells:
     """Every stored indicator cell of the initiative, as :func:`store.read_indicators` reads
     them (in the same order), the unchanged slices from ``folder``."""
     kept = _kept_cells(initiative_id, folder, engine=engine) if folder is not None else None
-    return kept if kept is not None else store.read_indicators(initiative_id, engine=engine)
+    return kept if kept is not None else Cells(store.read_indicators(initiative_id, engine=engine))
 
 
-def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> pl.DataFrame | None:
+def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> Cells | None:
     """The cells, the unchanged slices from ``folder`` and the others read and kept there; None
     when the kept cells cannot be trusted or used (every cell is read instead)."""
     try:
@@ -73,7 +85,15 @@ def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> pl.DataF
         pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
     )
     # Cells of no slice, or a slice without cells: read them all.
-    return cells if cells.height == count else None
+    if cells.height != count:
+        return None
+    by_measure: dict[str, list[str]] = {}
+    for key, measure_id in zip(keys, slices["measure_id"], strict=True):
+        by_measure.setdefault(measure_id, []).append(key)
+    versions = {
+        m: hashlib.sha256(" ".join(ks).encode()).hexdigest() for m, ks in by_measure.items()
+    }
+    return Cells(cells, versions)
 
 
 def _key(revision: str, row: tuple[object, ...]) -> str:

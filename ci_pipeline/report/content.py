@@ -6,7 +6,10 @@ data out."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import polars as pl
 
@@ -54,7 +57,7 @@ class Card:
     """One measure in one geography."""
 
     measure: Measure
-    points: list[Point]
+    points: Sequence[Point]
     path: list[tuple[str, float]]  # baseline → target, periods and values (empty: none)
     flags: list[Flag] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
@@ -70,6 +73,10 @@ class Page:
 
     geography: Geography
     cards: list[Card]
+    #: A digest of every headline cell of the place (:func:`pages`), standing for its cards'
+    #: points in the page's key (:mod:`.kept`) so a kept page's points are never made; None:
+    #: its cards' points themselves.
+    series_key: str | None = None
 
     @property
     def flags(self) -> list[Flag]:
@@ -92,25 +99,99 @@ def _by(frame: pl.DataFrame, keys: list[str]) -> dict[tuple[object, ...], pl.Dat
     return frame.partition_by(keys, as_dict=True, maintain_order=True) if frame.height else {}
 
 
-def _points(totals: pl.DataFrame) -> dict[tuple[str, str, str], list[Point]]:
-    """Each series' points (by measure, place and breakdown), in the rows' order, from one
-    pass over the rows: splitting the frame by series first made 27,630 frames of a national
-    card's 276,000 cells, and took longer than the points themselves."""
-    out: dict[tuple[str, str, str], list[Point]] = {}
-    columns = ["measure_id", "geo_code", "disaggregation", "period", "value", "suppressed"]
-    for m, geo, key, period, value, suppressed, reported, expected in totals.select(
-        *columns, "partners_reported", "partners_expected"
-    ).iter_rows():
-        out.setdefault((m, geo, key), []).append(
-            Point(
-                period=period,
-                value=None if suppressed else value,
-                suppressed=bool(suppressed),
-                reported=int(reported or 0),
-                expected=int(expected or 0),
-            )
-        )
-    return out
+class _Totals:
+    """The headline cells, by place: sorted by place, measure and period, each place's rows
+    made into points when a card of it is first read. A rebuild keeps all but the pages that
+    changed (:mod:`.kept`), and making the points of a national card's 276,000 cells took
+    longer than writing the pages that had."""
+
+    def __init__(self, totals: pl.DataFrame) -> None:
+        self._rows = totals.sort("geo_code", "measure_id", "period")
+        at = self._rows.with_row_index("_at").group_by("geo_code")
+        self._spans = {
+            g: (int(a), int(n)) for g, a, n in at.agg(pl.col("_at").min(), pl.len()).iter_rows()
+        }
+        self._made: dict[str, dict[str, list[Point]]] = {}
+
+    def points(self, geo: str, measure: str) -> list[Point]:
+        """One series' points, in period order."""
+        made = self._made.get(geo)
+        if made is None:
+            made = self._made[geo] = {}
+            start, n = self._spans.get(geo, (0, 0))
+            columns = ["measure_id", "period", "value", "suppressed"]
+            for m, period, value, suppressed, reported, expected in (
+                self._rows.slice(start, n)
+                .select(*columns, "partners_reported", "partners_expected")
+                .iter_rows()
+            ):
+                made.setdefault(m, []).append(
+                    Point(
+                        period=period,
+                        value=None if suppressed else value,
+                        suppressed=bool(suppressed),
+                        reported=int(reported or 0),
+                        expected=int(expected or 0),
+                    )
+                )
+        return made.get(measure, [])
+
+
+class _Points(Sequence[Point]):
+    """A card's points, made when first read (:class:`_Totals`); a list in all else."""
+
+    def __init__(self, totals: _Totals, geo: str, measure: str, n: int) -> None:
+        self._totals, self._geo, self._measure, self._n = totals, geo, measure, n
+
+    def _list(self) -> list[Point]:
+        return self._totals.points(self._geo, self._measure)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Point: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Point]: ...
+    def __getitem__(self, i: int | slice) -> Point | Sequence[Point]:
+        return self._list()[i]
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._list() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like the list it stands for
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+
+def _series_keys(totals: pl.DataFrame) -> dict[str, str]:
+    """Each place's digest of its headline cells as the cards publish them (a suppressed
+    cell's value left out), in one pass: the shortest text that reads back as each value
+    (polars writes floats so), the cells in measure and period order."""
+    if totals.is_empty():
+        return {}
+    shown = pl.when(pl.col("suppressed")).then(None).otherwise(pl.col("value"))
+    text = pl.concat_str(
+        pl.col("measure_id"),
+        pl.col("period"),
+        shown.cast(pl.Utf8).fill_null("-"),
+        pl.col("suppressed").cast(pl.Int8).cast(pl.Utf8),
+        pl.col("partners_reported").fill_null(0).cast(pl.Utf8),
+        pl.col("partners_expected").fill_null(0).cast(pl.Utf8),
+        separator="\x1f",
+    )
+    per_place = (
+        totals.sort("geo_code", "measure_id", "period")
+        .group_by("geo_code")
+        .agg(text.str.join("\x1e"))
+    )
+    return {
+        geo: hashlib.sha256(joined.encode()).hexdigest() for geo, joined in per_place.iter_rows()
+    }
 
 
 def _gaps(mine: pl.DataFrame | None, initiative: Initiative) -> list[Gap]:
@@ -150,10 +231,19 @@ def pages(
     the groups the initiative tracks (``detect.gaps.gap_series``). Totals only: a breakdown's
     cells are in the downloadable figures.
     """
-    totals = indicators.filter(
-        pl.col("disaggregation").is_in([m.total_key for m in initiative.measures.values()])
-    ).sort("period")
-    series = _points(totals)
+    headline = pl.DataFrame(
+        {
+            "measure_id": list(initiative.measures),
+            "disaggregation": [m.total_key for m in initiative.measures.values()],
+        },
+        schema={"measure_id": pl.Utf8, "disaggregation": pl.Utf8},
+    )
+    totals = indicators.join(headline, on=["measure_id", "disaggregation"], how="semi")
+    rows = _Totals(totals)
+    lengths = {
+        (m, g): int(n) for m, g, n in totals.group_by("measure_id", "geo_code").len().iter_rows()
+    }
+    keys = _series_keys(totals)
     on_measure: dict[str, list[Flag]] = {}
     on_place: dict[tuple[str, str], list[Flag]] = {}
     for a in alerts.sort("id").iter_rows(named=True):
@@ -182,7 +272,8 @@ def pages(
         for m in initiative.measures.values():
             if geo.level not in m.geo_levels and geo.parent is not None:
                 continue
-            points = series.get((m.id, geo.code, m.total_key), [])
+            n = lengths.get((m.id, geo.code), 0)
+            points: Sequence[Point] = _Points(rows, geo.code, m.id, n) if n else []
             # The root's card carries every place's alerts on the measure: the cluster's
             # report card is where a backbone team sees them all.
             # (Each card its own list: a card's flags are its own to hold.)
@@ -196,5 +287,5 @@ def pages(
             own = _gaps(gap_rows.get((m.id, geo.code)), initiative)
             cards.append(Card(m, points, path, flags, own))
         if cards or geo.parent is None:  # the root's page even before any data
-            out.append(Page(geo, cards))
+            out.append(Page(geo, cards, keys.get(geo.code, "")))
     return out

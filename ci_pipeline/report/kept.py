@@ -159,6 +159,7 @@ def write_whole(target: Path, write: Callable[[Path], object]) -> bool:
         write(partial)
         partial.replace(target)
     except OSError:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder is not one
+            partial.unlink(missing_ok=True)
         return False
     return True

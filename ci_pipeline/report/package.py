@@ -1,16 +1,30 @@
 """The figures behind the report card as a Frictionless Data Package (the open format data
 portals take): the published indicators and the open alerts as CSV, and ``datapackage.json``
-describing them, with each measure's definition, unit and suppression rule."""
+describing them, with each measure's definition, unit and suppression rule.
+
+A national package holds 2.07M cells, and writing them all took a second of every rebuild, most
+of what was left of one after a partner's file. The rows are sorted by measure first, so each
+measure's rows are a run of the file: they are kept (``kept``, :func:`.rows_folder`) under the
+key of the measure's stored slices (``versions``, :class:`.cells.Cells`) and the code that
+writes them, and a rebuild writes again only the measures whose slices were replaced; the file
+is those runs put together, byte for byte the file written whole."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import shutil
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.report.kept import write_whole
 
 INDICATOR_FIELDS: list[tuple[str, str, str]] = [
     ("measure_id", "string", "The shared measure (see the package's measures)."),
@@ -35,20 +49,30 @@ ALERT_FIELDS: list[tuple[str, str, str]] = [
 ]
 
 
+#: The order of the published rows.
+ROW_ORDER = ["measure_id", "geo_code", "period", "disaggregation"]
+
+
 def _schema(fields: list[tuple[str, str, str]]) -> dict[str, Any]:
     return {"fields": [{"name": n, "type": t, "description": d} for n, t, d in fields]}
 
 
 def write_package(
-    indicators: pl.DataFrame, alerts: pl.DataFrame, initiative: Initiative, root: Path
+    indicators: pl.DataFrame,
+    alerts: pl.DataFrame,
+    initiative: Initiative,
+    root: Path,
+    *,
+    kept: Path | None = None,
+    versions: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``data/indicators.csv``, ``data/alerts.csv`` and ``datapackage.json`` under
-    ``root``. ``indicators`` must be masked already (suppressed cells blank)."""
+    ``root``. ``indicators`` must be masked already (suppressed cells blank); ``versions``, each
+    measure's version of its cells (:class:`.cells.Cells`), lets the rows of a measure whose
+    version is kept in ``kept`` be copied from there."""
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
-    indicators.select([n for n, _, _ in INDICATOR_FIELDS]).sort(
-        "measure_id", "geo_code", "period", "disaggregation"
-    ).write_csv(data / "indicators.csv")
+    _write_indicators(indicators, data / "indicators.csv", kept=kept, versions=versions)
     alerts.select([n for n, _, _ in ALERT_FIELDS]).write_csv(data / "alerts.csv")
     measures = [
         {
@@ -98,3 +122,64 @@ def write_package(
     path = root / "datapackage.json"
     path.write_text(json.dumps(descriptor, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
+
+
+def _rows(indicators: pl.DataFrame) -> pl.DataFrame:
+    """The published rows: their fields, in their order."""
+    return indicators.select([n for n, _, _ in INDICATOR_FIELDS]).sort(ROW_ORDER)
+
+
+@cache
+def _salt() -> bytes:
+    """The code that writes a measure's rows: this module, the masking of suppressed cells,
+    and polars (it writes the numbers)."""
+    import ci_pipeline
+
+    folder = Path(ci_pipeline.__file__).parent
+    digest = hashlib.sha256(f"polars {version('polars')}\n".encode())
+    for name in ("report/package.py", "aggregate/privacy.py"):
+        digest.update((folder / name).read_bytes())
+    return digest.digest()
+
+
+def _write_indicators(
+    indicators: pl.DataFrame,
+    target: Path,
+    *,
+    kept: Path | None,
+    versions: Mapping[str, str] | None,
+) -> None:
+    """``data/indicators.csv``: written whole, or, with kept rows (see the module's
+    docstring), one measure's run at a time, each copied from ``kept`` or written (and kept)."""
+    measures = sorted(indicators["measure_id"].unique().to_list())
+    if kept is not None:
+        try:
+            kept.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a folder that cannot be made only costs the writing
+            kept = None
+    if kept is None or versions is None or not set(measures) <= versions.keys():
+        _rows(indicators).write_csv(target)
+        return
+    names = {}
+    with target.open("wb") as out:
+        out.write(_rows(indicators.clear()).write_csv().encode())  # the header
+        for m in measures:  # in code point order: polars sorts text so too
+            key = hashlib.sha256(_salt() + repr((m, versions[m])).encode()).hexdigest()
+            names[f"{key}.csv"] = m
+            try:
+                part = (kept / f"{key}.csv").open("rb")
+            except OSError:  # not kept (or not any more): written, and kept for the next
+                _write_measure(indicators, m, out, kept / f"{key}.csv")
+                continue
+            with part:
+                shutil.copyfileobj(part, out, 1 << 20)
+    with contextlib.suppress(OSError):  # the rows of measures no longer stored, or older
+        for old in kept.iterdir():
+            if old.name not in names:
+                old.unlink(missing_ok=True)
+
+
+def _write_measure(indicators: pl.DataFrame, measure_id: str, out: IO[bytes], keep: Path) -> None:
+    rows = _rows(indicators.filter(pl.col("measure_id") == measure_id))
+    rows.write_csv(out, include_header=False)
+    write_whole(keep, lambda part: rows.write_csv(part, include_header=False))

@@ -270,9 +270,18 @@ def _page_inputs(
     gaps), the page's geography and cards (each card's measure by its id, the definitions
     holding the rest; its charts are drawn from the same), the places it links to and the
     build's date."""
+    # The points by the page's digest of its cells where it has one (pages made by
+    # content.pages do), so a kept page's points are never made.
+    series = page.series_key
     cards = tuple(
-        (c.measure.id, c.points, c.path, c.flags, tuple((g.gap.id, g.periods) for g in c.gaps))
+        (
+            c.measure.id,
+            tuple(c.points) if series is None else len(c.points),
+            c.path,
+            c.flags,
+            tuple((g.gap.id, g.periods) for g in c.gaps),
+        )
         for c in page.cards
     )
     near = tuple(p.geography.code for p in links)
-    return (initiative.digest, page.geography.code, cards, near, built_on)
+    return (initiative.digest, page.geography.code, series, cards, near, built_on)

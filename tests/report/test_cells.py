@@ -54,7 +54,7 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def _same_as_stored(engine: Engine, folder: Path, windows: list[Any]) -> list[Any]:
-    got = read_cells(INI, engine=engine, folder=folder)
+    got = read_cells(INI, engine=engine, folder=folder).frame
     asked = list(windows)
     windows.clear()
     assert_frame_equal(got, store.read_indicators(INI, engine=engine))
@@ -83,6 +83,25 @@ def test_a_rebuild_reads_only_the_slices_recomputed_since(
     assert len(list(folder.iterdir())) == 2
 
 
+def test_a_measure_s_version_changes_with_its_slices_only(tmp_path: Path, engine: Engine) -> None:
+    """Worked: m1 (two slices) and m2 (one). Read again with nothing replaced: the same
+    versions. m1 Q2 recomputed, with the same figures: m1's version changes (its slice is
+    another), m2's does not. m2 Q1 emptied: m2 has no cells and no version."""
+    folder = tmp_path / "cells"
+    _replace(engine, _cells("m1", "2025-Q1", [1]), _cells("m1", "2025-Q2", [2]))
+    _replace(engine, _cells("m2", "2025-Q1", [3]))
+    first = read_cells(INI, engine=engine, folder=folder).versions
+    assert first is not None and sorted(first) == ["m1", "m2"]
+    assert read_cells(INI, engine=engine, folder=folder).versions == first
+    _replace(engine, _cells("m1", "2025-Q2", [2]))
+    second = read_cells(INI, engine=engine, folder=folder).versions
+    assert second is not None
+    assert second["m1"] != first["m1"] and second["m2"] == first["m2"]
+    _replace(engine, emptied=("m2", "2025-Q1"))
+    third = read_cells(INI, engine=engine, folder=folder).versions
+    assert third == {"m1": second["m1"]}
+
+
 def test_cells_changed_while_reading_are_read_whole(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,7 +121,8 @@ def test_cells_changed_while_reading_are_read_whole(
 
     monkeypatch.setattr(store, "read_indicators", meanwhile)
     got = read_cells(INI, engine=engine, folder=folder)
-    assert got["value"].to_list() == [1.5, 9.0]
+    assert got.frame["value"].to_list() == [1.5, 9.0]
+    assert got.versions is None  # read whole: no version of any measure to keep rows by
 
 
 def _cell_without_slice(engine: Engine) -> None:
@@ -136,9 +156,11 @@ def test_kept_cells_that_do_not_add_up_are_not_used(
     _replace(engine, _cells("m1", "2025-Q1", [1, 2]))
     read_cells(INI, engine=engine, folder=folder)
     spoil(folder, engine)
-    for _ in range(2):  # and again: an unreadable file is not kept
+    for again in (False, True):  # and again: an unreadable file is not kept
         got = read_cells(INI, engine=engine, folder=folder)
-        assert_frame_equal(got, store.read_indicators(INI, engine=engine))
+        assert_frame_equal(got.frame, store.read_indicators(INI, engine=engine))
+        if not again:  # read whole: no version to keep a measure's published rows by
+            assert got.versions is None
 
 
 def test_a_folder_that_cannot_be_made_reads_every_cell(tmp_path: Path, engine: Engine) -> None:
@@ -146,7 +168,8 @@ def test_a_folder_that_cannot_be_made_reads_every_cell(tmp_path: Path, engine: E
     blocked.write_text("not a folder")
     _replace(engine, _cells("m1", "2025-Q1", [1]))
     assert_frame_equal(
-        read_cells(INI, engine=engine, folder=blocked), store.read_indicators(INI, engine=engine)
+        read_cells(INI, engine=engine, folder=blocked).frame,
+        store.read_indicators(INI, engine=engine),
     )
 
 

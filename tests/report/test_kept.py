@@ -276,3 +276,64 @@ def test_write_whole_leaves_the_old_file_when_the_write_fails(tmp_path: Path) ->
     assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
     assert write_whole(target, lambda part: part.write_text("new"))
     assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    ("change", "pages"),
+    [
+        pytest.param({"partners_reported": 9}, ["nahf/ar", "nahf/en", "nahf/he"], id="reported"),
+        pytest.param({"partners_expected": 9}, ["nahf/ar", "nahf/en", "nahf/he"], id="expected"),
+        pytest.param({"suppressed": True}, ["nahf/ar", "nahf/en", "nahf/he"], id="suppressed"),
+        # The value of a cell already suppressed is never shown: nothing to write again.
+        pytest.param({"value": 0.99}, [], id="hidden-value"),
+    ],
+)
+def test_a_page_is_written_again_when_what_it_shows_of_a_cell_changes(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    rendered: list[str],
+    change: dict[str, object],
+    pages: list[str],
+) -> None:
+    """A page's key stands for its cells by a digest of what the cards show of each (the
+    value, unless suppressed; whether it is; partners reported and expected). Worked on Nahf:
+    its latest cell's coverage or suppression changed renders its three pages; the stored
+    value of its suppressed cell changed renders none."""
+    _build(tmp_path, initiative, indicators, "first", rendered)
+    hidden = indicators.filter(pl.col("geo_code") == "nahf", pl.col("suppressed"))
+    latest = indicators.filter(pl.col("geo_code") == "nahf")["period"].max()
+    at = hidden["period"][0] if "value" in change else latest
+    target = (pl.col("geo_code") == "nahf") & (pl.col("period") == at)
+    changed = indicators.with_columns(
+        pl.when(target).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in change.items()
+    )
+    assert _build(tmp_path, initiative, changed, "changed", rendered) == pages
+
+
+def test_a_card_s_points_are_made_when_read(
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+) -> None:
+    """Worked: Nahf's card has four points, known without making them; read, they are the
+    stored cells in period order, the suppressed one without its value; and they equal the
+    same points as a list."""
+    page = next(
+        p for p in content.pages(indicators, ALERTS, initiative) if p.geography.code == "nahf"
+    )
+    card = page.cards[0]
+    assert len(card.points) == 4 and not isinstance(card.points, list)
+    rows = indicators.filter(pl.col("geo_code") == "nahf").sort("period")
+    expected = [
+        content.Point(
+            period=r["period"],
+            value=None if r["suppressed"] else r["value"],
+            suppressed=bool(r["suppressed"]),
+            reported=int(r["partners_reported"] or 0),
+            expected=int(r["partners_expected"] or 0),
+        )
+        for r in rows.iter_rows(named=True)
+    ]
+    assert list(card.points) == expected and card.points == expected
+    assert card.points[-1] == expected[-1] and card.latest == expected[-1]
+    assert [p.value for p in card.points].count(None) == 1
