@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -127,8 +128,17 @@ def _read_missing(
     for key, (m, p) in missing.items():
         part = by_slice.get((m, p), read.clear())
         out[key] = part
-        write_whole(folder / f"{key}.parquet", part.write_parquet)
+        write_whole(folder / f"{key}.parquet", partial(_write, part))
     return out
+
+
+def _write(cells: pl.DataFrame, path: Path) -> None:
+    """A slice's cells kept; polars' own errors (a full disk) as the OSError the keeping
+    passes over: the build goes on without them."""
+    try:
+        cells.write_parquet(path)
+    except pl.exceptions.PolarsError as exc:
+        raise OSError(str(exc)) from exc
 
 
 def _prune(folder: Path, keys: set[str]) -> None:

@@ -117,7 +117,7 @@ class _Totals:
         """One series' points, in period order."""
         made = self._made.get(geo)
         if made is None:
-            made = self._made[geo] = {}
+            made = {}  # kept only once whole
             start, n = self._spans.get(geo, (0, 0))
             columns = ["measure_id", "period", "value", "suppressed"]
             for m, period, value, suppressed, reported, expected in (
@@ -134,6 +134,7 @@ class _Totals:
                         expected=int(expected or 0),
                     )
                 )
+            self._made[geo] = made
         return made.get(measure, [])
 
 
@@ -174,12 +175,15 @@ def _series_keys(totals: pl.DataFrame) -> dict[str, str]:
     (polars writes floats so), the cells in measure and period order."""
     if totals.is_empty():
         return {}
-    shown = pl.when(pl.col("suppressed")).then(None).otherwise(pl.col("value"))
+    # Every part as the points read it (a missing flag is no suppression, missing partners
+    # none), never missing: concat_str would make the whole cell missing, and the join drop it.
+    hidden = pl.col("suppressed").fill_null(False)
+    shown = pl.when(hidden).then(None).otherwise(pl.col("value"))
     text = pl.concat_str(
         pl.col("measure_id"),
         pl.col("period"),
         shown.cast(pl.Utf8).fill_null("-"),
-        pl.col("suppressed").cast(pl.Int8).cast(pl.Utf8),
+        hidden.cast(pl.Int8).cast(pl.Utf8),
         pl.col("partners_reported").fill_null(0).cast(pl.Utf8),
         pl.col("partners_expected").fill_null(0).cast(pl.Utf8),
         separator="\x1f",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from functools import cache
@@ -131,13 +132,13 @@ def _rows(indicators: pl.DataFrame) -> pl.DataFrame:
 
 @cache
 def _salt() -> bytes:
-    """The code that writes a measure's rows: this module, the masking of suppressed cells,
-    and polars (it writes the numbers)."""
+    """The code that writes a measure's rows: this module, the build that gives it the cells,
+    the masking of suppressed cells, and polars (it writes the numbers)."""
     import ci_pipeline
 
     folder = Path(ci_pipeline.__file__).parent
     digest = hashlib.sha256(f"polars {version('polars')}\n".encode())
-    for name in ("report/package.py", "aggregate/privacy.py"):
+    for name in ("report/package.py", "report/build.py", "aggregate/privacy.py"):
         digest.update((folder / name).read_bytes())
     return digest.digest()
 
@@ -180,6 +181,19 @@ def _write_indicators(
 
 
 def _write_measure(indicators: pl.DataFrame, measure_id: str, out: IO[bytes], keep: Path) -> None:
+    """A measure's rows written into ``out``, and kept at ``keep`` for the next build."""
     rows = _rows(indicators.filter(pl.col("measure_id") == measure_id))
     rows.write_csv(out, include_header=False)
-    write_whole(keep, lambda part: rows.write_csv(part, include_header=False))
+
+    def durable(part: Path) -> None:
+        # On disk before it is put in place: a kept file a crash cut short would be copied
+        # into every build until the measure's slices change (nothing reads it back).
+        with part.open("wb") as file:
+            try:
+                rows.write_csv(file, include_header=False)
+            except pl.exceptions.PolarsError as exc:  # e.g. a full disk: not kept, no more
+                raise OSError(str(exc)) from exc
+            file.flush()
+            os.fsync(file.fileno())
+
+    write_whole(keep, durable)

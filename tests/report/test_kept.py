@@ -278,14 +278,23 @@ def test_write_whole_leaves_the_old_file_when_the_write_fails(tmp_path: Path) ->
     assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
 
 
+NAHF = ["nahf/ar", "nahf/en", "nahf/he"]
+
+
 @pytest.mark.parametrize(
-    ("change", "pages"),
+    ("before", "after", "pages"),
     [
-        pytest.param({"partners_reported": 9}, ["nahf/ar", "nahf/en", "nahf/he"], id="reported"),
-        pytest.param({"partners_expected": 9}, ["nahf/ar", "nahf/en", "nahf/he"], id="expected"),
-        pytest.param({"suppressed": True}, ["nahf/ar", "nahf/en", "nahf/he"], id="suppressed"),
+        pytest.param({}, {"partners_reported": 9}, NAHF, id="reported"),
+        pytest.param({}, {"partners_expected": 9}, NAHF, id="expected"),
+        pytest.param({}, {"suppressed": True}, NAHF, id="suppressed"),
+        # The same values a period later: only the period tells the pages apart.
+        pytest.param({}, {"period": "2026-Q1"}, NAHF, id="period"),
+        # A cell with no value, then suppressed: the page says so where it said nothing.
+        pytest.param({"value": None}, {"value": None, "suppressed": True}, NAHF, id="flag-only"),
+        # A missing flag is no suppression: the value is shown, so a new one is written.
+        pytest.param({"suppressed": None}, {"suppressed": None, "value": 0.5}, NAHF, id="no-flag"),
         # The value of a cell already suppressed is never shown: nothing to write again.
-        pytest.param({"value": 0.99}, [], id="hidden-value"),
+        pytest.param({}, {"value": 0.99}, [], id="hidden-value"),
     ],
 )
 def test_a_page_is_written_again_when_what_it_shows_of_a_cell_changes(
@@ -293,39 +302,56 @@ def test_a_page_is_written_again_when_what_it_shows_of_a_cell_changes(
     initiative: Initiative,
     indicators: pl.DataFrame,  # noqa: F811
     rendered: list[str],
-    change: dict[str, object],
+    before: dict[str, object],
+    after: dict[str, object],
     pages: list[str],
 ) -> None:
-    """A page's key stands for its cells by a digest of what the cards show of each (the
-    value, unless suppressed; whether it is; partners reported and expected). Worked on Nahf:
-    its latest cell's coverage or suppression changed renders its three pages; the stored
-    value of its suppressed cell changed renders none."""
-    _build(tmp_path, initiative, indicators, "first", rendered)
+    """A page's key stands for its cells by a digest of what the cards show of each (its
+    period, the value unless suppressed, whether it is, partners reported and expected).
+    Worked on Nahf's latest cell (its suppressed one for the hidden value): each change of
+    what the page shows renders its three pages; a change of what it does not, none."""
     hidden = indicators.filter(pl.col("geo_code") == "nahf", pl.col("suppressed"))
     latest = indicators.filter(pl.col("geo_code") == "nahf")["period"].max()
-    at = hidden["period"][0] if "value" in change else latest
+    at = hidden["period"][0] if "value" in after and not before else latest
     target = (pl.col("geo_code") == "nahf") & (pl.col("period") == at)
-    changed = indicators.with_columns(
-        pl.when(target).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in change.items()
-    )
-    assert _build(tmp_path, initiative, changed, "changed", rendered) == pages
+
+    def edited(change: dict[str, object]) -> pl.DataFrame:
+        return indicators.with_columns(
+            pl.when(target)
+            .then(pl.lit(v, dtype=indicators.schema[c]))
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c, v in change.items()
+        )
+
+    _build(tmp_path, initiative, edited(before), "first", rendered)
+    assert _build(tmp_path, initiative, edited(after), "changed", rendered) == pages
 
 
 def test_a_card_s_points_are_made_when_read(
     initiative: Initiative,
     indicators: pl.DataFrame,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Worked: Nahf's card has four points, known without making them; read, they are the
-    stored cells in period order, the suppressed one without its value; and they equal the
-    same points as a list."""
-    page = next(
-        p for p in content.pages(indicators, ALERTS, initiative) if p.geography.code == "nahf"
-    )
-    card = page.cards[0]
-    assert len(card.points) == 4 and not isinstance(card.points, list)
+    """Worked: the pages made, only the cluster's 4 points are (its card's path to target
+    needs their periods); Nahf's card knows it has 4 without making them. Read, Nahf's are
+    made (8 in all), once: the stored cells in period order, the suppressed one without its
+    value, equal to the same points as a list."""
+    made: list[str] = []
+    point = content.Point
+
+    def counted(**fields: Any) -> content.Point:
+        made.append(str(fields["period"]))
+        return point(**fields)
+
+    monkeypatch.setattr(content, "Point", counted)
+    pages = content.pages(indicators, ALERTS, initiative)
+    assert len(made) == 4
+    card = next(p for p in pages if p.geography.code == "nahf").cards[0]
+    assert len(card.points) == 4 and len(made) == 4
     rows = indicators.filter(pl.col("geo_code") == "nahf").sort("period")
     expected = [
-        content.Point(
+        point(
             period=r["period"],
             value=None if r["suppressed"] else r["value"],
             suppressed=bool(r["suppressed"]),
@@ -337,3 +363,4 @@ def test_a_card_s_points_are_made_when_read(
     assert list(card.points) == expected and card.points == expected
     assert card.points[-1] == expected[-1] and card.latest == expected[-1]
     assert [p.value for p in card.points].count(None) == 1
+    assert len(made) == 8  # Nahf's 4, once

@@ -3,13 +3,17 @@ file put together from them byte for byte the file written whole."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
+from sqlalchemy import Engine
 
+from ci_pipeline import store
 from ci_pipeline.aggregate.privacy import mask
 from ci_pipeline.model.initiative import Initiative
+from ci_pipeline.report.build import build_report
 from ci_pipeline.report.package import write_package
 from tests.report.test_report import ALERTS, indicators  # noqa: F401  (a fixture)
 
@@ -117,3 +121,37 @@ def test_a_kept_row_file_gone_is_written_again(
         kept.unlink()
     assert _write(tmp_path, initiative, cells, "again", {"a": "1", "b": "1"}) == first
     assert len(list((tmp_path / "rows").iterdir())) == 2
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_rebuild_with_everything_kept_is_a_fresh_build_byte_for_byte(
+    tmp_path: Path,
+    initiative: Initiative,
+    indicators: pl.DataFrame,  # noqa: F811
+    sqlite_engine: Engine,
+) -> None:
+    """From the store: built, then one slice replaced (Nahf's latest value, and its suppressed
+    cell shown), then nothing changed. After each, the site rebuilt beside its kept folders
+    (cells, rows, pages, charts) is every file of a build in a folder of its own."""
+    ini, day = initiative.info.id, date(2026, 11, 30)
+    slices = sorted({(m, p) for m, p in indicators.select("measure_id", "period").iter_rows()})
+    store.replace_indicators(ini, slices, indicators, engine=sqlite_engine)
+    root = tmp_path / "kept" / "report-card"
+    build_report(initiative, root, engine=sqlite_engine, today=day)
+    latest = indicators["period"].max()
+    changed = indicators.filter(pl.col("period") == latest).with_columns(
+        value=pl.when(pl.col("geo_code") == "nahf").then(0.5).otherwise("value"),
+        suppressed=pl.lit(False),
+    )
+    for n, replace in enumerate([True, False]):
+        if replace:
+            slice_ = (slices[-1][0], str(latest))
+            store.replace_indicators(ini, [slice_], changed, engine=sqlite_engine)
+        build_report(initiative, root, engine=sqlite_engine, today=day)
+        fresh = tmp_path / f"fresh-{n}" / "report-card"
+        build_report(initiative, fresh, engine=sqlite_engine, today=day)
+        assert _tree(root) == _tree(fresh)
+    assert any((tmp_path / "kept" / "report-card.rows").iterdir())
