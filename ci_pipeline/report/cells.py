@@ -9,9 +9,10 @@ named by the hash of the schema's revision, the slice and its stored ``lineage``
 ``computed_at`` with every new set of cells, so a kept slice whose hash is still stored holds the
 stored cells.
 
-Checked before the kept cells are used: the slices and the number of stored cells are read
-again after the missing slices were read, and must not have changed (another process may have
-replaced a slice meanwhile), and the cells put together must number as many as are stored.
+Checked before the kept cells are used: the slices are read again after the missing slices
+were read, and must not have changed (another process may have replaced a slice meanwhile), and
+the cells put together must number as many as are stored then (counted once: the count goes
+over every cell).
 Otherwise every cell is read, as without a folder. Like the kept pages, the folder only saves
 work: one it cannot read or write is passed over.
 """
@@ -62,11 +63,13 @@ def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> Cells | 
     except OSError:
         return None
     revision = current_revision(engine=engine) or ""
-    slices, count = store.indicator_slices(initiative_id, engine=engine)
+    slices, _ = store.indicator_slices(initiative_id, engine=engine, count=False)
     keys = [_key(revision, row) for row in slices.iter_rows()]
     fresh = _read_missing(initiative_id, slices, keys, folder, engine=engine)
-    again, again_count = store.indicator_slices(initiative_id, engine=engine)
-    if again_count != count or not again.equals(slices):
+    # Counted once, after the missing slices were read: the slices as they were before, and
+    # every kept and read cell adding up to what is stored then (below), or none is used.
+    again, count = store.indicator_slices(initiative_id, engine=engine)
+    if not again.equals(slices):
         return None  # replaced meanwhile
     parts = []
     for key in keys:
