@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         return self.home / "report-card"
 
     @property
+    def expectations_dir(self) -> Path:
+        """The expectations of the last judgement of each measure, kept so the next works out
+        only the series that changed (:mod:`ci_pipeline.detect.memo`)."""
+        return self.home / "expectations"
+
+    @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
 

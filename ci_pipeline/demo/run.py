@@ -123,6 +123,7 @@ def reset(settings: Settings) -> None:
         settings.reports_dir,
         settings.archive_dir,
         settings.gx_dir,
+        settings.expectations_dir,
         settings.report_card_dir,
         drawn_folder(settings.report_card_dir),
         kept_folder(settings.report_card_dir),

@@ -19,6 +19,7 @@ from ci_pipeline.detect import gaps
 from ci_pipeline.detect.describe import described
 from ci_pipeline.detect.drift import drift, worse_than_a_year_ago
 from ci_pipeline.detect.findings import FINDING_SCHEMA, Candidate, fold
+from ci_pipeline.detect.memo import Memo
 from ci_pipeline.detect.off_track import off_track
 from ci_pipeline.detect.stats import (
     CUSUM_WINDOW,
@@ -88,9 +89,11 @@ def window_labels(measure: Measure, judged: Period) -> list[str]:
     return [p.label for p in _window(judged, per_year(measure.periodicity))]
 
 
-def _read(measure: Measure, rows: Iterable[dict[str, Any]], judged: Period) -> _Series | None:
+def _read(
+    measure: Measure, rows: Iterable[dict[str, Any]], judged: Period, memo: Memo | None = None
+) -> _Series | None:
     """The series' window, once, from its rows; None where its judged period has no value to
-    judge."""
+    judge. ``memo``: the expectations kept from the last judgement (:mod:`.memo`)."""
     by_period = {row["period"]: row for row in rows}
     if not _usable(by_period.get(judged.label)):
         return None
@@ -106,12 +109,13 @@ def _read(measure: Measure, rows: Iterable[dict[str, Any]], judged: Period) -> _
             [np.nan if r is None or not r["denominator"] else r["denominator"] for r in usable],
             dtype=float,
         )
-    ex = expectation(
-        y,
-        unit=measure.unit,
-        per_year=year,
-        denominator=denominator,
-        seasonal=measure.alert.seasonal,
+    unit, seasonal = measure.unit, measure.alert.seasonal
+    ex = (
+        memo.expectation(
+            measure.id, y, unit=unit, per_year=year, denominator=denominator, seasonal=seasonal
+        )
+        if memo is not None
+        else expectation(y, unit=unit, per_year=year, denominator=denominator, seasonal=seasonal)
     )
     return _Series(by_period, periods, y, ex)
 
@@ -279,16 +283,21 @@ def series_rows(indicators: pl.DataFrame) -> Iterator[tuple[Any, list[dict[str, 
 
 
 def detect(
-    indicators: pl.DataFrame, initiative: Initiative, periods: dict[str, Period]
+    indicators: pl.DataFrame,
+    initiative: Initiative,
+    periods: dict[str, Period],
+    *,
+    memo: Memo | None = None,
 ) -> pl.DataFrame:
     """Step, sustained, drift and off-track findings for the judged period of each measure, on
-    every indicator series and every equity gap series."""
+    every indicator series and every equity gap series. ``memo``: the expectations kept from
+    the last judgement (:mod:`.memo`; the findings are the same without it)."""
     read = [
         (m, series, judged)
         for measure_id, rows in series_rows(indicators)
         if (m := initiative.measures.get(str(measure_id))) is not None
         and (judged := periods.get(m.id)) is not None
-        and (series := _read(m, rows, judged)) is not None
+        and (series := _read(m, rows, judged, memo)) is not None
     ]
     # The scale of each measure's series, pooled: a series with a short history borrows
     # strength from the measure's others (see stats.pooled_scale).

@@ -14,6 +14,7 @@ from ci_pipeline.config import Settings
 from ci_pipeline.detect import gate
 from ci_pipeline.detect.detectors import detect, judged_periods, window_labels
 from ci_pipeline.detect.findings import FINDING_SCHEMA
+from ci_pipeline.detect.memo import Memo
 from ci_pipeline.detect.missing import due_date, missing_data
 from ci_pipeline.model.initiative import Initiative
 
@@ -83,7 +84,9 @@ def judge(
     result = gate.run_gate(
         indicators, initiative, periods, project_dir=settings.gx_dir, excused=excused
     )
-    findings = detect(indicators, initiative, periods)
+    memo = Memo(settings.expectations_dir, periods)
+    findings = detect(indicators, initiative, periods, memo=memo)
+    memo.save()
     quality = gate.findings(
         result, initiative, periods, docs_url=links.gx_url(settings, result.docs_path)
     )
