@@ -24,14 +24,13 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterable
-from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from zipfile import BadZipFile
 
 import numpy as np
 
+import ci_pipeline
 from ci_pipeline.detect.stats import Expectation, expectation
 from ci_pipeline.model.initiative import Unit
 
@@ -39,16 +38,19 @@ from ci_pipeline.model.initiative import Unit
 _SOURCES = ("detect/stats.py", "detect/baseline.py", "detect/seasons.py", "detect/tails.py")
 
 
-@cache
-def _salt() -> str:
-    """The source of the modules that work out an expectation, and numpy's version."""
-    import ci_pipeline
-
-    digest = hashlib.sha256(f"numpy {version('numpy')}\n".encode())
-    folder = Path(ci_pipeline.__file__).parent
+def salt_of(folder: Path) -> str:
+    """The source of the modules under ``folder`` (the package's) that work out an
+    expectation, and the versions of numpy and scipy (its tails)."""
+    digest = hashlib.sha256(f"numpy {version('numpy')}\nscipy {version('scipy')}\n".encode())
     for name in _SOURCES:
+        digest.update(f"{name}\n".encode())
         digest.update((folder / name).read_bytes())
     return digest.hexdigest()
+
+
+#: Worked out as this module is imported, with the modules it imports: the code that runs, not
+#: what is on disk when a judgement is kept (a long-lived ``serve`` outlives a deploy).
+_SALT = salt_of(Path(ci_pipeline.__file__).parent)
 
 
 def _key(
@@ -78,10 +80,10 @@ def _arrays(rows: dict[str, Expectation | None]) -> dict[str, np.ndarray]:
         starts["errors"].append(starts["errors"][-1] + len(e.errors))
         starts["baseline"].append(starts["baseline"][-1] + len(e.baseline))
     return {
-        "salt": np.array(_salt()),
-        "keys": np.array(keys, dtype="U40"),
+        "salt": np.array(_SALT),
+        "keys": np.array(keys, dtype=str),
         "known": np.array([e is not None for e in some], dtype=bool),
-        "model": np.array([e.model for e in ex], dtype="U32"),
+        "model": np.array([e.model for e in ex], dtype=str),
         "expected": np.array([e.expected for e in ex], dtype=np.float64),
         "scale": np.array([e.scale for e in ex], dtype=np.float64),
         "df": np.array([e.df for e in ex], dtype=np.int64),
@@ -142,13 +144,13 @@ class Memo:
             return
         for m in self.used:
             # A file not whole, not ours, or of other code: its expectations are worked out.
+            # Whatever reading it raises (zipfile and numpy's header parser raise more than
+            # OSError and ValueError): the memo only saves work.
             with (
-                contextlib.suppress(
-                    OSError, EOFError, ValueError, KeyError, IndexError, TypeError, BadZipFile
-                ),
+                contextlib.suppress(Exception),
                 np.load(self._file(m), allow_pickle=False) as arrays,
             ):
-                if str(arrays["salt"]) == _salt():
+                if str(arrays["salt"]) == _SALT:
                     self.kept[m] = _rows(arrays)
 
     def _file(self, measure_id: str) -> Path:
@@ -167,9 +169,15 @@ class Memo:
         seasonal: bool | None = None,
     ) -> Expectation | None:
         """:func:`.stats.expectation` of a series of ``measure_id``, kept or worked out."""
+        # As the key reads them: float64 values, the unit itself (not its name).
+        y, unit = np.asarray(y, dtype=np.float64), Unit(unit)
+        if denominator is not None:
+            denominator = np.asarray(denominator, dtype=np.float64)
         key = _key(y, denominator, unit, per_year, seasonal)
         used = self.used.setdefault(measure_id, {})
         kept = self.kept.get(measure_id, {})
+        if key in used:  # a series the same as another of this judgement
+            return used[key]
         if key in kept:
             ex = kept[key]
         else:
@@ -195,6 +203,6 @@ class Memo:
                 with part.open("wb") as file:
                     np.savez(file, **_arrays(rows))  # type: ignore[arg-type]  # numpy's stub
                 os.replace(part, target)
-            except OSError:
+            except (OSError, ValueError):  # not kept: the judgement stands without it
                 with contextlib.suppress(OSError):
                     part.unlink(missing_ok=True)

@@ -55,6 +55,11 @@ def code_salt() -> bytes:
     return digest.digest()
 
 
+# Worked out as this module is imported (with the report's others): the code that runs, not
+# what is on disk when a page is kept (a long-lived ``serve`` outlives a deploy).
+code_salt()
+
+
 def page_key(parts: object) -> str:
     """The key of a page whose text is a function of ``parts`` (a value whose ``repr`` holds
     all of them: tuples of strings, numbers and frozen dataclasses) and of the code."""
