@@ -59,7 +59,6 @@ def build_report(initiative: Initiative, root: Path, *, engine: Engine, today: d
         built_on=today,
         drawn=drawn_folder(root),
         kept=kept_folder(root),
-        previous=root,
     )
     write_package(
         indicators, alerts, initiative, staging, kept=rows_folder(root), versions=cells.versions

@@ -61,9 +61,6 @@ class Card:
     path: list[tuple[str, float]]  # baseline → target, periods and values (empty: none)
     flags: list[Flag] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
-    #: A digest of the series' cells (:func:`pages`), standing for its points in the card's
-    #: key (:mod:`.site`); None: its points themselves.
-    series_key: str | None = None
 
     @property
     def latest(self) -> Point | None:
@@ -76,9 +73,9 @@ class Page:
 
     geography: Geography
     cards: list[Card]
-    #: A digest of its cards' series digests (:func:`pages`), standing for its cards' points
-    #: in the page's key (:mod:`.kept`) so a kept page's points are never made; None: its
-    #: cards' points themselves.
+    #: A digest of every headline cell of the place (:func:`pages`), standing for its cards'
+    #: points in the page's key (:mod:`.kept`) so a kept page's points are never made; None:
+    #: its cards' points themselves.
     series_key: str | None = None
 
     @property
@@ -172,10 +169,10 @@ class _Points(Sequence[Point]):
         return repr(self._list())
 
 
-def _series_keys(totals: pl.DataFrame) -> dict[tuple[str, str], str]:
-    """Each series' digest (by measure and place) of its headline cells as its card publishes
-    them (a suppressed cell's value left out), in one pass: the shortest text that reads back
-    as each value (polars writes floats so), the cells in period order."""
+def _series_keys(totals: pl.DataFrame) -> dict[str, str]:
+    """Each place's digest of its headline cells as the cards publish them (a suppressed
+    cell's value left out), in one pass: the shortest text that reads back as each value
+    (polars writes floats so), the cells in measure and period order."""
     if totals.is_empty():
         return {}
     # Every part as the points read it (a missing flag is no suppression, missing partners
@@ -191,14 +188,13 @@ def _series_keys(totals: pl.DataFrame) -> dict[tuple[str, str], str]:
         pl.col("partners_expected").fill_null(0).cast(pl.Utf8),
         separator="\x1f",
     )
-    per_series = (
-        totals.sort("measure_id", "geo_code", "period")
-        .group_by("measure_id", "geo_code")
-        .agg(text.str.join("\x1e").alias("_cells"))
+    per_place = (
+        totals.sort("geo_code", "measure_id", "period")
+        .group_by("geo_code")
+        .agg(text.str.join("\x1e"))
     )
     return {
-        (m, geo): hashlib.sha256(joined.encode()).hexdigest()
-        for m, geo, joined in per_series.iter_rows()
+        geo: hashlib.sha256(joined.encode()).hexdigest() for geo, joined in per_place.iter_rows()
     }
 
 
@@ -293,9 +289,7 @@ def pages(
                 continue
             path = _path(m, [p.period for p in points]) if geo.parent is None else []
             own = _gaps(gap_rows.get((m.id, geo.code)), initiative)
-            cards.append(Card(m, points, path, flags, own, keys.get((m.id, geo.code), "")))
+            cards.append(Card(m, points, path, flags, own))
         if cards or geo.parent is None:  # the root's page even before any data
-            # The page's cells: its cards' (the measure and its series' digest each).
-            mine = "".join(f"{c.measure.id}\x1f{c.series_key}\x1e" for c in cards)
-            out.append(Page(geo, cards, hashlib.sha256(mine.encode()).hexdigest()))
+            out.append(Page(geo, cards, keys.get(geo.code, "")))
     return out

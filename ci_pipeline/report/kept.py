@@ -43,15 +43,14 @@ _SOURCES = (
 @cache
 def code_salt() -> bytes:
     """The source of the modules that write a page, and the versions of the libraries that
-    format and draw it (and polars, which writes the numbers of a page's digest of its cells):
-    a change to either writes every page again."""
+    format and draw it: a change to either writes every page again."""
     import ci_pipeline
 
     digest = hashlib.sha256()
     folder = Path(ci_pipeline.__file__).parent
     for name in _SOURCES:
         digest.update((folder / name).read_bytes())
-    for library in ("jinja2", "babel", "vl-convert-python", "markupsafe", "polars"):
+    for library in ("jinja2", "babel", "vl-convert-python", "markupsafe"):
         digest.update(f"{library} {version(library)}\n".encode())
     return digest.digest()
 

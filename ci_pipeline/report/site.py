@@ -14,14 +14,12 @@ Layout (``root`` is the report folder)::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
-from markupsafe import Markup
 
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report import charts, templates
@@ -52,9 +50,7 @@ class Built:
 
 def _environment(initiative: Initiative, lang: str) -> Environment:
     env = Environment(
-        loader=DictLoader(
-            {"page": templates.PAGE, "summary": templates.SUMMARY, "card": templates.CARD}
-        ),
+        loader=DictLoader({"page": templates.PAGE, "summary": templates.SUMMARY}),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
     )
@@ -114,78 +110,27 @@ def _render_page(
     prefix: str,
     built_on: date,
     drawings: dict[tuple[str, str], str],
-    before: dict[str, str] | None = None,
 ) -> str:
     """One geography's card page, linking to ``links`` (:func:`nearby`); ``prefix`` leads from
     the page's folder to the report root, ``drawings`` are the cards' charts by (geography,
-    measure); ``before``: the cards of the page as the last build wrote it, by key
-    (:func:`_cards_of`), taken where a card's key is the same."""
+    measure)."""
     code = page.geography.code
-    card_html = []
-    for card in page.cards:
-        key = page_key(_card_inputs(initiative, card, lang))
-        html = (before or {}).get(key)
-        if html is None:
-            html = _render_card(env, code, card, drawings, key)
-        card_html.append(Markup(html))  # rendered autoescaped, here or before
+    cards = [(card, drawings[code, card.measure.id]) for card in page.cards]
+    gap_drawings = {
+        f"{c.measure.id}/{g.gap.id}": drawings[code, f"{c.measure.id}/{g.gap.id}"]
+        for c in page.cards
+        for g in c.gaps
+    }
     return env.get_template("page").render(
         initiative=name_in(initiative.info.name, lang),
         page=page,
-        cards=page.cards,
-        card_html=card_html,
+        cards=cards,
+        gap_drawings=gap_drawings,
         pages=links,
         file=_file(page),
         prefix=prefix,
         own=f"{prefix}{lang}/",
         built=day(built_on, lang),
-    )
-
-
-def _render_card(
-    env: Environment, code: str, card: Card, drawings: dict[tuple[str, str], str], key: str
-) -> str:
-    """One card of the page of ``code`` (:data:`templates.CARD`), its charts inlined."""
-    gaps = {
-        f"{card.measure.id}/{g.gap.id}": drawings[code, f"{card.measure.id}/{g.gap.id}"]
-        for g in card.gaps
-    }
-    return env.get_template("card").render(
-        card=card, svg=drawings[code, card.measure.id], gap_drawings=gaps, key=key
-    )
-
-
-#: A card as a page holds it (:data:`templates.CARD`): its key, and all of it up to its end
-#: (a card holds no section of its own, and its text is escaped, so its end is the first).
-_CARD = re.compile(
-    r'<section class="card" id="[^"]*" data-key="([0-9a-f]{64})">.*?</section>', re.S
-)
-
-
-def _cards_of(path: Path) -> dict[str, str]:
-    """The cards of a page the last build wrote (none if there is no such page), by key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {}
-    return {m[1]: m[0] for m in _CARD.finditer(text)}
-
-
-def _card_inputs(initiative: Initiative, card: Card, lang: str) -> tuple[object, ...]:
-    """Everything a card's text is written from (:data:`templates.CARD`), besides the code:
-    the definitions (by their digest), its language, its measure, its points (by the digest
-    of their cells, where the card has one), path, alerts and gaps; its charts are drawn from
-    the same."""
-    points = tuple(card.points) if card.series_key is None else len(card.points)
-    gaps = tuple((g.gap.id, g.periods) for g in card.gaps)
-    return (
-        initiative.digest,
-        lang,
-        card.measure.id,
-        card.series_key,
-        points,
-        card.path,
-        card.flags,
-        gaps,
     )
 
 
@@ -221,15 +166,11 @@ def write_site(
     built_on: date,
     drawn: Path | None = None,
     kept: Path | None = None,
-    previous: Path | None = None,
 ) -> tuple[Path, int]:
     """Write every page in every language under ``root``; the index a reader opens, and the
     number of pages written. ``drawn``: the folder of charts drawn before
     (:func:`charts.draw`), where a rebuild finds the charts that did not change; ``kept``: the
-    folder of the pages written before (:mod:`.kept`), where it finds the pages that did not;
-    ``previous``: the site the last build wrote, where a page written again finds the cards
-    that did not change (a national page carries 20 measures' cards, and a partner's file
-    changes one of them)."""
+    folder of the pages written before (:mod:`.kept`), where it finds the pages that did not."""
     if not pages:
         raise ValueError("an initiative without a root geography has no report card")
     root_page = next((p for p in pages if p.geography.parent is None), pages[0])
@@ -273,8 +214,7 @@ def write_site(
             drawings.update(zip(mine, charts.draw(list(mine.values())), strict=True))
             drawings[code, ""] = ""  # drawn: not again for its other languages
         near = links[code]
-        before = _cards_of(previous / lang / _file(page)) if previous is not None else None
-        text = _render_page(env, initiative, page, near, lang, prefix, built_on, drawings, before)
+        text = _render_page(env, initiative, page, near, lang, prefix, built_on, drawings)
         target.unlink(missing_ok=True)  # a new file: never written through a kept page's link
         target.write_text(text, encoding="utf-8")
         if pages_kept is not None and key is not None:

@@ -82,59 +82,9 @@ PAGE = (
 {%- if not cards %}
 <p>{{ w('no_data') }}</p>
 {%- endif %}
-{%- for html in card_html %}
-{{ html }}
-{%- endfor %}
-<p class="note no-print"><a href="{{ prefix }}datapackage.json">{{ w('download') }}</a> · {{ w('built') }}: {{ built }}</p>
-</main>
-</body>
-</html>
-"""
-)
-
-SUMMARY = (
-    """{% set title_text = initiative ~ ' — ' ~ w('summary') %}{% set file = 'summary.html' %}{% set pages = [root] %}"""
-    + _HEAD
-    + """<main>
-<h2>{{ w('summary') }} — {{ place(root.geography.code) }}</h2>
-<table>
-<thead><tr><th scope="col">{{ w('measure') }}</th><th scope="col">{{ w('latest') }}</th><th scope="col">{{ w('baseline') }}</th><th scope="col">{{ w('target') }}</th><th scope="col">{{ w('coverage') }}</th></tr></thead>
-<tbody>
-{%- for card in headline %}
+{%- for card, svg in cards %}
 {% set m = card.measure %}
-<tr><th scope="row">{{ title(m) }}</th>
-<td class="num">{% if card.latest %}{% if card.latest.suppressed %}<span class="suppressed">{{ w('suppressed') }}</span>{% else %}{{ num(card, card.latest.value) }}{% endif %} ({{ card.latest.period }}){% endif %}</td>
-<td class="num">{% if m.baseline %}{{ num(card, m.baseline.value) }} ({{ m.baseline.period }}){% endif %}</td>
-<td class="num">{% if m.target %}{{ num(card, m.target.value) }} ({{ m.target.period }}){% endif %}</td>
-<td class="num">{% if card.latest %}{{ card.latest.reported }}/{{ card.latest.expected }}{% endif %}</td></tr>
-{%- endfor %}
-</tbody>
-</table>
-{%- for domain, dcards in domains %}
-<h3>{{ domain }}</h3>
-<table>
-<tbody>
-{%- for card in dcards %}
-<tr><th scope="row">{{ title(card.measure) }}</th><td class="num">{% if card.latest %}{% if card.latest.suppressed %}<span class="suppressed">{{ w('suppressed') }}</span>{% else %}{{ num(card, card.latest.value) }}{% endif %} ({{ card.latest.period }}){% endif %}</td></tr>
-{%- endfor %}
-</tbody>
-</table>
-{%- endfor %}
-"""
-    + _ALERTS
-    + """
-<p class="note">{{ w('built') }}: {{ built }}</p>
-</main>
-</body>
-</html>
-"""
-)
-
-#: One card of a page (its measure's figures, chart and table, gaps and alerts): rendered on its
-#: own, under its key (``data-key``), so a page written again takes the cards that did not
-#: change from the page before (:func:`.site.write_site`).
-CARD = """{% set m = card.measure -%}
-<section class="card" id="{{ m.id }}" data-key="{{ key }}">
+<section class="card" id="{{ m.id }}">
 <h3>{{ title(m) }}</h3>
 <p class="note">{{ w(m.direction.value) }}{% if m.unit_label %} · {{ unit(m) }}{% endif %}</p>
 {%- if card.latest %}
@@ -182,4 +132,49 @@ CARD = """{% set m = card.measure -%}
 {%- for f in card.flags %}
 <p><a href="#alert-{{ f.id }}" class="alert-kind">#{{ f.id }} {{ kind(f.kind) }}</a> — {{ place(f.geo_code) }}, <bdi dir="ltr">{{ f.period }}</bdi></p>
 {%- endfor %}
-</section>"""
+</section>
+{%- endfor %}
+<p class="note no-print"><a href="{{ prefix }}datapackage.json">{{ w('download') }}</a> · {{ w('built') }}: {{ built }}</p>
+</main>
+</body>
+</html>
+"""
+)
+
+SUMMARY = (
+    """{% set title_text = initiative ~ ' — ' ~ w('summary') %}{% set file = 'summary.html' %}{% set pages = [root] %}"""
+    + _HEAD
+    + """<main>
+<h2>{{ w('summary') }} — {{ place(root.geography.code) }}</h2>
+<table>
+<thead><tr><th scope="col">{{ w('measure') }}</th><th scope="col">{{ w('latest') }}</th><th scope="col">{{ w('baseline') }}</th><th scope="col">{{ w('target') }}</th><th scope="col">{{ w('coverage') }}</th></tr></thead>
+<tbody>
+{%- for card in headline %}
+{% set m = card.measure %}
+<tr><th scope="row">{{ title(m) }}</th>
+<td class="num">{% if card.latest %}{% if card.latest.suppressed %}<span class="suppressed">{{ w('suppressed') }}</span>{% else %}{{ num(card, card.latest.value) }}{% endif %} ({{ card.latest.period }}){% endif %}</td>
+<td class="num">{% if m.baseline %}{{ num(card, m.baseline.value) }} ({{ m.baseline.period }}){% endif %}</td>
+<td class="num">{% if m.target %}{{ num(card, m.target.value) }} ({{ m.target.period }}){% endif %}</td>
+<td class="num">{% if card.latest %}{{ card.latest.reported }}/{{ card.latest.expected }}{% endif %}</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+{%- for domain, dcards in domains %}
+<h3>{{ domain }}</h3>
+<table>
+<tbody>
+{%- for card in dcards %}
+<tr><th scope="row">{{ title(card.measure) }}</th><td class="num">{% if card.latest %}{% if card.latest.suppressed %}<span class="suppressed">{{ w('suppressed') }}</span>{% else %}{{ num(card, card.latest.value) }}{% endif %} ({{ card.latest.period }}){% endif %}</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+{%- endfor %}
+"""
+    + _ALERTS
+    + """
+<p class="note">{{ w('built') }}: {{ built }}</p>
+</main>
+</body>
+</html>
+"""
+)

@@ -47,24 +47,15 @@ def _build(
     day: date = DAY,
     kept: Path | None = None,
     alerts: pl.DataFrame = ALERTS,
-    previous: Path | None = None,
 ) -> list[str]:
-    """Build with the kept pages (and the cards of the site ``previous``), and without; the
-    pages the kept build rendered. Both builds write the same files."""
+    """Build with the kept pages, and without; the pages the kept build rendered. Both builds
+    write the same files."""
     pages = content.pages(figures, alerts, initiative)
     write_site(pages, initiative, tmp_path / f"{name}-whole", built_on=day)
     rendered.clear()
     folder = tmp_path / name
     drawn = tmp_path / "charts"
-    write_site(
-        pages,
-        initiative,
-        folder,
-        built_on=day,
-        drawn=drawn,
-        kept=kept or tmp_path / "kept",
-        previous=previous,
-    )
+    write_site(pages, initiative, folder, built_on=day, drawn=drawn, kept=kept or tmp_path / "kept")
     assert _files(folder) == _files(tmp_path / f"{name}-whole")
     return sorted(rendered)
 
@@ -373,50 +364,3 @@ def test_a_card_s_points_are_made_when_read(
     assert card.points[-1] == expected[-1] and card.latest == expected[-1]
     assert [p.value for p in card.points].count(None) == 1
     assert len(made) == 8  # Nahf's 4, once
-
-
-def test_a_page_written_again_takes_its_unchanged_cards_from_the_last_site(
-    tmp_path: Path,
-    initiative: Initiative,
-    indicators: pl.DataFrame,  # noqa: F811
-    rendered: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Worked: Nahf with two cards (LFP, and part-time share with the same figures); the
-    cluster with LFP's. First build: 3 cards in each of 3 languages and the index's cluster
-    card again: 10 rendered. Nahf's part-time figure for its latest quarter changed: Nahf's
-    three pages are written again, each taking its LFP card from the last site and rendering
-    its part-time card: 3 rendered. Every page equals the page of a build without anything
-    kept (``_build``)."""
-    cards: list[str] = []
-    render_card = site._render_card
-
-    def counting(env: Any, code: str, card: content.Card, *args: Any) -> str:
-        cards.append(f"{code}/{card.measure.id}")
-        return render_card(env, code, card, *args)
-
-    monkeypatch.setattr(site, "_render_card", counting)
-    nahf = indicators.filter(
-        pl.col("geo_code") == "nahf", pl.col("disaggregation") == "age_band=total"
-    )
-    part_time = initiative.measures["part-time-share"]
-    second = nahf.with_columns(
-        measure_id=pl.lit(part_time.id), disaggregation=pl.lit(part_time.total_key)
-    )
-    figures = pl.concat([indicators, second])
-    _build(tmp_path, initiative, figures, "first", rendered)
-    # (the whole build beside it rendered its own: count the kept build's alone)
-    first = tmp_path / "first"
-    cards.clear()
-    latest = figures["period"].max()
-    changed = figures.with_columns(
-        value=pl.when((pl.col("measure_id") == part_time.id) & (pl.col("period") == latest))
-        .then(0.5)
-        .otherwise("value")
-    )
-    rendered_pages = _build(tmp_path, initiative, changed, "changed", rendered, previous=first)
-    assert rendered_pages == ["nahf/ar", "nahf/en", "nahf/he"]
-    whole = [c for c in cards if c.startswith("nahf/")]
-    # The build without kept pages renders Nahf's 2 cards in 3 languages (6); the kept build
-    # only the part-time card in each (3).
-    assert sorted(whole) == sorted(["nahf/arab-women-lfp"] * 3 + ["nahf/part-time-share"] * 6)
