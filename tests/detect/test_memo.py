@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 from ci_pipeline import detect
 from ci_pipeline.detect import memo as memo_module
 from ci_pipeline.detect.memo import Memo
-from ci_pipeline.detect.stats import expectation
+from ci_pipeline.detect.stats import Expectation, expectation
 from ci_pipeline.model.initiative import Initiative, Unit
 from tests.detect.test_detect import FLAT, LFP, STEP, WAGE, frame, judged, series
 
@@ -63,6 +63,25 @@ def test_kept_expectations_find_what_working_them_out_finds(
     assert memo.worked_out == 1
 
 
+def _assert_same(got: Expectation | None, want: Expectation | None) -> None:
+    """Field for field, arrays value for value (NaN as NaN) and sign for sign (-0.0)."""
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    assert (got.model, got.expected, got.scale, got.df, got.sampling, got.year_ago) == (
+        want.model,
+        want.expected,
+        want.scale,
+        want.df,
+        want.sampling,
+        want.year_ago,
+    )
+    for mine, theirs in ((got.errors, want.errors), (got.baseline, want.baseline)):
+        np.testing.assert_array_equal(mine, theirs)
+        assert np.signbit(mine).tolist() == np.signbit(theirs).tolist()
+
+
 def test_kept_expectations_read_back_exactly(tmp_path: Path) -> None:
     """Expectations with NaN errors, a proportion's denominators and none at all (too short a
     history to predict from) are read back field for field; a series with the same values
@@ -87,20 +106,7 @@ def test_kept_expectations_read_back_exactly(tmp_path: Path) -> None:
     for v, d, u in series.values():
         got = again.expectation("m", v, unit=u, per_year=4, denominator=d)
         want = expectation(v, unit=u, per_year=4, denominator=d)
-        if want is None:
-            assert got is None
-            continue
-        assert got is not None
-        assert (got.model, got.expected, got.scale, got.df, got.sampling, got.year_ago) == (
-            want.model,
-            want.expected,
-            want.scale,
-            want.df,
-            want.sampling,
-            want.year_ago,
-        )
-        np.testing.assert_array_equal(got.errors, want.errors)
-        np.testing.assert_array_equal(got.baseline, want.baseline)
+        _assert_same(got, want)
     assert again.worked_out == 0
 
 
@@ -197,8 +203,6 @@ def test_a_folder_that_cannot_be_written_only_costs_working_out(
 def test_every_field_is_kept(tmp_path: Path) -> None:
     """Hand-made expectations differing in every field (errors and baselines of different
     lengths, NaN, flags either way, none at all) read back as they were."""
-    from ci_pipeline.detect.stats import Expectation
-
     made = {
         "k1": Expectation("usual", 0.5, np.array([np.nan, 1.5, -2.0]), 1.25, 7, True),
         "k2": None,
@@ -214,18 +218,4 @@ def test_every_field_is_kept(tmp_path: Path) -> None:
     assert list(kept) == list(made)
     for key, want in made.items():
         got = kept[key]
-        if want is None:
-            assert got is None
-            continue
-        assert got is not None
-        assert (got.model, got.expected, got.scale, got.df, got.sampling, got.year_ago) == (
-            want.model,
-            want.expected,
-            want.scale,
-            want.df,
-            want.sampling,
-            want.year_ago,
-        )
-        np.testing.assert_array_equal(got.errors, want.errors)
-        np.testing.assert_array_equal(got.baseline, want.baseline)
-        assert np.signbit(got.baseline).tolist() == np.signbit(want.baseline).tolist()
+        _assert_same(got, want)
