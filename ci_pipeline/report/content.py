@@ -106,7 +106,7 @@ class _Totals:
     longer than writing the pages that had."""
 
     def __init__(self, totals: pl.DataFrame) -> None:
-        self._rows = totals.sort("geo_code", "measure_id", "period")
+        self._rows = totals  # sorted by place, measure and period (:func:`pages`)
         at = self._rows.with_row_index("_at").group_by("geo_code")
         self._spans = {
             g: (int(a), int(n)) for g, a, n in at.agg(pl.col("_at").min(), pl.len()).iter_rows()
@@ -188,11 +188,8 @@ def _series_keys(totals: pl.DataFrame) -> dict[str, str]:
         pl.col("partners_expected").fill_null(0).cast(pl.Utf8),
         separator="\x1f",
     )
-    per_place = (
-        totals.sort("geo_code", "measure_id", "period")
-        .group_by("geo_code")
-        .agg(text.str.join("\x1e"))
-    )
+    # In the rows' order within each place (sorted by place, measure and period: :func:`pages`).
+    per_place = totals.group_by("geo_code").agg(text.str.join("\x1e"))
     return {
         geo: hashlib.sha256(joined.encode()).hexdigest() for geo, joined in per_place.iter_rows()
     }
@@ -242,7 +239,10 @@ def pages(
         },
         schema={"measure_id": pl.Utf8, "disaggregation": pl.Utf8},
     )
-    totals = indicators.join(headline, on=["measure_id", "disaggregation"], how="semi")
+    # Sorted once, for the points (:class:`_Totals`) and the digests (:func:`_series_keys`).
+    totals = indicators.join(headline, on=["measure_id", "disaggregation"], how="semi").sort(
+        "geo_code", "measure_id", "period"
+    )
     rows = _Totals(totals)
     lengths = {
         (m, g): int(n) for m, g, n in totals.group_by("measure_id", "geo_code").len().iter_rows()
