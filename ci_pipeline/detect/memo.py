@@ -21,36 +21,30 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import uuid
 from collections.abc import Iterable
-from importlib.metadata import version
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import ci_pipeline
 from ci_pipeline.detect.stats import Expectation, expectation
+from ci_pipeline.keeping import code_digest, write_whole
 from ci_pipeline.model.initiative import Unit
 
 #: The modules an expectation is worked out by.
 _SOURCES = ("detect/stats.py", "detect/baseline.py", "detect/seasons.py", "detect/tails.py")
 
 
-def salt_of(folder: Path) -> str:
-    """The source of the modules under ``folder`` (the package's) that work out an
+def salt_of(folder: Path | None = None) -> str:
+    """The source of the modules (under ``folder``; the package's by default) that work out an
     expectation, and the versions of numpy and scipy (its tails)."""
-    digest = hashlib.sha256(f"numpy {version('numpy')}\nscipy {version('scipy')}\n".encode())
-    for name in _SOURCES:
-        digest.update(f"{name}\n".encode())
-        digest.update((folder / name).read_bytes())
-    return digest.hexdigest()
+    return code_digest(_SOURCES, ("numpy", "scipy"), folder).hex()
 
 
 #: Worked out as this module is imported, with the modules it imports: the code that runs, not
 #: what is on disk when a judgement is kept (a long-lived ``serve`` outlives a deploy).
-_SALT = salt_of(Path(ci_pipeline.__file__).parent)
+_SALT = salt_of()
 
 
 def _key(
@@ -131,6 +125,16 @@ def _rows(npz: Any) -> dict[str, Expectation | None]:
     return out
 
 
+def _save(rows: dict[str, Expectation | None], path: Path) -> None:
+    """One measure's expectations written at ``path`` (through a file: given a name, numpy
+    would add ``.npz`` to it)."""
+    try:
+        with path.open("wb") as file:
+            np.savez(file, **_arrays(rows))  # type: ignore[arg-type]  # numpy's stub
+    except ValueError as exc:  # as the OSError a failed keeping is
+        raise OSError(str(exc)) from exc
+
+
 class Memo:
     """The kept expectations of some measures (read when made), worked out where missing
     (:meth:`expectation`), and the ones this judgement used written back (:meth:`save`)."""
@@ -197,12 +201,4 @@ class Memo:
         except OSError:
             return
         for m, rows in self.used.items():
-            target = self._file(m)
-            part = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
-            try:
-                with part.open("wb") as file:
-                    np.savez(file, **_arrays(rows))  # type: ignore[arg-type]  # numpy's stub
-                os.replace(part, target)
-            except (OSError, ValueError):  # not kept: the judgement stands without it
-                with contextlib.suppress(OSError):
-                    part.unlink(missing_ok=True)
+            write_whole(self._file(m), partial(_save, rows))  # not kept: the judgement stands

@@ -29,8 +29,8 @@ import polars as pl
 from sqlalchemy import Engine
 
 from ci_pipeline import store
+from ci_pipeline.keeping import prune, write_whole
 from ci_pipeline.model.frames import STORED_INDICATOR_SCHEMA
-from ci_pipeline.report.kept import write_whole
 from ci_pipeline.store.migrate import current_revision
 
 #: The most slices read by naming each one (:func:`_read_missing`); more are read whole.
@@ -83,7 +83,7 @@ def _kept_cells(initiative_id: str, folder: Path, *, engine: Engine) -> Cells | 
                     kept.unlink()
                 return None
         parts.append(part)
-    _prune(folder, set(keys))
+    prune(folder, {f"{key}.parquet" for key in keys})  # slices no longer stored
     # In order already: the slices are, and so is each one's cells (read_indicators' order).
     cells = (
         pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=STORED_INDICATOR_SCHEMA)
@@ -142,11 +142,3 @@ def _write(cells: pl.DataFrame, path: Path) -> None:
         cells.write_parquet(path)
     except pl.exceptions.PolarsError as exc:
         raise OSError(str(exc)) from exc
-
-
-def _prune(folder: Path, keys: set[str]) -> None:
-    """Remove the kept slices no longer stored (and parts a failed write left)."""
-    for old in folder.iterdir():
-        if old.name.removesuffix(".parquet") not in keys:
-            with contextlib.suppress(OSError):
-                old.unlink()

@@ -17,10 +17,10 @@ from typing import Any
 
 import vl_convert as vlc
 
+from ci_pipeline.keeping import prune, write_whole
 from ci_pipeline.model.initiative import Measure, Unit
 from ci_pipeline.model.periods import parse_period
 from ci_pipeline.report.content import Card, Gap
-from ci_pipeline.report.kept import write_whole
 
 WIDTH, HEIGHT = 520, 200
 SERIES, PATH, ALERT, SUPPRESSED = "#1f5f8b", "#8a8a8a", "#c0392b", "#b0b0b0"
@@ -189,11 +189,7 @@ def draw(
         drawn[file] = svg_text
         # Whole or not at all, for a build that reads it later.
         write_whole(file, functools.partial(Path.write_text, data=svg_text, encoding="utf-8"))
-    wanted = {f.name for f in files} | set(keep)
-    for old in cache.iterdir():
-        if old.name not in wanted:
-            with contextlib.suppress(OSError):  # e.g. a file another build removed already
-                old.unlink()
+    prune(cache, {f.name for f in files} | set(keep))
     return [drawn[f] for f in files]
 
 

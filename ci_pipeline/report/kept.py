@@ -20,11 +20,10 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
-from collections.abc import Callable
 from functools import cache
-from importlib.metadata import version
 from pathlib import Path
+
+from ci_pipeline.keeping import code_digest, prune, write_whole
 
 #: The modules whose source shapes a page's text: the report's (templates and words, the
 #: page's content, how numbers and dates are written, the charts it inlines), and the model's
@@ -43,16 +42,9 @@ _SOURCES = (
 @cache
 def code_salt() -> bytes:
     """The source of the modules that write a page, and the versions of the libraries that
-    format and draw it: a change to either writes every page again."""
-    import ci_pipeline
-
-    digest = hashlib.sha256()
-    folder = Path(ci_pipeline.__file__).parent
-    for name in _SOURCES:
-        digest.update((folder / name).read_bytes())
-    for library in ("jinja2", "babel", "vl-convert-python", "markupsafe"):
-        digest.update(f"{library} {version(library)}\n".encode())
-    return digest.digest()
+    format and draw it (and polars, which writes the numbers of a page's digest of its cells):
+    a change to either writes every page again."""
+    return code_digest(_SOURCES, ("jinja2", "babel", "vl-convert-python", "markupsafe", "polars"))
 
 
 # Worked out as this module is imported (with the report's others): the code that runs, not
@@ -140,10 +132,7 @@ class KeptPages:
         text = json.dumps(self._recorded)
         write_whole(self.folder / CHARTS, lambda part: part.write_text(text, encoding="utf-8"))
         self.used.add(CHARTS)
-        for old in self.folder.iterdir():
-            if old.name not in self.used:
-                with contextlib.suppress(OSError):  # e.g. removed by another build already
-                    old.unlink()
+        prune(self.folder, self.used)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -153,18 +142,3 @@ def _link_or_copy(source: Path, target: Path) -> None:
         raise  # nothing to copy either
     except OSError:  # another file system, or links not allowed: a copy does
         shutil.copyfile(source, target)
-
-
-def write_whole(target: Path, write: Callable[[Path], object]) -> bool:
-    """``write`` a file of its own beside ``target``, then put it in ``target``'s place: a
-    reader finds the old file or the new one, never half of one. False if either failed (a
-    folder that cannot be written only costs work here)."""
-    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
-    try:
-        write(partial)
-        partial.replace(target)
-    except OSError:
-        with contextlib.suppress(OSError):  # e.g. the folder is not one
-            partial.unlink(missing_ok=True)
-        return False
-    return True

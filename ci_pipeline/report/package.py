@@ -11,21 +11,19 @@ is those runs put together, byte for byte the file written whole."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 from collections.abc import Mapping
 from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
+from ci_pipeline.keeping import code_digest, prune, write_whole
 from ci_pipeline.model.initiative import Initiative
-from ci_pipeline.report.kept import write_whole
 
 INDICATOR_FIELDS: list[tuple[str, str, str]] = [
     ("measure_id", "string", "The shared measure (see the package's measures)."),
@@ -134,13 +132,9 @@ def _rows(indicators: pl.DataFrame) -> pl.DataFrame:
 def _salt() -> bytes:
     """The code that writes a measure's rows: this module, the build that gives it the cells,
     the masking of suppressed cells, and polars (it writes the numbers)."""
-    import ci_pipeline
-
-    folder = Path(ci_pipeline.__file__).parent
-    digest = hashlib.sha256(f"polars {version('polars')}\n".encode())
-    for name in ("report/package.py", "report/build.py", "aggregate/privacy.py"):
-        digest.update((folder / name).read_bytes())
-    return digest.digest()
+    return code_digest(
+        ("report/package.py", "report/build.py", "aggregate/privacy.py"), ("polars",)
+    )
 
 
 # Worked out as this module is imported: the code that runs (see report.kept).
@@ -178,10 +172,7 @@ def _write_indicators(
                 continue
             with part:
                 shutil.copyfileobj(part, out, 1 << 20)
-    with contextlib.suppress(OSError):  # the rows of measures no longer stored, or older
-        for old in kept.iterdir():
-            if old.name not in names:
-                old.unlink(missing_ok=True)
+    prune(kept, set(names))  # the rows of measures no longer stored, or older
 
 
 def _write_measure(indicators: pl.DataFrame, measure_id: str, out: IO[bytes], keep: Path) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from ci_pipeline.model.initiative import Initiative
 from ci_pipeline.report import charts, content, site
-from ci_pipeline.report.kept import write_whole
 from ci_pipeline.report.site import write_site
 from tests.report.test_report import ALERTS, indicators  # noqa: F401  (a fixture)
 
@@ -260,22 +259,6 @@ def test_a_spoilt_record_of_charts_only_costs_drawing(
     charts_json.write_text(text)
     assert _build(tmp_path, initiative, indicators, "again", rendered) == []  # linked, drawn
     assert json.loads(charts_json.read_text()).keys() == set(keys)
-
-
-def test_write_whole_leaves_the_old_file_when_the_write_fails(tmp_path: Path) -> None:
-    """A write that fails midway leaves the file as it was and no part beside it; one that
-    succeeds replaces it."""
-    target = tmp_path / "page.html"
-    target.write_text("old")
-
-    def half(part: Path) -> None:
-        part.write_text("ne")
-        raise OSError("disk full")
-
-    assert not write_whole(target, half)
-    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
-    assert write_whole(target, lambda part: part.write_text("new"))
-    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
 
 
 NAHF = ["nahf/ar", "nahf/en", "nahf/he"]
